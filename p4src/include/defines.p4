@@ -1,0 +1,78 @@
+/* Constants shared by every stage of the k8s-offload pipeline.
+ * Sizes are what the compiler checks occupancy against; they come from P4Info, never from code. */
+#ifndef K8S_DP_DEFINES_P4
+#define K8S_DP_DEFINES_P4
+
+const bit<16> ETHERTYPE_IPV4 = 0x0800;
+const bit<16> ETHERTYPE_ARP  = 0x0806;
+const bit<16> ETHERTYPE_IPV6 = 0x86dd;
+
+const bit<8> IP_PROTO_ICMP   = 1;
+const bit<8> IP_PROTO_TCP    = 6;
+const bit<8> IP_PROTO_UDP    = 17;
+const bit<8> IP_PROTO_ICMPV6 = 58;
+const bit<8> IP_PROTO_SCTP   = 132;
+
+const bit<8> ICMPV6_ROUTER_SOLICIT   = 133;
+const bit<8> ICMPV6_NEIGHBOR_ADVERT  = 136;
+const bit<8> ICMPV6_NEIGHBOR_SOLICIT = 135;
+const bit<8> ICMPV6_REDIRECT         = 137;
+
+/* IPv4 addresses are carried in 128-bit metadata as IPv4-mapped IPv6 addresses
+ * (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2), so one table serves both families. */
+const bit<96> IPV4_MAPPED_PREFIX = 0xffff;
+
+/* What sits behind a device port (table port_class). */
+const bit<3> PORT_KIND_UNKNOWN   = 0;
+const bit<3> PORT_KIND_POD       = 1;
+const bit<3> PORT_KIND_HOST      = 2;
+const bit<3> PORT_KIND_UPLINK    = 3;
+const bit<3> PORT_KIND_ARP_PROXY = 4;
+
+/* Why a packet was dropped: the index into the drop_reasons counter. */
+const bit<8> DROP_NONE            = 0;
+const bit<8> DROP_UNKNOWN_PORT    = 1;
+const bit<8> DROP_NEIGH_MISS      = 2;
+const bit<8> DROP_NO_ENDPOINT     = 3;
+const bit<8> DROP_EGRESS_POLICY   = 4;
+const bit<8> DROP_INGRESS_POLICY  = 5;
+const bit<8> DROP_MAPPED_ADDRESS  = 6;
+const bit<8> DROP_NO_ROUTE        = 7;
+const bit<32> DROP_REASON_COUNT   = 16;
+
+/* Connection-tracking slot kinds (stored in the flow cache). */
+const bit<2> CT_KIND_EMPTY = 0;
+const bit<2> CT_KIND_ORIG  = 1;   /* slot keyed by the original direction's 5-tuple */
+const bit<2> CT_KIND_REPLY = 2;   /* slot keyed by the reply direction's 5-tuple */
+
+/* Connection-tracking verdict for the current packet. */
+const bit<2> CT_STATE_NEW         = 0;
+const bit<2> CT_STATE_ESTABLISHED = 1;
+const bit<2> CT_STATE_REPLY       = 2;
+
+/* Idle timeouts of flow-cache slots, in units of 2^20 microseconds (about 1.05 s).
+ * A slot older than its timeout may be taken over by a colliding new flow. TCP's is longer
+ * than the default 2-hour keepalive so idle but live connections keep their slot. */
+const bit<32> CT_TIMEOUT_TCP   = 7200;
+const bit<32> CT_TIMEOUT_OTHER = 120;
+
+/* Table and extern sizes: the compiler's capacity checks read them from P4Info. */
+const bit<32> PORT_TABLE_SIZE     = 512;
+const bit<32> NEIGH_TABLE_SIZE    = 65536;
+const bit<32> FRONTEND_TABLE_SIZE = 65536;
+const bit<32> BACKEND_TABLE_SIZE  = 131072;
+const bit<32> SELECTOR_GROUPS     = 65536;
+const bit<32> SELECTOR_MEMBERS    = 131072;
+const bit<32> REVNAT_TABLE_SIZE   = 65536;
+const bit<32> POLICY_POD_SIZE     = 65536;
+const bit<32> POLICY_PEER_SIZE    = 131072;
+const bit<32> POLICY_RULE_SIZE    = 131072;
+const bit<32> POLICY_PORT_SIZE    = 65536;
+const bit<32> FORWARD_TABLE_SIZE  = 131072;
+const bit<32> CT_SLOTS            = 65536;
+
+/* Device ports reserved by the v1model target: the CPU port carries PacketIn/PacketOut. */
+const bit<9> CPU_PORT  = 510;
+const bit<9> DROP_PORT = 511;
+
+#endif

@@ -1,0 +1,480 @@
+/* The architecture-neutral stages of the k8s-offload pipeline.
+ * Each control reads and writes only headers_t and local_metadata_t: no extern, no
+ * architecture metadata. Drops are requested through meta.drop/meta.drop_reason and the
+ * output port through meta.out_port; the architecture's top level acts on them. */
+#ifndef K8S_DP_PIPELINE_P4
+#define K8S_DP_PIPELINE_P4
+
+/* Stage 1: what is behind the ingress port. Unknown ports are dropped. */
+control PortClassify(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000101)
+    action set_port_kind(bit<3> kind) {
+        meta.port_kind = kind;
+    }
+    @id(0x01000102)
+    action unknown_port() {
+        meta.port_kind = PORT_KIND_UNKNOWN;
+        meta.drop = true;
+        meta.drop_reason = DROP_UNKNOWN_PORT;
+    }
+    @id(0x02000101)
+    table port_class {
+        key = {
+            meta.ingress_port : exact;
+        }
+        actions = {
+            set_port_kind;
+            @defaultonly unknown_port;
+        }
+        default_action = unknown_port();
+        size = PORT_TABLE_SIZE;
+    }
+    apply {
+        port_class.apply();
+    }
+}
+
+/* Stage 2 (no tables): the family-neutral flow key used by every later stage. */
+control FlowKey(inout headers_t hdr, inout local_metadata_t meta) {
+    apply {
+        if (hdr.arp.isValid()) {
+            meta.is_neigh_query = true;
+            meta.neigh_target = IPV4_MAPPED_PREFIX ++ hdr.arp.tpa;
+        } else if (hdr.ipv4.isValid()) {
+            meta.is_ip = true;
+            meta.src_addr = IPV4_MAPPED_PREFIX ++ hdr.ipv4.src_addr;
+            meta.dst_addr = IPV4_MAPPED_PREFIX ++ hdr.ipv4.dst_addr;
+            meta.l4_proto = hdr.ipv4.protocol;
+            meta.l4_len = hdr.ipv4.total_len - 16w20;
+        } else if (hdr.ipv6.isValid()) {
+            if (hdr.ipv6.src_addr[127:32] == IPV4_MAPPED_PREFIX || hdr.ipv6.dst_addr[127:32] == IPV4_MAPPED_PREFIX) {
+                /* Mapped addresses never appear on the wire (RFC 4291 2.5.5.2); they would alias IPv4 entries. */
+                meta.drop = true;
+                meta.drop_reason = DROP_MAPPED_ADDRESS;
+            } else if (hdr.ndp.isValid() && hdr.icmp.icmp_type == ICMPV6_NEIGHBOR_SOLICIT) {
+                meta.is_neigh_query = true;
+                meta.neigh_target = hdr.ndp.target_addr;
+            } else {
+                meta.is_ip = true;
+                meta.src_addr = hdr.ipv6.src_addr;
+                meta.dst_addr = hdr.ipv6.dst_addr;
+                meta.l4_proto = hdr.ipv6.next_hdr;
+                meta.l4_len = hdr.ipv6.payload_len;
+                if (hdr.icmp.isValid() && hdr.icmp.icmp_type >= ICMPV6_ROUTER_SOLICIT
+                        && hdr.icmp.icmp_type <= ICMPV6_REDIRECT) {
+                    meta.is_nd = true;
+                }
+            }
+        }
+        if (hdr.tcp.isValid()) {
+            meta.sport = hdr.tcp.src_port;
+            meta.dport = hdr.tcp.dst_port;
+        } else if (hdr.udp.isValid()) {
+            meta.sport = hdr.udp.src_port;
+            meta.dport = hdr.udp.dst_port;
+        } else if (hdr.sctp.isValid()) {
+            meta.sport = hdr.sctp.src_port;
+            meta.dport = hdr.sctp.dst_port;
+        }
+    }
+}
+
+/* Stage 3: ARP requests and IPv6 Neighbor Solicitations go to whoever owns the target
+ * address: the ARP/NDP proxy for the gateway, a pod's port for a pod address. */
+control NeighSteer(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000301)
+    action steer_to_port(bit<9> port) {
+        meta.out_port = port;
+    }
+    @id(0x01000302)
+    action neigh_miss() {
+        meta.drop = true;
+        meta.drop_reason = DROP_NEIGH_MISS;
+    }
+    @id(0x02000301)
+    table neigh_steer {
+        key = {
+            meta.neigh_target : exact;
+        }
+        actions = {
+            steer_to_port;
+            neigh_miss;
+        }
+        default_action = neigh_miss();
+        size = NEIGH_TABLE_SIZE;
+    }
+    apply {
+        neigh_steer.apply();
+    }
+}
+
+/* Stage 5: is a new flow addressed to a Service frontend (VIP, protocol, port)? */
+control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000501)
+    action set_frontend(bit<24> fe_id) {
+        meta.fe_id = fe_id;
+    }
+    /* A Service with no ready endpoint: kube-proxy rejects; this pipeline drops (see README). */
+    @id(0x01000502)
+    action reject_no_endpoint() {
+        meta.drop = true;
+        meta.drop_reason = DROP_NO_ENDPOINT;
+    }
+    @id(0x01000503)
+    action not_a_service() {
+        meta.fe_id = 0;
+    }
+    @id(0x02000501)
+    table svc_frontend {
+        key = {
+            meta.dst_addr : exact;
+            meta.l4_proto : exact;
+            meta.dport    : exact;
+        }
+        actions = {
+            set_frontend;
+            reject_no_endpoint;
+            @defaultonly not_a_service;
+        }
+        default_action = not_a_service();
+        size = FRONTEND_TABLE_SIZE;
+    }
+    apply {
+        svc_frontend.apply();
+    }
+}
+
+/* Stage 6b: destination NAT to the chosen backend (new flows and established ones alike). */
+control BackendNat(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000601)
+    action dnat4(ipv4_addr_t addr, bit<16> port) {
+        hdr.ipv4.dst_addr = addr;
+        meta.dst_addr = IPV4_MAPPED_PREFIX ++ addr;
+        meta.dport = port;
+        meta.l4_rewritten = true;
+    }
+    @id(0x01000602)
+    action dnat6(ipv6_addr_t addr, bit<16> port) {
+        hdr.ipv6.dst_addr = addr;
+        meta.dst_addr = addr;
+        meta.dport = port;
+        meta.l4_rewritten = true;
+    }
+    @id(0x01000603)
+    action backend_gone() {
+        meta.be_id = 0;
+    }
+    @id(0x02000601)
+    table backend_nat {
+        key = {
+            meta.be_id : exact;
+        }
+        actions = {
+            dnat4;
+            dnat6;
+            @defaultonly backend_gone;
+        }
+        default_action = backend_gone();
+        size = BACKEND_TABLE_SIZE;
+    }
+    apply {
+        backend_nat.apply();
+        if (meta.l4_rewritten) {
+            if (hdr.tcp.isValid()) {
+                hdr.tcp.dst_port = meta.dport;
+            } else if (hdr.udp.isValid()) {
+                hdr.udp.dst_port = meta.dport;
+            } else if (hdr.sctp.isValid()) {
+                hdr.sctp.dst_port = meta.dport;
+            }
+        }
+    }
+}
+
+/* Stage 6c: replies of a load-balanced flow leave with the frontend as their source. */
+control ReverseNat(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000701)
+    action snat4(ipv4_addr_t vip, bit<16> port) {
+        hdr.ipv4.src_addr = vip;
+        meta.src_addr = IPV4_MAPPED_PREFIX ++ vip;
+        meta.sport = port;
+        meta.l4_rewritten = true;
+    }
+    @id(0x01000702)
+    action snat6(ipv6_addr_t vip, bit<16> port) {
+        hdr.ipv6.src_addr = vip;
+        meta.src_addr = vip;
+        meta.sport = port;
+        meta.l4_rewritten = true;
+    }
+    @id(0x01000703)
+    action frontend_gone() {
+    }
+    @id(0x02000701)
+    table rev_nat {
+        key = {
+            meta.ct_nat_id : exact;
+        }
+        actions = {
+            snat4;
+            snat6;
+            @defaultonly frontend_gone;
+        }
+        default_action = frontend_gone();
+        size = REVNAT_TABLE_SIZE;
+    }
+    apply {
+        rev_nat.apply();
+        if (meta.l4_rewritten) {
+            if (hdr.tcp.isValid()) {
+                hdr.tcp.src_port = meta.sport;
+            } else if (hdr.udp.isValid()) {
+                hdr.udp.src_port = meta.sport;
+            } else if (hdr.sctp.isValid()) {
+                hdr.sctp.src_port = meta.sport;
+            }
+        }
+    }
+}
+
+/* Stage 7: egress NetworkPolicy of the local pod that sent a new flow (after DNAT).
+ * A rule is one bit: the flow is allowed when some rule matches both its peer and its port.
+ * Entries grow with peers + ports, not peers x ports (see README, "Policy classification"). */
+control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000801)
+    action eg_isolate(bit<16> set_id, bit<64> any_peer_rules, bit<64> any_port_rules) {
+        meta.eg_set = set_id;
+        meta.eg_any_peer_rules = any_peer_rules;
+        meta.eg_any_port_rules = any_port_rules;
+    }
+    @id(0x01000802)
+    action eg_not_isolated() {
+    }
+    @id(0x02000801)
+    table eg_pod {
+        key = {
+            meta.src_addr : exact;
+        }
+        actions = {
+            eg_isolate;
+            @defaultonly eg_not_isolated;
+        }
+        default_action = eg_not_isolated();
+        size = POLICY_POD_SIZE;
+    }
+    @id(0x01000803)
+    action eg_set_peer_class(bit<16> peer_class) {
+        meta.eg_peer_class = peer_class;
+    }
+    @id(0x01000804)
+    action eg_no_peer_class() {
+        meta.eg_peer_class = 0;
+    }
+    @id(0x02000802)
+    table eg_peer_class {
+        key = {
+            meta.dst_addr : lpm;
+        }
+        actions = {
+            eg_set_peer_class;
+            @defaultonly eg_no_peer_class;
+        }
+        default_action = eg_no_peer_class();
+        size = POLICY_PEER_SIZE;
+    }
+    @id(0x01000805)
+    action eg_set_peer_rules(bit<64> rules) {
+        meta.eg_peer_rules = rules;
+    }
+    @id(0x01000806)
+    action eg_no_peer_rules() {
+        meta.eg_peer_rules = 0;
+    }
+    @id(0x02000803)
+    table eg_peer_rules {
+        key = {
+            meta.eg_set        : exact;
+            meta.eg_peer_class : exact;
+        }
+        actions = {
+            eg_set_peer_rules;
+            @defaultonly eg_no_peer_rules;
+        }
+        default_action = eg_no_peer_rules();
+        size = POLICY_RULE_SIZE;
+    }
+    @id(0x01000807)
+    action eg_set_port_rules(bit<64> rules) {
+        meta.eg_port_rules = rules;
+    }
+    @id(0x01000808)
+    action eg_no_port_rules() {
+        meta.eg_port_rules = 0;
+    }
+    @id(0x02000804)
+    table eg_port_rules {
+        key = {
+            meta.eg_set   : exact;
+            meta.l4_proto : exact;
+            meta.dport    : range;
+        }
+        actions = {
+            eg_set_port_rules;
+            @defaultonly eg_no_port_rules;
+        }
+        default_action = eg_no_port_rules();
+        size = POLICY_PORT_SIZE;
+    }
+    apply {
+        if (eg_pod.apply().hit) {
+            meta.policy_applied = true;
+            eg_peer_class.apply();
+            eg_peer_rules.apply();
+            eg_port_rules.apply();
+            if (((meta.eg_peer_rules | meta.eg_any_peer_rules)
+                    & (meta.eg_port_rules | meta.eg_any_port_rules)) == 0) {
+                meta.drop = true;
+                meta.drop_reason = DROP_EGRESS_POLICY;
+            }
+        }
+    }
+}
+
+/* Stage 8: ingress NetworkPolicy of the local pod a new flow is addressed to (after DNAT). */
+control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000901)
+    action in_isolate(bit<16> set_id, bit<64> any_peer_rules, bit<64> any_port_rules) {
+        meta.in_set = set_id;
+        meta.in_any_peer_rules = any_peer_rules;
+        meta.in_any_port_rules = any_port_rules;
+    }
+    @id(0x01000902)
+    action in_not_isolated() {
+    }
+    @id(0x02000901)
+    table in_pod {
+        key = {
+            meta.dst_addr : exact;
+        }
+        actions = {
+            in_isolate;
+            @defaultonly in_not_isolated;
+        }
+        default_action = in_not_isolated();
+        size = POLICY_POD_SIZE;
+    }
+    @id(0x01000903)
+    action in_set_peer_class(bit<16> peer_class) {
+        meta.in_peer_class = peer_class;
+    }
+    @id(0x01000904)
+    action in_no_peer_class() {
+        meta.in_peer_class = 0;
+    }
+    @id(0x02000902)
+    table in_peer_class {
+        key = {
+            meta.src_addr : lpm;
+        }
+        actions = {
+            in_set_peer_class;
+            @defaultonly in_no_peer_class;
+        }
+        default_action = in_no_peer_class();
+        size = POLICY_PEER_SIZE;
+    }
+    @id(0x01000905)
+    action in_set_peer_rules(bit<64> rules) {
+        meta.in_peer_rules = rules;
+    }
+    @id(0x01000906)
+    action in_no_peer_rules() {
+        meta.in_peer_rules = 0;
+    }
+    @id(0x02000903)
+    table in_peer_rules {
+        key = {
+            meta.in_set        : exact;
+            meta.in_peer_class : exact;
+        }
+        actions = {
+            in_set_peer_rules;
+            @defaultonly in_no_peer_rules;
+        }
+        default_action = in_no_peer_rules();
+        size = POLICY_RULE_SIZE;
+    }
+    @id(0x01000907)
+    action in_set_port_rules(bit<64> rules) {
+        meta.in_port_rules = rules;
+    }
+    @id(0x01000908)
+    action in_no_port_rules() {
+        meta.in_port_rules = 0;
+    }
+    @id(0x02000904)
+    table in_port_rules {
+        key = {
+            meta.in_set   : exact;
+            meta.l4_proto : exact;
+            meta.dport    : range;
+        }
+        actions = {
+            in_set_port_rules;
+            @defaultonly in_no_port_rules;
+        }
+        default_action = in_no_port_rules();
+        size = POLICY_PORT_SIZE;
+    }
+    apply {
+        if (in_pod.apply().hit) {
+            meta.policy_applied = true;
+            in_peer_class.apply();
+            in_peer_rules.apply();
+            in_port_rules.apply();
+            if (((meta.in_peer_rules | meta.in_any_peer_rules)
+                    & (meta.in_port_rules | meta.in_any_port_rules)) == 0) {
+                meta.drop = true;
+                meta.drop_reason = DROP_INGRESS_POLICY;
+            }
+        }
+    }
+}
+
+/* Stage 9: where the packet leaves. Local pods get the gateway MAC as source and their own
+ * MAC as destination; other prefixes (node IPs, pod CIDRs of other nodes, default) go out a port. */
+control Forward(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000a01)
+    action to_pod(bit<9> port, mac_addr_t pod_mac, mac_addr_t gateway_mac) {
+        meta.out_port = port;
+        hdr.ethernet.src_addr = gateway_mac;
+        hdr.ethernet.dst_addr = pod_mac;
+    }
+    @id(0x01000a02)
+    action to_port(bit<9> port) {
+        meta.out_port = port;
+    }
+    @id(0x01000a03)
+    action no_route() {
+        meta.drop = true;
+        meta.drop_reason = DROP_NO_ROUTE;
+    }
+    @id(0x02000a01)
+    table fwd {
+        key = {
+            meta.dst_addr : lpm;
+        }
+        actions = {
+            to_pod;
+            to_port;
+            no_route;
+        }
+        default_action = no_route();
+        size = FORWARD_TABLE_SIZE;
+    }
+    apply {
+        fwd.apply();
+    }
+}
+
+#endif

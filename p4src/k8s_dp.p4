@@ -1,0 +1,310 @@
+/* k8s-offload data plane: v1model top level.
+ *
+ * Everything architecture-specific lives here: the parser and deparser, the flow cache
+ * (registers and hashes), backend selection (action_selector), drops and checksums.
+ * The stages themselves are the architecture-neutral controls of include/pipeline.p4.
+ * See p4src/README.md for the stage diagram and every table's meaning. */
+#include <core.p4>
+#include <v1model.p4>
+
+#include "include/defines.p4"
+#include "include/headers.p4"
+#include "include/pipeline.p4"
+
+parser K8sParser(packet_in packet, out headers_t hdr, inout local_metadata_t meta,
+                 inout standard_metadata_t standard_metadata) {
+    state start {
+        transition select(standard_metadata.ingress_port) {
+            CPU_PORT: parse_packet_out;
+            default: parse_ethernet;
+        }
+    }
+    state parse_packet_out {
+        packet.extract(hdr.packet_out);
+        transition parse_ethernet;
+    }
+    state parse_ethernet {
+        packet.extract(hdr.ethernet);
+        transition select(hdr.ethernet.ether_type) {
+            ETHERTYPE_ARP: parse_arp;
+            ETHERTYPE_IPV4: parse_ipv4;
+            ETHERTYPE_IPV6: parse_ipv6;
+            default: accept;
+        }
+    }
+    state parse_arp {
+        packet.extract(hdr.arp);
+        transition accept;
+    }
+    state parse_ipv4 {
+        packet.extract(hdr.ipv4);
+        /* L4 only for unfragmented datagrams without options: a fragment carries no ports
+         * and NAT could not fix a checksum that covers other fragments. */
+        transition select(hdr.ipv4.ihl, hdr.ipv4.flags[0:0], hdr.ipv4.frag_offset, hdr.ipv4.protocol) {
+            (4w5, 1w0, 13w0, IP_PROTO_TCP): parse_tcp;
+            (4w5, 1w0, 13w0, IP_PROTO_UDP): parse_udp;
+            (4w5, 1w0, 13w0, IP_PROTO_SCTP): parse_sctp;
+            (4w5, 1w0, 13w0, IP_PROTO_ICMP): parse_icmp;
+            default: accept;
+        }
+    }
+    state parse_ipv6 {
+        packet.extract(hdr.ipv6);
+        transition select(hdr.ipv6.next_hdr) {
+            IP_PROTO_TCP: parse_tcp;
+            IP_PROTO_UDP: parse_udp;
+            IP_PROTO_SCTP: parse_sctp;
+            IP_PROTO_ICMPV6: parse_icmpv6;
+            default: accept;
+        }
+    }
+    state parse_tcp {
+        packet.extract(hdr.tcp);
+        transition accept;
+    }
+    state parse_udp {
+        packet.extract(hdr.udp);
+        transition accept;
+    }
+    state parse_sctp {
+        packet.extract(hdr.sctp);
+        transition accept;
+    }
+    state parse_icmp {
+        packet.extract(hdr.icmp);
+        transition accept;
+    }
+    state parse_icmpv6 {
+        packet.extract(hdr.icmp);
+        transition select(hdr.icmp.icmp_type) {
+            ICMPV6_NEIGHBOR_SOLICIT: parse_ndp;
+            ICMPV6_NEIGHBOR_ADVERT: parse_ndp;
+            default: accept;
+        }
+    }
+    state parse_ndp {
+        packet.extract(hdr.ndp);
+        transition accept;
+    }
+}
+
+control K8sVerifyChecksum(inout headers_t hdr, inout local_metadata_t meta) {
+    apply {
+    }
+}
+
+control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
+                   inout standard_metadata_t standard_metadata) {
+    PortClassify() port_classify;
+    FlowKey() flow_key;
+    NeighSteer() neigh_steer;
+    ServiceFrontend() service_frontend;
+    BackendNat() backend_nat;
+    ReverseNat() reverse_nat;
+    EgressPolicy() egress_policy;
+    IngressPolicy() ingress_policy;
+    Forward() forward;
+
+    /* Flow cache: one slot per 5-tuple hash, holding a 32-bit tag of the tuple and
+     * {last seen (32), kind (2), unused (6), NAT id (24)}. */
+    @id(0x16000001)
+    register<bit<32>>(CT_SLOTS) ct_tag;
+    @id(0x16000002)
+    register<bit<64>>(CT_SLOTS) ct_value;
+
+    @id(0x12000001)
+    counter(DROP_REASON_COUNT, CounterType.packets_and_bytes) drop_reasons;
+
+    @id(0x11000001) @max_group_size(512)
+    action_selector(HashAlgorithm.crc16, SELECTOR_MEMBERS, 32w16) svc_selector;
+
+    @id(0x01000b01)
+    action set_backend(bit<24> be_id) {
+        meta.be_id = be_id;
+    }
+    @id(0x01000b02)
+    action no_backend() {
+        meta.be_id = 0;
+    }
+    /* One group per distinct backend set; members hash on the client's address and port. */
+    @id(0x02000b01)
+    table svc_backend {
+        key = {
+            meta.fe_id    : exact;
+            meta.src_addr : selector;
+            meta.sport    : selector;
+            meta.l4_proto : selector;
+        }
+        actions = {
+            set_backend;
+            @defaultonly no_backend;
+        }
+        default_action = no_backend();
+        implementation = svc_selector;
+        size = SELECTOR_GROUPS;
+    }
+
+    bit<32> now;
+    bit<32> timeout;
+    bit<32> stored_tag;
+    bit<64> stored_value;
+    bit<32> reply_index;
+    bit<32> reply_tag;
+
+    apply {
+        if (hdr.packet_out.isValid()) {
+            /* PacketOut from the controller goes straight to the port it names. */
+            standard_metadata.egress_spec = hdr.packet_out.egress_port;
+            hdr.packet_out.setInvalid();
+        } else {
+            meta.ingress_port = standard_metadata.ingress_port;
+            port_classify.apply(hdr, meta);
+            if (!meta.drop) {
+                flow_key.apply(hdr, meta);
+            }
+            if (meta.drop) {
+                /* Dropped by classification. */
+            } else if (meta.is_neigh_query) {
+                neigh_steer.apply(hdr, meta);
+            } else if (meta.is_ip && meta.is_nd) {
+                forward.apply(hdr, meta);
+            } else if (meta.is_ip) {
+                /* Connection tracking lookup on this packet's own 5-tuple. */
+                now = (bit<32>)(standard_metadata.ingress_global_timestamp >> 20);
+                if (meta.l4_proto == IP_PROTO_TCP) {
+                    timeout = CT_TIMEOUT_TCP;
+                } else {
+                    timeout = CT_TIMEOUT_OTHER;
+                }
+                hash(meta.ct_index, HashAlgorithm.crc16, 32w0,
+                     { meta.l4_proto, meta.src_addr, meta.dst_addr, meta.sport, meta.dport }, CT_SLOTS);
+                hash(meta.ct_tag, HashAlgorithm.crc32, 32w0,
+                     { meta.l4_proto, meta.src_addr, meta.dst_addr, meta.sport, meta.dport }, 32w0xffffffff);
+                meta.ct_tag = meta.ct_tag | 1;
+                ct_tag.read(stored_tag, meta.ct_index);
+                ct_value.read(stored_value, meta.ct_index);
+                meta.ct_state = CT_STATE_NEW;
+                if (stored_tag == meta.ct_tag && now - stored_value[63:32] <= timeout) {
+                    if (stored_value[31:30] == CT_KIND_ORIG) {
+                        meta.ct_state = CT_STATE_ESTABLISHED;
+                        meta.be_id = stored_value[23:0];
+                    } else if (stored_value[31:30] == CT_KIND_REPLY) {
+                        meta.ct_state = CT_STATE_REPLY;
+                        meta.ct_nat_id = stored_value[23:0];
+                    }
+                    ct_value.write(meta.ct_index, now ++ stored_value[31:0]);
+                }
+
+                if (meta.ct_state == CT_STATE_NEW) {
+                    service_frontend.apply(hdr, meta);
+                    if (meta.fe_id != 0) {
+                        svc_backend.apply();
+                    }
+                }
+                if (!meta.drop && meta.be_id != 0) {
+                    backend_nat.apply(hdr, meta);
+                }
+                if (meta.ct_state == CT_STATE_REPLY && meta.ct_nat_id != 0) {
+                    reverse_nat.apply(hdr, meta);
+                }
+                if (meta.ct_state == CT_STATE_NEW && !meta.drop) {
+                    egress_policy.apply(hdr, meta);
+                    if (!meta.drop) {
+                        ingress_policy.apply(hdr, meta);
+                    }
+                    if (!meta.drop && (meta.policy_applied || meta.be_id != 0)) {
+                        /* Commit both directions. The original slot pins the backend; the reply
+                         * slot (keyed by the post-NAT tuple reversed) restores the frontend. */
+                        hash(reply_index, HashAlgorithm.crc16, 32w0,
+                             { meta.l4_proto, meta.dst_addr, meta.src_addr, meta.dport, meta.sport }, CT_SLOTS);
+                        hash(reply_tag, HashAlgorithm.crc32, 32w0,
+                             { meta.l4_proto, meta.dst_addr, meta.src_addr, meta.dport, meta.sport }, 32w0xffffffff);
+                        reply_tag = reply_tag | 1;
+                        ct_tag.read(stored_tag, meta.ct_index);
+                        ct_value.read(stored_value, meta.ct_index);
+                        if (stored_tag == 0 || now - stored_value[63:32] > timeout) {
+                            ct_tag.write(meta.ct_index, meta.ct_tag);
+                            ct_value.write(meta.ct_index, now ++ CT_KIND_ORIG ++ 6w0 ++ meta.be_id);
+                        }
+                        ct_tag.read(stored_tag, reply_index);
+                        ct_value.read(stored_value, reply_index);
+                        if (stored_tag == 0 || now - stored_value[63:32] > timeout) {
+                            ct_tag.write(reply_index, reply_tag);
+                            ct_value.write(reply_index, now ++ CT_KIND_REPLY ++ 6w0 ++ meta.fe_id);
+                        }
+                    }
+                }
+                if (!meta.drop) {
+                    forward.apply(hdr, meta);
+                }
+            }
+            if (meta.drop) {
+                drop_reasons.count((bit<32>)meta.drop_reason);
+                mark_to_drop(standard_metadata);
+            } else {
+                standard_metadata.egress_spec = meta.out_port;
+            }
+        }
+    }
+}
+
+control K8sEgress(inout headers_t hdr, inout local_metadata_t meta,
+                  inout standard_metadata_t standard_metadata) {
+    apply {
+        if (standard_metadata.egress_port == CPU_PORT) {
+            hdr.packet_in.setValid();
+            hdr.packet_in.ingress_port = standard_metadata.ingress_port;
+            hdr.packet_in._pad = 0;
+        }
+    }
+}
+
+/* Full recomputation after NAT. SCTP's CRC32c covers no address, so address translation
+ * keeps it valid; the compiler never rewrites SCTP ports (v1model has no CRC32c, see README). */
+control K8sComputeChecksum(inout headers_t hdr, inout local_metadata_t meta) {
+    apply {
+        update_checksum(hdr.ipv4.isValid() && meta.l4_rewritten,
+            { hdr.ipv4.version, hdr.ipv4.ihl, hdr.ipv4.dscp, hdr.ipv4.ecn, hdr.ipv4.total_len,
+              hdr.ipv4.identification, hdr.ipv4.flags, hdr.ipv4.frag_offset, hdr.ipv4.ttl,
+              hdr.ipv4.protocol, hdr.ipv4.src_addr, hdr.ipv4.dst_addr },
+            hdr.ipv4.hdr_checksum, HashAlgorithm.csum16);
+        update_checksum_with_payload(hdr.ipv4.isValid() && hdr.tcp.isValid() && meta.l4_rewritten,
+            { hdr.ipv4.src_addr, hdr.ipv4.dst_addr, 8w0, hdr.ipv4.protocol, meta.l4_len,
+              hdr.tcp.src_port, hdr.tcp.dst_port, hdr.tcp.seq_no, hdr.tcp.ack_no,
+              hdr.tcp.data_offset, hdr.tcp.res, hdr.tcp.flags, hdr.tcp.window, hdr.tcp.urgent_ptr },
+            hdr.tcp.checksum, HashAlgorithm.csum16);
+        /* An IPv4 UDP checksum of zero means "none" (RFC 768) and stays zero. */
+        update_checksum_with_payload(hdr.ipv4.isValid() && hdr.udp.isValid() && meta.l4_rewritten
+                                     && hdr.udp.checksum != 0,
+            { hdr.ipv4.src_addr, hdr.ipv4.dst_addr, 8w0, hdr.ipv4.protocol, meta.l4_len,
+              hdr.udp.src_port, hdr.udp.dst_port, hdr.udp.length },
+            hdr.udp.checksum, HashAlgorithm.csum16);
+        update_checksum_with_payload(hdr.ipv6.isValid() && hdr.tcp.isValid() && meta.l4_rewritten,
+            { hdr.ipv6.src_addr, hdr.ipv6.dst_addr, 16w0, meta.l4_len, 24w0, hdr.ipv6.next_hdr,
+              hdr.tcp.src_port, hdr.tcp.dst_port, hdr.tcp.seq_no, hdr.tcp.ack_no,
+              hdr.tcp.data_offset, hdr.tcp.res, hdr.tcp.flags, hdr.tcp.window, hdr.tcp.urgent_ptr },
+            hdr.tcp.checksum, HashAlgorithm.csum16);
+        update_checksum_with_payload(hdr.ipv6.isValid() && hdr.udp.isValid() && meta.l4_rewritten,
+            { hdr.ipv6.src_addr, hdr.ipv6.dst_addr, 16w0, meta.l4_len, 24w0, hdr.ipv6.next_hdr,
+              hdr.udp.src_port, hdr.udp.dst_port, hdr.udp.length },
+            hdr.udp.checksum, HashAlgorithm.csum16);
+    }
+}
+
+control K8sDeparser(packet_out packet, in headers_t hdr) {
+    apply {
+        packet.emit(hdr.packet_in);
+        packet.emit(hdr.ethernet);
+        packet.emit(hdr.arp);
+        packet.emit(hdr.ipv4);
+        packet.emit(hdr.ipv6);
+        packet.emit(hdr.icmp);
+        packet.emit(hdr.ndp);
+        packet.emit(hdr.tcp);
+        packet.emit(hdr.udp);
+        packet.emit(hdr.sctp);
+    }
+}
+
+V1Switch(K8sParser(), K8sVerifyChecksum(), K8sIngress(), K8sEgress(), K8sComputeChecksum(),
+         K8sDeparser()) main;
