@@ -1,0 +1,138 @@
+"""From raw documents to typed objects: dispatch by kind, duplicate detection, unsupported-kind notes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+from compiler.errors import Location, ManifestError, ManifestErrors
+from compiler.frontend.common import subject_of, unsupported
+from compiler.frontend.fields import Checker, Raw
+from compiler.frontend.model import Endpoints, EndpointSlice, Namespace, ObjectKey, Pod, Service
+from compiler.frontend.parse_core import parse_namespace, parse_pod
+from compiler.frontend.parse_endpoints import parse_endpoint_slice, parse_endpoints
+from compiler.frontend.parse_policy import parse_network_policy
+from compiler.frontend.parse_service import parse_service
+from compiler.frontend.policy import NetworkPolicy
+from compiler.frontend.sources import RawObject, parse_text, read_objects
+
+KubeObject = Namespace | Pod | Service | EndpointSlice | Endpoints | NetworkPolicy
+K = TypeVar("K", Namespace, Pod, Service, EndpointSlice, Endpoints, NetworkPolicy)
+Parser = Callable[[Checker, Raw, Location], KubeObject]
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    api_version: str
+    namespaced: bool
+    parse: Parser
+
+
+KINDS: dict[str, _Kind] = {
+    "Namespace": _Kind("v1", False, parse_namespace),
+    "Pod": _Kind("v1", True, parse_pod),
+    "Service": _Kind("v1", True, parse_service),
+    "Endpoints": _Kind("v1", True, parse_endpoints),
+    "EndpointSlice": _Kind("discovery.k8s.io/v1", True, parse_endpoint_slice),
+    "NetworkPolicy": _Kind("networking.k8s.io/v1", True, parse_network_policy),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Manifests:
+    """Every supported object of a run, each tuple sorted by key, plus notes for the user."""
+
+    namespaces: tuple[Namespace, ...]
+    pods: tuple[Pod, ...]
+    services: tuple[Service, ...]
+    endpoint_slices: tuple[EndpointSlice, ...]
+    endpoints: tuple[Endpoints, ...]
+    network_policies: tuple[NetworkPolicy, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def objects(self) -> tuple[KubeObject, ...]:
+        return (
+            *self.namespaces,
+            *self.pods,
+            *self.services,
+            *self.endpoint_slices,
+            *self.endpoints,
+            *self.network_policies,
+        )
+
+
+def load_manifests(sources: Sequence[str | Path], *, stdin: TextIO | None = None) -> Manifests:
+    """Read files, directories (recursive, sorted) and `-` (stdin); raise ManifestErrors with all problems."""
+    errors: list[ManifestError] = []
+    return _collect(read_objects(sources, errors, stdin), errors)
+
+
+def load_text(text: str, source: str = "<text>") -> Manifests:
+    """Same as load_manifests for an in-memory YAML stream (tests, embedding)."""
+    errors: list[ManifestError] = []
+    return _collect(parse_text(text, source, errors), errors)
+
+
+def _collect(raws: Iterable[RawObject], errors: list[ManifestError]) -> Manifests:
+    seen: dict[ObjectKey, Location] = {}
+    skipped: Counter[str] = Counter()
+    parsed: list[KubeObject] = []
+    for raw in raws:
+        obj = parse_object(raw, errors, skipped)
+        if obj is None:
+            continue
+        first = seen.setdefault(obj.key, raw.location)
+        if first is not raw.location:
+            reason = f"Duplicate value: {obj.key} is already defined at {first}"
+            errors.append(ManifestError(raw.location, str(obj.key), "metadata.name", reason))
+            continue
+        parsed.append(obj)
+    if errors:
+        raise ManifestErrors(errors)
+    return _sorted(parsed, skipped)
+
+
+def parse_object(raw: RawObject, errors: list[ManifestError], skipped: Counter[str]) -> KubeObject | None:
+    """One typed object, or None when it is invalid (errors recorded) or of a kind we skip (counted)."""
+    body = raw.body
+    kind = body.get("kind")
+    if not isinstance(kind, str) or not kind:
+        errors.append(ManifestError(raw.location, "", "kind", "Required value"))
+        return None
+    spec = KINDS.get(kind)
+    if spec is None:
+        skipped[kind] += 1
+        return None
+    checker = Checker(raw.location, subject_of(kind, body, spec.namespaced), errors)
+    api_version = body.get("apiVersion")
+    if api_version != spec.api_version:
+        checker.fail("apiVersion", unsupported(str(api_version), (spec.api_version,)))
+        return None
+    obj = spec.parse(checker, body, raw.location)
+    return obj if checker.ok else None
+
+
+def _of(objects: list[KubeObject], cls: type[K]) -> tuple[K, ...]:
+    return tuple(sorted((o for o in objects if isinstance(o, cls)), key=lambda o: o.key))
+
+
+def _sorted(objects: list[KubeObject], skipped: Counter[str]) -> Manifests:
+    notes: tuple[str, ...] = ()
+    if skipped:
+        counts = ", ".join(f"{kind} ({n})" for kind, n in sorted(skipped.items()))
+        total = sum(skipped.values())
+        noun = "object" if total == 1 else "objects"
+        notes = (f"note: skipped {total} {noun} of unsupported kinds: {counts}",)
+    return Manifests(
+        namespaces=_of(objects, Namespace),
+        pods=_of(objects, Pod),
+        services=_of(objects, Service),
+        endpoint_slices=_of(objects, EndpointSlice),
+        endpoints=_of(objects, Endpoints),
+        network_policies=_of(objects, NetworkPolicy),
+        notes=notes,
+    )
