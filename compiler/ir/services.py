@@ -1,0 +1,184 @@
+"""Services: frontends (per Service), backend sets (per Service and its endpoint objects), warnings.
+
+Each function depends only on its arguments, so a changed Service recomputes its frontends, and a
+changed EndpointSlice recomputes only the backend sets of the Service named by its label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from compiler.frontend.model import (
+    EndpointConditions,
+    EndpointPort,
+    Endpoints,
+    EndpointSlice,
+    IPAddress,
+    IPFamily,
+    ObjectKey,
+    Protocol,
+    Service,
+    ServiceType,
+)
+from compiler.ir.nodes import (
+    Backend,
+    BackendSet,
+    BackendSetKey,
+    Diagnostic,
+    PodEndpoint,
+    ServiceFrontend,
+    ServiceNode,
+)
+
+
+def service_node(svc: Service) -> ServiceNode:
+    return ServiceNode(svc.key, svc.type, svc.cluster_ips, svc.headless, svc.external_name)
+
+
+def service_frontends(svc: Service) -> tuple[ServiceFrontend, ...]:
+    """One frontend per (VIP, protocol, port); headless and ExternalName Services have no VIP."""
+    return tuple(
+        ServiceFrontend(svc.key, vip, IPFamily.of(vip), port.protocol, port.port, port.name)
+        for vip in svc.cluster_ips
+        for port in svc.ports
+    )
+
+
+def service_warnings(svc: Service) -> tuple[Diagnostic, ...]:
+    """Exactly one warning per Service and feature that is not offloaded, so nothing degrades silently."""
+    found: list[str] = []
+    if svc.type in (ServiceType.NodePort, ServiceType.LoadBalancer):
+        found.append(f"type {svc.type}: node ports are not offloaded yet; the ClusterIP part is")
+    lb_ips = [str(i.ip) for i in svc.load_balancer_ingress if i.ip is not None]
+    if lb_ips:
+        found.append(
+            f"status.loadBalancer.ingress: load-balancer IPs {', '.join(lb_ips)} are not offloaded yet"
+        )
+    if svc.external_ips:
+        ips = ", ".join(str(ip) for ip in svc.external_ips)
+        found.append(f"spec.externalIPs: external IPs {ips} are not offloaded yet")
+    if svc.session_affinity == "ClientIP":
+        found.append(
+            "spec.sessionAffinity: ClientIP affinity is not offloaded yet; connections are balanced "
+            "without it"
+        )
+    if svc.external_traffic_policy == "Local":
+        found.append("spec.externalTrafficPolicy: Local is not offloaded yet (nor is external traffic)")
+    if svc.internal_traffic_policy == "Local":
+        found.append(
+            "spec.internalTrafficPolicy: Local is not offloaded yet; traffic is balanced over endpoints "
+            "on all nodes"
+        )
+    if not svc.cluster_ips and not svc.headless and svc.type is not ServiceType.ExternalName:
+        found.append("spec.clusterIP: no cluster IP allocated; there is nothing to offload")
+    return tuple(Diagnostic(svc.key, message) for message in found)
+
+
+def _rank(conditions: EndpointConditions) -> tuple[bool, bool, bool]:
+    """Which copy of a duplicated endpoint wins: ready, then serving, then not terminating."""
+    return (conditions.ready, conditions.serving, not conditions.terminating)
+
+
+class _Collector:
+    """Backends of one backend set, deduplicated by (address, port)."""
+
+    __slots__ = ("by_target", "family", "pods_by_ip")
+
+    def __init__(self, family: IPFamily, pods_by_ip: Mapping[IPAddress, PodEndpoint]) -> None:
+        self.family = family
+        self.pods_by_ip = pods_by_ip
+        self.by_target: dict[tuple[IPAddress, int], Backend] = {}
+
+    def add(
+        self, address: IPAddress, port: int, conditions: EndpointConditions, node_name: str | None
+    ) -> None:
+        if IPFamily.of(address) is not self.family:
+            return
+        pod = self.pods_by_ip.get(address)
+        backend = Backend(
+            address=address,
+            port=port,
+            conditions=conditions,
+            local=pod is not None and pod.local,
+            pod=pod.key if pod else None,
+            node_name=node_name,
+        )
+        current = self.by_target.get((address, port))
+        if current is None or _rank(conditions) > _rank(current.conditions):
+            self.by_target[(address, port)] = backend
+
+    def backends(self) -> tuple[Backend, ...]:
+        return tuple(sorted(self.by_target.values(), key=lambda b: b.sort_key))
+
+
+def _port_number(ports: Iterable[EndpointPort], name: str, protocol: Protocol) -> int | None:
+    """The target port of a Service port in one endpoint object: the port with the same name and protocol."""
+    for port in ports:
+        if port.name == name and port.protocol is protocol:
+            return port.port
+    return None
+
+
+def backend_sets(
+    svc: Service,
+    slices: Sequence[EndpointSlice],
+    endpoints: Endpoints | None,
+    pods_by_ip: Mapping[IPAddress, PodEndpoint],
+) -> tuple[BackendSet, ...]:
+    """Backend sets of one Service; legacy Endpoints count only when the Service has no slice at all.
+
+    `slices` must be sorted by key so that deduplication ties resolve the same way on every run.
+    """
+    families = sorted({IPFamily.of(vip) for vip in svc.cluster_ips})
+    use_legacy = not slices and endpoints is not None
+    sources = [svc.key, *(s.key for s in slices)]
+    if use_legacy and endpoints is not None:
+        sources.append(endpoints.key)
+    out: list[BackendSet] = []
+    for family in families:
+        for port in svc.ports:
+            collector = _Collector(family, pods_by_ip)
+            for eps in slices:
+                if eps.address_type != family.value:
+                    continue
+                number = _port_number(eps.ports, port.name, port.protocol)
+                if number is None:
+                    continue
+                for ep in eps.endpoints:
+                    for address in ep.addresses:
+                        collector.add(address, number, ep.conditions, ep.node_name)
+            if use_legacy and endpoints is not None:
+                for subset in endpoints.subsets:
+                    number = _port_number(subset.ports, port.name, port.protocol)
+                    if number is None:
+                        continue
+                    for a in subset.addresses:
+                        conditions = EndpointConditions(ready=a.ready, serving=a.ready, terminating=False)
+                        collector.add(a.ip, number, conditions, a.node_name)
+            key = BackendSetKey(svc.key, port.name, family)
+            out.append(BackendSet(key, port.protocol, collector.backends(), tuple(sorted(sources))))
+    return tuple(out)
+
+
+def endpoint_warnings(
+    slices: Iterable[EndpointSlice], endpoints: Iterable[Endpoints], services: Mapping[ObjectKey, Service]
+) -> list[Diagnostic]:
+    """Endpoint objects that cannot contribute anything, which usually means a typo in a label or name."""
+    found: list[Diagnostic] = []
+    for eps in slices:
+        if eps.service_name is None:
+            found.append(Diagnostic(eps.key, "no label kubernetes.io/service-name; ignored"))
+        elif ObjectKey("Service", eps.key.namespace, eps.service_name) not in services:
+            name = eps.service_name
+            message = f"label kubernetes.io/service-name names Service {name!r}, which is absent; ignored"
+            found.append(Diagnostic(eps.key, message))
+        if eps.address_type == "FQDN":
+            found.append(Diagnostic(eps.key, "addressType FQDN is not offloaded; ignored"))
+        for port in eps.ports:
+            if port.port is None:
+                name = port.name or "(unnamed)"
+                found.append(Diagnostic(eps.key, f"port {name} has no number (all ports); ignored"))
+    for ep in endpoints:
+        if ObjectKey("Service", ep.key.namespace, ep.key.name) not in services:
+            found.append(Diagnostic(ep.key, "no Service of the same name; ignored"))
+    return found

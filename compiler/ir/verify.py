@@ -1,0 +1,159 @@
+"""IR invariants, checked between passes so a bug shows up where it is made, not as a wrong entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from compiler.errors import IRVerificationError
+from compiler.frontend.model import IPFamily, ObjectKey
+from compiler.ir.nodes import (
+    Backend,
+    BackendSet,
+    BackendSetKey,
+    ClusterIR,
+    PodEndpoint,
+    ServiceFrontend,
+    ServiceNode,
+)
+
+T = TypeVar("T")
+
+
+def verify(ir: ClusterIR) -> None:
+    """Raise IRVerificationError naming every broken invariant; return None when the IR is sound."""
+    problems: list[str] = []
+    _sorted_unique(problems, "namespaces", ir.namespaces, lambda n: n.key)
+    _sorted_unique(problems, "pods", ir.pods, lambda p: p.key)
+    _sorted_unique(problems, "services", ir.services, lambda s: s.key)
+    _sorted_unique(problems, "frontends", ir.frontends, lambda f: f.sort_key, what=_frontend_text)
+    _sorted_unique(problems, "backend_sets", ir.backend_sets, lambda b: b.key)
+    _sorted_unique(problems, "network_policies", ir.network_policies, lambda p: p.key)
+    _sorted_unique(problems, "diagnostics", ir.diagnostics, lambda d: d)
+
+    namespaces = {ns.key.name for ns in ir.namespaces}
+    pods = {pod.key: pod for pod in ir.pods}
+    services = {svc.key: svc for svc in ir.services}
+    sets = {bs.key: bs for bs in ir.backend_sets}
+
+    for i, ns in enumerate(ir.namespaces):
+        _labels_sorted(problems, f"namespaces[{i}] ({ns.key})", ns.labels)
+    local_ports: dict[int, ObjectKey] = {}
+    for i, pod in enumerate(ir.pods):
+        where = f"pods[{i}] ({pod.key})"
+        _labels_sorted(problems, where, pod.labels)
+        if pod.key.namespace not in namespaces:
+            problems.append(f"{where}: dangling reference to Namespace {pod.key.namespace}")
+        if pod.ipv4 is not None and pod.ipv4.version != 4:
+            problems.append(f"{where}: ipv4 holds an IPv6 address {pod.ipv4}")
+        if pod.ipv6 is not None and pod.ipv6.version != 6:
+            problems.append(f"{where}: ipv6 holds an IPv4 address {pod.ipv6}")
+        if pod.local != (pod.port is not None) or pod.local != (pod.mac is not None):
+            problems.append(f"{where}: local={pod.local} but port={pod.port} mac={pod.mac}")
+        if pod.port is not None:
+            other = local_ports.setdefault(pod.port, pod.key)
+            if other != pod.key:
+                problems.append(f"{where}: device port {pod.port} is also the port of {other}")
+
+    for i, svc in enumerate(ir.services):
+        where = f"services[{i}] ({svc.key})"
+        if svc.key.namespace not in namespaces:
+            problems.append(f"{where}: dangling reference to Namespace {svc.key.namespace}")
+        if svc.headless and svc.vips:
+            problems.append(f"{where}: headless but has VIPs")
+
+    referenced: set[BackendSetKey] = set()
+    for i, fe in enumerate(ir.frontends):
+        where = f"frontends[{i}] ({_frontend_text(fe)})"
+        if IPFamily.of(fe.vip) is not fe.family:
+            problems.append(f"{where}: VIP {fe.vip} is not {fe.family}")
+        if not 1 <= fe.port <= 65535:
+            problems.append(f"{where}: port {fe.port} out of range")
+        owner = services.get(fe.service)
+        if owner is None:
+            problems.append(f"{where}: dangling reference to {fe.service}")
+        elif fe.vip not in owner.vips:
+            problems.append(f"{where}: VIP {fe.vip} is not a VIP of {fe.service}")
+        backend_set = sets.get(fe.backend_set)
+        if backend_set is None:
+            problems.append(f"{where}: dangling reference to backend set {fe.backend_set}")
+        elif backend_set.protocol is not fe.protocol:
+            problems.append(f"{where}: protocol {fe.protocol} but backend set has {backend_set.protocol}")
+        referenced.add(fe.backend_set)
+
+    for i, bs in enumerate(ir.backend_sets):
+        _check_backend_set(problems, f"backend_sets[{i}] ({bs.key})", bs, pods, services)
+        if bs.key not in referenced:
+            problems.append(f"backend_sets[{i}] ({bs.key}): no frontend refers to it")
+
+    for i, policy in enumerate(ir.network_policies):
+        if policy.key.namespace not in namespaces:
+            problems.append(
+                f"network_policies[{i}] ({policy.key}): dangling reference to Namespace "
+                f"{policy.key.namespace}"
+            )
+
+    if problems:
+        raise IRVerificationError("IR verification failed:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _check_backend_set(
+    problems: list[str],
+    where: str,
+    bs: BackendSet,
+    pods: dict[ObjectKey, PodEndpoint],
+    services: dict[ObjectKey, ServiceNode],
+) -> None:
+    if bs.key.service not in services:
+        problems.append(f"{where}: dangling reference to {bs.key.service}")
+    if bs.key.service not in bs.sources or list(bs.sources) != sorted(set(bs.sources)):
+        problems.append(f"{where}: sources must be sorted, unique and include {bs.key.service}")
+    _sorted_unique(problems, f"{where}.backends", bs.backends, lambda b: b.sort_key, what=_backend_text)
+    for j, backend in enumerate(bs.backends):
+        bwhere = f"{where}.backends[{j}] ({_backend_text(backend)})"
+        if IPFamily.of(backend.address) is not bs.key.family:
+            problems.append(f"{bwhere}: address is not {bs.key.family}")
+        if not 1 <= backend.port <= 65535:
+            problems.append(f"{bwhere}: port {backend.port} out of range")
+        if backend.pod is not None:
+            pod = pods.get(backend.pod)
+            if pod is None:
+                problems.append(f"{bwhere}: dangling reference to {backend.pod}")
+            elif backend.address not in pod.ips:
+                problems.append(f"{bwhere}: {backend.pod} does not have address {backend.address}")
+            elif backend.local != pod.local:
+                problems.append(f"{bwhere}: local={backend.local} but {backend.pod} has local={pod.local}")
+        elif backend.local:
+            problems.append(f"{bwhere}: local backend without a pod")
+
+
+def _sorted_unique(
+    problems: list[str],
+    name: str,
+    items: Sequence[T],
+    key: Callable[[T], Any],
+    what: Callable[[T], str] | None = None,
+) -> None:
+    def text(item: T) -> str:
+        return what(item) if what else str(key(item))
+
+    for i in range(1, len(items)):
+        before, current = key(items[i - 1]), key(items[i])
+        if current == before:
+            problems.append(f"{name}[{i}]: duplicate {text(items[i])}")
+        elif current < before:
+            problems.append(f"{name}[{i}]: not sorted: {text(items[i])} comes after {text(items[i - 1])}")
+
+
+def _labels_sorted(problems: list[str], where: str, labels: Sequence[tuple[str, str]]) -> None:
+    keys = [k for k, _ in labels]
+    if keys != sorted(set(keys)):
+        problems.append(f"{where}: labels must be sorted by key and unique")
+
+
+def _frontend_text(fe: ServiceFrontend) -> str:
+    return f"frontend {fe.vip} {fe.protocol} {fe.port} of {fe.service}"
+
+
+def _backend_text(b: Backend) -> str:
+    return f"backend {b.address}:{b.port}"
