@@ -121,8 +121,8 @@ class ArpProxyDaemon:
         self._next_poll = 0.0
         self._stopping = False
         self._waiting_logged = False
-        self._stats_dirty = True
-        self._stats_written = 0.0
+        self._stats_written_at = 0.0
+        self._stats_last: dict[str, object] | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -147,6 +147,7 @@ class ArpProxyDaemon:
         )
         try:
             with IPRoute() as ipr:
+                self._maybe_write_stats(force=True)
                 while not self._stopping:
                     now = self.clock()
                     if now >= self._next_poll:
@@ -209,7 +210,6 @@ class ArpProxyDaemon:
         self._sock, self._link, self._waiting_logged = sock, link, False
         self.cfg = dataclasses.replace(self.cfg, mac=mac)
         self.counters["attachments"] += 1
-        self._stats_dirty = True
         log.info("attached to %s (ifindex %d, answering with %s)", self.ifname, link.index, mac)
         if link.running:
             self._schedule_announcements()
@@ -232,7 +232,6 @@ class ArpProxyDaemon:
         self._sock, self._link = None, None
         self._announce_due.clear()
         self.counters["detachments"] += 1
-        self._stats_dirty = True
 
     # -- announcements ----------------------------------------------------------------------
 
@@ -278,7 +277,6 @@ class ArpProxyDaemon:
             if addr[2] == PACKET_OUTGOING:
                 continue
             self.counters["rx"] += 1
-            self._stats_dirty = True
             self._handle(data)
 
     def _handle(self, data: bytes) -> None:
@@ -329,16 +327,17 @@ class ArpProxyDaemon:
         }
 
     def _maybe_write_stats(self, force: bool = False) -> None:
-        """Write counters to --stats-file atomically, at most a few times per second."""
-        if self.stats_file is None or not (self._stats_dirty or force):
+        """Write counters to --stats-file atomically when they changed, at most a few times a second."""
+        if self.stats_file is None:
             return
         now = self.clock()
-        if not force and now - self._stats_written < STATS_MIN_INTERVAL:
+        snapshot = self.snapshot()
+        if not force and (snapshot == self._stats_last or now - self._stats_written_at < STATS_MIN_INTERVAL):
             return
         tmp = self.stats_file.with_name(f".{self.stats_file.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(self.snapshot(), indent=2) + "\n")
+            tmp.write_text(json.dumps(snapshot, indent=2) + "\n")
             os.replace(tmp, self.stats_file)
         except OSError as exc:
             log.warning("cannot write %s: %s", self.stats_file, exc)
-        self._stats_dirty, self._stats_written = False, now
+        self._stats_last, self._stats_written_at = snapshot, now
