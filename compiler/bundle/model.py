@@ -100,3 +100,14 @@ class Bundle:
             if not e.is_default:
                 out[e.table] = out.get(e.table, 0) + 1
         return out
+
+
+def match_values(m: Match) -> tuple[int, ...]:
+    """The numbers a match is made of, for ordering entries deterministically."""
+    if isinstance(m, Exact | Optional):
+        return (m.value,)
+    if isinstance(m, Lpm):
+        return (m.value, m.prefix_len)
+    if isinstance(m, Ternary):
+        return (m.value, m.mask)
+    return (m.low, m.high)

@@ -1,0 +1,63 @@
+"""The whole lowering: IR in, one ordered, capacity-checked bundle out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.bundle.model import Bundle, TableEntry, match_values
+from compiler.bundle.schema import BundleError, Schema
+from compiler.ir.nodes import ClusterIR, Diagnostic
+from compiler.lower.node import lower_node
+from compiler.lower.services import lower_services
+
+
+class CapacityError(BundleError):
+    """The cluster needs more entries than the program's tables or profiles hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lowered:
+    bundle: Bundle
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def _entry_sort_key(
+    schema: Schema, order: dict[str, int], e: TableEntry
+) -> tuple[int, bool, tuple[tuple[int, ...], ...]]:
+    """Entries grouped by table in pipeline order, defaults last, then by key value."""
+    info = schema.table(e.table)
+    key = tuple((info.field(name).id, *match_values(m)) for name, m in e.match)
+    return (order[e.table], e.is_default, key)
+
+
+def check_capacity(schema: Schema, bundle: Bundle) -> None:
+    """P4Info sizes are the contract: overflow names the table, the need and the capacity."""
+    problems: list[str] = []
+    for table, count in sorted(bundle.counts().items()):
+        if table.endswith(" (members)"):
+            prof = schema.profile(table.removesuffix(" (members)"))
+            if count > prof.size:
+                problems.append(f"action profile {prof.alias}: needs {count} members, holds {prof.size}")
+            continue
+        if table.endswith(" (groups)"):
+            continue
+        info = schema.table(table)
+        if count > info.size:
+            problems.append(f"table {info.alias}: needs {count} entries, holds {info.size}")
+    if problems:
+        raise CapacityError("; ".join(problems))
+
+
+def lower(ir: ClusterIR, schema: Schema) -> Lowered:
+    entries = lower_node(ir, schema)
+    svc = lower_services(ir, schema)
+    entries.extend(svc.entries)
+    order = {name: i for i, name in enumerate(schema.table_order)}
+    entries.sort(key=lambda e: _entry_sort_key(schema, order, e))
+    bundle = Bundle(
+        members=tuple(sorted(svc.members, key=lambda m: m.member_id)),
+        groups=tuple(sorted(svc.groups, key=lambda g: g.group_id)),
+        entries=tuple(entries),
+    )
+    check_capacity(schema, bundle)
+    return Lowered(bundle, tuple(sorted(svc.diagnostics)))
