@@ -1,0 +1,45 @@
+"""The main job as a function: manifests and node facts in, a checked bundle out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from compiler.bundle.schema import Schema
+from compiler.contract import default_schema
+from compiler.frontend.loader import Manifests, load_manifests
+from compiler.frontend.nodefacts import load_node_facts
+from compiler.ir.build import build_ir
+from compiler.ir.nodes import ClusterIR, Diagnostic
+from compiler.ir.verify import verify
+from compiler.lower.bundle import Lowered, lower
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    manifests: Manifests
+    ir: ClusterIR
+    lowered: Lowered
+    schema: Schema
+
+    @property
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        return tuple(sorted(set(self.ir.diagnostics) | set(self.lowered.diagnostics)))
+
+
+def compile_sources(
+    sources: Sequence[str | Path],
+    node: str | Path | None = None,
+    *,
+    stdin: TextIO | None = None,
+    schema: Schema | None = None,
+) -> CompileResult:
+    """Raises ManifestErrors for bad input and BundleError/CapacityError when entries do not fit."""
+    manifests = load_manifests(sources, stdin=stdin)
+    facts = load_node_facts(node) if node is not None else None
+    ir = build_ir(manifests.objects, facts)
+    verify(ir)
+    schema = schema or default_schema()
+    return CompileResult(manifests, ir, lower(ir, schema), schema)
