@@ -209,7 +209,10 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                 }
                 if (meta.ct_state == CT_STATE_NEW && !meta.drop) {
                     egress_policy.apply(hdr, meta);
-                    if (!meta.drop) {
+                    /* "When the pod is isolated for ingress, the only allowed connections into the
+                     * pod are those from the pod's node and those allowed by the ingress list"
+                     * (NetworkPolicy concept page): traffic from the host port skips ingress policy. */
+                    if (!meta.drop && meta.port_kind != PORT_KIND_HOST) {
                         ingress_policy.apply(hdr, meta);
                     }
                     if (!meta.drop && (meta.policy_applied || meta.be_id != 0)) {
