@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from compiler.bundle.model import Bundle, TableEntry, match_values
 from compiler.bundle.schema import BundleError, Schema
 from compiler.ir.nodes import ClusterIR, Diagnostic
+from compiler.ir.rules import PolicyIR, verify_policy_ir
 from compiler.lower.node import lower_node
+from compiler.lower.policy import lower_policies
 from compiler.lower.services import lower_services
+from compiler.passes.resolve_policy import resolve_policies
 
 
 class CapacityError(BundleError):
@@ -19,6 +22,7 @@ class CapacityError(BundleError):
 class Lowered:
     bundle: Bundle
     diagnostics: tuple[Diagnostic, ...]
+    policy: PolicyIR
 
 
 def _entry_sort_key(
@@ -52,6 +56,9 @@ def lower(ir: ClusterIR, schema: Schema) -> Lowered:
     entries = lower_node(ir, schema)
     svc = lower_services(ir, schema)
     entries.extend(svc.entries)
+    policy = resolve_policies(ir)
+    verify_policy_ir(policy)
+    entries.extend(lower_policies(schema, policy).entries)
     order = {name: i for i, name in enumerate(schema.table_order)}
     entries.sort(key=lambda e: _entry_sort_key(schema, order, e))
     bundle = Bundle(
@@ -60,4 +67,4 @@ def lower(ir: ClusterIR, schema: Schema) -> Lowered:
         entries=tuple(entries),
     )
     check_capacity(schema, bundle)
-    return Lowered(bundle, tuple(sorted(svc.diagnostics)))
+    return Lowered(bundle, tuple(sorted(svc.diagnostics)), policy)
