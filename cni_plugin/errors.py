@@ -1,0 +1,35 @@
+"""CNI error codes and the exception that carries one to the CLI, which prints it as the spec's error JSON."""
+
+from __future__ import annotations
+
+# Codes defined by the CNI specification 1.0.0 ("Error" section).
+INCOMPATIBLE_VERSION = 1
+UNSUPPORTED_FIELD = 2
+UNKNOWN_CONTAINER = 3
+INVALID_ENVIRONMENT = 4
+IO_FAILURE = 5
+DECODE_FAILURE = 6
+INVALID_NETWORK_CONFIG = 7
+TRY_AGAIN_LATER = 11
+
+# Plugin-specific codes (the spec reserves 100 and up for plugins); documented in docs/cni.md.
+POOL_EXHAUSTED = 100
+NODE_FACTS_INVALID = 101
+PLUMBING_FAILED = 102
+CHECK_FAILED = 103
+
+
+class CniError(Exception):
+    """A failure to report to the runtime; ``details`` is optional extra text for humans."""
+
+    def __init__(self, code: int, msg: str, details: str = "") -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.details = details
+
+    def to_json(self, cni_version: str) -> dict[str, object]:
+        out: dict[str, object] = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}
+        if self.details:
+            out["details"] = self.details
+        return out
