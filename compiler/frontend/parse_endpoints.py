@@ -115,7 +115,7 @@ def _ports(
             c.fail(at(path, "name"), "Required value")
         if name and (reason := validation.dns1123_label(name)) is not None:
             c.fail(at(path, "name"), reason)
-        elif name in names:
+        elif name in names and (name or not name_required):
             c.fail(at(path, "name"), f'Duplicate value: "{name}"')
         names.add(name)
         port = read_port(c, raw, "port", path, required=port_required)

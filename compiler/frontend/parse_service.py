@@ -42,7 +42,7 @@ def parse_service(c: Checker, raw: Raw, location: Location) -> Service:
             "must be RequireDualStack or PreferDualStack when multiple IP families are specified",
         )
     ports = _ports(c, spec, type_)
-    if not ports and not headless and type_ is not ServiceType.ExternalName:
+    if not spec.get("ports") and not headless and type_ is not ServiceType.ExternalName:
         c.fail("spec.ports", "Required value")
     external_name = c.string(spec, "externalName", "spec")
     if type_ is ServiceType.ExternalName:
