@@ -32,7 +32,7 @@ def parse_network_policy(c: Checker, raw: Raw, location: Location) -> NetworkPol
         key=key,
         labels=labels,
         pod_selector=pod_selector,
-        policy_types=_policy_types(c, spec, has_egress="egress" in spec),
+        policy_types=_policy_types(c, spec, has_egress=bool(spec.get("egress"))),
         ingress=ingress,
         egress=egress,
         location=location,
@@ -40,7 +40,8 @@ def parse_network_policy(c: Checker, raw: Raw, location: Location) -> NetworkPol
 
 
 def _policy_types(c: Checker, spec: Raw, *, has_egress: bool) -> tuple[PolicyType, ...]:
-    """Defaulted as the API server does: Ingress always, Egress when the spec has egress rules."""
+    """Defaulted as the API server does (SetDefaults_NetworkPolicy): Ingress always, Egress when
+    `egress` holds at least one rule; an empty `egress: []` does not add Egress."""
     entries = c.strings(spec, "policyTypes", "spec")
     if len(entries) > 2:
         c.fail("spec.policyTypes", f"may not specify more than two policyTypes, got {len(entries)}")
