@@ -1,0 +1,8 @@
+"""Our P4-16 front end (preprocessor, lark grammar, resolver) and P4Info generation."""
+
+from __future__ import annotations
+
+from compiler.p4.errors import P4FrontendError
+from compiler.p4.program import DEFAULT_PROGRAM, load_program, parse_program_text
+
+__all__ = ["DEFAULT_PROGRAM", "P4FrontendError", "load_program", "parse_program_text"]
