@@ -548,7 +548,7 @@ class Codegen:
         self._tables[key] = fn
         ts_name = self.bind(ts, "_ts")
         lookup = self.bind(ts.engine.lookup, "_lookup")
-        keys = ", ".join(self.expr(k.expr, sc) + "," for k in table.match_keys)
+        keys = "".join(self.expr(k.expr, sc) + ", " for k in table.match_keys)
         lines = [f"def {fn}(S):  # {full}", f"    e = {lookup}(({keys}))" if keys else "    e = None"]
         lines += [
             "    if e is None:",
