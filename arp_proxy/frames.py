@@ -167,7 +167,8 @@ def _handle_ipv6(body: bytes, eth_src: str, cfg: ProxyConfig) -> Verdict:
     ns = ICMPv6ND_NS(icmp[:ND_NS_LEN])
     if ns.code != 0:
         return Verdict(Outcome.NS_INVALID, f"ICMPv6 code {ns.code}")
-    if in6_chksum(IPPROTO_ICMPV6, ip6, icmp[:2] + b"\0\0" + icmp[4:]) != ns.cksum:
+    checksum: int = in6_chksum(IPPROTO_ICMPV6, ip6, icmp[:2] + b"\0\0" + icmp[4:])  # type: ignore[no-untyped-call]
+    if checksum != ns.cksum:
         return Verdict(Outcome.NS_INVALID, "bad ICMPv6 checksum")
     target = IPv6Address(ns.tgt)
     if target.is_multicast:

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from cni_plugin import plugin
 from cni_plugin.config import parse_env, parse_netconf, peek_version
-from cni_plugin.errors import IO_FAILURE, CniError
+from cni_plugin.errors import INTERNAL_ERROR, IO_FAILURE, CniError
 
 log = logging.getLogger("cni_plugin")
 
@@ -57,6 +57,7 @@ def _setup_logging() -> None:
 def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
     _setup_logging()
     out = stdout or sys.stdout
+    doc: dict[str, Any] | None
     try:
         data = (stdin or sys.stdin.buffer).read()
     except OSError as exc:
@@ -67,7 +68,7 @@ def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
             code, doc = run(os.environ, data)
         except Exception as exc:  # report bugs as a CNI error rather than a bare traceback
             log.exception("unexpected failure")
-            code, doc = 1, CniError(999, f"internal error: {exc}").to_json(peek_version(data))
+            code, doc = 1, CniError(INTERNAL_ERROR, f"internal error: {exc}").to_json(peek_version(data))
     if doc is not None:
         json.dump(doc, out, indent=2)
         out.write("\n")

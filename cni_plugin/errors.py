@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # Codes defined by the CNI specification 1.0.0 ("Error" section).
 INCOMPATIBLE_VERSION = 1
 UNSUPPORTED_FIELD = 2
@@ -17,6 +19,7 @@ POOL_EXHAUSTED = 100
 NODE_FACTS_INVALID = 101
 PLUMBING_FAILED = 102
 CHECK_FAILED = 103
+INTERNAL_ERROR = 199  # a bug in the plugin; stderr has the traceback
 
 
 class CniError(Exception):
@@ -28,8 +31,8 @@ class CniError(Exception):
         self.msg = msg
         self.details = details
 
-    def to_json(self, cni_version: str) -> dict[str, object]:
-        out: dict[str, object] = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}
+    def to_json(self, cni_version: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}
         if self.details:
             out["details"] = self.details
         return out

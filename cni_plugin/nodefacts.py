@@ -82,9 +82,11 @@ class NodeFacts:
             v6 = ip_address(gw["ipv6"]) if gw.get("ipv6") else None
         except ValueError as exc:
             raise CniError(NODE_FACTS_INVALID, f"{self.path}: gateway: {exc}") from None
-        if (v4 is not None and v4.version != 4) or (v6 is not None and v6.version != 6):
+        if (v4 is not None and not isinstance(v4, IPv4Address)) or (
+            v6 is not None and not isinstance(v6, IPv6Address)
+        ):
             raise CniError(NODE_FACTS_INVALID, f"{self.path}: gateway addresses of the wrong family")
-        return v4, v6  # type: ignore[return-value]
+        return v4, v6
 
     def save(self) -> None:
         """Atomically replace the file with the current document."""
