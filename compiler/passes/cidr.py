@@ -31,8 +31,9 @@ def subtract(cidr: IPNetwork, excepts: Iterable[IPNetwork]) -> list[IPNetwork]:
 
 def address_set(networks: Iterable[IPNetwork]) -> AddressSet:
     """The canonical form: per family collapsed (merging adjacent and nested), sorted."""
-    v4 = [n for n in networks if n.version == 4]
-    v6 = [n for n in networks if n.version == 6]
+    nets = list(networks)
+    v4 = [n for n in nets if n.version == 4]
+    v6 = [n for n in nets if n.version == 6]
     out: list[IPNetwork] = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
     return AddressSet(tuple(sorted(out, key=net_sort_key)))
 
