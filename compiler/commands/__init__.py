@@ -1,0 +1,1 @@
+"""Subcommands of `offload-compile`, one module each; `compiler.cli` dispatches to them."""
