@@ -1,0 +1,146 @@
+"""The front end on our program and on broken programs (errors carry the original location)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from compiler.p4 import P4FrontendError, load_program, parse_program_text
+from compiler.p4.ast import Assign, BitsType, Constant, Member, RegisterInstance, Switch
+from compiler.p4.p4info import jenkins_one_at_a_time
+from compiler.p4.parse import parser
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = """#include <core.p4>
+#include <v1model.p4>
+header h_t { bit<8> a; bit<8> b; }
+struct hs_t { h_t h; }
+struct m_t { bit<8> x; bool f; }
+parser P(packet_in pk, out hs_t hdr, inout m_t m, inout standard_metadata_t sm) {
+    state start { pk.extract(hdr.h); transition accept; }
+}
+control V(inout hs_t hdr, inout m_t m) { apply { } }
+control I(inout hs_t hdr, inout m_t m, inout standard_metadata_t sm) {
+    action a1(bit<8> v) { m.x = v; }
+    action a2() { }
+    table t { key = { hdr.h.a : exact; } actions = { a1; a2; } default_action = a2(); }
+    apply {
+BODY
+    }
+}
+control E(inout hs_t hdr, inout m_t m, inout standard_metadata_t sm) { apply { } }
+control C(inout hs_t hdr, inout m_t m) { apply { } }
+control D(packet_out pk, in hs_t hdr) { apply { pk.emit(hdr.h); } }
+V1Switch(P(), V(), I(), E(), C(), D()) main;
+"""
+
+
+def program_with(body: str) -> str:
+    return GOOD.replace("BODY", body)
+
+
+def test_our_program_parses_quickly() -> None:
+    parser()  # grammar construction is a one-time cost per process
+    start = time.perf_counter()
+    program = parse_program_text((REPO / "p4src" / "k8s_dp.p4").read_text(), "k8s_dp.p4", REPO / "p4src")
+    assert time.perf_counter() - start < 1.0
+    pipe = program.v1_pipeline()
+    assert (pipe.parser.name, pipe.ingress.name, pipe.deparser.name) == (
+        "K8sParser",
+        "K8sIngress",
+        "K8sDeparser",
+    )
+    assert len(pipe.parser.states) == 12
+    all_tables = [t for c in program.controls for t in c.tables]
+    all_actions = [a for c in program.controls for a in c.actions]
+    assert len(all_tables) == 15
+    assert len(all_actions) == 34
+    assert len(program.headers) == 11
+    assert [i.name for i in pipe.ingress.instances][:2] == ["port_classify", "flow_key"]
+
+
+def test_model_details() -> None:
+    program = load_program()
+    ingress = program.control("K8sIngress")
+    ct_value = ingress.extern("ct_value")
+    assert isinstance(ct_value, RegisterInstance)
+    assert (ct_value.element_width, ct_value.size) == (64, 65536)
+    table = ingress.table("svc_backend")
+    assert [k.match_kind for k in table.keys] == ["exact", "selector", "selector", "selector"]
+    assert table.match_keys[0].name == "meta.fe_id" and table.match_keys[0].width == 24
+    assert table.implementation == "svc_selector"
+    # `meta.be_id = 0;` sizes the literal to the field.
+    (stmt,) = ingress.action("no_backend").body.stmts
+    assert isinstance(stmt, Assign) and isinstance(stmt.rhs, Constant)
+    assert stmt.rhs.type == BitsType(24)
+    assert isinstance(stmt.lhs, Member) and stmt.lhs.member == "be_id"
+    const = program.constant("CPU_PORT").value
+    assert isinstance(const, Constant) and (const.value, const.type) == (510, BitsType(9))
+    assert [c.path for c in program.instantiated_controls()][:3] == [
+        "K8sVerifyChecksum",
+        "K8sIngress",
+        "K8sIngress.port_classify",
+    ]
+
+
+def test_switch_and_hit() -> None:
+    body = "if (t.apply().hit) { m.f = true; } switch (t.apply().action_run) { a1: { } default: { } }"
+    program = parse_program_text(program_with(body), "x.p4")
+    stmts = program.control("I").body.stmts
+    assert isinstance(stmts[1], Switch) and stmts[1].cases[0].labels == ("a1",)
+
+
+def loc_of(source: str) -> str:
+    with pytest.raises(P4FrontendError) as info:
+        parse_program_text(source, "bad.p4")
+    return str(info.value)
+
+
+def test_missing_semicolon() -> None:
+    msg = loc_of(program_with("        m.x = 8w1\n        m.f = true;"))
+    assert msg.startswith("bad.p4:15:18: syntax error: missing ';'"), msg
+
+
+def test_unknown_type() -> None:
+    msg = loc_of(GOOD.replace("struct m_t { bit<8> x;", "struct m_t { foo_t x;").replace("BODY", ""))
+    assert msg == "bad.p4:5:14: unknown type 'foo_t'"
+
+
+def test_unknown_field() -> None:
+    msg = loc_of(program_with("        m.y = 1;"))
+    assert msg == "bad.p4:15:11: unknown field 'y' of struct m_t"
+
+
+def test_wrong_width() -> None:
+    msg = loc_of(program_with("        m.x = 16w1;"))
+    assert msg == "bad.p4:15:15: width mismatch in assignment: expected bit<8>, got bit<16>"
+
+
+def test_literal_too_wide() -> None:
+    msg = loc_of(program_with("        m.x = 256;"))
+    assert msg == "bad.p4:15:15: assignment: value 256 does not fit in bit<8>"
+
+
+def test_unsupported_construct() -> None:
+    msg = loc_of(GOOD.replace("BODY", "") + "extern Foo { }\n")
+    assert msg.startswith("bad.p4:22:1: unsupported construct: 'extern'"), msg
+
+
+def test_unknown_name() -> None:
+    assert loc_of(program_with("        m.x = nope;")) == "bad.p4:15:15: unknown name 'nope'"
+
+
+def test_error_in_included_file_has_original_location(tmp_path: Path) -> None:
+    (tmp_path / "inc.p4").write_text("#ifndef X\n#define X\nconst bit<8> K = 300;\n#endif\n")
+    source = '#include "inc.p4"\n' + GOOD.replace("BODY", "")
+    with pytest.raises(P4FrontendError) as info:
+        parse_program_text(source, "main.p4", tmp_path)
+    assert str(info.value).endswith("inc.p4:3:18: constant initializer: value 300 does not fit in bit<8>")
+
+
+def test_jenkins_hash_matches_p4c_noaction_id() -> None:
+    # NoAction is 21257015 in p4c's v1model test outputs: 0x01 prefix, hash of the name.
+    assert (0x01 << 24) | (jenkins_one_at_a_time(b"NoAction") & 0xFFFFFF) == 21257015

@@ -1,0 +1,154 @@
+"""P4Info of k8s_dp.p4 against expectations read off the P4 source, and the committed copy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format, text_format
+
+from compiler.cli import main, serialize_p4info
+from compiler.p4 import parse_program_text
+from compiler.p4.p4info import build_p4info, load_p4info
+from compiler.proto import p4info
+
+REPO = Path(__file__).resolve().parents[2]
+COMMITTED = REPO / "p4src" / "build" / "k8s_dp.p4info.txtpb"
+
+
+@pytest.fixture(scope="module")
+def info() -> Any:
+    return load_p4info()
+
+
+def by_name(items: Any, name: str) -> Any:
+    matches = [i for i in items if i.preamble.name == name]
+    assert len(matches) == 1, name
+    return matches[0]
+
+
+def test_package_and_counts(info: Any) -> None:
+    assert info.pkg_info.arch == "v1model"
+    assert len(info.tables) == 15
+    assert len(info.actions) == 34
+    assert [p.preamble.name for p in info.action_profiles] == ["K8sIngress.svc_selector"]
+
+
+def test_port_class_table(info: Any) -> None:
+    t = by_name(info.tables, "K8sIngress.port_classify.port_class")
+    assert t.preamble.id == 0x02000101
+    assert t.preamble.alias == "port_class"
+    assert [(f.id, f.name, f.bitwidth, f.match_type) for f in t.match_fields] == [
+        (1, "meta.ingress_port", 9, p4info.MatchField.EXACT)
+    ]
+    assert [(r.id, r.scope, list(r.annotations)) for r in t.action_refs] == [
+        (0x01000101, p4info.ActionRef.TABLE_AND_DEFAULT, []),
+        (0x01000102, p4info.ActionRef.DEFAULT_ONLY, ["@defaultonly"]),
+    ]
+    assert t.size == 512
+    assert not t.const_default_action_id
+    assert t.initial_default_action.action_id == 0x01000102
+
+
+def test_range_lpm_and_multi_field_keys(info: Any) -> None:
+    ports = by_name(info.tables, "K8sIngress.egress_policy.eg_port_rules")
+    assert [(f.name, f.bitwidth, f.match_type) for f in ports.match_fields] == [
+        ("meta.eg_set", 16, p4info.MatchField.EXACT),
+        ("meta.l4_proto", 8, p4info.MatchField.EXACT),
+        ("meta.dport", 16, p4info.MatchField.RANGE),
+    ]
+    fwd = by_name(info.tables, "K8sIngress.forward.fwd")
+    assert (fwd.match_fields[0].name, fwd.match_fields[0].bitwidth) == ("meta.dst_addr", 128)
+    assert fwd.match_fields[0].match_type == p4info.MatchField.LPM
+    assert fwd.size == 131072
+
+
+def test_selector_table_and_profile(info: Any) -> None:
+    t = by_name(info.tables, "K8sIngress.svc_backend")
+    assert t.preamble.id == 0x02000B01
+    # Selector keys hash; only fe_id is a match field.
+    assert [(f.id, f.name, f.bitwidth) for f in t.match_fields] == [(1, "meta.fe_id", 24)]
+    assert t.implementation_id == 0x11000001
+    assert t.size == 65536
+    profile = by_name(info.action_profiles, "K8sIngress.svc_selector")
+    assert profile.preamble.id == 0x11000001
+    assert profile.with_selector
+    assert (profile.size, profile.max_group_size) == (131072, 512)
+    assert list(profile.table_ids) == [0x02000B01]
+    assert list(profile.preamble.annotations) == []
+
+
+def test_actions_and_params(info: Any) -> None:
+    a = by_name(info.actions, "K8sIngress.forward.to_pod")
+    assert a.preamble.id == 0x01000A01
+    assert [(p.id, p.name, p.bitwidth) for p in a.params] == [
+        (1, "port", 9),
+        (2, "pod_mac", 48),
+        (3, "gateway_mac", 48),
+    ]
+    dnat4 = by_name(info.actions, "K8sIngress.backend_nat.dnat4")
+    assert [(p.name, p.bitwidth) for p in dnat4.params] == [("addr", 32), ("port", 16)]
+    assert by_name(info.actions, "K8sIngress.set_backend").params[0].bitwidth == 24
+
+
+def test_counter_registers_packet_io(info: Any) -> None:
+    (counter,) = info.counters
+    assert (counter.preamble.name, counter.preamble.id) == ("K8sIngress.drop_reasons", 0x12000001)
+    assert counter.spec.unit == p4info.CounterSpec.BOTH and counter.size == 16
+    regs = {r.preamble.name: r for r in info.registers}
+    assert regs["K8sIngress.ct_tag"].type_spec.bitstring.bit.bitwidth == 32
+    assert regs["K8sIngress.ct_value"].type_spec.bitstring.bit.bitwidth == 64
+    assert regs["K8sIngress.ct_value"].preamble.id == 0x16000002
+    assert {r.size for r in regs.values()} == {65536}
+    pin = by_name(info.controller_packet_metadata, "packet_in")
+    assert pin.preamble.id == 0x04000001
+    assert [(m.id, m.name, m.bitwidth) for m in pin.metadata] == [(1, "ingress_port", 9), (2, "_pad", 7)]
+    assert list(pin.preamble.annotations) == ['@controller_header("packet_in")']
+    assert by_name(info.controller_packet_metadata, "packet_out").preamble.id == 0x04000002
+
+
+def test_hash_ids_aliases_and_id_prefix_check() -> None:
+    source = (REPO / "tests" / "p4" / "data" / "noids.p4").read_text()
+    info = build_p4info(parse_program_text(source, "noids.p4"))
+    names = {a.preamble.name: a for a in info.actions}
+    # p4c: prefix 0x01 | jenkins("I.drop") & 0xffffff, etc.; both controls have 'drop'.
+    assert names["I.drop"].preamble.alias == "I.drop"
+    assert names["E.drop"].preamble.alias == "E.drop"
+    assert names["I.fwd"].preamble.alias == "fwd"
+    assert all(a.preamble.id >> 24 == 0x01 for a in info.actions)
+    bad = source.replace("@id(5) table", "@id(0x01000005) table")
+    with pytest.raises(Exception, match="wrong 8-bit prefix"):
+        build_p4info(parse_program_text(bad, "noids.p4"))
+
+
+def test_committed_p4info_is_fresh() -> None:
+    expected = serialize_p4info(load_p4info(), "text").decode()
+    assert COMMITTED.read_text() == expected, "p4src/build/k8s_dp.p4info.txtpb is stale: run `make p4info`"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "binary"])
+def test_cli_formats_round_trip(fmt: str, tmp_path: Path) -> None:
+    out = tmp_path / f"p4info.{fmt}"
+    assert main(["p4info", "--format", fmt, "-o", str(out)]) == 0
+    parsed = p4info.P4Info()
+    if fmt == "text":
+        text_format.Parse(out.read_text(), parsed)
+    elif fmt == "json":
+        json.loads(out.read_text())
+        json_format.Parse(out.read_text(), parsed)
+    else:
+        parsed.ParseFromString(out.read_bytes())
+    assert parsed == load_p4info()
+
+
+def test_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.p4"
+    bad.write_text("const bit<8> X = 1\n")
+    assert main(["p4info", "--program", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "bad.p4:1:19: syntax error: missing ';'" in captured.err
+    assert main(["p4info", "--format", "yaml"]) == 2
+    assert main(["--version"]) == 0
