@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from compiler.p4.errors import P4FrontendError
+from compiler.p4.p4info import build_p4info, load_p4info
 from compiler.p4.program import DEFAULT_PROGRAM, load_program, parse_program_text
 
-__all__ = ["DEFAULT_PROGRAM", "P4FrontendError", "load_program", "parse_program_text"]
+__all__ = [
+    "DEFAULT_PROGRAM",
+    "P4FrontendError",
+    "build_p4info",
+    "load_p4info",
+    "load_program",
+    "parse_program_text",
+]
