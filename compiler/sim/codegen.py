@@ -227,9 +227,16 @@ class Codegen:
                 if parent is not None and parent in self.layout.headers:
                     valid = f"S[{self.layout.headers[parent].valid}]"
             items.append((self.expr(el, sc), _width(el.type), valid))
-        if any(v is not None for _, _, v in items):
+        inline = self._pack_inline(items)
+        valids = sorted({v for _, _, v in items if v is not None})
+        if valids:
+            # Fast path when every header involved is valid; bmv2's skipping rule otherwise.
             parts = ", ".join(f"({x}, {w}, {v or 'True'})" for x, w, v in items)
-            return f"_packv(({parts},))"
+            return f"({inline} if {' and '.join(valids)} else _packv(({parts},)))"
+        return inline
+
+    @staticmethod
+    def _pack_inline(items: list[tuple[str, int, str | None]]) -> str:
         total = sum(w for _, w, _ in items)
         pad = -total % 8
         shift = total + pad
