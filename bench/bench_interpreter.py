@@ -85,8 +85,10 @@ def build() -> tuple[Simulator, list[bytes], list[bytes]]:
     for i in range(FRONTENDS * PER_GROUP):
         addr = pod_base + i + 1
         port = 1 + i % 64
-        w.write(table_entry=w.entry("fwd", [(_mapped(addr), 128)], "to_pod", port=port, pod_mac=0x02AA00000000 + i,
-                                    gateway_mac=gw))  # fmt: skip
+        route = w.entry(
+            "fwd", [(_mapped(addr), 128)], "to_pod", port=port, pod_mac=0x02AA00000000 + i, gateway_mac=gw
+        )
+        w.write(table_entry=route)
         w.write(table_entry=w.entry("backend_nat", [i + 1], "dnat4", addr=addr, port=8080))
         m = p4runtime.ActionProfileMember(action_profile_id=w.index.id_of("svc_selector"), member_id=i + 1)
         w.action(m.action, "set_backend", {"be_id": i + 1})
