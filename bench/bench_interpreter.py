@@ -16,21 +16,11 @@ from typing import Any
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from compiler.p4.program import load_program
+from compiler.p4 import build_p4info, load_program
 from compiler.proto import p4runtime
 from compiler.sim.simulator import Simulator
 
 FRONTENDS, PER_GROUP, ISOLATED = 1_000, 10, 200
-
-
-def _p4info(program: Any) -> Any:
-    try:
-        from compiler.p4 import build_p4info  # type: ignore[attr-defined]
-    except ImportError:
-        from tests.sim.p4info_stopgap import p4info_for
-
-        return p4info_for(program)
-    return build_p4info(program)
 
 
 class _Writer:
@@ -75,7 +65,7 @@ def _mapped(addr: int) -> int:
 
 def build() -> tuple[Simulator, list[bytes], list[bytes]]:
     program = load_program()
-    sim = Simulator(program, _p4info(program))
+    sim = Simulator(program, build_p4info(program))
     w = _Writer(sim)
     gw = 0x020000000001
     for port in range(1, 65):

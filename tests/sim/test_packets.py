@@ -15,12 +15,10 @@ from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Packet, Raw
 
-from compiler.p4 import ast
-from compiler.p4.program import load_program
+from compiler.p4 import ast, build_p4info, load_program
 from compiler.sim.simulator import PacketResult, Simulator
 
 from .installer import Installer
-from .p4info_stopgap import p4info_for
 
 GW_MAC, GW4, GW6 = "02:00:00:00:00:01", "10.0.0.1", "fd00::1"
 PODS = {1: "11", 2: "12", 3: "13", 4: "14"}  # port -> last octet / group of the pod's addresses
@@ -61,7 +59,7 @@ def program() -> ast.Program:
 
 @pytest.fixture
 def sim(program: ast.Program) -> Simulator:
-    s = Simulator(program, p4info_for(program))
+    s = Simulator(program, build_p4info(program))
     w = Installer(s)
     for port in PODS:
         w.insert("port_class", {"meta.ingress_port": port}, "set_port_kind", kind=1)
