@@ -2,8 +2,8 @@
 
 Dispatch: if the first argument names a subcommand (`p4info`, later `trace`, `verify`), that
 subcommand runs; otherwise the arguments are a compile invocation (`offload-compile
-[MANIFEST...] [--emit ir|entries|p4info] ...`), which is not wired up yet. Exit codes: 0 ok,
-2 bad input (message on stderr, nothing on stdout).
+[MANIFEST...] [--emit ir|entries|p4info] ...`, see compiler/commands/compile.py). Exit codes:
+0 ok, 1 the entries do not fit the device, 2 bad input (message on stderr, nothing on stdout).
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ EXIT_BAD_INPUT = 2
 
 _EXAMPLES = """\
 examples:
+  offload-compile examples/shop --node examples/shop/node.yaml
+                                                  entries for a cluster, one line each
+  kubectl get pods,svc,endpointslices,netpol -A -o yaml | offload-compile - --format json
+                                                  the live cluster's objects, as JSON
+  offload-compile manifests/ --emit ir            the typed IR instead of entries
+  offload-compile manifests/ --format p4rt-bin -o bundle.bin
+                                                  a P4Runtime WriteRequest, binary
   offload-compile p4info                          P4Info of p4src/k8s_dp.p4, text format
   offload-compile p4info --format json -o x.json  as protobuf JSON, to a file
   offload-compile p4info --program my.p4          P4Info of another v1model program
@@ -86,6 +93,40 @@ def _p4info_parser(sub: Any) -> None:
 SUBCOMMANDS: dict[str, Callable[[Any], None]] = {"p4info": _p4info_parser}
 
 
+def build_compile_parser() -> argparse.ArgumentParser:
+    from compiler.commands import compile as compile_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="offload-compile",
+        description=(
+            "Compile Kubernetes networking intent into P4 table entries for the SmartNIC. "
+            f"Subcommands: {', '.join(SUBCOMMANDS)} (offload-compile COMMAND --help)."
+        ),
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    compile_cmd.add_arguments(parser)
+    parser.set_defaults(func=_cmd_compile)
+    return parser
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from compiler.commands import compile as compile_cmd
+
+    if args.emit == "p4info":
+        fmt = {"json": "json", "p4rt-bin": "binary"}.get(args.format, "text")
+        _write(serialize_p4info(load_p4info_default(), fmt), args.output)
+        return EXIT_OK
+    return compile_cmd.run(args)
+
+
+def load_p4info_default() -> Any:
+    from compiler.p4.p4info import load_p4info
+
+    return load_p4info(None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="offload-compile",
@@ -102,17 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if args_list and args_list[0] not in SUBCOMMANDS and not args_list[0].startswith("-"):
-        print("offload-compile: compiling manifests is not implemented yet; try 'p4info'", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    is_subcommand = bool(args_list) and args_list[0] in SUBCOMMANDS
+    parser = build_parser() if is_subcommand else build_compile_parser()
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_BAD_INPUT
     try:
         return int(args.func(args))
     except P4FrontendError as exc:

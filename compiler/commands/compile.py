@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifests", nargs="*", metavar="MANIFEST", help="files, directories or - for stdin")
     parser.add_argument("--node", metavar="FILE", help="node facts (docs/node-facts.md)")
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format of entries")
-    parser.add_argument("--emit", choices=("entries", "ir"), default="entries", help="what to print")
+    parser.add_argument(
+        "--emit", choices=("entries", "ir", "p4info"), default="entries", help="what to print"
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
 

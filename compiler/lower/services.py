@@ -1,7 +1,7 @@
 """Service load balancing: frontends, backend groups, members, DNAT and reverse NAT entries.
 
 Ids (see ids.py): a backend id per distinct (address, target port), which is also its member id
-(one member per distinct backend action, shared by every group); a group per distinct set of ready
+(one member per distinct backend action, shared by every group); a group per distinct set of usable
 backends, named after the first backend-set key that uses it so that a set whose endpoints change
 keeps its group id; a frontend id per (VIP, protocol, port).
 """
@@ -42,6 +42,15 @@ def _sources(bset: BackendSet | None, fe: ServiceFrontend) -> tuple[str, ...]:
     return tuple(str(k) for k in keys)
 
 
+def usable_backends(bset: BackendSet) -> tuple[Backend, ...]:
+    """Backends that take new connections, as kube-proxy's CategorizeEndpoints picks them: the
+    ready ones, or, when none is ready anywhere, the serving and terminating ones (KEP-1669)."""
+    ready = bset.ready
+    if ready:
+        return ready
+    return tuple(b for b in bset.backends if b.conditions.serving and b.conditions.terminating)
+
+
 def _sctp_translates(fe: ServiceFrontend, bset: BackendSet) -> bool:
     return fe.protocol is Protocol.SCTP and any(b.port != fe.port for b in bset.backends)
 
@@ -65,11 +74,12 @@ def lower_services(ir: ClusterIR, schema: Schema) -> ServiceLowering:
                 )
             )
             continue
-        if bset is not None and len(bset.ready) > max_group:
+        usable = usable_backends(bset) if bset is not None else ()
+        if len(usable) > max_group:
             out.diagnostics.append(
                 Diagnostic(
                     fe.service,
-                    f"{fe.vip} {fe.protocol.value}/{fe.port}: {len(bset.ready)} ready endpoints exceed the "
+                    f"{fe.vip} {fe.protocol.value}/{fe.port}: {len(usable)} endpoints exceed the "
                     f"selector's max_group_size {max_group}; not offloaded",
                     severity="error",
                 )
@@ -85,13 +95,13 @@ def lower_services(ir: ClusterIR, schema: Schema) -> ServiceLowering:
     be_ids = stable_ids(backends, ID_BITS)
     fe_ids = stable_ids((_frontend_ident(fe) for fe, _ in offloaded), ID_BITS)
 
-    # Groups: one per distinct ready-backend set, named by the first set key using it.
+    # Groups: one per distinct set of usable backends, named by the first set key using it.
     group_of_members: dict[tuple[int, ...], str] = {}
     group_origin: dict[str, set[str]] = {}
     set_group: dict[BackendSetKey, str] = {}
     for set_key in sorted(used_sets):
         bset = used_sets[set_key]
-        members = tuple(sorted(be_ids[_backend_ident(b)] for b in bset.ready))
+        members = tuple(sorted(be_ids[_backend_ident(b)] for b in usable_backends(bset)))
         if not members:
             continue
         name = group_of_members.setdefault(members, str(set_key))
