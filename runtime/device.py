@@ -104,6 +104,8 @@ class Device:
         self.state_lock = threading.RLock()
         self.packet_in_sinks: list[Callable[[Any], None]] = []
         self.port_sinks: list[Callable[[int, bytes], None]] = []
+        # Called at every point where packets may see the state between updates (tests probe there).
+        self.between_updates: list[Callable[[], None]] = []
         self._epoch = time.monotonic()
 
     # ---- writes ---------------------------------------------------------------------------------
@@ -121,11 +123,18 @@ class Device:
                         results.append((code_pb2.OK, ""))
                     except P4RuntimeError as err:
                         results.append((err.code, err.message))
+                self._observe()
             return results if any(c != code_pb2.OK for c, _ in results) else None
         if atomicity == DATAPLANE_ATOMIC:
             with self.state_lock:
-                return self._all_or_none(state, updates)
+                out = self._all_or_none(state, updates)
+            self._observe()
+            return out
         return self._all_or_none(state, updates, per_update_lock=True)
+
+    def _observe(self) -> None:
+        for hook in list(self.between_updates):
+            hook()
 
     def _all_or_none(
         self, state: TargetState, updates: list[Any], per_update_lock: bool = False
@@ -136,6 +145,7 @@ class Device:
                 if per_update_lock:
                     with self.state_lock:
                         txn.apply(update)
+                    self._observe()
                 else:
                     txn.apply(update)
             except P4RuntimeError as err:

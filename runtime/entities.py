@@ -102,11 +102,22 @@ def same(a: Item, b: Item) -> bool:
     return bool(entity_value(a.entity) == entity_value(b.entity))
 
 
-def describe(schema: Schema, key: Key) -> str:
-    """`table svc_frontend`, `profile svc_selector member 7`: for logs and error reports."""
+def _names(schema: Schema) -> dict[int, str]:
     info = schema.p4info
     names = {t.preamble.id: t.preamble.alias or t.preamble.name for t in info.tables}
     names.update({p.preamble.id: p.preamble.alias or p.preamble.name for p in info.action_profiles})
+    return names
+
+
+def container(schema: Schema, key: Key) -> str:
+    """The table (`svc_frontend`) or profile part (`svc_selector members`) an entity lives in."""
+    name = _names(schema).get(key[1], str(key[1]))
+    return f"{name} {key[0]}s" if key[0] in ("member", "group") else name
+
+
+def describe(schema: Schema, key: Key) -> str:
+    """`table svc_frontend`, `profile svc_selector member 7`: for logs and error reports."""
+    names = _names(schema)
     kind = key[0]
     if kind == "default":
         return f"table {names.get(key[1], key[1])} default entry"

@@ -19,7 +19,7 @@ import grpc
 from compiler.bundle.schema import Schema
 
 from .client import CONTINUE_ON_ERROR, DATAPLANE_ATOMIC, ROLLBACK_ON_ERROR, NotPrimaryError, P4RuntimeClient
-from .entities import Item, Key, describe, device_items
+from .entities import Item, Key, container, describe, device_items
 from .errors import P4RuntimeRpcError, UpdateError, WriteError, code_name
 from .plan import TYPE_NAMES, Op, Plan, make_plan
 
@@ -154,7 +154,6 @@ class Syncer:
         for key in desired:
             if key[0] == "default":
                 continue
-            what = describe(self.schema, key)
-            name = what.rsplit(" ", 1)[0] if key[0] in ("member", "group") else what
+            name = container(self.schema, key)
             out[name] = out.get(name, 0) + 1
         return out
