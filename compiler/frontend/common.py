@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import TypeVar
@@ -59,11 +60,17 @@ def read_enum(c: Checker, obj: Raw, key: str, path: str, enum: type[E], default:
     value = c.string(obj, key, path)
     if value is None or value == "":
         return default
-    try:
-        return enum(value)
-    except ValueError:
+    member: E | None = _members(enum).get(value)
+    if member is None:
         c.fail(at(path, key), unsupported(value, (m.value for m in enum)))
         return default
+    return member
+
+
+@functools.cache
+def _members(enum: type[E]) -> dict[str, E]:
+    """Enum lookup by value is slow (a try/except per call); this is one dict lookup per field."""
+    return {m.value: m for m in enum}
 
 
 def read_choice(c: Checker, obj: Raw, key: str, path: str, choices: Iterable[str]) -> str | None:

@@ -72,6 +72,9 @@ class Checker:
         return value
 
     def string(self, obj: Raw, key: str, path: str, *, required: bool = False) -> str | None:
+        raw = obj.get(key)
+        if type(raw) is str and raw:  # fast path: most fields are present and well-typed
+            return raw
         value: str | None = self._typed(obj, key, path, str, "a string")
         if required and not value:
             if key not in obj or obj.get(key) in (None, ""):
@@ -80,20 +83,32 @@ class Checker:
         return value
 
     def integer(self, obj: Raw, key: str, path: str, *, required: bool = False) -> int | None:
+        raw = obj.get(key)
+        if type(raw) is int:
+            return raw
         value: int | None = self._typed(obj, key, path, int, "an integer")
         if required and value is None and obj.get(key) is None:
             self.fail(at(path, key), "Required value")
         return value
 
     def boolean(self, obj: Raw, key: str, path: str) -> bool | None:
-        value: bool | None = self._typed(obj, key, path, bool, "a boolean")
-        return value
+        value = obj.get(key)
+        if value is None or type(value) is bool:
+            return bool(value) if value is not None else None
+        self.fail(at(path, key), f"must be a boolean, got {type_name(value)}")
+        return None
 
     def mapping(self, obj: Raw, key: str, path: str) -> Raw:
+        raw = obj.get(key)
+        if type(raw) is dict:
+            return raw
         value: Raw | None = self._typed(obj, key, path, Mapping, "an object")
         return value if value is not None else {}
 
     def items(self, obj: Raw, key: str, path: str) -> list[Any]:
+        raw = obj.get(key)
+        if type(raw) is list:
+            return raw
         value: list[Any] | None = self._typed(obj, key, path, list, "a list")
         return value if value is not None else []
 

@@ -11,7 +11,8 @@ from typing import TextIO, TypeVar
 from compiler.errors import Location, ManifestError, ManifestErrors
 from compiler.frontend.common import subject_of, unsupported
 from compiler.frontend.fields import Checker, Raw
-from compiler.frontend.model import Endpoints, EndpointSlice, Namespace, ObjectKey, Pod, Service
+from compiler.frontend.gc_pause import gc_paused
+from compiler.frontend.model import Endpoints, EndpointSlice, Namespace, ObjectKey, Pod, Service, by_key
 from compiler.frontend.parse_core import parse_namespace, parse_pod
 from compiler.frontend.parse_endpoints import parse_endpoint_slice, parse_endpoints
 from compiler.frontend.parse_policy import parse_network_policy
@@ -68,7 +69,8 @@ class Manifests:
 def load_manifests(sources: Sequence[str | Path], *, stdin: TextIO | None = None) -> Manifests:
     """Read files, directories (recursive, sorted) and `-` (stdin); raise ManifestErrors with all problems."""
     errors: list[ManifestError] = []
-    return _collect(read_objects(sources, errors, stdin), errors)
+    with gc_paused():
+        return _collect(read_objects(sources, errors, stdin), errors)
 
 
 def load_text(text: str, source: str = "<text>") -> Manifests:
@@ -117,7 +119,7 @@ def parse_object(raw: RawObject, errors: list[ManifestError], skipped: Counter[s
 
 
 def _of(objects: list[KubeObject], cls: type[K]) -> tuple[K, ...]:
-    return tuple(sorted((o for o in objects if isinstance(o, cls)), key=lambda o: o.key))
+    return tuple(sorted((o for o in objects if isinstance(o, cls)), key=by_key))
 
 
 def _sorted(objects: list[KubeObject], skipped: Counter[str]) -> Manifests:

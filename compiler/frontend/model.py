@@ -8,6 +8,7 @@ defaulted field. `location` is for error messages only and takes no part in equa
 from __future__ import annotations
 
 import ipaddress
+import operator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -64,6 +65,10 @@ class ObjectKey:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.ref}"
+
+
+by_key = operator.attrgetter("key.kind", "key.namespace", "key.name")
+"""Sort key for objects and nodes: plain tuples compare in C, generated dataclass `__lt__` does not."""
 
 
 @dataclass(frozen=True, slots=True)

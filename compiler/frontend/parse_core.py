@@ -50,7 +50,9 @@ def _pod_ips(c: Checker, status: Raw) -> tuple[IPAddress, ...]:
             c.fail(path, "may specify no more than one IP for each IP family")
             continue
         ips.append(ip)
-    if pod_ip:
+    if pod_ip and entries and entries[0][1].get("ip") == pod_ip:
+        pass  # the usual case: podIP repeats podIPs[0], which is already checked
+    elif pod_ip:
         primary = read_ip(c, pod_ip, "status.podIP")
         if entries and primary is not None and ips and ips[0] != primary:
             c.fail("status.podIPs[0].ip", f"must be the same as status.podIP ({primary}), got {ips[0]}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 from compiler.frontend.model import IPAddress, IPNetwork
 
@@ -106,13 +107,21 @@ def port_number(value: int) -> str | None:
 
 
 def parse_ip(value: str) -> IPAddress | str:
-    """An IP address or the reason it is not one; zones and leading zeros are rejected like the API."""
+    """An IP address or the reason it is not one; zones and leading zeros are rejected like the API.
+
+    inet_pton is as strict as ipaddress here and several times faster, which matters for 100k pods.
+    """
+    try:
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, value))
+    except OSError:
+        pass
+    try:
+        return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, value))
+    except OSError:
+        pass
     if "%" in value:
         return f"must be a valid IP address without a zone, got {value!r}"
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        return f"must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff), got {value!r}"
+    return f"must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff), got {value!r}"
 
 
 def parse_cidr(value: str) -> IPNetwork | str:

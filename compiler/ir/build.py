@@ -7,8 +7,18 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from compiler.errors import ManifestError, ManifestErrors
+from compiler.frontend.gc_pause import gc_paused
 from compiler.frontend.loader import KubeObject
-from compiler.frontend.model import Endpoints, EndpointSlice, IPAddress, Namespace, ObjectKey, Pod, Service
+from compiler.frontend.model import (
+    Endpoints,
+    EndpointSlice,
+    IPAddress,
+    Namespace,
+    ObjectKey,
+    Pod,
+    Service,
+    by_key,
+)
 from compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
 from compiler.frontend.policy import NetworkPolicy
 from compiler.ir.nodes import BackendSet, ClusterIR, Diagnostic, PodEndpoint, ServiceFrontend
@@ -29,6 +39,11 @@ def build_ir(objects: Iterable[KubeObject], node_facts: NodeFacts | None = None)
 
     Input order does not matter: every collection is sorted by key before use.
     """
+    with gc_paused():
+        return _build(objects, node_facts)
+
+
+def _build(objects: Iterable[KubeObject], node_facts: NodeFacts | None) -> ClusterIR:
     all_objects = list(objects)
     namespaces = _of(all_objects, Namespace)
     pods = _of(all_objects, Pod)
@@ -78,7 +93,7 @@ def build_ir(objects: Iterable[KubeObject], node_facts: NodeFacts | None = None)
 
 
 def _of(objects: list[KubeObject], cls: type[K]) -> list[K]:
-    return sorted((o for o in objects if isinstance(o, cls)), key=lambda o: o.key)
+    return sorted((o for o in objects if isinstance(o, cls)), key=by_key)
 
 
 def _index_pod_ips(
