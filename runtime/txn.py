@@ -70,9 +70,10 @@ class Transaction:
         """Like `TargetState.apply`: raises P4RuntimeError and changes nothing on failure."""
         if not self.supports(update):
             raise P4RuntimeError(code_pb2.UNIMPLEMENTED, "only table entries and profiles roll back")
-        before = self._read_before(update.entity)
-        self.state.apply(update)
         kind = update.type
+        # An INSERT's inverse is a DELETE by key: no need to read what was there (nothing was).
+        before = None if kind == INSERT else self._read_before(update.entity)
+        self.state.apply(update)
         if kind == INSERT:
             inverse = p4r.Update(type=DELETE, entity=_key_filter(update.entity))
         elif before is None:  # unreachable: MODIFY and DELETE of an absent entity raised NOT_FOUND

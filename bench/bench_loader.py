@@ -1,0 +1,87 @@
+"""Write throughput of the loader against the embedded target, and the time of a full initial sync.
+
+A synthetic 100,000-entity bundle (Service frontends, each with its own group of two backends,
+members and NAT entries) is pushed to a fresh embedded target over gRPC on loopback: once as one
+DATAPLANE_ATOMIC transaction (the initial sync the loader does by default), then in staged
+CONTINUE_ON_ERROR batches of several sizes. Also timed: a no-op resync (read back + diff).
+Prints figures only; nothing asserts on time.
+Run: .venv/bin/python -m bench.bench_loader [--entities 100000] [--batch-sizes 100,1000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from compiler.bundle.model import Bundle, Exact, ProfileGroup, ProfileMember, TableEntry
+from compiler.bundle.schema import Schema
+from compiler.contract import default_schema
+from runtime.client import P4RuntimeClient
+from runtime.device import state_only_pipeline
+from runtime.entities import bundle_items
+from runtime.switch import EmbeddedSwitch
+from runtime.sync import Syncer
+
+V4 = 0xFFFF << 32
+
+
+def synthetic(schema: Schema, entities: int) -> Bundle:
+    """F frontends x (svc_frontend, svc_backend, rev_nat, group) + B backends x (member, backend_nat)."""
+    frontends = entities // 6
+    backends = (entities - 4 * frontends) // 2
+    members: list[ProfileMember] = []
+    entries: list[TableEntry] = []
+    groups: list[ProfileGroup] = []
+    for b in range(1, backends + 1):
+        members.append(schema.member("svc_selector", b, "set_backend", {"be_id": b}))
+        addr = 0x0AF40000 + b
+        entries.append(
+            schema.entry("backend_nat", {"be_id": Exact(b)}, "dnat4", {"addr": addr, "port": 8080})
+        )
+    for f in range(1, frontends + 1):
+        vip = 0x0A600000 + f
+        pair = ((f - 1) % backends + 1, f % backends + 1)
+        groups.append(schema.group("svc_selector", f, tuple(sorted((m, 1) for m in set(pair))), 512))
+        key = {"dst_addr": Exact(V4 | vip), "l4_proto": Exact(6), "dport": Exact(80)}
+        entries.append(schema.entry("svc_frontend", key, "set_frontend", {"fe_id": f}))
+        entries.append(schema.entry("svc_backend", {"fe_id": Exact(f)}, group_id=f))
+        entries.append(schema.entry("rev_nat", {"ct_nat_id": Exact(f)}, "snat4", {"vip": vip, "port": 80}))
+    return Bundle(tuple(members), tuple(groups), tuple(entries))
+
+
+def run(schema: Schema, bundle: Bundle, mode: str, batch_size: int) -> tuple[float, int, float]:
+    desired = bundle_items(schema, bundle)
+    with EmbeddedSwitch(factory=state_only_pipeline) as sw:
+        client = P4RuntimeClient(sw.address, timeout=600)
+        client.connect()
+        client.set_pipeline(schema.p4info)
+        syncer = Syncer(client, schema, batch_size=batch_size, mode=mode)
+        result = syncer.sync(desired)
+        assert result.ok, result.reason
+        start = time.monotonic()
+        again = syncer.sync(desired)
+        noop = time.monotonic() - start
+        assert again.updates == 0
+        client.close()
+    return result.duration, result.updates, noop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--batch-sizes", default="100,1000,10000")
+    args = parser.parse_args()
+    schema = default_schema()
+    bundle = synthetic(schema, args.entities)
+    n = len(bundle.members) + len(bundle.groups) + len(bundle.entries)
+    print(f"bundle: {n} entities ({len(bundle.groups)} frontends, {len(bundle.members)} backends)")
+    secs, updates, noop = run(schema, bundle, "dataplane", 0)
+    print(f"initial sync, one DATAPLANE_ATOMIC write: {secs:.2f}s, {updates / secs:,.0f} updates/s")
+    print(f"no-op resync (read back + diff): {noop:.2f}s")
+    for size in (int(s) for s in args.batch_sizes.split(",")):
+        secs, updates, _ = run(schema, bundle, "continue", size)
+        print(f"staged CONTINUE_ON_ERROR, batch {size:>6}: {secs:.2f}s, {updates / secs:,.0f} updates/s")
+
+
+if __name__ == "__main__":
+    main()
