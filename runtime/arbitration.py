@@ -1,9 +1,9 @@
-"""Primary election per (device_id, role), as P4Runtime spec §5 ("Client Arbitration and Controller
+"""Primary election per (device_id, role), as P4Runtime spec §7 ("Client Arbitration and Controller
 Replication") prescribes, kept free of gRPC so the rules can be read and tested on their own.
 
 The primary is the live controller whose election_id is >= the highest the device ever saw for
 that role; after the primary leaves there is none until a controller sends such an id again
-(§5.3/§5.4). Every change is announced with MasterArbitrationUpdate: OK to the primary,
+(§7.3/§7.4). Every change is announced with MasterArbitrationUpdate: OK to the primary,
 ALREADY_EXISTS to backups, NOT_FOUND to everyone while there is no primary.
 """
 
@@ -19,7 +19,7 @@ from compiler.proto import p4runtime as p4r
 
 
 def election_id_of(msg: Any) -> int | None:
-    """A Uint128 field as an int; None when unset (spec §16.3.1: unset ranks below every id)."""
+    """A Uint128 field as an int; None when unset (spec §"Unset Election ID": it ranks below every id)."""
     return None if msg is None else (msg.high << 64) | msg.low
 
 
@@ -111,7 +111,7 @@ class Arbiter:
             return ctrl
 
     def leave(self, ctrl: Controller) -> None:
-        """A stream closed; a departing primary leaves the role without one (spec §5)."""
+        """A stream closed; a departing primary leaves the role without one (spec §7)."""
         with self.lock:
             state = self._roles.get(ctrl.role)
             if state is None or ctrl not in state.controllers:

@@ -1,4 +1,4 @@
-"""Entities as the diff sees them: a hashable key (what P4Runtime identifies an entity by, spec §9)
+"""Entities as the diff sees them: a hashable key (what P4Runtime identifies an entity by, spec §11)
 and a normalized value, for both the compiled bundle and what the device reads back.
 
 Values are compared in canonical form (shortest bytestrings, params and group members sorted), so

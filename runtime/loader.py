@@ -78,6 +78,7 @@ class Loader:
         self.last_result: SyncResult | None = None
         self.in_sync = False
         self._need_sync = True
+        self._pipeline_ok = False
         self._heartbeat = time.monotonic()
         self._last_sync = 0.0
         self._attempt = 0
@@ -130,6 +131,7 @@ class Loader:
             client.connect(cfg.connect_timeout)
             self.metrics.set("offload_connected", 1)
             self.client = client
+            self._pipeline_ok = False
             if client.is_primary:
                 self.ensure_pipeline()
         except BaseException:
@@ -161,6 +163,7 @@ class Loader:
         rt = p4r.GetForwardingPipelineConfigRequest.COOKIE_ONLY
         config = self.client.get_pipeline(rt)
         if config is not None and config.HasField("cookie") and config.cookie.cookie == self.cookie:
+            self._pipeline_ok = True
             return
         action = VERIFY_AND_COMMIT if config is None else RECONCILE_AND_COMMIT
         log.info("pushing the pipeline (%s)", "new device" if config is None else "cookie differs")
@@ -170,6 +173,7 @@ class Loader:
             if action == VERIFY_AND_COMMIT:
                 raise
             self.client.set_pipeline(self.p4info, self.config.device_config, self.cookie, VERIFY_AND_COMMIT)
+        self._pipeline_ok = True
 
     def sync(self) -> SyncResult | None:
         """Reconcile the device with the desired state (None when there is nothing to do it with)."""
@@ -251,6 +255,8 @@ class Loader:
         due = time.monotonic() - self._last_sync >= self.config.resync_interval
         if self._need_sync or due:
             try:
+                if not self._pipeline_ok:  # we became primary after connecting as a backup
+                    self.ensure_pipeline()
                 self.sync()
             except (P4RuntimeRpcError, NotPrimaryError) as err:
                 log.warning("sync interrupted: %s", err)
@@ -275,7 +281,11 @@ class Loader:
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
         while not stop.is_set():
-            self.step()
+            try:
+                self.step()
+            except Exception:  # one bad round must not end the daemon; the next one starts over
+                log.exception("loader round failed")
+                self._need_sync = True
             stop.wait(self.config.poll_interval)
         self.close()
 

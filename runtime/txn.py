@@ -22,7 +22,7 @@ UNDOABLE = ("table_entry", "action_profile_member", "action_profile_group")
 
 
 def _key_filter(entity: Any) -> Any:
-    """A read filter naming exactly the entity an update addresses (its key, spec §9)."""
+    """A read filter naming exactly the entity an update addresses (its key, spec §11)."""
     which = entity.WhichOneof("entity")
     out = p4r.Entity()
     if which == "table_entry":

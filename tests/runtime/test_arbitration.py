@@ -1,4 +1,4 @@
-"""Primary election over a real StreamChannel (P4Runtime spec §5 "Client Arbitration and Controller
+"""Primary election over a real StreamChannel (P4Runtime spec §7 "Client Arbitration and Controller
 Replication", §"Client Arbitration Update", §"Write RPC" check 2)."""
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def test_primary_change_and_demotion_stop_writes(switch: EmbeddedSwitch, p4info:
 
 
 def test_duplicate_election_id_and_unknown_device_end_the_stream(switch: EmbeddedSwitch) -> None:
-    """Spec §5.3 rules 1.1 and 1.2: NOT_FOUND for an unknown device, INVALID_ARGUMENT for an id in use."""
+    """Spec §7.3 rules 1.1 and 1.2: NOT_FOUND for an unknown device, INVALID_ARGUMENT for an id in use."""
     holder = connect(switch.address, election_id=4)
     try:
         dup = P4RuntimeClient(switch.address, election_id=4, timeout=3)
