@@ -90,7 +90,13 @@ def _p4info_parser(sub: Any) -> None:
 
 
 # Subcommand name -> function that adds its parser. `trace` and `verify` plug in here.
-SUBCOMMANDS: dict[str, Callable[[Any], None]] = {"p4info": _p4info_parser}
+def _trace_parser(sub: Any) -> None:
+    from compiler.commands import trace
+
+    trace.add_parser(sub)
+
+
+SUBCOMMANDS: dict[str, Callable[[Any], None]] = {"p4info": _p4info_parser, "trace": _trace_parser}
 
 
 def build_compile_parser() -> argparse.ArgumentParser:

@@ -215,9 +215,11 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                     if (!meta.drop && meta.port_kind != PORT_KIND_HOST) {
                         ingress_policy.apply(hdr, meta);
                     }
-                    if (!meta.drop && (meta.policy_applied || meta.be_id != 0)) {
-                        /* Commit both directions. The original slot pins the backend; the reply
-                         * slot (keyed by the post-NAT tuple reversed) restores the frontend. */
+                    if (!meta.drop) {
+                        /* Commit every allowed flow, in both directions: the original slot pins
+                         * the backend; the reply slot (keyed by the post-NAT tuple reversed)
+                         * restores the frontend and lets replies pass even when their receiver
+                         * is isolated in the direction the reply travels. */
                         hash(reply_index, HashAlgorithm.crc16, 32w0,
                              { meta.l4_proto, meta.dst_addr, meta.src_addr, meta.dport, meta.sport }, CT_SLOTS);
                         hash(reply_tag, HashAlgorithm.crc32, 32w0,

@@ -151,7 +151,6 @@ struct local_metadata_t {
     bool    l4_rewritten;    /* addresses or ports changed: recompute checksums */
 
     /* NetworkPolicy. */
-    bool    policy_applied;  /* some isolation applied: keep state so replies pass */
     bit<16> eg_set;
     bit<16> eg_peer_class;
     bit<64> eg_any_peer_rules;

@@ -327,7 +327,6 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     }
     apply {
         if (eg_pod.apply().hit) {
-            meta.policy_applied = true;
             eg_peer_class.apply();
             eg_peer_rules.apply();
             eg_port_rules.apply();
@@ -428,7 +427,6 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     }
     apply {
         if (in_pod.apply().hit) {
-            meta.policy_applied = true;
             in_peer_class.apply();
             in_peer_rules.apply();
             in_port_rules.apply();
