@@ -22,7 +22,7 @@ EXIT_BAD_INPUT = 2
 
 _EXAMPLES = """\
 examples:
-  offload-compile examples/shop --node examples/shop/node.yaml
+  offload-compile examples/shop/cluster --node examples/shop/node.yaml
                                                   entries for a cluster, one line each
   kubectl get pods,svc,endpointslices,netpol -A -o yaml | offload-compile - --format json
                                                   the live cluster's objects, as JSON

@@ -16,8 +16,8 @@ from compiler.trace import Probe, Tracer, make_probe, parse_probes, render_text
 
 EXAMPLES = """\
 examples:
-  offload-compile trace examples/shop --probes probes.yaml
-  offload-compile trace examples/shop --from shop/cart-7f8b6-pqrst --to svc:data/redis --port 6379
+  offload-compile trace examples/shop/cluster --probes examples/shop/probes.yaml
+  offload-compile trace examples/shop/cluster --from shop/cart-7f8b6-pqrst --to svc:data/redis --port 6379
   offload-compile trace cluster/ --node node.yaml --probes probes.yaml --format json
 
 A probes file is a YAML list of {from: NS/POD, to: NS/POD | svc:NS/NAME | IP, port: N,
