@@ -29,13 +29,30 @@ def subtract(cidr: IPNetwork, excepts: Iterable[IPNetwork]) -> list[IPNetwork]:
     return parts
 
 
+IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+"""Where the pipeline keeps IPv4 addresses (p4src/README.md): an IPv6 peer must never cover it,
+or an IPv6 ipBlock such as ::/0 would also match every IPv4 address."""
+
+
 def address_set(networks: Iterable[IPNetwork]) -> AddressSet:
-    """The canonical form: per family collapsed (merging adjacent and nested), sorted."""
+    """The canonical form: per family collapsed (merging adjacent and nested), sorted; IPv6
+    networks exclude the IPv4-mapped range."""
     nets = list(networks)
-    v4 = [n for n in nets if n.version == 4]
-    v6 = [n for n in nets if n.version == 6]
+    v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [
+        n
+        for n in subtract_all([n for n in nets if n.version == 6], IPV4_MAPPED)
+        if isinstance(n, ipaddress.IPv6Network)
+    ]
     out: list[IPNetwork] = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
     return AddressSet(tuple(sorted(out, key=net_sort_key)))
+
+
+def subtract_all(networks: list[IPNetwork], hole: IPNetwork) -> list[IPNetwork]:
+    out: list[IPNetwork] = []
+    for net in networks:
+        out.extend(subtract(net, [hole]) if net.overlaps(hole) else [net])
+    return out
 
 
 def union(sets: Iterable[AddressSet]) -> AddressSet:
