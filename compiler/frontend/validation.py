@@ -116,9 +116,14 @@ def parse_ip(value: str) -> IPAddress | str:
     except OSError:
         pass
     try:
-        return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, value))
+        v6 = ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, value))
     except OSError:
         pass
+    else:
+        if v6.ipv4_mapped is not None:
+            # Kubernetes 1.33+ rejects these too; our pipeline keys IPv4 in that very range.
+            return f"must not be an IPv4-mapped IPv6 address, got {value!r} (use {v6.ipv4_mapped})"
+        return v6
     if "%" in value:
         return f"must be a valid IP address without a zone, got {value!r}"
     return f"must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff), got {value!r}"
