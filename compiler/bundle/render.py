@@ -47,9 +47,11 @@ def _entry_action_text(schema: Schema, e: TableEntry) -> str:
 
 
 def to_text(schema: Schema, bundle: Bundle) -> str:
-    entries = []
+    entries: list[dict[str, object]] = []
+    width = 0
     for e in bundle.entries:
         info = schema.table(e.table)
+        width = max(width, len(info.alias))
         match = " ".join(
             f"{name.rsplit('.', 1)[-1]}={format_match(name, info.field(name).bitwidth, m)}"
             for name, m in e.match
@@ -83,7 +85,6 @@ def to_text(schema: Schema, bundle: Bundle) -> str:
         }
         for g in bundle.groups
     ]
-    width = max((len(e["table"]) for e in entries), default=0)  # type: ignore[arg-type]
     return _template().render(members=members, groups=groups, entries=entries, width=width)
 
 
