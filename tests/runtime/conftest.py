@@ -18,8 +18,8 @@ from runtime.entities import Item, Key, bundle_items, device_items
 from runtime.switch import EmbeddedSwitch
 
 REPO = Path(__file__).resolve().parents[2]
-SHOP = REPO / "examples" / "shop"
-NODE = SHOP / "node.yaml"
+SHOP = REPO / "examples" / "shop" / "cluster"
+NODE = REPO / "examples" / "shop" / "node.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +39,11 @@ def shop_bundle(schema: Schema) -> Bundle:
 
 @pytest.fixture
 def shop_dir(tmp_path: Path) -> Path:
-    """A private, editable copy of the shop manifests (without the node facts)."""
+    """A private, editable copy of the shop manifests."""
     out = tmp_path / "shop"
     out.mkdir()
     for f in SHOP.glob("*.yaml"):
-        if f.name != "node.yaml":
-            shutil.copy(f, out / f.name)
+        shutil.copy(f, out / f.name)
     return out
 
 
