@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint types pytest p4info bench clean
+.PHONY: demo test lint types pytest p4info bench clean finsy-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,5 +33,13 @@ p4info: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+# finsy (a third-party P4Runtime client, protobuf < 7) in its own venv; tests/runtime/test_finsy.py
+# builds the same on first use.
+finsy-venv:
+	rm -rf .venv-finsy
+	$(PYTHON) -m venv .venv-finsy
+	.venv-finsy/bin/python -m pip install --quiet finsy==0.30.0
+	touch .venv-finsy/.stamp-finsy==0.30.0
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-finsy .pytest_cache .mypy_cache .ruff_cache .hypothesis

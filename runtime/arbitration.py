@@ -4,7 +4,9 @@ Replication") prescribes, kept free of gRPC so the rules can be read and tested 
 The primary is the live controller whose election_id is >= the highest the device ever saw for
 that role; after the primary leaves there is none until a controller sends such an id again
 (§7.3/§7.4). Every change is announced with MasterArbitrationUpdate: OK to the primary,
-ALREADY_EXISTS to backups, NOT_FOUND to everyone while there is no primary.
+ALREADY_EXISTS to backups, NOT_FOUND to everyone while there is no primary. An election id in use
+ends the stream with INVALID_ARGUMENT "election id N is already used", the wording clients such as
+finsy recognise (they retry with a lower id).
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class Arbiter:
             state = self._roles.setdefault(role, _RoleState())
             if eid is not None and any(c.election_id == eid and c is not current for c in state.controllers):
                 raise ArbitrationError(
-                    code_pb2.INVALID_ARGUMENT, f"election_id {eid} is used by another client"
+                    code_pb2.INVALID_ARGUMENT, f"election id {eid} is already used by another controller"
                 )
             ctrl = current or Controller(self.device_id, role, eid, send)
             ctrl.election_id = eid
