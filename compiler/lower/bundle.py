@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from compiler.bundle.model import Bundle, TableEntry, match_values
@@ -36,8 +37,13 @@ def _entry_sort_key(
 
 def check_capacity(schema: Schema, bundle: Bundle) -> None:
     """P4Info sizes are the contract: overflow names the table, the need and the capacity."""
+    check_counts(schema, bundle.counts())
+
+
+def check_counts(schema: Schema, counts: Mapping[str, int]) -> None:
+    """`check_capacity` on counts kept up to date elsewhere (the incremental compiler's)."""
     problems: list[str] = []
-    for table, count in sorted(bundle.counts().items()):
+    for table, count in sorted(counts.items()):
         if table.endswith(" (members)"):
             prof = schema.profile(table.removesuffix(" (members)"))
             if count > prof.size:

@@ -65,25 +65,9 @@ def lower_services(ir: ClusterIR, schema: Schema) -> ServiceLowering:
     offloaded: list[tuple[ServiceFrontend, BackendSet | None]] = []
     for fe in ir.frontends:
         bset = sets.get(fe.backend_set)
-        if bset is not None and _sctp_translates(fe, bset):
-            out.diagnostics.append(
-                Diagnostic(
-                    fe.service,
-                    f"SCTP port {fe.port} on {fe.vip}: target port differs from the service port, and "
-                    "v1model cannot recompute SCTP's CRC32c; left to the host",
-                )
-            )
-            continue
-        usable = usable_backends(bset) if bset is not None else ()
-        if len(usable) > max_group:
-            out.diagnostics.append(
-                Diagnostic(
-                    fe.service,
-                    f"{fe.vip} {fe.protocol.value}/{fe.port}: {len(usable)} endpoints exceed the "
-                    f"selector's max_group_size {max_group}; not offloaded",
-                    severity="error",
-                )
-            )
+        problem = offload_problem(fe, bset, max_group)
+        if problem is not None:
+            out.diagnostics.append(problem)
             continue
         offloaded.append((fe, bset))
 
@@ -115,20 +99,11 @@ def lower_services(ir: ClusterIR, schema: Schema) -> ServiceLowering:
         for b in bset.backends:
             member_origin.setdefault(_backend_ident(b), set()).update(str(k) for k in bset.sources)
     for ident in sorted(backends, key=lambda i: be_ids[i]):
-        b = backends[ident]
-        be_id = be_ids[ident]
-        origin = tuple(sorted(member_origin[ident]))
-        out.members.append(schema.member(SELECTOR, be_id, "set_backend", {"be_id": be_id}, origin))
-        action = "dnat4" if b.address.version == 4 else "dnat6"
-        out.entries.append(
-            schema.entry(
-                "backend_nat",
-                {"be_id": Exact(be_id)},
-                action,
-                {"addr": int(b.address), "port": b.port},
-                origin=origin,
-            )
+        member, nat = backend_entities(
+            schema, backends[ident], be_ids[ident], tuple(sorted(member_origin[ident]))
         )
+        out.members.append(member)
+        out.entries.append(nat)
     for members, name in sorted(group_of_members.items(), key=lambda kv: group_ids[kv[1]]):
         gid = group_ids[name]
         out.groups.append(
@@ -142,30 +117,63 @@ def lower_services(ir: ClusterIR, schema: Schema) -> ServiceLowering:
         )
 
     for fe, bset in offloaded:
-        fe_id = fe_ids[_frontend_ident(fe)]
-        origin = _sources(bset, fe)
-        key = {
-            "dst_addr": Exact(mapped(fe.vip)),
-            "l4_proto": Exact(PROTOCOL_NUMBERS[fe.protocol.value.lower()]),
-            "dport": Exact(fe.port),
-        }
-        if bset is None or bset.key not in set_group:
-            out.entries.append(schema.entry("svc_frontend", key, "reject_no_endpoint", origin=origin))
-            continue
-        out.entries.append(schema.entry("svc_frontend", key, "set_frontend", {"fe_id": fe_id}, origin=origin))
-        out.entries.append(
-            schema.entry(
-                "svc_backend", {"fe_id": Exact(fe_id)}, group_id=group_ids[set_group[bset.key]], origin=origin
-            )
-        )
-        snat = "snat4" if fe.vip.version == 4 else "snat6"
-        out.entries.append(
-            schema.entry(
-                "rev_nat",
-                {"ct_nat_id": Exact(fe_id)},
-                snat,
-                {"vip": int(fe.vip), "port": fe.port},
-                origin=origin,
-            )
-        )
+        group = group_ids[set_group[bset.key]] if bset is not None and bset.key in set_group else None
+        out.entries.extend(frontend_entries(schema, fe, bset, fe_ids[_frontend_ident(fe)], group))
     return out
+
+
+def offload_problem(fe: ServiceFrontend, bset: BackendSet | None, max_group: int) -> Diagnostic | None:
+    """Why a frontend cannot be offloaded, or None; depends on the frontend and its set only."""
+    if bset is not None and _sctp_translates(fe, bset):
+        return Diagnostic(
+            fe.service,
+            f"SCTP port {fe.port} on {fe.vip}: target port differs from the service port, and "
+            "v1model cannot recompute SCTP's CRC32c; left to the host",
+        )
+    usable = usable_backends(bset) if bset is not None else ()
+    if len(usable) > max_group:
+        return Diagnostic(
+            fe.service,
+            f"{fe.vip} {fe.protocol.value}/{fe.port}: {len(usable)} endpoints exceed the "
+            f"selector's max_group_size {max_group}; not offloaded",
+            severity="error",
+        )
+    return None
+
+
+def backend_entities(
+    schema: Schema, b: Backend, be_id: int, origin: tuple[str, ...]
+) -> tuple[ProfileMember, TableEntry]:
+    """The selector member and DNAT entry of one backend (address, target port)."""
+    member = schema.member(SELECTOR, be_id, "set_backend", {"be_id": be_id}, origin)
+    action = "dnat4" if b.address.version == 4 else "dnat6"
+    nat = schema.entry(
+        "backend_nat",
+        {"be_id": Exact(be_id)},
+        action,
+        {"addr": int(b.address), "port": b.port},
+        origin=origin,
+    )
+    return member, nat
+
+
+def frontend_entries(
+    schema: Schema, fe: ServiceFrontend, bset: BackendSet | None, fe_id: int, group_id: int | None
+) -> list[TableEntry]:
+    """An offloaded frontend: reject without a group, else frontend, backend group and reverse NAT."""
+    origin = _sources(bset, fe)
+    key = {
+        "dst_addr": Exact(mapped(fe.vip)),
+        "l4_proto": Exact(PROTOCOL_NUMBERS[fe.protocol.value.lower()]),
+        "dport": Exact(fe.port),
+    }
+    if group_id is None:
+        return [schema.entry("svc_frontend", key, "reject_no_endpoint", origin=origin)]
+    snat = "snat4" if fe.vip.version == 4 else "snat6"
+    return [
+        schema.entry("svc_frontend", key, "set_frontend", {"fe_id": fe_id}, origin=origin),
+        schema.entry("svc_backend", {"fe_id": Exact(fe_id)}, group_id=group_id, origin=origin),
+        schema.entry(
+            "rev_nat", {"ct_nat_id": Exact(fe_id)}, snat, {"vip": int(fe.vip), "port": fe.port}, origin=origin
+        ),
+    ]
