@@ -13,6 +13,8 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -233,6 +235,21 @@ class _Session:
                     dev.arbiter.leave(ctrl)
 
 
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """PEM files: our certificate and key; with `client_ca`, clients must present a certificate it
+    signed (mutual TLS) and are refused during the handshake otherwise."""
+
+    cert: str
+    key: str
+    client_ca: str | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        ca = Path(self.client_ca).read_bytes() if self.client_ca else None
+        pair = (Path(self.key).read_bytes(), Path(self.cert).read_bytes())
+        return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
+
+
 class EmbeddedSwitch:
     """The target as a gRPC server in this process: `with EmbeddedSwitch() as sw: sw.address`."""
 
@@ -244,7 +261,9 @@ class EmbeddedSwitch:
         continue_on_error_only: bool = False,
         factory: PipelineFactory = simulator_pipeline,
         max_workers: int = 32,
+        tls: ServerTls | None = None,
     ) -> None:
+        self.tls = tls
         self.servicer = SwitchServicer(
             device_ids, continue_on_error_only=continue_on_error_only, factory=factory
         )
@@ -270,12 +289,19 @@ class EmbeddedSwitch:
             ],
         )
         add_p4runtime_servicer(server, self.servicer)
-        self.port = server.add_insecure_port(self._listen)
+        if self.tls is None:
+            self.port = server.add_insecure_port(self._listen)
+        else:
+            self.port = server.add_secure_port(self._listen, self.tls.credentials())
         if self.port == 0:
             raise OSError(f"cannot listen on {self._listen}")
         server.start()
         self._server = server
-        log.info("embedded P4Runtime target listening on %s", self.address)
+        log.info(
+            "embedded P4Runtime target listening on %s (%s)",
+            self.address,
+            "plaintext" if self.tls is None else "mTLS" if self.tls.client_ca else "TLS",
+        )
         return self
 
     def stop(self, grace: float | None = 0.5) -> None:

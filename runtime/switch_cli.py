@@ -8,7 +8,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .switch import EmbeddedSwitch
+from .dataplane import PortIO, parse_port_map
+from .switch import EmbeddedSwitch, ServerTls
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,18 +23,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="answer UNIMPLEMENTED for ROLLBACK_ON_ERROR and DATAPLANE_ATOMIC, like bmv2/Stratum/infrap4d",
     )
+    parser.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="PORT=IF",
+        help="forward real frames between device port PORT and interface IF (repeatable; first device)",
+    )
+    parser.add_argument("--tls-cert", help="server certificate (PEM); with --tls-key enables TLS")
+    parser.add_argument("--tls-key", help="server private key (PEM)")
+    parser.add_argument("--tls-client-ca", help="CA (PEM) that must have signed client certificates (mTLS)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        parser.error("--tls-cert and --tls-key go together, and --tls-client-ca needs them")
+    tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     switch = EmbeddedSwitch(
-        args.listen, device_ids=args.device_id or (1,), continue_on_error_only=args.continue_on_error_only
+        args.listen,
+        device_ids=args.device_id or (1,),
+        continue_on_error_only=args.continue_on_error_only,
+        tls=tls,
     )
     try:
+        ports = parse_port_map(args.port)
+    except ValueError as err:
+        parser.error(str(err))
+    port_io: PortIO | None = None
+    try:
         switch.start()
+        if ports:
+            port_io = PortIO(switch.device((args.device_id or [1])[0]), ports).start()
     except OSError as err:
+        switch.stop()
         print(f"offload-switch: {err}", file=sys.stderr)
         return 1
     print(f"offload-switch: serving P4Runtime on {switch.address}", file=sys.stderr, flush=True)
@@ -42,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         switch.wait()
     except KeyboardInterrupt:
         switch.stop()
+    if port_io is not None:
+        port_io.stop()
     return 0
 
 

@@ -1,0 +1,110 @@
+"""TLS and mutual TLS between the client/loader and the embedded target, with certificates made by
+`openssl` at test time: a CA, a server certificate for 127.0.0.1, a client certificate, and a
+second CA that signed nothing we trust."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from runtime.client import P4RuntimeClient, TlsOptions
+from runtime.loader_cli import main as loader_main
+from runtime.switch import EmbeddedSwitch, ServerTls
+
+from .conftest import NODE, SHOP
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: str
+    server_cert: str
+    server_key: str
+    client_cert: str
+    client_key: str
+    other_ca: str
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def _ca(d: Path, name: str) -> None:
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+             "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=d)  # fmt: skip
+
+
+def _leaf(d: Path, name: str, ca: str, ext: str) -> None:
+    (d / f"{name}.ext").write_text(ext)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-days", "2",
+             "-CAcreateserial", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    _ca(d, "ca")
+    _ca(d, "other-ca")
+    _leaf(d, "server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    _leaf(d, "client", "ca", "extendedKeyUsage=clientAuth\n")
+    p = {n: str(d / n) for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+    return Pki(p["ca.pem"], p["server.pem"], p["server.key"], p["client.pem"], p["client.key"],
+               str(d / "other-ca.pem"))  # fmt: skip
+
+
+def _try_connect(address: str, tls: TlsOptions | None) -> bool:
+    """True when the stream opens and arbitration answers; False when the channel never gets ready."""
+    client = P4RuntimeClient(address, election_id=1, tls=tls, timeout=2.0)
+    try:
+        return client.connect()
+    except grpc.FutureTimeoutError:
+        return False
+    finally:
+        client.close()
+
+
+def _served(tls: ServerTls) -> Any:
+    return EmbeddedSwitch(tls=tls)
+
+
+def test_tls_server_with_client_trusting_its_ca(pki: Pki) -> None:
+    with _served(ServerTls(pki.server_cert, pki.server_key)) as sw:
+        assert _try_connect(sw.address, TlsOptions(ca=pki.ca))
+        code = loader_main(
+            ["--once", "--target", sw.address, "--tls-ca", pki.ca, "--node", str(NODE), str(SHOP)]
+        )
+        assert code == 0
+        assert sw.servicer.write_count >= 1
+        assert not _try_connect(sw.address, None)  # plaintext to a TLS port
+        assert not _try_connect(sw.address, TlsOptions(ca=pki.other_ca))  # a CA that did not sign it
+
+
+def test_tls_server_name_override(pki: Pki) -> None:
+    with _served(ServerTls(pki.server_cert, pki.server_key)) as sw:
+        local = sw.address.replace("127.0.0.1", "localhost")
+        assert _try_connect(local, TlsOptions(ca=pki.ca))
+        assert not _try_connect(sw.address, TlsOptions(ca=pki.ca, server_name="elsewhere.example"))
+
+
+def test_mtls_requires_a_client_certificate(pki: Pki) -> None:
+    with _served(ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)) as sw:
+        assert _try_connect(sw.address, TlsOptions(pki.ca, pki.client_cert, pki.client_key))
+        assert not _try_connect(sw.address, TlsOptions(ca=pki.ca))  # no client certificate
+        args = ["--once", "--target", sw.address, "--tls-ca", pki.ca, "--node", str(NODE), str(SHOP)]
+        mtls = ["--tls-cert", pki.client_cert, "--tls-key", pki.client_key]
+        assert loader_main([*args[:5], *mtls, *args[5:]]) == 0
+        assert sw.servicer.write_count >= 1
+
+
+def test_mtls_refuses_a_certificate_from_another_ca(pki: Pki) -> None:
+    _leaf(Path(pki.other_ca).parent, "stranger", "other-ca", "extendedKeyUsage=clientAuth\n")
+    stranger = Path(pki.other_ca).parent
+    with _served(ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)) as sw:
+        tls = TlsOptions(pki.ca, str(stranger / "stranger.pem"), str(stranger / "stranger.key"))
+        assert not _try_connect(sw.address, tls)
