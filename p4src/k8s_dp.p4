@@ -101,16 +101,31 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     ServiceFrontend() service_frontend;
     BackendNat() backend_nat;
     ReverseNat() reverse_nat;
+    AffinityLookup() affinity_lookup;
+    AffinityCheck() affinity_check;
+    NatSource() nat_source;
+    SourceNat() source_nat;
+    RestoreClient() restore_client;
     EgressPolicy() egress_policy;
     IngressPolicy() ingress_policy;
     Forward() forward;
 
-    /* Flow cache: one slot per 5-tuple hash, holding a 32-bit tag of the tuple and
-     * {last seen (32), kind (2), unused (6), NAT id (24)}. */
+    /* Flow cache: one slot per 5-tuple hash, holding a 32-bit tag of the tuple,
+     * {last seen (32), kind (2), masquerade (1), unused (5), NAT id (24)} and, for masqueraded
+     * flows, an address: the source NAT address (ORIG) or the client's address (REPLY). */
     @id(0x16000001)
     register<bit<32>>(CT_SLOTS) ct_tag;
     @id(0x16000002)
     register<bit<64>>(CT_SLOTS) ct_value;
+    @id(0x16000003)
+    register<bit<128>>(CT_SLOTS) ct_addr;
+
+    /* Session affinity memory: one slot per (affinity domain, client address) hash, holding a
+     * 32-bit tag and {last new connection (32), unused (8), backend id (24)}. */
+    @id(0x16000004)
+    register<bit<32>>(AFF_SLOTS) aff_tag;
+    @id(0x16000005)
+    register<bit<64>>(AFF_SLOTS) aff_value;
 
     @id(0x12000001)
     counter(DROP_REASON_COUNT, CounterType.packets_and_bytes) drop_reasons;
@@ -150,6 +165,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     bit<64> stored_value;
     bit<32> reply_index;
     bit<32> reply_tag;
+    addr_t stored_addr;
 
     apply {
         if (hdr.packet_out.isValid()) {
@@ -192,13 +208,35 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                         meta.ct_state = CT_STATE_REPLY;
                         meta.ct_nat_id = stored_value[23:0];
                     }
+                    if (stored_value[29:29] == CT_MASQ) {
+                        meta.masq = true;
+                        ct_addr.read(stored_addr, meta.ct_index);
+                        meta.masq_addr = stored_addr;
+                        meta.client_addr = stored_addr;
+                    }
                     ct_value.write(meta.ct_index, now ++ stored_value[31:0]);
                 }
 
                 if (meta.ct_state == CT_STATE_NEW) {
                     service_frontend.apply(hdr, meta);
                     if (meta.fe_id != 0) {
-                        svc_backend.apply();
+                        affinity_lookup.apply(hdr, meta);
+                        if (meta.aff_id != 0) {
+                            /* The same client of the same affinity domain gets the backend it got
+                             * last, if that was less than the timeout ago and it is still usable. */
+                            hash(meta.aff_index, HashAlgorithm.crc16, 32w0, { meta.aff_id, meta.src_addr }, AFF_SLOTS);
+                            hash(meta.aff_tag, HashAlgorithm.crc32, 32w0, { meta.aff_id, meta.src_addr }, 32w0xffffffff);
+                            meta.aff_tag = meta.aff_tag | 1;
+                            aff_tag.read(stored_tag, meta.aff_index);
+                            aff_value.read(stored_value, meta.aff_index);
+                            if (stored_tag == meta.aff_tag && now - stored_value[63:32] <= meta.aff_timeout) {
+                                meta.be_id = stored_value[23:0];
+                                affinity_check.apply(hdr, meta);
+                            }
+                        }
+                        if (meta.be_id == 0) {
+                            svc_backend.apply();
+                        }
                     }
                 }
                 if (!meta.drop && meta.be_id != 0) {
@@ -206,6 +244,12 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                 }
                 if (meta.ct_state == CT_STATE_REPLY && meta.ct_nat_id != 0) {
                     reverse_nat.apply(hdr, meta);
+                }
+                if (meta.ct_state == CT_STATE_REPLY && meta.masq) {
+                    restore_client.apply(hdr, meta);
+                }
+                if (meta.ct_state == CT_STATE_ESTABLISHED && meta.masq) {
+                    source_nat.apply(hdr, meta);
                 }
                 if (meta.ct_state == CT_STATE_NEW && !meta.drop) {
                     egress_policy.apply(hdr, meta);
@@ -215,27 +259,66 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                     if (!meta.drop && meta.port_kind != PORT_KIND_HOST) {
                         ingress_policy.apply(hdr, meta);
                     }
+                    if (!meta.drop && meta.be_id != 0 && meta.src_addr == meta.dst_addr) {
+                        /* Hairpin: a pod reaching itself through a Service. Its kernel would drop
+                         * a packet from its own address, so it is masqueraded like kube-proxy does. */
+                        meta.masq = true;
+                    }
+                    if (!meta.drop && meta.masq) {
+                        /* Policy saw the client; the source is rewritten after it. */
+                        nat_source.apply(hdr, meta);
+                    }
+                    meta.client_addr = meta.src_addr;
+                    if (!meta.drop && meta.masq) {
+                        source_nat.apply(hdr, meta);
+                    }
                     if (!meta.drop) {
                         /* Commit every allowed flow, in both directions: the original slot pins
                          * the backend; the reply slot (keyed by the post-NAT tuple reversed)
-                         * restores the frontend and lets replies pass even when their receiver
-                         * is isolated in the direction the reply travels. */
+                         * restores the frontend (and the client's address when masqueraded) and
+                         * lets replies pass even when their receiver is isolated in the direction
+                         * the reply travels. */
                         hash(reply_index, HashAlgorithm.crc16, 32w0,
                              { meta.l4_proto, meta.dst_addr, meta.src_addr, meta.dport, meta.sport }, CT_SLOTS);
                         hash(reply_tag, HashAlgorithm.crc32, 32w0,
                              { meta.l4_proto, meta.dst_addr, meta.src_addr, meta.dport, meta.sport }, 32w0xffffffff);
                         reply_tag = reply_tag | 1;
-                        ct_tag.read(stored_tag, meta.ct_index);
-                        ct_value.read(stored_value, meta.ct_index);
-                        if (stored_tag == 0 || now - stored_value[63:32] > timeout) {
-                            ct_tag.write(meta.ct_index, meta.ct_tag);
-                            ct_value.write(meta.ct_index, now ++ CT_KIND_ORIG ++ 6w0 ++ meta.be_id);
-                        }
                         ct_tag.read(stored_tag, reply_index);
                         ct_value.read(stored_value, reply_index);
                         if (stored_tag == 0 || now - stored_value[63:32] > timeout) {
                             ct_tag.write(reply_index, reply_tag);
-                            ct_value.write(reply_index, now ++ CT_KIND_REPLY ++ 6w0 ++ meta.fe_id);
+                            if (meta.masq) {
+                                ct_value.write(reply_index, now ++ CT_KIND_REPLY ++ CT_MASQ ++ 5w0 ++ meta.fe_id);
+                                ct_addr.write(reply_index, meta.client_addr);
+                            } else {
+                                ct_value.write(reply_index, now ++ CT_KIND_REPLY ++ 6w0 ++ meta.fe_id);
+                            }
+                        } else if (meta.masq) {
+                            /* A masqueraded flow whose replies cannot be given back is dropped:
+                             * the slot is another live flow's, or the same reply tuple already
+                             * belongs to another client (two clients, one source port, one backend). */
+                            ct_addr.read(stored_addr, reply_index);
+                            if (stored_tag != reply_tag || stored_addr != meta.client_addr) {
+                                meta.drop = true;
+                                meta.drop_reason = DROP_NAT_COLLISION;
+                            }
+                        }
+                    }
+                    if (!meta.drop) {
+                        ct_tag.read(stored_tag, meta.ct_index);
+                        ct_value.read(stored_value, meta.ct_index);
+                        if (stored_tag == 0 || now - stored_value[63:32] > timeout) {
+                            ct_tag.write(meta.ct_index, meta.ct_tag);
+                            if (meta.masq) {
+                                ct_value.write(meta.ct_index, now ++ CT_KIND_ORIG ++ CT_MASQ ++ 5w0 ++ meta.be_id);
+                                ct_addr.write(meta.ct_index, meta.masq_addr);
+                            } else {
+                                ct_value.write(meta.ct_index, now ++ CT_KIND_ORIG ++ 6w0 ++ meta.be_id);
+                            }
+                        }
+                        if (meta.aff_id != 0 && meta.be_id != 0) {
+                            aff_tag.write(meta.aff_index, meta.aff_tag);
+                            aff_value.write(meta.aff_index, now ++ 8w0 ++ meta.be_id);
                         }
                     }
                 }

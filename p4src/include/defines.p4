@@ -38,12 +38,17 @@ const bit<8> DROP_EGRESS_POLICY   = 4;
 const bit<8> DROP_INGRESS_POLICY  = 5;
 const bit<8> DROP_MAPPED_ADDRESS  = 6;
 const bit<8> DROP_NO_ROUTE        = 7;
+const bit<8> DROP_NAT_COLLISION   = 8;   /* a masqueraded flow's reply slot is held by another flow */
 const bit<32> DROP_REASON_COUNT   = 16;
 
 /* Connection-tracking slot kinds (stored in the flow cache). */
 const bit<2> CT_KIND_EMPTY = 0;
 const bit<2> CT_KIND_ORIG  = 1;   /* slot keyed by the original direction's 5-tuple */
 const bit<2> CT_KIND_REPLY = 2;   /* slot keyed by the reply direction's 5-tuple */
+
+/* The masquerade flag in a flow-cache value: ORIG slots source-NAT the flow to the address in
+ * ct_addr, REPLY slots restore the client address kept in ct_addr. */
+const bit<1> CT_MASQ = 1;
 
 /* Connection-tracking verdict for the current packet. */
 const bit<2> CT_STATE_NEW         = 0;
@@ -70,6 +75,10 @@ const bit<32> POLICY_RULE_SIZE    = 131072;
 const bit<32> POLICY_PORT_SIZE    = 65536;
 const bit<32> FORWARD_TABLE_SIZE  = 131072;
 const bit<32> CT_SLOTS            = 65536;
+const bit<32> AFFINITY_TABLE_SIZE = 65536;
+const bit<32> AFFINITY_MEMBERS    = 131072;
+const bit<32> NAT_SOURCE_SIZE     = 65536;
+const bit<32> AFF_SLOTS           = 65536;
 
 /* Device ports reserved by the v1model target: the CPU port carries PacketIn/PacketOut. */
 const bit<9> CPU_PORT  = 510;

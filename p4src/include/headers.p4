@@ -145,6 +145,17 @@ struct local_metadata_t {
     bit<32> ct_tag;
     bit<24> ct_nat_id;       /* backend id (ESTABLISHED) or frontend id (REPLY) */
 
+    /* Source NAT: masquerade (external traffic policy Cluster) and hairpin. */
+    bool    masq;            /* NEW/ESTABLISHED: source := masq_addr; REPLY: destination := client_addr */
+    addr_t  masq_addr;
+    addr_t  client_addr;     /* the client's address before source NAT */
+
+    /* Session affinity (ClientIP). */
+    bit<24> aff_id;          /* 0 = the frontend has no affinity */
+    bit<32> aff_timeout;     /* units of 2^20 us, like flow-cache times */
+    bit<32> aff_index;
+    bit<32> aff_tag;
+
     /* Service load balancing. */
     bit<24> fe_id;           /* frontend (VIP, protocol, port) of a new flow; 0 = none */
     bit<24> be_id;           /* backend chosen for the flow; 0 = none */

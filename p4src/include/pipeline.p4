@@ -108,13 +108,18 @@ control NeighSteer(inout headers_t hdr, inout local_metadata_t meta) {
     }
 }
 
-/* Stage 5: is a new flow addressed to a Service frontend (VIP, protocol, port)? */
+/* Stage 5: is a new flow addressed to a Service frontend (VIP, protocol, port)?
+ * svc_frontend holds every frontend: cluster IPs, node ports on node IPs, external and load-balancer
+ * IPs. svc_frontend_internal overrides it for traffic that did not come from the uplink, for the
+ * external frontends of externalTrafficPolicy Local Services: kube-proxy sends pod and host traffic
+ * to those over all cluster endpoints instead of only the local ones. */
 control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000501)
     action set_frontend(bit<24> fe_id) {
         meta.fe_id = fe_id;
     }
-    /* A Service with no ready endpoint: kube-proxy rejects; this pipeline drops (see README). */
+    /* A Service with no ready endpoint: kube-proxy rejects; this pipeline drops (see README).
+     * Also externalTrafficPolicy Local with no local endpoint, where kube-proxy drops too. */
     @id(0x01000502)
     action reject_no_endpoint() {
         meta.drop = true;
@@ -123,6 +128,12 @@ control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000503)
     action not_a_service() {
         meta.fe_id = 0;
+    }
+    /* External traffic policy Cluster: the source is masqueraded so replies come back here. */
+    @id(0x01000504)
+    action set_frontend_masq(bit<24> fe_id) {
+        meta.fe_id = fe_id;
+        meta.masq = true;
     }
     @id(0x02000501)
     table svc_frontend {
@@ -133,6 +144,23 @@ control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
         }
         actions = {
             set_frontend;
+            set_frontend_masq;
+            reject_no_endpoint;
+            @defaultonly not_a_service;
+        }
+        default_action = not_a_service();
+        size = FRONTEND_TABLE_SIZE;
+    }
+    @id(0x02000502)
+    table svc_frontend_internal {
+        key = {
+            meta.dst_addr : exact;
+            meta.l4_proto : exact;
+            meta.dport    : exact;
+        }
+        actions = {
+            set_frontend;
+            set_frontend_masq;
             reject_no_endpoint;
             @defaultonly not_a_service;
         }
@@ -140,7 +168,68 @@ control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
         size = FRONTEND_TABLE_SIZE;
     }
     apply {
-        svc_frontend.apply();
+        if (meta.port_kind == PORT_KIND_UPLINK) {
+            svc_frontend.apply();
+        } else if (!svc_frontend_internal.apply().hit) {
+            svc_frontend.apply();
+        }
+    }
+}
+
+/* Stage 5b: sessionAffinity ClientIP. svc_affinity says which affinity domain (a Service port and
+ * its endpoint selection) a frontend belongs to and its timeout; the architecture keeps the
+ * (domain, client) -> backend memory. aff_backend then confirms that a remembered backend still
+ * takes new connections in that domain; otherwise the flow is balanced afresh. */
+control AffinityLookup(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000c01)
+    action set_affinity(bit<24> aff_id, bit<32> timeout) {
+        meta.aff_id = aff_id;
+        meta.aff_timeout = timeout;
+    }
+    @id(0x01000c02)
+    action no_affinity() {
+        meta.aff_id = 0;
+    }
+    @id(0x02000c01)
+    table svc_affinity {
+        key = {
+            meta.fe_id : exact;
+        }
+        actions = {
+            set_affinity;
+            @defaultonly no_affinity;
+        }
+        default_action = no_affinity();
+        size = AFFINITY_TABLE_SIZE;
+    }
+    apply {
+        svc_affinity.apply();
+    }
+}
+
+control AffinityCheck(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000c03)
+    action affinity_ok() {
+    }
+    @id(0x01000c04)
+    action affinity_stale() {
+        meta.be_id = 0;
+    }
+    @id(0x02000c02)
+    table aff_backend {
+        key = {
+            meta.aff_id : exact;
+            meta.be_id  : exact;
+        }
+        actions = {
+            affinity_ok;
+            @defaultonly affinity_stale;
+        }
+        default_action = affinity_stale();
+        size = AFFINITY_MEMBERS;
+    }
+    apply {
+        aff_backend.apply();
     }
 }
 
@@ -234,6 +323,62 @@ control ReverseNat(inout headers_t hdr, inout local_metadata_t meta) {
                 hdr.sctp.src_port = meta.sport;
             }
         }
+    }
+}
+
+/* Stage 6d: the source address a masqueraded flow leaves with, chosen by its (post-DNAT)
+ * destination the way a route's preferred source is: the gateway address towards local pods (this
+ * also makes hairpin traffic, a pod reaching itself through a Service, arrive from an address that
+ * is not its own), a node IP towards everything else. No entry: the flow keeps its source. */
+control NatSource(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000d01)
+    action set_nat_source(addr_t addr) {
+        meta.masq_addr = addr;
+    }
+    @id(0x01000d02)
+    action no_nat_source() {
+        meta.masq = false;
+    }
+    @id(0x02000d01)
+    table nat_source {
+        key = {
+            meta.dst_addr : lpm;
+        }
+        actions = {
+            set_nat_source;
+            no_nat_source;
+        }
+        default_action = no_nat_source();
+        size = NAT_SOURCE_SIZE;
+    }
+    apply {
+        nat_source.apply();
+    }
+}
+
+/* Stage 6e (no tables): source NAT of the original direction; the port is kept. */
+control SourceNat(inout headers_t hdr, inout local_metadata_t meta) {
+    apply {
+        if (hdr.ipv4.isValid()) {
+            hdr.ipv4.src_addr = meta.masq_addr[31:0];
+        } else if (hdr.ipv6.isValid()) {
+            hdr.ipv6.src_addr = meta.masq_addr;
+        }
+        meta.src_addr = meta.masq_addr;
+        meta.l4_rewritten = true;
+    }
+}
+
+/* Stage 6f (no tables): replies of a masqueraded flow go back to the client's own address. */
+control RestoreClient(inout headers_t hdr, inout local_metadata_t meta) {
+    apply {
+        if (hdr.ipv4.isValid()) {
+            hdr.ipv4.dst_addr = meta.client_addr[31:0];
+        } else if (hdr.ipv6.isValid()) {
+            hdr.ipv6.dst_addr = meta.client_addr;
+        }
+        meta.dst_addr = meta.client_addr;
+        meta.l4_rewritten = true;
     }
 }
 

@@ -56,8 +56,8 @@ def test_our_program_parses_quickly() -> None:
     assert len(pipe.parser.states) == 12
     all_tables = [t for c in program.controls for t in c.tables]
     all_actions = [a for c in program.controls for a in c.actions]
-    assert len(all_tables) == 15
-    assert len(all_actions) == 34
+    assert len(all_tables) == 19  # + svc_frontend_internal, svc_affinity, aff_backend, nat_source
+    assert len(all_actions) == 41
     assert len(program.headers) == 11
     assert [i.name for i in pipe.ingress.instances][:2] == ["port_classify", "flow_key"]
 

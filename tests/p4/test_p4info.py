@@ -31,8 +31,8 @@ def by_name(items: Any, name: str) -> Any:
 
 def test_package_and_counts(info: Any) -> None:
     assert info.pkg_info.arch == "v1model"
-    assert len(info.tables) == 15
-    assert len(info.actions) == 34
+    assert len(info.tables) == 19
+    assert len(info.actions) == 41
     assert [p.preamble.name for p in info.action_profiles] == ["K8sIngress.svc_selector"]
 
 
@@ -93,6 +93,31 @@ def test_actions_and_params(info: Any) -> None:
     assert by_name(info.actions, "K8sIngress.set_backend").params[0].bitwidth == 24
 
 
+def test_service_extension_tables(info: Any) -> None:
+    """Issue 9's tables keep the stage numbering: 0x05 frontends, 0x0c affinity, 0x0d NAT source."""
+    internal = by_name(info.tables, "K8sIngress.service_frontend.svc_frontend_internal")
+    assert internal.preamble.id == 0x02000502
+    assert [m.name for m in internal.match_fields] == ["meta.dst_addr", "meta.l4_proto", "meta.dport"]
+    masq = by_name(info.actions, "K8sIngress.service_frontend.set_frontend_masq")
+    assert masq.preamble.id == 0x01000504
+    assert {r.id for r in internal.action_refs} == {0x01000501, 0x01000502, 0x01000503, 0x01000504}
+    aff = by_name(info.tables, "K8sIngress.affinity_lookup.svc_affinity")
+    assert aff.preamble.id == 0x02000C01
+    set_aff = by_name(info.actions, "K8sIngress.affinity_lookup.set_affinity")
+    assert [(p.name, p.bitwidth) for p in set_aff.params] == [("aff_id", 24), ("timeout", 32)]
+    check = by_name(info.tables, "K8sIngress.affinity_check.aff_backend")
+    assert check.preamble.id == 0x02000C02
+    assert [(m.name, m.bitwidth) for m in check.match_fields] == [("meta.aff_id", 24), ("meta.be_id", 24)]
+    src = by_name(info.tables, "K8sIngress.nat_source.nat_source")
+    assert src.preamble.id == 0x02000D01
+    assert [(m.name, m.match_type) for m in src.match_fields] == [("meta.dst_addr", p4info.MatchField.LPM)]
+    set_src = by_name(info.actions, "K8sIngress.nat_source.set_nat_source")
+    assert (set_src.preamble.id, [(p.name, p.bitwidth) for p in set_src.params]) == (
+        0x01000D01,
+        [("addr", 128)],
+    )
+
+
 def test_counter_registers_packet_io(info: Any) -> None:
     (counter,) = info.counters
     assert (counter.preamble.name, counter.preamble.id) == ("K8sIngress.drop_reasons", 0x12000001)
@@ -102,6 +127,14 @@ def test_counter_registers_packet_io(info: Any) -> None:
     assert regs["K8sIngress.ct_value"].type_spec.bitstring.bit.bitwidth == 64
     assert regs["K8sIngress.ct_value"].preamble.id == 0x16000002
     assert {r.size for r in regs.values()} == {65536}
+    # Issue 9: masquerade addresses in the flow cache, and the session-affinity memory.
+    assert [(n, r.preamble.id, r.type_spec.bitstring.bit.bitwidth) for n, r in sorted(regs.items())] == [
+        ("K8sIngress.aff_tag", 0x16000004, 32),
+        ("K8sIngress.aff_value", 0x16000005, 64),
+        ("K8sIngress.ct_addr", 0x16000003, 128),
+        ("K8sIngress.ct_tag", 0x16000001, 32),
+        ("K8sIngress.ct_value", 0x16000002, 64),
+    ]
     pin = by_name(info.controller_packet_metadata, "packet_in")
     assert pin.preamble.id == 0x04000001
     assert [(m.id, m.name, m.bitwidth) for m in pin.metadata] == [(1, "ingress_port", 9), (2, "_pad", 7)]
