@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint types pytest p4info bench clean finsy-venv
+.PHONY: demo test lint types pytest p4info bench lab clean finsy-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ p4info: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Root: the example cluster's local pods in namespaces, forwarded by the software target.
+lab: $(STAMP)
+	$(BIN)/offload-lab up
+	$(BIN)/offload-lab status
 
 # finsy (a third-party P4Runtime client, protobuf < 7) in its own venv; tests/runtime/test_finsy.py
 # builds the same on first use.

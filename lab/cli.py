@@ -1,0 +1,89 @@
+"""`offload-lab up|down|status`: an example cluster's local pods on one machine (root).
+
+`up` builds the lab and returns once the loader has synced and every pod server listens; the
+daemons keep running until `down`. See README.md, section "Lab".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .core import DEFAULT_CLUSTER, REPO, STATE_ROOT, Lab, LabError
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default="lab", help="lab name, prefix of its namespaces (default lab)")
+    common.add_argument("--state-dir", type=Path, help=f"state directory (default {STATE_ROOT}/NAME)")
+    p = argparse.ArgumentParser(prog="offload-lab", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", parents=[common], help="create the lab and start its processes")
+    up.add_argument("--cluster", type=Path, help=f"manifests directory (default {DEFAULT_CLUSTER})")
+    up.add_argument("--node", type=Path, help="node facts file (default: node.yaml next to the cluster dir)")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness (60)")
+    sub.add_parser("down", parents=[common], help="stop everything and delete the namespaces")
+    st = sub.add_parser("status", parents=[common], help="what runs; exit 0 healthy, 1 not, 3 not up")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _default_cluster() -> Path:
+    return DEFAULT_CLUSTER if DEFAULT_CLUSTER.is_dir() else REPO / DEFAULT_CLUSTER
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    print(f"lab {st['name']}: {'ready' if not st['problems'] else 'NOT ready'} (state {st['stateDir']})")
+    for problem in st["problems"]:
+        print(f"  problem: {problem}")
+    print(f"  manifests (edit to change the cluster): {st['manifests']}")
+    print(f"  node namespace: {st['nodeNamespace']}")
+    for proc in st["processes"]:
+        print(f"  {'running' if proc['running'] else 'STOPPED'} {proc['role']} (pid {proc['pid']})")
+    for pod in st["pods"]:
+        ports = ",".join(map(str, pod["tcpPorts"])) or "-"
+        print(
+            f"  pod {pod['pod']}: netns {pod['netns']} ips {' '.join(pod['ips'])} tcp {ports} "
+            f"device port {pod['devicePort']} mac {pod['mac']}"
+        )
+    counters = st["arpProxy"].get("counters") or {}
+    if counters:
+        print(f"  arp proxy: {json.dumps(counters, sort_keys=True)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        lab = Lab(args.name, args.state_dir)
+        if args.command == "up":
+            cluster = args.cluster or _default_cluster()
+            state = lab.up(cluster, args.node, args.timeout)
+            print(f"offload-lab: lab {state.name} is up with {len(state.pods)} pods", file=sys.stderr)
+            for pod in state.pods:
+                print(f"  ip netns exec {pod.netns} ...   # {pod.key} {' '.join(pod.ips)}", file=sys.stderr)
+            return 0
+        if args.command == "down":
+            complaints = lab.down()
+            for c in complaints:
+                print(f"offload-lab: {c}", file=sys.stderr)
+            return 1 if complaints else 0
+        st = lab.status()
+        if st is None:
+            print(f"offload-lab: lab {args.name} is not up", file=sys.stderr)
+            return 3
+        if args.json:
+            print(json.dumps(st, indent=2))
+        else:
+            _print_status(st)
+        return 0 if not st["problems"] else 1
+    except LabError as err:
+        print(f"offload-lab: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
