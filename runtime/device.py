@@ -23,14 +23,12 @@ from compiler.sim.state import TargetState
 
 from .arbitration import Arbiter
 from .packet_io import ControllerHeader, controller_headers
-from .txn import Transaction
 
 log = logging.getLogger(__name__)
 
 CONTINUE_ON_ERROR = p4r.WriteRequest.CONTINUE_ON_ERROR
 ROLLBACK_ON_ERROR = p4r.WriteRequest.ROLLBACK_ON_ERROR
 DATAPLANE_ATOMIC = p4r.WriteRequest.DATAPLANE_ATOMIC
-DEFAULT_CPU_PORT = 510
 
 
 class Dataplane(Protocol):
@@ -45,27 +43,41 @@ class Pipeline:
     state: TargetState
     dataplane: Dataplane | None
     headers: dict[str, ControllerHeader]
+    cpu_port: int | None = None  # the program's CPU_PORT: PacketOut enters here, PacketIn leaves here
 
 
-PipelineFactory = Callable[[Any], Pipeline]
+class PipelineFactory(Protocol):
+    """Builds a pipeline for a config, on `state` (same P4Info, kept as is) when one is given."""
+
+    def __call__(self, config: Any, state: TargetState | None = None) -> Pipeline: ...
 
 
-def simulator_pipeline(config: Any) -> Pipeline:
+def simulator_pipeline(config: Any, state: TargetState | None = None) -> Pipeline:
     """State plus the behavioral model of our program; state alone if the model cannot be built."""
     headers = controller_headers(config.p4info)
     try:
         from compiler.p4 import load_program
         from compiler.sim.simulator import Simulator
 
-        sim = Simulator(load_program(), config.p4info)
-        return Pipeline(config, sim.state, sim, headers)
+        program = load_program()
+        sim = Simulator(program, config.p4info, state)
+        try:
+            cpu = program.constant("CPU_PORT").value
+            cpu_port = cpu.value if isinstance(cpu.value, int) else None
+        except KeyError:
+            cpu_port = None
+        return Pipeline(config, sim.state, sim, headers, cpu_port)
     except (ImportError, AttributeError) as err:
         log.warning("no behavioral model (%s): packets are not processed", err)
-    return Pipeline(config, TargetState(config.p4info), None, headers)
+    return Pipeline(config, state or TargetState(config.p4info), None, headers)
 
 
-def state_only_pipeline(config: Any) -> Pipeline:
-    return Pipeline(config, TargetState(config.p4info), None, controller_headers(config.p4info))
+def state_only_pipeline(config: Any, state: TargetState | None = None) -> Pipeline:
+    return Pipeline(config, state or TargetState(config.p4info), None, controller_headers(config.p4info))
+
+
+def same_p4info(a: Any, b: Any) -> bool:
+    return bool(a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True))
 
 
 def replay(old: TargetState, new: TargetState) -> None:
@@ -93,11 +105,11 @@ def replay(old: TargetState, new: TargetState) -> None:
 class Device:
     """Arbitration, pipeline and state of one device id."""
 
-    def __init__(self, device_id: int, factory: PipelineFactory, cpu_port: int = DEFAULT_CPU_PORT) -> None:
+    def __init__(self, device_id: int, factory: PipelineFactory, cpu_port: int | None = None) -> None:
         self.device_id = device_id
         self.arbiter = Arbiter(device_id)
         self.factory = factory
-        self.cpu_port = cpu_port
+        self._cpu_port = cpu_port  # None: the program's CPU_PORT
         self.pipeline: Pipeline | None = None
         self.saved: Any = None  # VERIFY_AND_SAVE'd config awaiting COMMIT
         self.write_lock = threading.RLock()
@@ -139,23 +151,30 @@ class Device:
     def _all_or_none(
         self, state: TargetState, updates: list[Any], per_update_lock: bool = False
     ) -> list[tuple[int, str]] | None:
-        txn = Transaction(state)
-        for i, update in enumerate(updates):
-            try:
+        """A transaction on the state (`TargetState.begin`): the first failure rolls back all."""
+        state.begin()
+        done = 0
+        try:
+            for update in updates:
                 if per_update_lock:
                     with self.state_lock:
-                        txn.apply(update)
+                        state.apply(update)
                     self._observe()
                 else:
-                    txn.apply(update)
-            except P4RuntimeError as err:
-                with self.state_lock:
-                    txn.rollback()
-                aborted = (code_pb2.ABORTED, f"not applied: update {i} failed and the batch was rolled back")
-                out = [aborted] * len(updates)
-                out[i] = (err.code, err.message)
-                return out
-        txn.commit()
+                    state.apply(update)
+                done += 1
+        except P4RuntimeError as err:
+            with self.state_lock:
+                state.rollback()
+            aborted = (code_pb2.ABORTED, f"not applied: update {done} failed and the batch was rolled back")
+            out = [aborted] * len(updates)
+            out[done] = (err.code, err.message)
+            return out
+        except BaseException:
+            with self.state_lock:
+                state.rollback()
+            raise
+        state.commit()
         return None
 
     def read(self, entity: Any) -> list[Any]:
@@ -179,27 +198,41 @@ class Device:
             config, action = self.saved, req.VERIFY_AND_COMMIT
         elif action not in needs_config:
             raise P4RuntimeError(code_pb2.INVALID_ARGUMENT, f"unknown action {action}")
+        if action in (req.VERIFY, req.VERIFY_AND_SAVE):
+            self._realize(config)
+            if action == req.VERIFY_AND_SAVE:
+                self.saved = config
+            return
+        with self.write_lock:
+            old = self.pipeline if action == req.RECONCILE_AND_COMMIT else None
+            # The same P4Info keeps the very state object (nothing to copy); another one is replayed.
+            keep = old is not None and same_p4info(old.config.p4info, config.p4info)
+            new = self._realize(config, old.state if keep and old is not None else None)
+            with self.state_lock:
+                if old is not None and not keep:
+                    try:
+                        replay(old.state, new.state)
+                    except P4RuntimeError as err:
+                        raise P4RuntimeError(
+                            code_pb2.INVALID_ARGUMENT, f"forwarding state cannot be preserved: {err.message}"
+                        ) from err
+                self.pipeline = new
+                self.saved = None
+
+    def _realize(self, config: Any, state: TargetState | None = None) -> Pipeline:
         try:
-            new = self.factory(config)
+            return self.factory(config, state)
         except Exception as err:
             raise P4RuntimeError(code_pb2.INVALID_ARGUMENT, f"config cannot be realized: {err}") from err
-        if action == req.VERIFY:
-            return
-        if action == req.VERIFY_AND_SAVE:
-            self.saved = config
-            return
-        with self.write_lock, self.state_lock:
-            if action == req.RECONCILE_AND_COMMIT and self.pipeline is not None:
-                try:
-                    replay(self.pipeline.state, new.state)
-                except P4RuntimeError as err:
-                    raise P4RuntimeError(
-                        code_pb2.INVALID_ARGUMENT, f"forwarding state cannot be preserved: {err.message}"
-                    ) from err
-            self.pipeline = new
-            self.saved = None
 
     # ---- packets --------------------------------------------------------------------------------
+
+    @property
+    def cpu_port(self) -> int | None:
+        """The port PacketOut enters on and PacketIn leaves by: given, else the program's CPU_PORT."""
+        if self._cpu_port is not None:
+            return self._cpu_port
+        return self.pipeline.cpu_port if self.pipeline is not None else None
 
     def inject(self, port: int, data: bytes) -> tuple[int | None, bytes]:
         """One packet into the data plane; its output goes to PacketIn (CPU port) or port sinks."""
@@ -212,7 +245,7 @@ class Device:
         egress, out = result.egress_port, result.data
         if egress is None:
             return None, b""
-        if egress == self.cpu_port and "packet_in" in pipe.headers:
+        if egress == self.cpu_port and egress is not None and "packet_in" in pipe.headers:
             metadata, payload = pipe.headers["packet_in"].unpack(out)
             msg = p4r.StreamMessageResponse()
             msg.packet.payload = payload
@@ -229,6 +262,9 @@ class Device:
         pipe = self.pipeline
         if pipe is None:
             raise P4RuntimeError(code_pb2.FAILED_PRECONDITION, "no pipeline")
+        cpu_port = self.cpu_port
+        if cpu_port is None:
+            raise P4RuntimeError(code_pb2.UNIMPLEMENTED, "the program declares no CPU_PORT")
         header = pipe.headers.get("packet_out")
         prefix = header.pack(packet.metadata) if header is not None else b""
-        self.inject(self.cpu_port, prefix + packet.payload)
+        self.inject(cpu_port, prefix + packet.payload)

@@ -24,7 +24,7 @@ from compiler.proto import p4runtime as p4r
 from compiler.sim.errors import P4RuntimeError
 
 from .arbitration import ArbitrationError, Controller, election_id_of
-from .device import CONTINUE_ON_ERROR, DEFAULT_CPU_PORT, Device, PipelineFactory, simulator_pipeline
+from .device import CONTINUE_ON_ERROR, Device, PipelineFactory, simulator_pipeline
 from .errors import abort_with_details, batch_status
 from .grpc_api import add_p4runtime_servicer
 from .packet_io import PacketMetadataError
@@ -53,7 +53,7 @@ class SwitchServicer:
         *,
         continue_on_error_only: bool = False,
         factory: PipelineFactory = simulator_pipeline,
-        cpu_port: int = DEFAULT_CPU_PORT,
+        cpu_port: int | None = None,
     ) -> None:
         self.devices = {d: Device(d, factory, cpu_port) for d in device_ids}
         self.continue_on_error_only = continue_on_error_only

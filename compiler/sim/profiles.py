@@ -13,6 +13,7 @@ from compiler.proto import code_pb2, p4runtime
 
 from .errors import P4RuntimeError
 from .handles import HandleAllocator
+from .journal import Journal
 from .p4info_index import ProfileInfo
 
 __all__ = ["Group", "Member", "ProfileStore"]
@@ -44,11 +45,12 @@ class Group:
 class ProfileStore:
     """The members and groups of one action profile or action selector."""
 
-    def __init__(self, info: ProfileInfo) -> None:
+    def __init__(self, info: ProfileInfo, journal: Journal | None = None) -> None:
         self.info = info
         self.members: dict[int, Member] = {}
         self.groups: dict[int, Group] = {}
-        self._handles = HandleAllocator()
+        self._journal = journal = journal or Journal()
+        self._handles = HandleAllocator(journal)
 
     def _what(self, kind: str, ident: int) -> str:
         return f"action profile {self.info.name!r} {kind} {ident}"
@@ -69,6 +71,8 @@ class ProfileStore:
                 raise P4RuntimeError(code_pb2.FAILED_PRECONDITION, f"{what} is referenced by a table entry")
             del self.members[mid]
             self._handles.release(member.handle)
+            gone = member
+            self._journal.record(lambda: self.members.__setitem__(mid, gone))
             return
         if mid == 0:
             raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member_id must be non-zero")
@@ -82,12 +86,15 @@ class ProfileStore:
                     code_pb2.RESOURCE_EXHAUSTED, f"{what}: profile is full ({self.info.size} members)"
                 )
             self.members[mid] = Member(mid, self._handles.allocate(), action[0], action[1], _copy(msg))
+            self._journal.record(lambda: self.members.__delitem__(mid))
             return
-        member = self.members.get(mid)
-        if member is None:
+        found = self.members.get(mid)
+        if found is None:
             raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what} does not exist")
-        member.action_id, member.args = action
-        member.proto = _copy(msg)
+        old = (found.action_id, found.args, found.proto)
+        found.action_id, found.args = action
+        found.proto = _copy(msg)
+        self._journal.record(lambda: _restore_member(found, old))
 
     def write_group(self, update_type: int, msg: Any) -> None:
         gid = msg.group_id
@@ -100,8 +107,10 @@ class ProfileStore:
                 raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what} does not exist")
             if group.table_refs:
                 raise P4RuntimeError(code_pb2.FAILED_PRECONDITION, f"{what} is referenced by a table entry")
-            self._set_members(group, [])
+            gone, old_ids = group, group.member_ids
+            self._set_members(gone, [])
             del self.groups[gid]
+            self._journal.record(lambda: self._restore_group(gone, old_ids, gone.proto))
             return
         if gid == 0:
             raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: group_id must be non-zero")
@@ -142,9 +151,23 @@ class ProfileStore:
                 code_pb2.RESOURCE_EXHAUSTED, f"{what}: {len(ids)} members exceed max_size {capacity}"
             )
         group = existing or Group(gid, msg.max_size, [], None)
+        old_ids, old_proto = group.member_ids, group.proto
         group.proto = _copy(msg)
         self._set_members(group, ids)
         self.groups[gid] = group
+        if existing is None:
+            self._journal.record(lambda: self._drop_group(group))
+        else:
+            self._journal.record(lambda: self._restore_group(group, old_ids, old_proto))
+
+    def _restore_group(self, group: Group, ids: list[int], proto: Any) -> None:
+        group.proto = proto
+        self._set_members(group, ids)
+        self.groups[group.id] = group
+
+    def _drop_group(self, group: Group) -> None:
+        self._set_members(group, [])
+        del self.groups[group.id]
 
     def _set_members(self, group: Group, ids: list[int]) -> None:
         for mid in group.member_ids:
@@ -153,6 +176,10 @@ class ProfileStore:
             self.members[mid].groups.add(group.id)
         group.member_ids = ids
         group.ordered = sorted((self.members[mid] for mid in ids), key=lambda m: m.handle)
+
+
+def _restore_member(member: Member, old: tuple[int, tuple[int, ...], Any]) -> None:
+    member.action_id, member.args, member.proto = old
 
 
 def _copy(msg: Any) -> Any:

@@ -63,9 +63,10 @@ class PacketResult:
 class Simulator:
     """A program compiled once into Python functions, running against a `TargetState`."""
 
-    def __init__(self, program: ast.Program, p4info: Any) -> None:
+    def __init__(self, program: ast.Program, p4info: Any, state: TargetState | None = None) -> None:
+        """`state`: run against this existing state (built for the same P4Info) instead of a new one."""
         self.program = program
-        self.state = TargetState(p4info)
+        self.state = TargetState(p4info) if state is None else state
         pipe = program.v1_pipeline()
         self.layout = layout = Layout()
         bindings = self._bind(pipe.parser.params, _ROOTS["parser"])

@@ -4,6 +4,8 @@ This is what the embedded P4Runtime server will sit on: `apply(update)` either c
 raises `P4RuntimeError` with the spec's canonical code and leaves state unchanged; `read(entity)`
 answers wildcard reads with entities in canonical (shortest bytestring) form. The interpreter
 reads the same objects directly (`tables`, `profiles`, `counters`, `registers`) on its fast path.
+`begin()` opens a transaction that `rollback()` undoes exactly (handles included) and `commit()`
+keeps: what ROLLBACK_ON_ERROR and DATAPLANE_ATOMIC batches need.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .bytestrings import canonical, decode
 from .entries import ActionCall, parse_action, parse_match
 from .errors import P4RuntimeError
 from .handles import HandleAllocator
+from .journal import Journal
 from .match import Entry, KeyPart, MatchEngine, make_engine
 from .p4info_index import EXACT, LPM, OPTIONAL, RANGE, P4InfoIndex, TableInfo
 from .profiles import ProfileStore
@@ -48,13 +51,14 @@ class TargetState:
     def __init__(self, info: Any, defaults: dict[int, ActionCall] | None = None) -> None:
         """`defaults` supplies default actions the P4Info lacks (table id -> (action id, args))."""
         self.index = P4InfoIndex(info)
-        self.profiles = {pid: ProfileStore(p) for pid, p in self.index.profiles.items()}
+        self.journal = journal = Journal()
+        self.profiles = {pid: ProfileStore(p, journal) for pid, p in self.index.profiles.items()}
         self.tables: dict[int, TableState] = {}
         for tid, table in self.index.tables.items():
             default = (defaults or {}).get(tid) or table.initial_default or (0, ())
             profile = self.profiles.get(table.implementation_id) if table.implementation_id else None
             self.tables[tid] = TableState(
-                table, make_engine(table.keys), default, default, profile, HandleAllocator()
+                table, make_engine(table.keys), default, default, profile, HandleAllocator(journal)
             )
         self.counters: dict[int, tuple[list[int], list[int]]] = {
             cid: ([0] * size, [0] * size) for cid, (_, size, _) in self.index.counters.items()
@@ -62,6 +66,20 @@ class TargetState:
         self.registers: dict[int, list[int]] = {
             rid: [0] * size for rid, (_, size, _) in self.index.registers.items()
         }
+
+    # ---- transactions -------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Start recording undo actions; one transaction at a time."""
+        self.journal.begin()
+
+    def commit(self) -> None:
+        """Keep everything applied since `begin()`."""
+        self.journal.commit()
+
+    def rollback(self) -> None:
+        """Return to the state at `begin()`, entry and member handles included."""
+        self.journal.rollback()
 
     # ---- writes -------------------------------------------------------------------------------
 
@@ -151,6 +169,7 @@ class TargetState:
             self._release_refs(table, existing)
             table.engine.remove(existing)
             table.handles.release(existing.handle)
+            self.journal.record(lambda: self._restore_entry(table, existing))
             return
         if kind == INSERT and existing is not None:
             raise P4RuntimeError(code_pb2.ALREADY_EXISTS, f"table {info.name!r}: entry already exists")
@@ -160,6 +179,9 @@ class TargetState:
             if kind == INSERT:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"table {info.name!r}: INSERT needs an action")
             assert existing is not None
+            if self.journal.active:
+                old_proto = _copy(existing.proto)
+                self.journal.record(lambda: existing.proto.CopyFrom(old_proto))
             existing.proto.metadata = msg.metadata
             existing.proto.controller_metadata = msg.controller_metadata
             return
@@ -168,16 +190,33 @@ class TargetState:
             raise P4RuntimeError(
                 code_pb2.RESOURCE_EXHAUSTED, f"table {info.name!r} is full ({info.size} entries)"
             )
+        proto = self._canonical_entry(table, key, msg)
         if existing is not None:
             self._release_refs(table, existing)
             entry = existing
+            old = (entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto)
+            self.journal.record(lambda: self._restore_action(table, entry, old))
         else:
             entry = Entry(key, msg.priority, table.handles.allocate())
         entry.action_id, entry.args, entry.member_id, entry.group_id = target
         self._take_refs(table, entry)
-        entry.proto = self._canonical_entry(table, key, msg)
+        entry.proto = proto
         if existing is None:
             table.engine.add(entry)
+            self.journal.record(lambda: self._drop_entry(table, entry))
+
+    def _restore_entry(self, table: TableState, entry: Entry) -> None:
+        table.engine.add(entry)
+        self._take_refs(table, entry)
+
+    def _drop_entry(self, table: TableState, entry: Entry) -> None:
+        self._release_refs(table, entry)
+        table.engine.remove(entry)
+
+    def _restore_action(self, table: TableState, entry: Entry, old: tuple[Any, ...]) -> None:
+        self._release_refs(table, entry)
+        entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto = old
+        self._take_refs(table, entry)
 
     def _table_action(self, table: TableState, action: Any) -> tuple[int, tuple[int, ...], int, int]:
         """(action id, args, member id, group id) of a TableAction, checked against the table kind."""
@@ -236,11 +275,14 @@ class TargetState:
         if table.profile is not None:
             raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: the default of an indirect table cannot change")
         if not msg.HasField("action"):
-            table.default = table.initial_default
-            return
-        if msg.action.WhichOneof("type") != "action":
+            new = table.initial_default
+        elif msg.action.WhichOneof("type") != "action":
             raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: a direct table's default needs an action")
-        table.default = parse_action(self.index, info.actions, msg.action.action, where, as_default=True)
+        else:
+            new = parse_action(self.index, info.actions, msg.action.action, where, as_default=True)
+        old = table.default
+        table.default = new
+        self.journal.record(lambda: setattr(table, "default", old))
 
     def _write_counter(self, kind: int, msg: Any) -> None:
         if msg.counter_id not in self.counters:
@@ -249,7 +291,11 @@ class TargetState:
         if kind != MODIFY:
             raise P4RuntimeError(INVALID_ARGUMENT, f"counter {name!r}: only MODIFY is allowed")
         packets, octets = self.counters[msg.counter_id]
-        for i in self._indices(msg, len(packets), f"counter {name!r}"):
+        cells = self._indices(msg, len(packets), f"counter {name!r}")
+        if self.journal.active:
+            self.journal.record(_restorer(packets, cells.start, packets[cells.start : cells.stop]))
+            self.journal.record(_restorer(octets, cells.start, octets[cells.start : cells.stop]))
+        for i in cells:
             packets[i] = msg.data.packet_count
             octets[i] = msg.data.byte_count
 
@@ -263,7 +309,10 @@ class TargetState:
             raise P4RuntimeError(INVALID_ARGUMENT, f"register {name!r}: data must be a bitstring")
         value = decode(msg.data.bitstring, width, f"register {name!r} data")
         cells = self.registers[msg.register_id]
-        for i in self._indices(msg, len(cells), f"register {name!r}"):
+        where = self._indices(msg, len(cells), f"register {name!r}")
+        if self.journal.active:
+            self.journal.record(_restorer(cells, where.start, cells[where.start : where.stop]))
+        for i in where:
             cells[i] = value
 
     @staticmethod
@@ -388,3 +437,16 @@ class TargetState:
                 entry.index.index = i
                 entry.data.bitstring = canonical(cells[i])
                 yield p4runtime.Entity(register_entry=entry)
+
+
+def _restorer(cells: list[int], start: int, old: list[int]) -> Any:
+    def restore() -> None:
+        cells[start : start + len(old)] = old
+
+    return restore
+
+
+def _copy(msg: Any) -> Any:
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
