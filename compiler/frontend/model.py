@@ -141,6 +141,9 @@ class Service:
     internal_traffic_policy: str | None
     load_balancer_ingress: tuple[LoadBalancerIngress, ...]
     location: Location = field(compare=False, repr=False)
+    traffic_distribution: str | None = None
+    topology_mode: str | None = None
+    """Annotation service.kubernetes.io/topology-mode (or the older topology-aware-hints)."""
 
 
 @dataclass(frozen=True, slots=True)

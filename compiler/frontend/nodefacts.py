@@ -59,6 +59,8 @@ class NodeFacts:
     ports: SpecialPorts
     pods: tuple[PodAttachment, ...]
     """Sorted by (namespace, name)."""
+    zone: str | None = None
+    """The node's topology.kubernetes.io/zone label; topology hints apply only when it is known."""
 
 
 DEFAULT_GATEWAY = Gateway(
@@ -106,9 +108,10 @@ def parse_node_facts(raw: object, location: Location) -> NodeFacts:
         c.fail("ports", "Required value")
     ports = _special_ports(c, c.mapping(raw, "ports", ""))
     pods = _pods(c, raw, ports)
+    zone = c.string(raw, "zone", "") or None
     if errors:
         raise ManifestErrors(errors)
-    return NodeFacts(node_name, node_ips, gateway, ports, pods)
+    return NodeFacts(node_name, node_ips, gateway, ports, pods, zone)
 
 
 def _mac(c: Checker, obj: Raw, key: str, path: str) -> str:

@@ -75,7 +75,18 @@ def parse_service(c: Checker, raw: Raw, location: Location) -> Service:
         internal_traffic_policy=read_choice(c, spec, "internalTrafficPolicy", "spec", ("Cluster", "Local")),
         load_balancer_ingress=_lb_ingress(c, raw),
         location=location,
+        traffic_distribution=c.string(spec, "trafficDistribution", "spec"),
+        topology_mode=_topology_mode(c, raw),
     )
+
+
+def _topology_mode(c: Checker, raw: Raw) -> str | None:
+    """The topology annotation kube-proxy reads when trafficDistribution is unset."""
+    annotations = c.string_map(c.mapping(raw, "metadata", ""), "annotations", "metadata")
+    for name in ("service.kubernetes.io/topology-mode", "service.kubernetes.io/topology-aware-hints"):
+        if name in annotations:
+            return annotations[name]
+    return None
 
 
 def _cluster_ips(c: Checker, spec: Raw, type_: ServiceType) -> tuple[tuple[IPAddress, ...], bool]:

@@ -21,7 +21,7 @@ from compiler.frontend.model import (
 )
 from compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
 from compiler.frontend.policy import NetworkPolicy
-from compiler.ir.nodes import BackendSet, ClusterIR, Diagnostic, PodEndpoint, ServiceFrontend
+from compiler.ir.nodes import BackendSet, ClusterIR, Diagnostic, FrontendKind, PodEndpoint, ServiceFrontend
 from compiler.ir.pods import attachable, namespace_nodes, place_pods, pod_endpoint
 from compiler.ir.services import (
     backend_sets,
@@ -69,8 +69,8 @@ def _build(objects: Iterable[KubeObject], node_facts: NodeFacts | None) -> Clust
     frontends: list[ServiceFrontend] = []
     sets: list[BackendSet] = []
     for svc in services:
-        frontends.extend(service_frontends(svc))
-        diagnostics.extend(service_warnings(svc))
+        frontends.extend(service_frontends(svc, node_facts))
+        diagnostics.extend(service_warnings(svc, node_facts))
         sets.extend(
             backend_sets(svc, slices_by_service.get(svc.key, []), legacy_by_service.get(svc.key), pods_by_ip)
         )
@@ -79,17 +79,37 @@ def _build(objects: Iterable[KubeObject], node_facts: NodeFacts | None) -> Clust
     if errors:
         raise ManifestErrors(errors)
 
+    unique_frontends = _unique_frontends(frontends, diagnostics)
     used = {obj.key.namespace for group in (pods, services, slices, legacy, policies) for obj in group}
     return ClusterIR(
         node=node_facts or DEFAULT_NODE_FACTS,
         namespaces=namespace_nodes(namespaces, used),
         pods=pod_nodes,
         services=tuple(service_node(svc) for svc in services),
-        frontends=tuple(sorted(frontends, key=lambda f: f.sort_key)),
+        frontends=unique_frontends,
         backend_sets=tuple(sorted(sets, key=lambda s: s.key)),
         network_policies=tuple(policies),
         diagnostics=tuple(sorted(set(diagnostics))),
     )
+
+
+def _unique_frontends(
+    frontends: list[ServiceFrontend], diagnostics: list[Diagnostic]
+) -> tuple[ServiceFrontend, ...]:
+    """One frontend per (address, protocol, port). Cluster IPs are unique (checked as errors); an
+    external or load-balancer IP, or a node IP, may still collide by hand: the first by (kind, Service)
+    order wins, cluster IPs first, and the others are reported."""
+    kinds = list(FrontendKind)
+    chosen: dict[tuple[tuple[int, int], str, int], ServiceFrontend] = {}
+    for fe in sorted(frontends, key=lambda f: (kinds.index(f.kind), f.service)):
+        first = chosen.setdefault(fe.sort_key, fe)
+        if first is not fe:
+            message = (
+                f"{fe.kind} {fe.vip} {fe.protocol}/{fe.port} is also a {first.kind} frontend of "
+                f"{first.service}; ignored here"
+            )
+            diagnostics.append(Diagnostic(fe.service, message))
+    return tuple(sorted(chosen.values(), key=lambda f: f.sort_key))
 
 
 def _of(objects: list[KubeObject], cls: type[K]) -> list[K]:

@@ -74,11 +74,19 @@ def _service(svc: ServiceNode) -> str:
         return text + " headless"
     if svc.external_name:
         return text + f" externalName={svc.external_name}"
-    return text + f" vips={_list(svc.vips)}"
+    text += f" vips={_list(svc.vips)}"
+    extras = (
+        ("externalTrafficPolicy=Local", svc.external_local),
+        ("internalTrafficPolicy=Local", svc.internal_local),
+        (f"affinity=ClientIP/{svc.affinity_timeout}s", svc.affinity_timeout is not None),
+        ("topology", svc.topology),
+    )
+    return " ".join([text, *(name for name, on in extras if on)])
 
 
 def _frontend(fe: ServiceFrontend) -> str:
-    return f"frontend {_endpoint(fe.vip, fe.port)}/{fe.protocol} -> {fe.backend_set}"
+    text = f"frontend {_endpoint(fe.vip, fe.port)}/{fe.protocol} -> {fe.backend_set}"
+    return text if not fe.external else f"{text} {fe.kind}"
 
 
 def _conditions(c: EndpointConditions) -> str:

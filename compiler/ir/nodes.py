@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from enum import StrEnum
 
 from compiler.frontend.model import (
     ContainerPort,
@@ -74,6 +75,23 @@ class ServiceNode:
     """Primary first, as in spec.clusterIPs."""
     headless: bool
     external_name: str | None
+    external_local: bool = False
+    """externalTrafficPolicy Local: external frontends use local endpoints and keep the client IP."""
+    internal_local: bool = False
+    """internalTrafficPolicy Local: cluster IPs use local endpoints only."""
+    affinity_timeout: int | None = None
+    """sessionAffinity ClientIP: seconds a client sticks to its backend; None without affinity."""
+    topology: bool = False
+    """trafficDistribution PreferClose or topology-mode Auto: zone hints may filter endpoints."""
+
+
+class FrontendKind(StrEnum):
+    """Where a frontend's address comes from; all but ClusterIP are external destinations to kube-proxy."""
+
+    ClusterIP = "ClusterIP"
+    NodePort = "NodePort"
+    ExternalIP = "ExternalIP"
+    LoadBalancer = "LoadBalancer"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -98,6 +116,12 @@ class ServiceFrontend:
     protocol: Protocol
     port: int
     port_name: str
+    kind: FrontendKind = FrontendKind.ClusterIP
+
+    @property
+    def external(self) -> bool:
+        """Node ports, external IPs and load-balancer IPs follow externalTrafficPolicy."""
+        return self.kind is not FrontendKind.ClusterIP
 
     @property
     def backend_set(self) -> BackendSetKey:
@@ -118,6 +142,8 @@ class Backend:
     pod: ObjectKey | None
     """The Pod owning the address, when the manifests include it."""
     node_name: str | None
+    hint_zones: tuple[str, ...] = ()
+    """EndpointSlice hints.forZones, sorted."""
 
     @property
     def sort_key(self) -> tuple[tuple[int, int], int]:

@@ -20,55 +20,99 @@ from compiler.frontend.model import (
     Service,
     ServiceType,
 )
+from compiler.frontend.nodefacts import NodeFacts
 from compiler.ir.nodes import (
     Backend,
     BackendSet,
     BackendSetKey,
     Diagnostic,
+    FrontendKind,
     PodEndpoint,
     ServiceFrontend,
     ServiceNode,
 )
 
+_NODE_PORT_TYPES = (ServiceType.NodePort, ServiceType.LoadBalancer)
+
+
+def uses_topology(svc: Service) -> bool:
+    """kube-proxy's canUseTopology, Service side: trafficDistribution PreferClose, or, when that is
+    unset, the topology-mode annotation Auto."""
+    if svc.traffic_distribution is not None:
+        return svc.traffic_distribution == "PreferClose"
+    return svc.topology_mode in ("Auto", "auto")
+
 
 def service_node(svc: Service) -> ServiceNode:
-    return ServiceNode(svc.key, svc.type, svc.cluster_ips, svc.headless, svc.external_name)
-
-
-def service_frontends(svc: Service) -> tuple[ServiceFrontend, ...]:
-    """One frontend per (VIP, protocol, port); headless and ExternalName Services have no VIP."""
-    return tuple(
-        ServiceFrontend(svc.key, vip, IPFamily.of(vip), port.protocol, port.port, port.name)
-        for vip in svc.cluster_ips
-        for port in svc.ports
+    return ServiceNode(
+        svc.key,
+        svc.type,
+        svc.cluster_ips,
+        svc.headless,
+        svc.external_name,
+        external_local=svc.external_traffic_policy == "Local" and _externally_accessible(svc),
+        internal_local=svc.internal_traffic_policy == "Local",
+        affinity_timeout=svc.session_affinity_timeout if svc.session_affinity == "ClientIP" else None,
+        topology=uses_topology(svc),
     )
 
 
-def service_warnings(svc: Service) -> tuple[Diagnostic, ...]:
-    """Exactly one warning per Service and feature that is not offloaded, so nothing degrades silently."""
+def _externally_accessible(svc: Service) -> bool:
+    return svc.type in _NODE_PORT_TYPES or bool(svc.external_ips)
+
+
+def _external_vips(svc: Service, node: NodeFacts | None) -> list[tuple[FrontendKind, IPAddress, bool]]:
+    """(kind, address, uses the node port) of every external destination, in any family."""
+    out: list[tuple[FrontendKind, IPAddress, bool]] = []
+    if svc.type in _NODE_PORT_TYPES and node is not None:
+        out.extend((FrontendKind.NodePort, ip, True) for ip in node.node_ips)
+    out.extend((FrontendKind.ExternalIP, ip, False) for ip in svc.external_ips)
+    if svc.type is ServiceType.LoadBalancer:
+        # ipMode Proxy: the load balancer proxies to the node, so the node must not capture the IP.
+        out.extend(
+            (FrontendKind.LoadBalancer, i.ip, False)
+            for i in svc.load_balancer_ingress
+            if i.ip is not None and i.ip_mode != "Proxy"
+        )
+    return out
+
+
+def service_frontends(svc: Service, node: NodeFacts | None = None) -> tuple[ServiceFrontend, ...]:
+    """One frontend per (VIP, protocol, port): cluster IPs on the service port, node IPs on the node
+    port, external and load-balancer IPs on the service port. Only families the Service has (its
+    cluster IPs) get frontends: there are no endpoints of another family."""
+    out = [
+        ServiceFrontend(svc.key, vip, IPFamily.of(vip), port.protocol, port.port, port.name)
+        for vip in svc.cluster_ips
+        for port in svc.ports
+    ]
+    families = {IPFamily.of(vip) for vip in svc.cluster_ips}
+    for kind, ip, on_node_port in _external_vips(svc, node):
+        if IPFamily.of(ip) not in families:
+            continue
+        for port in svc.ports:
+            number = port.node_port if on_node_port else port.port
+            if number is not None:
+                out.append(
+                    ServiceFrontend(svc.key, ip, IPFamily.of(ip), port.protocol, number, port.name, kind)
+                )
+    return tuple(out)
+
+
+def service_warnings(svc: Service, node: NodeFacts | None = None) -> tuple[Diagnostic, ...]:
+    """One warning per Service and feature that cannot be offloaded, so nothing degrades silently."""
     found: list[str] = []
-    if svc.type in (ServiceType.NodePort, ServiceType.LoadBalancer):
-        found.append(f"type {svc.type}: node ports are not offloaded yet; the ClusterIP part is")
-    lb_ips = [str(i.ip) for i in svc.load_balancer_ingress if i.ip is not None]
-    if lb_ips:
-        found.append(
-            f"status.loadBalancer.ingress: load-balancer IPs {', '.join(lb_ips)} are not offloaded yet"
-        )
-    if svc.external_ips:
-        ips = ", ".join(str(ip) for ip in svc.external_ips)
-        found.append(f"spec.externalIPs: external IPs {ips} are not offloaded yet")
-    if svc.session_affinity == "ClientIP":
-        found.append(
-            "spec.sessionAffinity: ClientIP affinity is not offloaded yet; connections are balanced "
-            "without it"
-        )
-    if svc.external_traffic_policy == "Local":
-        found.append("spec.externalTrafficPolicy: Local is not offloaded yet (nor is external traffic)")
-    if svc.internal_traffic_policy == "Local":
-        found.append(
-            "spec.internalTrafficPolicy: Local is not offloaded yet; traffic is balanced over endpoints "
-            "on all nodes"
-        )
+    node_ports = svc.type in _NODE_PORT_TYPES and any(p.node_port for p in svc.ports) and not svc.headless
+    if node_ports and (node is None or not node.node_ips):
+        found.append(f"type {svc.type}: node facts give no nodeIPs, so node ports are not offloaded")
+    families = {IPFamily.of(vip) for vip in svc.cluster_ips}
+    other = sorted(
+        {str(ip) for _, ip, _ in _external_vips(svc, node) if IPFamily.of(ip) not in families}
+        if families
+        else ()
+    )
+    if other:
+        found.append(f"addresses {', '.join(other)} are of an IP family the Service does not have; ignored")
     if not svc.cluster_ips and not svc.headless and svc.type is not ServiceType.ExternalName:
         found.append("spec.clusterIP: no cluster IP allocated; there is nothing to offload")
     return tuple(Diagnostic(svc.key, message) for message in found)
@@ -90,7 +134,12 @@ class _Collector:
         self.by_target: dict[tuple[IPAddress, int], Backend] = {}
 
     def add(
-        self, address: IPAddress, port: int, conditions: EndpointConditions, node_name: str | None
+        self,
+        address: IPAddress,
+        port: int,
+        conditions: EndpointConditions,
+        node_name: str | None,
+        hint_zones: tuple[str, ...] = (),
     ) -> None:
         if IPFamily.of(address) is not self.family:
             return
@@ -102,6 +151,7 @@ class _Collector:
             local=pod is not None and pod.local,
             pod=pod.key if pod else None,
             node_name=node_name,
+            hint_zones=hint_zones,
         )
         current = self.by_target.get((address, port))
         if current is None or _rank(conditions) > _rank(current.conditions):
@@ -146,7 +196,7 @@ def backend_sets(
                     continue
                 for ep in eps.endpoints:
                     for address in ep.addresses:
-                        collector.add(address, number, ep.conditions, ep.node_name)
+                        collector.add(address, number, ep.conditions, ep.node_name, ep.hint_zones)
             if use_legacy and endpoints is not None:
                 for subset in endpoints.subsets:
                     number = _port_number(subset.ports, port.name, port.protocol)

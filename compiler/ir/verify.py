@@ -72,7 +72,7 @@ def verify(ir: ClusterIR) -> None:
         owner = services.get(fe.service)
         if owner is None:
             problems.append(f"{where}: dangling reference to {fe.service}")
-        elif fe.vip not in owner.vips:
+        elif not fe.external and fe.vip not in owner.vips:
             problems.append(f"{where}: VIP {fe.vip} is not a VIP of {fe.service}")
         backend_set = sets.get(fe.backend_set)
         if backend_set is None:

@@ -1,5 +1,5 @@
-"""Entries that follow from the node facts and local pods: port classes, neighbour steering and
-forwarding."""
+"""Entries that follow from the node facts and local pods: port classes, neighbour steering,
+forwarding and the masquerade source (nat_source)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,58 @@ NODE_FACTS = "node facts"
 
 def mac_int(mac: str) -> int:
     return int(mac.replace(":", ""), 16)
+
+
+def _nat_source(ir: ClusterIR, schema: Schema) -> list[TableEntry]:
+    """The source a masqueraded flow leaves with, by destination, as Linux picks a route's source:
+    the gateway address towards local pods (so hairpin traffic never arrives from the pod's own
+    address, which its kernel drops as a martian), the first node IP of the family elsewhere.
+    IPv4 always has its /96 entry, so the IPv6 node IP (the default action) never lands in an IPv4 header."""
+    facts = ir.node
+    out: list[TableEntry] = []
+    v4 = [ip for ip in facts.node_ips if ip.version == 4]
+    v6 = [ip for ip in facts.node_ips if ip.version == 6]
+    mapped_v4 = ipaddress.IPv6Network("::ffff:0:0/96")
+    if v4:
+        params = {"addr": mapped(v4[0])}
+        out.append(
+            schema.entry(
+                "nat_source",
+                {"dst_addr": Lpm(int(mapped_v4.network_address), 96)},
+                "set_nat_source",
+                params,
+                origin=(NODE_FACTS,),
+            )
+        )
+    else:
+        out.append(
+            schema.entry(
+                "nat_source",
+                {"dst_addr": Lpm(int(mapped_v4.network_address), 96)},
+                "no_nat_source",
+                origin=(NODE_FACTS,),
+            )
+        )
+    if v6:
+        out.append(
+            schema.default_entry(
+                "nat_source", "set_nat_source", {"addr": mapped(v6[0])}, origin=(NODE_FACTS,)
+            )
+        )
+    gateways = {4: facts.gateway.ipv4, 6: facts.gateway.ipv6}
+    for pod in ir.pods:
+        if not pod.local or pod.port is None:
+            continue
+        for ip in pod.ips:
+            gw = gateways[ip.version]
+            if gw is not None:
+                key = {"dst_addr": Lpm(mapped(ip), 128)}
+                out.append(
+                    schema.entry(
+                        "nat_source", key, "set_nat_source", {"addr": mapped(gw)}, origin=(str(pod.key),)
+                    )
+                )
+    return out
 
 
 def lower_node(ir: ClusterIR, schema: Schema) -> list[TableEntry]:
@@ -64,6 +116,7 @@ def lower_node(ir: ClusterIR, schema: Schema) -> list[TableEntry]:
                 origin=(NODE_FACTS,),
             )
         )
+    out.extend(_nat_source(ir, schema))
     for pod in ir.pods:
         if not pod.local or pod.port is None:
             continue

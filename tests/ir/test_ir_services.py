@@ -5,13 +5,16 @@ Rules come from the Kubernetes API reference (Service, EndpointSlice, Endpoints)
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+from typing import Any
 
 import pytest
 from ir_builders import build, endpoint, endpoint_slice, pod, service
 
 from compiler.errors import ManifestErrors
 from compiler.frontend.model import IPFamily, ObjectKey, Protocol
+from compiler.frontend.nodefacts import DEFAULT_NODE_FACTS
 from compiler.ir import BackendSet, BackendSetKey, ClusterIR
 
 WEB = ObjectKey("Service", "shop", "web")
@@ -198,41 +201,83 @@ def test_sctp_service() -> None:
     assert targets(backends(ir, "sig")) == ["10.0.0.5:3868"]
 
 
-def test_one_warning_per_service_and_feature() -> None:
+def _external_service() -> dict[str, Any]:
     svc = service(
         type="LoadBalancer",
         ports=[
             {"name": "http", "port": 80, "nodePort": 30080},
             {"name": "https", "port": 443, "nodePort": 30443},
         ],
-        externalIPs=["192.0.2.1", "192.0.2.2"],
+        externalIPs=["192.0.2.1", "2001:db8::1"],
         sessionAffinity="ClientIP",
         externalTrafficPolicy="Local",
         internalTrafficPolicy="Local",
     )
     svc["status"] = {
-        "loadBalancer": {"ingress": [{"ip": "203.0.113.5", "ipMode": "VIP"}, {"hostname": "lb.example"}]}
+        "loadBalancer": {
+            "ingress": [
+                {"ip": "203.0.113.5", "ipMode": "VIP"},
+                {"ip": "203.0.113.6", "ipMode": "Proxy"},
+                {"hostname": "lb.example"},
+            ]
+        }
     }
-    node_port = service("api", type="NodePort", ports=[{"port": 80, "nodePort": 30081}], ips=("10.96.0.11",))
-    ir = build(svc, node_port)
-    assert warnings(ir) == [
-        "warning: Service shop/api: type NodePort: node ports are not offloaded yet; the ClusterIP part is",
-        "warning: Service shop/web: spec.externalIPs: external IPs 192.0.2.1, 192.0.2.2 are not "
-        "offloaded yet",
-        "warning: Service shop/web: spec.externalTrafficPolicy: Local is not offloaded yet (nor is "
-        "external traffic)",
-        "warning: Service shop/web: spec.internalTrafficPolicy: Local is not offloaded yet; traffic is "
-        "balanced "
-        "over endpoints on all nodes",
-        "warning: Service shop/web: spec.sessionAffinity: ClientIP affinity is not offloaded yet; "
-        "connections are "
-        "balanced without it",
-        "warning: Service shop/web: status.loadBalancer.ingress: load-balancer IPs 203.0.113.5 are not "
-        "offloaded yet",
-        "warning: Service shop/web: type LoadBalancer: node ports are not offloaded yet; the ClusterIP "
-        "part is",
+    return svc
+
+
+def test_external_frontends() -> None:
+    """Service API reference: a NodePort Service is reachable on every node IP at spec.ports[].nodePort;
+    spec.externalIPs and status.loadBalancer.ingress[].ip are reachable on the service port. An
+    ingress with ipMode Proxy is not captured by the node (kube-proxy skips it: the load balancer
+    proxies to the node). Addresses of a family the Service lacks have no endpoints: reported."""
+    facts = dataclasses.replace(
+        DEFAULT_NODE_FACTS,
+        node_name="node-a",
+        node_ips=(ipaddress.ip_address("192.168.0.10"), ipaddress.ip_address("fd00::10")),
+    )
+    ir = build(_external_service(), facts=facts)
+    found = [(str(f.vip), f.port, f.kind.value) for f in ir.frontends]
+    assert found == [
+        ("10.96.0.10", 80, "ClusterIP"),
+        ("10.96.0.10", 443, "ClusterIP"),
+        ("192.0.2.1", 80, "ExternalIP"),
+        ("192.0.2.1", 443, "ExternalIP"),
+        ("192.168.0.10", 30080, "NodePort"),
+        ("192.168.0.10", 30443, "NodePort"),
+        ("203.0.113.5", 80, "LoadBalancer"),
+        ("203.0.113.5", 443, "LoadBalancer"),
     ]
-    assert len(ir.frontends) == 3
+    assert warnings(ir) == [
+        "warning: Service shop/web: addresses 2001:db8::1, fd00::10 are of an IP family the Service does "
+        "not have; ignored"
+    ]
+    (node,) = ir.services
+    assert (node.external_local, node.internal_local, node.affinity_timeout) == (True, True, 10800)
+
+
+def test_node_ports_need_node_ips() -> None:
+    """Without nodeIPs in the node facts there is no address to catch node ports on."""
+    ir = build(_external_service())
+    assert "192.168.0.10" not in {str(f.vip) for f in ir.frontends}
+    assert len(ir.frontends) == 6
+    assert warnings(ir)[-1] == (
+        "warning: Service shop/web: type LoadBalancer: node facts give no nodeIPs, so node ports are not "
+        "offloaded"
+    )
+
+
+def test_external_ip_colliding_with_another_frontend() -> None:
+    """Hand-written input may reuse an address; the cluster IP wins and the other Service is told."""
+    other = service("other", ips=("10.96.0.11",), externalIPs=["10.96.0.10"])
+    ir = build(service(), other)
+    assert [(str(f.vip), f.service.name) for f in ir.frontends] == [
+        ("10.96.0.10", "web"),
+        ("10.96.0.11", "other"),
+    ]
+    assert warnings(ir) == [
+        "warning: Service shop/other: ExternalIP 10.96.0.10 TCP/80 is also a ClusterIP frontend of "
+        "Service shop/web; ignored here"
+    ]
 
 
 def test_service_without_cluster_ip_is_reported() -> None:
