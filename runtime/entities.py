@@ -89,6 +89,25 @@ def bundle_items(schema: Schema, bundle: Bundle) -> dict[Key, Item]:
     return out
 
 
+def with_initial_defaults(schema: Schema, items: dict[Key, Item]) -> dict[Key, Item]:
+    """`items` plus, for every table whose default it leaves alone, the program's initial default
+    (P4Info `initial_default_action`, or no action), so drifted defaults are diffed and repaired too.
+    Indirect tables and const defaults are left out: a controller cannot change those."""
+    out = dict(items)
+    for table in schema.p4info.tables:
+        key: Key = ("default", table.preamble.id)
+        if key in out or table.implementation_id or table.const_default_action_id:
+            continue
+        te = p4r.TableEntry(table_id=table.preamble.id, is_default_action=True)
+        if table.HasField("initial_default_action"):
+            init = table.initial_default_action
+            te.action.action.action_id = init.action_id
+            for arg in init.arguments:
+                te.action.action.params.add(param_id=arg.param_id, value=arg.value)
+        out[key] = Item(key, p4r.Entity(table_entry=te), ("P4 program initial default",))
+    return out
+
+
 def device_items(entities: Iterable[Any]) -> dict[Key, Item]:
     """Entities read back from a device (no origin: the device does not know it)."""
     out: dict[Key, Item] = {}

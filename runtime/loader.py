@@ -24,7 +24,7 @@ from compiler.driver import compile_sources
 from compiler.proto import p4runtime as p4r
 
 from .client import RECONCILE_AND_COMMIT, VERIFY_AND_COMMIT, NotPrimaryError, P4RuntimeClient, TlsOptions
-from .entities import Item, Key, bundle_items
+from .entities import Item, Key, bundle_items, with_initial_defaults
 from .errors import P4RuntimeRpcError
 from .metrics import Metrics, loader_metrics
 from .sources import SourceWatcher
@@ -115,7 +115,7 @@ class Loader:
         for diag in result.diagnostics:
             log.warning("%s", diag)
         self.compile_error = None
-        self.desired = bundle_items(self.schema, result.lowered.bundle)
+        self.desired = with_initial_defaults(self.schema, bundle_items(self.schema, result.lowered.bundle))
         log.info("compiled %d entities from %s", len(self.desired), ", ".join(map(str, self.config.sources)))
         return True
 

@@ -179,25 +179,62 @@ def _stages(ops: list[Op], level: Mapping[Key, int], reverse: bool = False) -> l
     return [by_level[n] for n in sorted(by_level, reverse=reverse)]
 
 
-def make_plan(schema: Schema, desired: Mapping[Key, Item], current: Mapping[Key, Item]) -> Plan:
-    """The ordered updates that turn `current` into `desired`. Default entries are only modified
-    (they always exist), and only for tables the desired state sets a default for."""
-    inserts = [Op(INSERT, it) for k, it in desired.items() if k not in current and k[0] != "default"]
-    modifies = [Op(MODIFY, it) for k, it in desired.items() if k in current and not same(it, current[k])]
-    modifies += [Op(MODIFY, it) for k, it in desired.items() if k[0] == "default" and k not in current]
-    deletes = [Op(DELETE, it) for k, it in current.items() if k not in desired and k[0] != "default"]
-    refs = References(schema, [*desired.values(), *current.values()])
+def _replaced(desired: Mapping[Key, Item], current: Mapping[Key, Item], refs: References) -> set[Key]:
+    """Device entities to delete before anything else: groups whose max_size changes (P4Runtime
+    cannot MODIFY it) and, transitively, every device entity referring to one of them (it cannot
+    outlive the old group). Those still desired are inserted again with the other INSERTs."""
+    out = {
+        k
+        for k, it in desired.items()
+        if k[0] == "group"
+        and k in current
+        and it.entity.action_profile_group.max_size != current[k].entity.action_profile_group.max_size
+    }
+    if not out:
+        return out
+    referrers: dict[Key, set[Key]] = defaultdict(set)
+    for k, it in current.items():
+        for target in refs.of(it):
+            referrers[target].add(k)
+    todo = list(out)
+    while todo:
+        for k in referrers.get(todo.pop(), ()):
+            if k not in out and k[0] != "default":
+                out.add(k)
+                todo.append(k)
+    return out
 
-    plan = Plan()
-    new_deps = {op.item.key: refs.of(op.item) for op in inserts + modifies}
-    plan.stages += _stages(inserts, _levels({op.item.key for op in inserts}, new_deps))
-    plan.stages += _stages(modifies, _levels({op.item.key for op in modifies}, new_deps))
-    # Deletions: an entity goes after every entity (being deleted) that refers to it.
+
+def _delete_stages(deletes: list[Op], refs: References) -> list[list[Op]]:
+    """Deletions: an entity goes after every entity (being deleted) that refers to it."""
     deleting = {op.item.key for op in deletes}
     referrers: dict[Key, list[Key]] = defaultdict(list)
     for op in deletes:
         for target in refs.of(op.item):
             referrers[target].append(op.item.key)
-    plan.stages += _stages(deletes, _levels(deleting, referrers))
+    return _stages(deletes, _levels(deleting, referrers))
+
+
+def make_plan(schema: Schema, desired: Mapping[Key, Item], current: Mapping[Key, Item]) -> Plan:
+    """The ordered updates that turn `current` into `desired`. Default entries are only modified
+    (they always exist), and only for tables the desired state sets a default for. Entities that
+    must be replaced (`_replaced`) are deleted first, referrers before what they refer to, then
+    inserted with the other INSERTs."""
+    refs = References(schema, [*desired.values(), *current.values()])
+    replaced = _replaced(desired, current, refs)
+    kept = current.keys() - replaced
+    inserts = [Op(INSERT, it) for k, it in desired.items() if k not in kept and k[0] != "default"]
+    modifies = [Op(MODIFY, it) for k, it in desired.items() if k in kept and not same(it, current[k])]
+    modifies += [Op(MODIFY, it) for k, it in desired.items() if k[0] == "default" and k not in current]
+    deletes = [Op(DELETE, it) for k, it in current.items() if k in kept and k not in desired]
+    deletes = [op for op in deletes if op.item.key[0] != "default"]
+    withdraw = [Op(DELETE, current[k]) for k in sorted(replaced, key=repr)]
+
+    plan = Plan()
+    plan.stages += _delete_stages(withdraw, refs)
+    new_deps = {op.item.key: refs.of(op.item) for op in inserts + modifies}
+    plan.stages += _stages(inserts, _levels({op.item.key for op in inserts}, new_deps))
+    plan.stages += _stages(modifies, _levels({op.item.key for op in modifies}, new_deps))
+    plan.stages += _delete_stages(deletes, refs)
     plan.stages = [s for s in plan.stages if s]
     return plan
