@@ -426,9 +426,9 @@ class Lab:
         return 0.0
 
     def wait_synced(self, state: LabState, since: float, timeout: float = 30.0) -> None:
-        """Until the loader completed a sync that started after `since` (Unix time)."""
+        """Until the loader reports a successful sync after `since` (Unix time)."""
         deadline = time.monotonic() + timeout
-        while self.last_sync(state) <= since + 0.5:
+        while self.last_sync(state) <= since:
             if time.monotonic() > deadline:
                 raise LabError(f"loader did not sync within {timeout}s (see {self.dir / 'logs'})")
             time.sleep(0.2)

@@ -34,7 +34,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         client = self.client_address[0].removeprefix("::ffff:")
         port = self.server.server_address[1]
-        body = f"pod={self.server.pod_name} port={port} client={client}\n".encode()
+        cport = self.client_address[1]
+        body = f"pod={self.server.pod_name} port={port} client={client} cport={cport}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))

@@ -6,6 +6,7 @@ is all the loader reports (sync duration, entries per table, write errors, last 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -56,8 +57,19 @@ class Metrics:
                 lines.append(f"# TYPE {name} {kind}")
                 for labels, value in sorted(self._values[name].items()):
                     inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                    lines.append(f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}")
+                    num = _number(value)
+                    lines.append(f"{name}{{{inner}}} {num}" if inner else f"{name} {num}")
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Full precision (`:g` kept 6 digits, so Unix timestamps lost their seconds); Prometheus spellings."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
 def _escape(value: str) -> str:

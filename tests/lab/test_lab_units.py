@@ -1,0 +1,61 @@
+"""Lab pieces that need no root: cluster reading, port maps, metric rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.core import REPO, Lab, LabError, load_cluster
+from runtime.dataplane import parse_port_map
+from runtime.metrics import Metrics
+
+
+def test_load_cluster_picks_local_pods_with_addresses_and_tcp_ports() -> None:
+    facts, pods = load_cluster(REPO / "examples/lab/cluster", REPO / "examples/lab/node.yaml")
+    assert facts["nodeName"] == "lab-node"
+    assert [(p.key, p.ips, p.tcp_ports) for p in pods] == [
+        ("demo/client", ["10.244.1.20", "fd00:244:1::20"], []),
+        ("demo/guest", ["10.244.1.21", "fd00:244:1::21"], []),
+        ("demo/web-a", ["10.244.1.10", "fd00:244:1::10"], [8080]),
+        ("demo/web-b", ["10.244.1.11", "fd00:244:1::11"], [8080]),
+    ]
+
+
+def test_load_cluster_of_the_shop_skips_other_nodes() -> None:
+    _, pods = load_cluster(REPO / "examples/shop/cluster", REPO / "examples/shop/node.yaml")
+    keys = {p.key for p in pods}
+    assert "shop/frontend-5c7d9-abcde" in keys and "shop/frontend-5c7d9-klmno" not in keys
+
+
+def test_load_cluster_errors(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match="node facts"):
+        load_cluster(REPO / "examples/lab/cluster", tmp_path / "missing.yaml")
+    with pytest.raises(LabError, match="no manifests"):
+        load_cluster(tmp_path, REPO / "examples/lab/node.yaml")
+
+
+def test_lab_names_are_checked() -> None:
+    with pytest.raises(LabError):
+        Lab("bad name")
+    with pytest.raises(LabError):
+        Lab("x" * 33)
+
+
+def test_port_map() -> None:
+    assert parse_port_map(["1=dp1", "10=dp10"]) == {1: "dp1", 10: "dp10"}
+    for bad in (["dp1"], ["x=dp1"], ["1="], ["1=a", "1=b"], ["1=a", "2=a"]):
+        with pytest.raises(ValueError):
+            parse_port_map(bad)
+
+
+def test_metrics_keep_full_precision() -> None:
+    m = Metrics()
+    m.declare("ts", "gauge", "a timestamp")
+    m.set("ts", 1795772519.125)
+    m.declare("n", "gauge", "a count")
+    m.set("n", 3)
+    m.declare("inf", "gauge", "infinite")
+    m.set("inf", float("inf"))
+    lines = m.render().splitlines()
+    assert "ts 1795772519.125" in lines and "n 3" in lines and "inf +Inf" in lines
