@@ -293,12 +293,17 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                             } else {
                                 ct_value.write(reply_index, now ++ CT_KIND_REPLY ++ 6w0 ++ meta.fe_id);
                             }
-                        } else if (meta.masq) {
-                            /* A masqueraded flow whose replies cannot be given back is dropped:
-                             * the slot is another live flow's, or the same reply tuple already
-                             * belongs to another client (two clients, one source port, one backend). */
+                        } else {
+                            /* A flow whose replies would be given back wrongly is dropped: the same
+                             * reply tuple already belongs to a flow to another frontend (one client
+                             * port to two VIPs sharing a backend) or, when masqueraded, to another
+                             * client (two clients, one source port, one backend) or the slot is
+                             * another live flow's, so its replies could not be un-masqueraded. */
                             ct_addr.read(stored_addr, reply_index);
-                            if (stored_tag != reply_tag || stored_addr != meta.client_addr) {
+                            if (stored_tag == reply_tag && stored_value[23:0] != meta.fe_id) {
+                                meta.drop = true;
+                                meta.drop_reason = DROP_NAT_COLLISION;
+                            } else if (meta.masq && (stored_tag != reply_tag || stored_addr != meta.client_addr)) {
                                 meta.drop = true;
                                 meta.drop_reason = DROP_NAT_COLLISION;
                             }

@@ -107,8 +107,12 @@ def service_warnings(svc: Service, node: NodeFacts | None = None) -> tuple[Diagn
         found.append(f"type {svc.type}: node facts give no nodeIPs, so node ports are not offloaded")
     families = {IPFamily.of(vip) for vip in svc.cluster_ips}
     other = sorted(
-        {str(ip) for _, ip, _ in _external_vips(svc, node) if IPFamily.of(ip) not in families}
-        if families
+        {
+            str(ip)
+            for kind, ip, _ in _external_vips(svc, node)
+            if kind is not FrontendKind.NodePort and IPFamily.of(ip) not in families
+        }
+        if families  # node IPs of another family are simply unused by a single-stack Service
         else ()
     )
     if other:
