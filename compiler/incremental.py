@@ -1,0 +1,525 @@
+"""Incremental compilation: object changes in, bundle entity changes out.
+
+`build_ir` + `lower` recompile a whole cluster; a live cluster changes one object at a time. This
+keeps an object store and a dependency index around the same pure per-object functions
+(`compiler.ir.pods`, `compiler.ir.services`) and recomputes only what a change reaches:
+
+* a Pod: its `PodEndpoint`; the backend sets holding one of its old or new IPs (the `local`/`pod`
+  of a backend); the node entries if it is local; the policy section only when the pod is local
+  or some policy peer selector (or egress named port) matches its old or new version;
+* an EndpointSlice / Endpoints: the backend sets of the Service it names (old and new label);
+* a Service: its node, frontends, warnings, backend sets, and the warnings of its endpoint objects;
+* a Namespace: its node; the policy section when policies exist;
+* a NetworkPolicy: the policy section.
+
+Services are lowered per unit (`ServiceLowerer`); the policy section (resolution + lowering, whose
+peer classes are shared by every rule set) and the node section are recomputed whole when reached.
+Every section's output is diffed against its previous one, so `apply` returns only changed
+entities. `bundle()` always equals `lower(build_ir(objects, facts), schema).bundle`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from compiler.bundle.model import Bundle, ProfileGroup, ProfileMember, TableEntry
+from compiler.bundle.schema import Schema
+from compiler.errors import ManifestError, ManifestErrors
+from compiler.frontend.loader import KubeObject
+from compiler.frontend.model import (
+    Endpoints,
+    EndpointSlice,
+    IPAddress,
+    Namespace,
+    ObjectKey,
+    Pod,
+    Service,
+    by_key,
+)
+from compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
+from compiler.frontend.policy import NetworkPolicy, PolicyType
+from compiler.ir.build import build_ir
+from compiler.ir.nodes import BackendSet, BackendSetKey, ClusterIR, Diagnostic, PodEndpoint, ServiceFrontend
+from compiler.ir.pods import Placement, attachable, namespace_node, place_pods, pod_endpoint
+from compiler.ir.rules import verify_policy_ir
+from compiler.ir.services import (
+    backend_sets,
+    endpoint_warnings,
+    service_frontends,
+    service_node,
+    service_warnings,
+)
+from compiler.lower.bundle import _entry_sort_key, check_counts, lower
+from compiler.lower.incremental_services import Entity, FeKey, ServiceLowerer
+from compiler.lower.node import lower_node
+from compiler.lower.policy import lower_policies
+from compiler.passes.resolve_policy import resolve_policies
+from compiler.passes.selectors import matches
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One object created or updated (`obj` set) or deleted (`obj` None)."""
+
+    key: ObjectKey
+    obj: KubeObject | None
+
+
+@dataclass
+class Delta:
+    """Bundle entities that appeared and disappeared (an updated entity is both)."""
+
+    added: list[Entity] = field(default_factory=list)
+    removed: list[Entity] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.added) + len(self.removed)
+
+
+def _service_of(obj: KubeObject | None) -> ObjectKey | None:
+    if isinstance(obj, EndpointSlice) and obj.service_name is not None:
+        return ObjectKey("Service", obj.key.namespace, obj.service_name)
+    if isinstance(obj, Endpoints):
+        return ObjectKey("Service", obj.key.namespace, obj.key.name)
+    return None
+
+
+class IncrementalCompiler:
+    def __init__(self, schema: Schema, node_facts: NodeFacts | None = None) -> None:
+        self.schema = schema
+        self.facts = node_facts
+        self.objects: dict[ObjectKey, KubeObject] = {}
+        self.entities: dict[Entity, None] = {}
+        self.counts: Counter[str] = Counter()
+        self._order = {name: i for i, name in enumerate(schema.table_order)}
+        self._stale = True
+        self._clear()
+
+    def _clear(self) -> None:
+        self.pods: dict[ObjectKey, PodEndpoint] = {}
+        self.pod_notes: dict[ObjectKey, tuple[Diagnostic, ...]] = {}
+        self.placements: dict[ObjectKey, Placement] = {}
+        self.ip_owners: dict[IPAddress, set[ObjectKey]] = defaultdict(set)
+        self.vip_owners: dict[IPAddress, set[ObjectKey]] = defaultdict(set)
+        self.conflicts: set[IPAddress] = set()
+        self.endpoint_objs: dict[ObjectKey, dict[ObjectKey, KubeObject]] = defaultdict(dict)
+        self.frontends: dict[ObjectKey, tuple[ServiceFrontend, ...]] = {}
+        self.svc_sets: dict[ObjectKey, tuple[BackendSet, ...]] = {}
+        self.svc_notes: dict[ObjectKey, tuple[Diagnostic, ...]] = {}
+        self.ep_notes: dict[ObjectKey, tuple[Diagnostic, ...]] = {}
+        self.services_by_ip: dict[IPAddress, set[ObjectKey]] = defaultdict(set)
+        self.ns_use: Counter[str] = Counter()
+        self.services = ServiceLowerer(self.schema)
+        self.sections: dict[str, tuple[Entity, ...]] = {}
+        self._owned: dict[ObjectKey, tuple[IPAddress, ...]] = {}
+        self._svc_vips: dict[ObjectKey, tuple[IPAddress, ...]] = {}
+        self._pending_services: tuple[
+            dict[FeKey, ServiceFrontend | None], dict[BackendSetKey, BackendSet | None]
+        ] = ({}, {})
+
+    # ---- public -------------------------------------------------------------------------------
+
+    def load(self, objects: Iterable[KubeObject]) -> Delta:
+        """Replace the whole store (the first list, a relist after 410 Gone)."""
+        new = {obj.key: obj for obj in objects}
+        changes = [Change(k, None) for k in self.objects if k not in new]
+        changes += [Change(k, o) for k, o in new.items() if self.objects.get(k) != o]
+        self._stale = True
+        return self.apply(changes)
+
+    def apply(self, changes: Iterable[Change]) -> Delta:
+        """Apply changes; raises ManifestErrors/BundleError as a full compile would, and then
+        recomputes everything on the next call (the store already holds the changes)."""
+        changes = list(changes)
+        old_objects = {c.key: self.objects.get(c.key) for c in changes}
+        for c in changes:
+            if c.obj is None:
+                self.objects.pop(c.key, None)
+            else:
+                self.objects[c.key] = c.obj
+        try:
+            if self._stale:
+                self._clear()
+                delta = self._commit(self._rebuild(), full=True)
+            else:
+                delta = self._commit(self._update(old_objects), full=False)
+        except Exception:
+            self._stale = True
+            raise
+        self._stale = False
+        return delta
+
+    def bundle(self) -> Bundle:
+        members = sorted(
+            (e for e in self.entities if isinstance(e, ProfileMember)), key=lambda m: m.member_id
+        )
+        groups = sorted((e for e in self.entities if isinstance(e, ProfileGroup)), key=lambda g: g.group_id)
+        entries = sorted(
+            (e for e in self.entities if isinstance(e, TableEntry)),
+            key=lambda e: _entry_sort_key(self.schema, self._order, e),
+        )
+        return Bundle(tuple(members), tuple(groups), tuple(entries))
+
+    def ir(self) -> ClusterIR:
+        """The current IR, equal to `build_ir` of the store."""
+        return self._ir(with_services=True)
+
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        return tuple(sorted(set(self.ir().diagnostics) | set(self.services.diagnostics())))
+
+    # ---- IR -----------------------------------------------------------------------------------
+
+    def _of(self, cls: type) -> list[KubeObject]:
+        return sorted((o for o in self.objects.values() if isinstance(o, cls)), key=by_key)
+
+    def _ir(self, with_services: bool) -> ClusterIR:
+        facts = self.facts or DEFAULT_NODE_FACTS
+        notes: list[Diagnostic] = [d for ds in self.pod_notes.values() for d in ds]
+        if self.facts is not None:
+            present = {(k.namespace, k.name) for k in self.pods}
+            for a in self.facts.pods:
+                if (a.namespace, a.name) not in present:
+                    message = (
+                        f"listed in node facts (port {a.port}) but not in the manifests; the port is unused"
+                    )
+                    notes.append(Diagnostic(ObjectKey("Pod", a.namespace, a.name), message))
+        services = [o for o in self._of(Service) if isinstance(o, Service)]
+        if with_services:
+            notes += [d for ds in self.svc_notes.values() for d in ds]
+            notes += [d for ds in self.ep_notes.values() for d in ds]
+        declared = {o.key.name: o for o in self.objects.values() if isinstance(o, Namespace)}
+        names = sorted(set(declared) | {ns for ns, n in self.ns_use.items() if n > 0})
+        return ClusterIR(
+            node=facts,
+            namespaces=tuple(namespace_node(name, declared.get(name)) for name in names),
+            pods=tuple(sorted(self.pods.values(), key=by_key)),
+            services=tuple(service_node(s) for s in services) if with_services else (),
+            frontends=tuple(
+                sorted((f for fs in self.frontends.values() for f in fs), key=lambda f: f.sort_key)
+            )
+            if with_services
+            else (),
+            backend_sets=tuple(sorted((s for ss in self.svc_sets.values() for s in ss), key=lambda s: s.key))
+            if with_services
+            else (),
+            network_policies=tuple(o for o in self._of(NetworkPolicy) if isinstance(o, NetworkPolicy)),
+            diagnostics=tuple(sorted(set(notes))),
+        )
+
+    def _pods_by_ip(self) -> Mapping[IPAddress, PodEndpoint]:
+        return _PodsByIp(self)
+
+    def _place(self, changed: set[ObjectKey]) -> set[ObjectKey]:
+        """Placements of the changed pods (all pods without node facts); returns pods to recompute."""
+        if self.facts is None:
+            pods = [o for o in self._of(Pod) if isinstance(o, Pod)]
+            errors: list[ManifestError] = []
+            new, _ = place_pods(pods, None, errors)
+            if errors:
+                raise ManifestErrors(errors)
+            moved = {k for k in set(new) | set(self.placements) if new.get(k) != self.placements.get(k)}
+            self.placements = new
+            return changed | moved
+        for key in changed:
+            pod = self.objects.get(key)
+            self.placements.pop(key, None)
+            self.pod_notes.pop(key, None)
+            if isinstance(pod, Pod):
+                placed, notes = place_pods([pod], self.facts, [])
+                if key in placed:
+                    self.placements[key] = placed[key]
+                own = tuple(d for d in notes if d.subject == key)
+                if own:
+                    self.pod_notes[key] = own
+        return changed
+
+    def _rebuild(self) -> dict[str, bool]:
+        for obj in self.objects.values():
+            if not isinstance(obj, Namespace):
+                self.ns_use[obj.key.namespace] += 1
+            svc = _service_of(obj)
+            if svc is not None:
+                self.endpoint_objs[svc][obj.key] = obj
+        pods = {k for k, o in self.objects.items() if isinstance(o, Pod)}
+        for key in self._place(pods):
+            self._set_pod(key)
+        self._check_conflicts()
+        services = {k for k, o in self.objects.items() if isinstance(o, Service)}
+        self._update_services(services, services)
+        for key, obj in self.objects.items():
+            if isinstance(obj, EndpointSlice | Endpoints):
+                self._endpoint_notes(key)
+        return {"node": True, "policy": True}
+
+    def _update(self, old: Mapping[ObjectKey, KubeObject | None]) -> dict[str, bool]:
+        pods: set[ObjectKey] = set()
+        full_services: set[ObjectKey] = set()
+        services: set[ObjectKey] = set()
+        notes: set[ObjectKey] = set()
+        sections = {"node": False, "policy": False}
+        for key, before in old.items():
+            after = self.objects.get(key)
+            if before == after:
+                continue
+            for obj, step in ((before, -1), (after, 1)):
+                if obj is not None and not isinstance(obj, Namespace):
+                    self.ns_use[obj.key.namespace] += step
+            if key.kind == "Pod":
+                pods.add(key)
+            elif key.kind == "Service":
+                full_services.add(key)
+                notes |= set(self.endpoint_objs.get(key, {}))
+            elif key.kind in ("EndpointSlice", "Endpoints"):
+                notes.add(key)
+                for obj, present in ((before, False), (after, True)):
+                    svc = _service_of(obj)
+                    if svc is None:
+                        continue
+                    services.add(svc)
+                    if present:
+                        self.endpoint_objs[svc][key] = obj  # type: ignore[assignment]
+                    else:
+                        self.endpoint_objs[svc].pop(key, None)
+            elif key.kind == "NetworkPolicy":
+                sections["policy"] = True
+            elif key.kind == "Namespace":
+                sections["policy"] |= self._has_policies()
+        if self.facts is None and pods:
+            sections["node"] = True
+        for key in self._place(pods):
+            before_node = self.pods.get(key)
+            self._set_pod(key)
+            after_node = self.pods.get(key)
+            if before_node == after_node:
+                continue
+            for node in (before_node, after_node):
+                if node is None:
+                    continue
+                sections["node"] |= node.local
+                for ip in node.ips:
+                    services |= self.services_by_ip.get(ip, set())
+            if not sections["policy"]:
+                sections["policy"] = self._policy_reaches(before_node, after_node)
+        self._check_conflicts()
+        self._update_services(services | full_services, full_services)
+        for key in notes:
+            self._endpoint_notes(key)
+        return sections
+
+    def _set_pod(self, key: ObjectKey) -> None:
+        self.pods.pop(key, None)
+        for ip in self._owned.pop(key, ()):
+            self.ip_owners[ip].discard(key)
+            self._touch_conflict(ip)
+        pod = self.objects.get(key)
+        if not isinstance(pod, Pod):
+            return
+        node = pod_endpoint(pod, self.placements.get(key))
+        self.pods[key] = node
+        if attachable(pod):
+            self._owned[key] = node.ips
+            for ip in node.ips:
+                self.ip_owners[ip].add(key)
+                self._touch_conflict(ip)
+
+    def _touch_conflict(self, ip: IPAddress) -> None:
+        owners = self.ip_owners.get(ip)
+        if owners is not None and len(owners) > 1:
+            self.conflicts.add(ip)
+        else:
+            self.conflicts.discard(ip)
+            if owners is not None and not owners:
+                del self.ip_owners[ip]
+
+    def _check_conflicts(self) -> None:
+        """Shared pod IPs or VIPs: let the full build report them exactly as it does."""
+        if self.conflicts or any(len(v) > 1 for v in self.vip_owners.values()):
+            build_ir(self.objects.values(), self.facts)
+            raise AssertionError("the full build accepted a conflict the incremental one found")
+
+    def _update_services(self, services: set[ObjectKey], full: set[ObjectKey]) -> None:
+        fes: dict[FeKey, ServiceFrontend | None] = {}
+        sets: dict[BackendSetKey, BackendSet | None] = {}
+        pods_by_ip = self._pods_by_ip()
+        for key in sorted(services, key=lambda k: (k.kind, k.namespace, k.name)):
+            svc = self.objects.get(key)
+            if key in full:
+                for fe in self.frontends.pop(key, ()):
+                    fes.setdefault(fe.sort_key, None)  # another Service may take this VIP in the batch
+                self.svc_notes.pop(key, None)
+                old_svc = self._svc_vips.pop(key, ())
+                for vip in old_svc:
+                    self.vip_owners[vip].discard(key)
+                    if not self.vip_owners[vip]:
+                        del self.vip_owners[vip]
+                if isinstance(svc, Service):
+                    self.frontends[key] = service_frontends(svc)
+                    for fe in self.frontends[key]:
+                        fes[fe.sort_key] = fe
+                    notes = service_warnings(svc)
+                    if notes:
+                        self.svc_notes[key] = notes
+                    self._svc_vips[key] = svc.cluster_ips
+                    for vip in svc.cluster_ips:
+                        self.vip_owners[vip].add(key)
+            for bset in self.svc_sets.pop(key, ()):
+                sets[bset.key] = None
+                for b in bset.backends:
+                    owners = self.services_by_ip.get(b.address)
+                    if owners is not None:
+                        owners.discard(key)
+                        if not owners:
+                            del self.services_by_ip[b.address]
+            if not isinstance(svc, Service):
+                continue
+            eps = self.endpoint_objs.get(key, {})
+            slices = sorted((o for o in eps.values() if isinstance(o, EndpointSlice)), key=by_key)
+            legacy = next((o for o in eps.values() if isinstance(o, Endpoints)), None)
+            new_sets = backend_sets(svc, slices, legacy, pods_by_ip)
+            self.svc_sets[key] = new_sets
+            for bset in new_sets:
+                sets[bset.key] = bset
+                for b in bset.backends:
+                    self.services_by_ip[b.address].add(key)
+        self._check_conflicts()
+        self._pending_services = (fes, sets)
+
+    def _endpoint_notes(self, key: ObjectKey) -> None:
+        self.ep_notes.pop(key, None)
+        obj = self.objects.get(key)
+        svc = _service_of(obj)
+        services: dict[ObjectKey, Service] = {}
+        if svc is not None and isinstance(found := self.objects.get(svc), Service):
+            services[svc] = found
+        if isinstance(obj, EndpointSlice):
+            notes = endpoint_warnings([obj], [], services)
+        elif isinstance(obj, Endpoints):
+            notes = endpoint_warnings([], [obj], services)
+        else:
+            return
+        if notes:
+            self.ep_notes[key] = tuple(notes)
+
+    # ---- policy reach -------------------------------------------------------------------------
+
+    def _has_policies(self) -> bool:
+        return any(k.kind == "NetworkPolicy" for k in self.objects)
+
+    def _policy_reaches(self, before: PodEndpoint | None, after: PodEndpoint | None) -> bool:
+        """Can this pod change alter resolved policy? Local pods, and pods a peer selects."""
+        policies = [o for o in self.objects.values() if isinstance(o, NetworkPolicy)]
+        if not policies:
+            return False
+        pods = [p for p in (before, after) if p is not None]
+        if any(p.local for p in pods):
+            return True
+        for pol in policies:
+            for direction in (PolicyType.Ingress, PolicyType.Egress):
+                for rule in pol.ingress if direction is PolicyType.Ingress else pol.egress:
+                    if (
+                        direction is PolicyType.Egress
+                        and any(isinstance(port.port, str) for port in rule.ports)
+                        and any(cp.name for p in pods for cp in p.container_ports)
+                    ):
+                        return True
+                    for peer in rule.peers:
+                        if peer.ip_block is not None:
+                            continue
+                        for p in pods:
+                            if self._selects(pol, peer, p):
+                                return True
+        return False
+
+    def _selects(self, pol: NetworkPolicy, peer: object, pod: PodEndpoint) -> bool:
+        ns_sel = getattr(peer, "namespace_selector", None)
+        pod_sel = getattr(peer, "pod_selector", None)
+        if ns_sel is None:
+            if pod.key.namespace != pol.key.namespace:
+                return False
+        else:
+            ns = self.objects.get(ObjectKey("Namespace", "", pod.key.namespace))
+            labels = namespace_node(pod.key.namespace, ns if isinstance(ns, Namespace) else None).labels
+            if not matches(ns_sel, labels):
+                return False
+        return pod_sel is None or matches(pod_sel, pod.labels)
+
+    # ---- lowering -----------------------------------------------------------------------------
+
+    def _commit(self, sections: Mapping[str, bool], full: bool) -> Delta:
+        delta = Delta()
+        fes, sets = self._pending_services
+        self._pending_services = ({}, {})
+        added, removed = self.services.update(fes, sets)
+        delta.added += added
+        delta.removed += removed
+        if sections.get("node") or sections.get("policy"):
+            ir = self._ir(with_services=False)
+            if sections.get("node"):
+                local = ClusterIR(ir.node, (), tuple(p for p in ir.pods if p.local), (), (), (), (), ())
+                self._section("node", tuple(lower_node(local, self.schema)), delta)
+            if sections.get("policy"):
+                pir = resolve_policies(ir)
+                verify_policy_ir(pir)
+                self._section("policy", tuple(lower_policies(self.schema, pir).entries), delta)
+        if full:  # everything was recomputed: the delta is against the last good bundle
+            now = {e: None for unit in self.services.units.values() for e in unit}
+            for section in self.sections.values():
+                now.update(dict.fromkeys(section))
+            delta = Delta(
+                [e for e in now if e not in self.entities], [e for e in self.entities if e not in now]
+            )
+        change: Counter[str] = Counter()
+        for e in delta.removed:
+            change[_count_key(e)] -= 1
+        for e in delta.added:
+            change[_count_key(e)] += 1
+        counts = {k: self.counts[k] + change[k] for k in set(change) | set(self.counts) if k}
+        check_counts(self.schema, {k: n for k, n in counts.items() if n})
+        for e in delta.removed:
+            self.entities.pop(e, None)
+        for e in delta.added:
+            self.entities[e] = None
+        self.counts.update(change)
+        return delta
+
+    def _section(self, name: str, new: tuple[Entity, ...], delta: Delta) -> None:
+        old = self.sections.get(name, ())
+        self.sections[name] = new
+        kept = set(new)
+        before = set(old)
+        delta.removed += [e for e in old if e not in kept]
+        delta.added += [e for e in new if e not in before]
+
+
+class _PodsByIp(Mapping[IPAddress, PodEndpoint]):
+    """The owner of each pod IP, as `build_ir` indexes it, read from the compiler's index."""
+
+    def __init__(self, c: IncrementalCompiler) -> None:
+        self.c = c
+
+    def __getitem__(self, ip: IPAddress) -> PodEndpoint:
+        owners = self.c.ip_owners.get(ip)
+        if not owners:
+            raise KeyError(ip)
+        return self.c.pods[min(owners, key=lambda k: (k.kind, k.namespace, k.name))]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.c.ip_owners)
+
+    def __len__(self) -> int:
+        return len(self.c.ip_owners)
+
+
+def _count_key(e: Entity) -> str:
+    if isinstance(e, ProfileMember):
+        return f"{e.profile} (members)"
+    if isinstance(e, ProfileGroup):
+        return f"{e.profile} (groups)"
+    return "" if e.is_default else e.table
+
+
+def full_compile(schema: Schema, objects: Iterable[KubeObject], facts: NodeFacts | None) -> Bundle:
+    """The reference the incremental compiler must always equal."""
+    return lower(build_ir(objects, facts), schema).bundle

@@ -1,0 +1,254 @@
+"""`lower_services`, kept up to date from changed frontends and backend sets.
+
+The full lowering's global parts are ids (`stable_ids`, here `IdSpace`), groups shared by every
+set with the same usable members, and origins unioned over the sets using a backend or group. This
+keeps them as indexes with reference counts, and re-emits only the units a change reaches: a
+backend (member + DNAT entry), a group, a frontend (frontend, group and reverse NAT entries). The
+output always equals `lower_services` on the same IR (tests/incremental checks it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from compiler.bundle.model import ProfileGroup, ProfileMember, TableEntry
+from compiler.bundle.schema import Schema
+from compiler.ir.nodes import Backend, BackendSet, BackendSetKey, Diagnostic, ServiceFrontend
+from compiler.lower.idspace import IdSpace
+from compiler.lower.services import (
+    ID_BITS,
+    SELECTOR,
+    _backend_ident,
+    _frontend_ident,
+    backend_entities,
+    frontend_entries,
+    offload_problem,
+    usable_backends,
+)
+
+Entity = TableEntry | ProfileMember | ProfileGroup
+FeKey = tuple[object, ...]
+Unit = tuple[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class _FeState:
+    fe: ServiceFrontend
+    offloaded: bool
+    problem: Diagnostic | None
+    set_key: BackendSetKey | None  # the set it uses, when offloaded and the set exists
+
+
+class ServiceLowerer:
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        profile = schema.profile(SELECTOR)
+        self.max_group = profile.max_group_size or profile.size
+        self.sets: dict[BackendSetKey, BackendSet] = {}
+        self.frontends: dict[FeKey, ServiceFrontend] = {}
+        self.fes_of_set: dict[BackendSetKey, set[FeKey]] = defaultdict(set)
+        self.state: dict[FeKey, _FeState] = {}
+        self.fe_of_ident: dict[str, FeKey] = {}
+        self.used: Counter[BackendSetKey] = Counter()
+        self.contrib: dict[BackendSetKey, BackendSet] = {}
+        self.be_sets: dict[str, set[BackendSetKey]] = {}
+        self.be_any: dict[str, Backend] = {}
+        self.set_tuple: dict[BackendSetKey, tuple[int, ...]] = {}
+        self.groups: dict[tuple[int, ...], set[BackendSetKey]] = {}
+        self.group_name: dict[tuple[int, ...], str] = {}
+        self.name_tuple: dict[str, tuple[int, ...]] = {}
+        self.be_ids = IdSpace(ID_BITS)
+        self.fe_ids = IdSpace(ID_BITS)
+        self.group_ids = IdSpace(32)
+        self.units: dict[Unit, tuple[Entity, ...]] = {}
+
+    def diagnostics(self) -> list[Diagnostic]:
+        return [s.problem for s in self.state.values() if s.problem is not None]
+
+    def update(
+        self,
+        frontends: Mapping[FeKey, ServiceFrontend | None],
+        sets: Mapping[BackendSetKey, BackendSet | None],
+    ) -> tuple[list[Entity], list[Entity]]:
+        """Apply changed frontends (by sort key) and backend sets (None: gone); (added, removed)."""
+        dirty_fe: set[FeKey] = set(frontends)
+        for key, bset in sets.items():
+            if bset is None:
+                self.sets.pop(key, None)
+            else:
+                self.sets[key] = bset
+            dirty_fe |= self.fes_of_set.get(key, set())
+        for fk, fe in frontends.items():
+            old_fe = self.frontends.pop(fk, None)
+            if old_fe is not None:
+                self.fes_of_set[old_fe.backend_set].discard(fk)
+            if fe is not None:
+                self.frontends[fk] = fe
+                self.fes_of_set[fe.backend_set].add(fk)
+
+        touched: set[BackendSetKey] = set(sets)
+        fe_moved: set[str] = set()
+        for fk in list(dirty_fe):
+            prev_state = self.state.pop(fk, None)
+            if prev_state is not None and prev_state.offloaded:
+                ident = _frontend_ident(prev_state.fe)
+                fe_moved |= self.fe_ids.remove(ident)
+                self.fe_of_ident.pop(ident, None)
+                if prev_state.set_key is not None:
+                    self.used[prev_state.set_key] -= 1
+                    touched.add(prev_state.set_key)
+            fe = self.frontends.get(fk)
+            if fe is None:
+                continue
+            bset = self.sets.get(fe.backend_set)
+            problem = offload_problem(fe, bset, self.max_group)
+            offloaded = problem is None
+            set_key = bset.key if offloaded and bset is not None else None
+            self.state[fk] = _FeState(fe, offloaded, problem, set_key)
+            if offloaded:
+                ident = _frontend_ident(fe)
+                self.fe_of_ident[ident] = fk
+                fe_moved |= self.fe_ids.add(ident)
+                if set_key is not None:
+                    self.used[set_key] += 1
+                    touched.add(set_key)
+
+        # Backends and group membership of the sets whose use or content changed.
+        dirty_be: set[str] = set()
+        dirty_tuples: set[tuple[int, ...]] = set()
+        retuple: set[BackendSetKey] = set()
+        be_moved: set[str] = set()
+        for key in touched:
+            new = self.sets.get(key) if self.used.get(key, 0) > 0 else None
+            if self.used.get(key, 0) <= 0:
+                self.used.pop(key, None)
+            old = self.contrib.get(key)
+            if old == new:
+                continue
+            if old is not None:
+                for b in old.backends:
+                    ident = _backend_ident(b)
+                    users = self.be_sets[ident]
+                    users.discard(key)
+                    dirty_be.add(ident)
+                    if not users:
+                        del self.be_sets[ident]
+                        del self.be_any[ident]
+                        be_moved |= self.be_ids.remove(ident)
+                self._untuple(key, dirty_tuples)
+                del self.contrib[key]
+            if new is not None:
+                self.contrib[key] = new
+                for b in new.backends:
+                    ident = _backend_ident(b)
+                    dirty_be.add(ident)
+                    users = self.be_sets.setdefault(ident, set())
+                    if not users:
+                        self.be_any[ident] = b
+                        be_moved |= self.be_ids.add(ident)
+                    users.add(key)
+                retuple.add(key)
+            dirty_fe |= self.fes_of_set.get(key, set())
+        for ident in be_moved:
+            dirty_be.add(ident)
+            retuple |= self.be_sets.get(ident, set())
+        for key in retuple:
+            self._untuple(key, dirty_tuples)
+            bset = self.contrib.get(key)
+            if bset is None:
+                continue
+            members = tuple(sorted(self.be_ids.ids[_backend_ident(b)] for b in usable_backends(bset)))
+            if members:
+                self.set_tuple[key] = members
+                self.groups.setdefault(members, set()).add(key)
+                dirty_tuples.add(members)
+            dirty_fe |= self.fes_of_set.get(key, set())
+
+        # Group names (the first set key using the members) and their ids: remove, then add.
+        renamed: list[tuple[tuple[int, ...], str]] = []
+        name_moved: set[str] = set()
+        for t in dirty_tuples:
+            keys = self.groups.get(t)
+            new_name = str(min(keys)) if keys else None
+            old_name = self.group_name.get(t)
+            if not keys:
+                self.groups.pop(t, None)
+            if old_name == new_name:
+                continue
+            if old_name is not None:
+                del self.group_name[t]
+                del self.name_tuple[old_name]
+                name_moved |= self.group_ids.remove(old_name)
+            if new_name is not None:
+                renamed.append((t, new_name))
+        for t, name in renamed:
+            self.group_name[t] = name
+            self.name_tuple[name] = t
+            name_moved |= self.group_ids.add(name)
+        for name in name_moved:
+            if name in self.name_tuple:
+                dirty_tuples.add(self.name_tuple[name])
+        for t in dirty_tuples:
+            for key in self.groups.get(t, ()):
+                dirty_fe |= self.fes_of_set.get(key, set())
+        for ident in fe_moved:
+            if ident in self.fe_of_ident:
+                dirty_fe.add(self.fe_of_ident[ident])
+
+        added: list[Entity] = []
+        removed: list[Entity] = []
+        for ident in dirty_be:
+            self._emit(("be", ident), self._backend_unit(ident), added, removed)
+        for t in dirty_tuples:
+            self._emit(("group", t), self._group_unit(t), added, removed)
+        for fk in dirty_fe:
+            self._emit(("fe", fk), self._frontend_unit(fk), added, removed)
+        return added, removed
+
+    def _untuple(self, key: BackendSetKey, dirty: set[tuple[int, ...]]) -> None:
+        t = self.set_tuple.pop(key, None)
+        if t is not None:
+            self.groups[t].discard(key)
+            dirty.add(t)
+
+    def _emit(self, unit: Unit, new: tuple[Entity, ...], added: list[Entity], removed: list[Entity]) -> None:
+        old = self.units.get(unit, ())
+        if old == new:
+            return
+        if new:
+            self.units[unit] = new
+        else:
+            self.units.pop(unit, None)
+        kept = set(new)
+        removed.extend(e for e in old if e not in kept)
+        before = set(old)
+        added.extend(e for e in new if e not in before)
+
+    def _backend_unit(self, ident: str) -> tuple[Entity, ...]:
+        users = self.be_sets.get(ident)
+        if not users:
+            return ()
+        origin = tuple(sorted({str(k) for key in users for k in self.contrib[key].sources}))
+        b = self.be_any[ident]
+        return backend_entities(self.schema, b, self.be_ids.ids[ident], origin)
+
+    def _group_unit(self, t: tuple[int, ...]) -> tuple[Entity, ...]:
+        name = self.group_name.get(t)
+        if name is None:
+            return ()
+        origin = tuple(sorted({str(k) for key in self.groups[t] for k in self.contrib[key].sources}))
+        gid = self.group_ids.ids[name]
+        return (self.schema.group(SELECTOR, gid, tuple((m, 1) for m in t), self.max_group, origin),)
+
+    def _frontend_unit(self, fk: FeKey) -> tuple[Entity, ...]:
+        st = self.state.get(fk)
+        if st is None or not st.offloaded:
+            return ()
+        bset = self.contrib.get(st.set_key) if st.set_key is not None else None
+        group = None
+        if bset is not None and bset.key in self.set_tuple:
+            group = self.group_ids.ids[self.group_name[self.set_tuple[bset.key]]]
+        fe_id = self.fe_ids.ids[_frontend_ident(st.fe)]
+        return tuple(frontend_entries(self.schema, st.fe, bset, fe_id, group))

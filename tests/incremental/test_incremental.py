@@ -1,0 +1,144 @@
+"""The incremental compiler equals a full compile after every event, and its delta, as device
+writes, equals the minimal diff between the two full bundles."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from compiler.bundle.model import Bundle
+from compiler.contract import default_schema
+from compiler.frontend.loader import KubeObject
+from compiler.frontend.model import ObjectKey, Pod
+from compiler.frontend.nodefacts import NodeFacts
+from compiler.incremental import Change, IncrementalCompiler, full_compile
+from compiler.lower.idspace import IdSpace
+from compiler.lower.ids import stable_ids
+from runtime.delta import apply_delta, delta_plan
+from runtime.entities import Item, Key, bundle_items, entity_value
+from runtime.plan import Plan, make_plan
+
+from . import objects as gen
+
+SCHEMA = default_schema()
+
+
+def _ops(plan: Plan) -> list[tuple[int, Key, Any]]:
+    return sorted(((op.type, op.item.key, entity_value(op.item.entity)) for op in plan.ops()), key=repr)
+
+
+class IncrementalMatchesFull(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[ObjectKey, KubeObject] = {}
+        self.facts: NodeFacts | None = None
+        self.compiler = IncrementalCompiler(SCHEMA)
+        self.last_good: Bundle | None = None
+        self.desired: dict[Key, Item] = {}
+        self.applied: bool = True
+
+    @initialize(with_facts=st.booleans(), first=st.lists(gen.any_object, max_size=12))
+    def start(self, with_facts: bool, first: list[dict[str, Any]]) -> None:
+        self.facts = gen.facts() if with_facts else None
+        self.compiler = IncrementalCompiler(SCHEMA, self.facts)
+        objs = [gen.parse(b) for b in first]
+        self.store = {o.key: o for o in objs}
+        self._step(lambda: self.compiler.load(self.store.values()))
+
+    def _step(self, action: Any) -> None:
+        try:
+            expected: Bundle | None = full_compile(SCHEMA, self.store.values(), self.facts)
+            expected_error: type[Exception] | None = None
+        except Exception as err:
+            expected, expected_error = None, type(err)
+        if expected is None:
+            with pytest.raises(Exception) as caught:
+                action()
+            assert caught.type is expected_error
+            return
+        delta = action()
+        assert self.compiler.bundle() == expected
+        before = dict(self.desired)
+        new, old = apply_delta(SCHEMA, self.desired, delta.added, delta.removed)
+        full = bundle_items(SCHEMA, expected)
+        assert set(self.desired) == set(full)
+        assert _ops(delta_plan(SCHEMA, new, old)) == _ops(make_plan(SCHEMA, full, before))
+        self.last_good = expected
+
+    @rule(body=gen.any_object)
+    def upsert(self, body: dict[str, Any]) -> None:
+        obj = gen.parse(body)
+        self.store[obj.key] = obj
+        self._step(lambda: self.compiler.apply([Change(obj.key, obj)]))
+
+    @precondition(lambda self: any(k.kind == "Pod" for k in self.store))
+    @rule(data=st.data(), app=gen.apps)
+    def relabel(self, data: st.DataObject, app: str) -> None:
+        """The commonest pod event that reaches policy: only a label changes."""
+        keys = sorted((k for k in self.store if k.kind == "Pod"), key=lambda k: (k.namespace, k.name))
+        old = self.store[data.draw(st.sampled_from(keys))]
+        assert isinstance(old, Pod)
+        obj = replace(old, labels=(("app", app),))
+        self.store[obj.key] = obj
+        self._step(lambda: self.compiler.apply([Change(obj.key, obj)]))
+
+    @precondition(lambda self: bool(self.store))
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.store, key=lambda k: (k.kind, k.namespace, k.name))))
+        del self.store[key]
+        self._step(lambda: self.compiler.apply([Change(key, None)]))
+
+    @rule(bodies=st.lists(gen.any_object, min_size=2, max_size=4))
+    def batch(self, bodies: list[dict[str, Any]]) -> None:
+        objs = [gen.parse(b) for b in bodies]
+        for o in objs:
+            self.store[o.key] = o
+        self._step(lambda: self.compiler.apply([Change(o.key, o) for o in objs]))
+
+    @rule(bodies=st.lists(gen.any_object, max_size=6))
+    def relist(self, bodies: list[dict[str, Any]]) -> None:
+        objs = [gen.parse(b) for b in bodies]
+        self.store = {o.key: o for o in objs}
+        self._step(lambda: self.compiler.load(self.store.values()))
+
+    @invariant()
+    def ir_matches(self) -> None:
+        if self.last_good is None or self.compiler._stale:
+            return
+        from compiler.ir.build import build_ir
+
+        assert self.compiler.ir() == build_ir(self.store.values(), self.facts)
+
+
+TestIncrementalMatchesFull = IncrementalMatchesFull.TestCase
+TestIncrementalMatchesFull.settings = settings(
+    max_examples=80, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@pytest.mark.parametrize("bits", [3, 5])
+@settings(max_examples=300, deadline=None)
+@given(ops=st.lists(st.tuples(st.booleans(), st.sampled_from([f"id{i}" for i in range(12)])), max_size=40))
+def test_idspace_equals_stable_ids(bits: int, ops: list[tuple[bool, str]]) -> None:
+    """Few bits force collisions and runs that merge and split."""
+    space = IdSpace(bits)
+    current: set[str] = set()
+    for add, ident in ops:
+        before = dict(space.ids)
+        if add and len(current) < (1 << bits) - 1:
+            moved = space.add(ident)
+            current.add(ident)
+        elif not add:
+            moved = space.remove(ident)
+            current.discard(ident)
+        else:
+            continue
+        assert space.ids == stable_ids(current, bits)
+        changed = {i for i in current if before.get(i) != space.ids.get(i)}
+        assert changed <= moved | {ident}
