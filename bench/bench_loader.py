@@ -4,7 +4,8 @@ A synthetic 100,000-entity bundle (Service frontends, each with its own group of
 members and NAT entries) is pushed to a fresh embedded target over gRPC on loopback: once as one
 DATAPLANE_ATOMIC transaction (the initial sync the loader does by default), then in staged
 CONTINUE_ON_ERROR batches of several sizes. Also timed: a no-op resync (read back + diff).
-Prints figures only; nothing asserts on time.
+Prints wall-clock figures and the process's CPU time (client and server share the process, so CPU
+seconds stay comparable when other work shares the machine). Nothing asserts on time.
 Run: .venv/bin/python -m bench.bench_loader [--entities 100000] [--batch-sizes 100,1000,10000]
 """
 
@@ -49,21 +50,24 @@ def synthetic(schema: Schema, entities: int) -> Bundle:
     return Bundle(tuple(members), tuple(groups), tuple(entries))
 
 
-def run(schema: Schema, bundle: Bundle, mode: str, batch_size: int) -> tuple[float, int, float]:
+def run(schema: Schema, bundle: Bundle, mode: str, batch_size: int) -> tuple[float, int, float, float, float]:
+    """(sync seconds, updates, no-op resync seconds, sync CPU seconds, resync CPU seconds)."""
     desired = bundle_items(schema, bundle)
     with EmbeddedSwitch(factory=state_only_pipeline) as sw:
         client = P4RuntimeClient(sw.address, timeout=600)
         client.connect()
         client.set_pipeline(schema.p4info)
         syncer = Syncer(client, schema, batch_size=batch_size, mode=mode)
+        cpu = time.process_time()
         result = syncer.sync(desired)
+        cpu = time.process_time() - cpu
         assert result.ok, result.reason
-        start = time.monotonic()
+        start, noop_cpu = time.monotonic(), time.process_time()
         again = syncer.sync(desired)
-        noop = time.monotonic() - start
+        noop, noop_cpu = time.monotonic() - start, time.process_time() - noop_cpu
         assert again.updates == 0
         client.close()
-    return result.duration, result.updates, noop
+    return result.duration, result.updates, noop, cpu, noop_cpu
 
 
 def main() -> None:
@@ -75,12 +79,18 @@ def main() -> None:
     bundle = synthetic(schema, args.entities)
     n = len(bundle.members) + len(bundle.groups) + len(bundle.entries)
     print(f"bundle: {n} entities ({len(bundle.groups)} frontends, {len(bundle.members)} backends)")
-    secs, updates, noop = run(schema, bundle, "dataplane", 0)
-    print(f"initial sync, one DATAPLANE_ATOMIC write: {secs:.2f}s, {updates / secs:,.0f} updates/s")
-    print(f"no-op resync (read back + diff): {noop:.2f}s")
+    secs, updates, noop, cpu, noop_cpu = run(schema, bundle, "dataplane", 0)
+    print(
+        f"initial sync, one DATAPLANE_ATOMIC write: {secs:.2f}s, {updates / secs:,.0f} updates/s"
+        f" (CPU {cpu:.2f}s, {updates / cpu:,.0f} updates/CPU-s)"
+    )
+    print(f"no-op resync (read back + diff): {noop:.2f}s (CPU {noop_cpu:.2f}s)")
     for size in (int(s) for s in args.batch_sizes.split(",")):
-        secs, updates, _ = run(schema, bundle, "continue", size)
-        print(f"staged CONTINUE_ON_ERROR, batch {size:>6}: {secs:.2f}s, {updates / secs:,.0f} updates/s")
+        secs, updates, _, cpu, _ = run(schema, bundle, "continue", size)
+        print(
+            f"staged CONTINUE_ON_ERROR, batch {size:>6}: {secs:.2f}s, {updates / secs:,.0f} updates/s"
+            f" (CPU {cpu:.2f}s, {updates / cpu:,.0f} updates/CPU-s)"
+        )
 
 
 if __name__ == "__main__":
