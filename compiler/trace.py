@@ -191,11 +191,13 @@ class Tracer:
         sport = self._client_port()
         src_ip = next(ip for ip in src.ips if ip.version == dst_ip.version)
         verdict = Verdict(probe, False, None, "")
-        request = _frame(
-            src.mac or "02:00:00:00:00:ff", src_ip, dst_ip, probe.protocol, sport, dst_port, syn=True
-        )
         src_node = self.node_of(src)
-        delivered = self._carry(verdict, "request", src_node, _port_of(src), request, dst_ip)
+        # A pod of another node has its device port and MAC in that node's IR, not in ours.
+        attached = next((p for p in src_node.pod_by_port.values() if p.key == src.key), src)
+        request = _frame(
+            attached.mac or "02:00:00:00:00:ff", src_ip, dst_ip, probe.protocol, sport, dst_port, syn=True
+        )
+        delivered = self._carry(verdict, "request", src_node, _port_of(attached), request, dst_ip)
         if delivered is None:
             return verdict
         node, receiver, data = delivered
