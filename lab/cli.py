@@ -1,4 +1,4 @@
-"""`offload-lab up|down|status`: an example cluster's local pods on one machine (root).
+"""`offload-lab up|down|status|flush`: an example cluster's local pods on one machine (root).
 
 `up` builds the lab and returns once the loader has synced and every pod server listens; the
 daemons keep running until `down`. See README.md, section "Lab".
@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--node", type=Path, help="node facts file (default: node.yaml next to the cluster dir)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness (60)")
     sub.add_parser("down", parents=[common], help="stop everything and delete the namespaces")
+    sub.add_parser("flush", parents=[common], help="make the software target forget all connections")
     st = sub.add_parser("status", parents=[common], help="what runs; exit 0 healthy, 1 not, 3 not up")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     return p
@@ -71,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for c in complaints:
                 print(f"offload-lab: {c}", file=sys.stderr)
             return 1 if complaints else 0
+        if args.command == "flush":
+            state_ = lab.load()
+            if state_ is None:
+                raise LabError(f"lab {args.name} is not up")
+            lab.flush_flows(state_)
+            return 0
         st = lab.status()
         if st is None:
             print(f"offload-lab: lab {args.name} is not up", file=sys.stderr)

@@ -433,6 +433,20 @@ class Lab:
                 raise LabError(f"loader did not sync within {timeout}s (see {self.dir / 'logs'})")
             time.sleep(0.2)
 
+    def flush_flows(self, state: LabState, timeout: float = 10.0) -> None:
+        """Make the target forget every connection (SIGUSR1 to `offload-switch`); waits for it."""
+        switch = next((p for p in state.processes if p.role == "switch" and process_alive(p)), None)
+        if switch is None:
+            raise LabError("the switch is not running")
+        log = Path(switch.log)
+        done = log.read_text(errors="replace").count("flow cache flushed")
+        os.kill(switch.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while log.read_text(errors="replace").count("flow cache flushed") <= done:
+            if time.monotonic() > deadline:
+                raise LabError(f"the switch did not flush its flow cache within {timeout}s")
+            time.sleep(0.05)
+
     # ---- down -------------------------------------------------------------------------------------
 
     def down(self) -> list[str]:

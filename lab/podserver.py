@@ -1,7 +1,8 @@
 """A pod's stand-in server: HTTP/1.1 (keep-alive) on each container port, dual-stack.
 
 Every response names the pod, the port and the client address as the server saw it, so a client
-can tell which backend a Service sent it to. `python -m lab.podserver --name NS/POD --port 8080`.
+can tell which backend a Service sent it to; `GET /bulk/N` returns N zero bytes instead.
+`python -m lab.podserver --name NS/POD --port 8080`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes; no 40 ms delayed-ACK stall
     server: _Server
 
     def do_GET(self) -> None:
@@ -36,6 +38,8 @@ class _Handler(BaseHTTPRequestHandler):
         port = self.server.server_address[1]
         cport = self.client_address[1]
         body = f"pod={self.server.pod_name} port={port} client={client} cport={cport}\n".encode()
+        if self.path.startswith("/bulk/") and self.path[6:].isdigit():  # N bytes, for throughput
+            body = bytes(min(int(self.path[6:]), 1 << 30))
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))

@@ -36,6 +36,7 @@ ETHTOOL_GTXCSUM = 0x16
 ETHTOOL_STXCSUM = 0x17
 MAX_FRAME = 65535
 RX_BURST = 64
+FLOW_CACHE_REGISTERS = ("ct_tag", "ct_value", "ct_addr")
 
 
 def _ethtool_value(ifname: str, cmd: int, data: int = 0) -> int:
@@ -54,6 +55,25 @@ def set_tx_checksum(ifname: str, on: bool) -> None:
 
 def tx_checksum(ifname: str) -> bool:
     return bool(_ethtool_value(ifname, ETHTOOL_GTXCSUM))
+
+
+def flush_flow_cache(device: Device) -> int:
+    """Zero the flow cache registers (`conntrack -F` for this target); returns the cells cleared.
+
+    Entries of closed TCP connections live for `CT_TIMEOUT_TCP` (about 2 h; the pipeline does not
+    track FIN/RST), so a long-running lab fills slots that later flows may collide with.
+    """
+    pipe = device.pipeline
+    if pipe is None:
+        return 0
+    state, cleared = pipe.state, 0
+    with device.state_lock:
+        for rid, (name, _, _) in state.index.registers.items():
+            if name.rsplit(".", 1)[-1] in FLOW_CACHE_REGISTERS:
+                cells = state.registers[rid]
+                cells[:] = [0] * len(cells)  # in place: the simulator holds this list
+                cleared += len(cells)
+    return cleared
 
 
 def parse_port_map(specs: list[str]) -> dict[int, str]:

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .dataplane import PortIO, parse_port_map
+from .dataplane import PortIO, flush_flow_cache, parse_port_map
 from .switch import EmbeddedSwitch, ServerTls
 
 
@@ -63,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"offload-switch: serving P4Runtime on {switch.address}", file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: switch.stop())
+    device = switch.device((args.device_id or [1])[0])
+    signal.signal(  # SIGUSR1: forget all connections, like `conntrack -F`
+        signal.SIGUSR1,
+        lambda *_: logging.getLogger("runtime.switch").info(
+            "flow cache flushed (%d register cells)", flush_flow_cache(device)
+        ),
+    )
     try:
         switch.wait()
     except KeyboardInterrupt:
