@@ -96,7 +96,17 @@ def _trace_parser(sub: Any) -> None:
     trace.add_parser(sub)
 
 
-SUBCOMMANDS: dict[str, Callable[[Any], None]] = {"p4info": _p4info_parser, "trace": _trace_parser}
+def _verify_parser(sub: Any) -> None:
+    from compiler.commands import verify
+
+    verify.add_parser(sub)
+
+
+SUBCOMMANDS: dict[str, Callable[[Any], None]] = {
+    "p4info": _p4info_parser,
+    "trace": _trace_parser,
+    "verify": _verify_parser,
+}
 
 
 def build_compile_parser() -> argparse.ArgumentParser:

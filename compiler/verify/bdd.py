@@ -133,6 +133,10 @@ class Space:
     def in_range(self, field: str, low: int, high: int) -> BDDNode:
         return self.at_least(field, low) & self.at_most(field, high)
 
+    def xor(self, u: BDDNode, v: BDDNode) -> BDDNode:
+        """Where two functions differ (`dd.cudd.Function` has no `^`)."""
+        return self.bdd.apply("xor", u, v)
+
     # -- reading results back --------------------------------------------------------------
     def support_fields(self, u: BDDNode) -> set[str]:
         return {name.rsplit("_", 1)[0] for name in self.bdd.support(u)}

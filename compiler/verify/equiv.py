@@ -166,7 +166,7 @@ class Verifier:
             ub: BDDNode = fb.outcomes.get(o, space.false)
             if ua == ub:
                 continue
-            diff = (ua ^ ub) & care
+            diff = space.xor(ua, ub) & care
             if diff == space.false:
                 continue
             key = space.pick(diff, fa.fields) or {}
@@ -239,7 +239,7 @@ class Verifier:
             ub = pb.allowed(pod)
             ua = space.true if ua is None else ua
             ub = space.true if ub is None else ub
-            diff = (ua ^ ub) & care_for_pod(space, d, pod, ports) if ua != ub else space.false
+            diff = space.xor(ua, ub) & care_for_pod(space, d, pod, ports) if ua != ub else space.false
             seen[memo] = True
             if diff == space.false:
                 continue
@@ -282,7 +282,7 @@ class Verifier:
                 got = space.true if got is None else got
                 if want == got:
                     continue
-                diff = (want ^ got) & care_for_pod(space, d, pod, ports)
+                diff = space.xor(want, got) & care_for_pod(space, d, pod, ports)
                 if diff == space.false:
                     continue
                 preferred = diff & ~self._avoid(d, (bundle,))

@@ -187,13 +187,14 @@ def encode_table(
     fn = TableFunction(info.alias, tuple(short(f.name) for f in info.fields), {}, default, len(regular))
     for rank in sorted(groups, reverse=True):
         matches = [(e, match_bdd(space, info, e)) for e in groups[rank]]
-        if kind == "priority":
-            _check_overlaps(space, info, matches, fn.ambiguities)
+        overlapping = kind == "priority" and _check_overlaps(space, info, matches, fn.ambiguities)
         for e, m in matches:
             by_outcome[profiles.outcome(info, e)].append(m if covered == space.false else m & ~covered)
+            if overlapping:  # ambiguous: keep a partition, the first entry winning as in bmv2
+                covered = covered | m
         if len(groups) > 1:
             covered = covered | any_of(space, (m for _, m in matches))
-    if len(groups) <= 1:
+    if len(groups) <= 1 and not fn.ambiguities:
         covered = any_of(space, (u for us in by_outcome.values() for u in us))
     fn.outcomes = {o: any_of(space, us) for o, us in by_outcome.items()}
     miss = ~covered
@@ -204,14 +205,16 @@ def encode_table(
 
 def _check_overlaps(
     space: Space, info: TableInfo, matches: list[tuple[TableEntry, BDDNode]], out: list[Ambiguous]
-) -> None:
-    """Entries of one priority, bucketed by their exact fields (different exact values never overlap)."""
+) -> bool:
+    """Entries of one priority, bucketed by their exact fields (different exact values never
+    overlap); True when some overlap."""
     exact = [f.name for f in info.fields if f.kind == "exact"]
     buckets: dict[tuple[object, ...], list[tuple[TableEntry, BDDNode]]] = defaultdict(list)
     for e, m in matches:
         key = dict(e.match)
         buckets[tuple(key.get(n) for n in exact)].append((e, m))
     fields = [short(f.name) for f in info.fields]
+    found = False
     for bucket in buckets.values():
         seen = space.false
         for i, (e, m) in enumerate(bucket):
@@ -221,8 +224,10 @@ def _check_overlaps(
                     if both != space.false:
                         witness = space.pick(both, fields) or {}
                         out.append(Ambiguous(info.alias, other, e, witness))
+                        found = True
                         break
             seen = seen | m
+    return found
 
 
 def describe_entry(schema: Schema, e: TableEntry) -> str:
