@@ -9,12 +9,14 @@ s-<ns>-<pod>), single probes instead of matrices. Each case cites the API text i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 import yaml
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+from compiler.cli import main
 from compiler.frontend.model import Protocol
 from compiler.trace import Probe, Tracer
 from tests.policy.conformance.model import (
@@ -464,3 +466,214 @@ def test_policy_update_closes_new_connections_only_in_the_new_state() -> None:
     """
     assert not ok(build(deny), "x/b", "x/a", 80)
     assert ok(build(allow), "x/b", "x/a", 80) and not ok(build(allow), "y/b", "x/a", 80)
+
+
+def test_non_canonical_cidr_means_its_network() -> None:
+    """The API server accepts a cidr with host bits set (a warning, not an error, unless the
+    StrictIPCIDRValidation gate is on) and the address is masked: 10.244.1.10/16 is 10.244.0.0/16."""
+    tr = build(
+        """
+        - metadata: {name: sloppy, namespace: x}
+          spec:
+            podSelector: {matchLabels: {pod: a}}
+            policyTypes: [Egress]
+            egress: [{to: [{ipBlock: {cidr: 10.244.1.10/16, except: [10.244.3.0/24]}}]}]
+        """
+    )
+    assert ok(tr, "x/a", "y/a", 80) and ok(tr, "x/a", "x/b", 80) and not ok(tr, "x/a", "z/a", 80)
+
+
+# -- validation at the command line (object, field path, reason; exit 2, nothing on stdout) --------
+# The rules of the API server's ValidateNetworkPolicy; message texts are tested one per rule in
+# tests/frontend/test_frontend_validation.py, here both commands refuse the object as a whole.
+
+INVALID = [
+    (
+        "except-outside-cidr",
+        "ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.1.0.0/24]}}]}]",
+        "spec.ingress[0].from[0].ipBlock.except[0]: must be a strict subset of `cidr` 10.0.0.0/16, "
+        "got 10.1.0.0/24",
+    ),
+    (
+        "except-equals-cidr",
+        "egress: [{to: [{ipBlock: {cidr: 'fd00::/64', except: ['fd00::/64']}}]}]",
+        "spec.egress[0].to[0].ipBlock.except[0]: must be a strict subset of `cidr` fd00::/64, got fd00::/64",
+    ),
+    (
+        "except-other-family",
+        "egress: [{to: [{ipBlock: {cidr: 'fd00::/64', except: [10.0.0.0/8]}}]}]",
+        "spec.egress[0].to[0].ipBlock.except[0]: must be of the same IP family as cidr fd00::/64, "
+        "got 10.0.0.0/8",
+    ),
+    (
+        "cidr-invalid",
+        "ingress: [{from: [{ipBlock: {cidr: 10.0.0.0}}]}]",
+        "spec.ingress[0].from[0].ipBlock.cidr: must be a valid CIDR value, "
+        "(e.g. 10.9.8.0/24 or 2001:db8::/64), got '10.0.0.0'",
+    ),
+    (
+        "cidr-missing",
+        "ingress: [{from: [{ipBlock: {}}]}]",
+        "spec.ingress[0].from[0].ipBlock.cidr: Required value",
+    ),
+    (
+        "ipblock-and-pod-selector",
+        "egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]}]",
+        "spec.egress[0].to[0]: may not specify both ipBlock and another peer",
+    ),
+    ("empty-peer", "egress: [{to: [{}]}]", "spec.egress[0].to[0]: Required value: must specify a peer"),
+    (
+        "endport-without-port",
+        "egress: [{ports: [{endPort: 90}]}]",
+        "spec.egress[0].ports[0].port: must be specified when endPort is specified",
+    ),
+    (
+        "endport-with-named-port",
+        "ingress: [{ports: [{port: web, endPort: 90}]}]",
+        "spec.ingress[0].ports[0].endPort: may not be specified when `port` is non-numeric",
+    ),
+    (
+        "endport-below-port",
+        "ingress: [{ports: [{port: 90, endPort: 89}]}]",
+        "spec.ingress[0].ports[0].endPort: must be greater than or equal to `port` (90), got 89",
+    ),
+    (
+        "endport-out-of-range",
+        "egress: [{ports: [{port: 80, endPort: 65536}]}]",
+        "spec.egress[0].ports[0].endPort: must be between 1 and 65535, got 65536",
+    ),
+    (
+        "port-out-of-range",
+        "ingress: [{ports: [{port: 0}]}]",
+        "spec.ingress[0].ports[0].port: must be between 1 and 65535, got 0",
+    ),
+    (
+        "protocol-lowercase",
+        "ingress: [{ports: [{protocol: tcp}]}]",
+        'spec.ingress[0].ports[0].protocol: Unsupported value: "tcp": supported values: "SCTP", "TCP", "UDP"',
+    ),
+    (
+        "protocol-icmp",
+        "egress: [{ports: [{protocol: ICMP, port: 1}]}]",
+        'spec.egress[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"',
+    ),
+    (
+        "port-name-underscore",
+        "ingress: [{ports: [{port: web_1}]}]",
+        "spec.ingress[0].ports[0].port: must contain only lowercase alphanumeric characters or '-' and must "
+        "start and end with an alphanumeric character, got 'web_1'",
+    ),
+    (
+        "port-name-uppercase",
+        "ingress: [{ports: [{port: Web}]}]",
+        "spec.ingress[0].ports[0].port: must contain only lowercase alphanumeric characters or '-' and must "
+        "start and end with an alphanumeric character, got 'Web'",
+    ),
+    (
+        "port-name-double-hyphen",
+        "ingress: [{ports: [{port: web--a}]}]",
+        "spec.ingress[0].ports[0].port: must not contain consecutive hyphens, got 'web--a'",
+    ),
+    (
+        "port-name-too-long",
+        "ingress: [{ports: [{port: abcdefghijklmnop}]}]",
+        "spec.ingress[0].ports[0].port: must be no more than 15 characters, got 'abcdefghijklmnop'",
+    ),
+    (
+        "port-name-no-letter",
+        "egress: [{ports: [{port: '8080'}]}]",
+        "spec.egress[0].ports[0].port: must contain at least one letter (a-z), got '8080'",
+    ),
+    (
+        "in-without-values",
+        "ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: ns, operator: In, values: []}]}}]}]",
+        "spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].values: must be specified when "
+        "`operator` is 'In' or 'NotIn'",
+    ),
+    (
+        "exists-with-values",
+        "egress: [{to: [{podSelector: {matchExpressions: [{key: pod, operator: Exists, values: [a]}]}}]}]",
+        "spec.egress[0].to[0].podSelector.matchExpressions[0].values: may not be specified when "
+        "`operator` is 'Exists' or 'DoesNotExist'",
+    ),
+    (
+        "unknown-operator",
+        "ingress: [{from: [{podSelector: {matchExpressions: [{key: pod, operator: Equals}]}}]}]",
+        'spec.ingress[0].from[0].podSelector.matchExpressions[0].operator: Unsupported value: "Equals": '
+        'supported values: "DoesNotExist", "Exists", "In", "NotIn"',
+    ),
+    (
+        "label-value",
+        "ingress: [{from: [{podSelector: {matchLabels: {pod: 'a b'}}}]}]",
+        "spec.ingress[0].from[0].podSelector.matchLabels.pod: a valid label value must be an empty string or "
+        "consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+        "character, got 'a b'",
+    ),
+    (
+        "duplicate-policy-types",
+        "policyTypes: [Egress, Egress]",
+        'spec.policyTypes[1]: Duplicate value: "Egress"',
+    ),
+    (
+        "policy-type-case",
+        "policyTypes: [ingress]",
+        'spec.policyTypes[0]: Unsupported value: "ingress": supported values: "Egress", "Ingress"',
+    ),
+]
+
+NP_DOC = (
+    "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+    "metadata: {{name: {name}, namespace: x}}\nspec: {spec}\n"
+)
+TRACE_ARGS = ["--from", "x/a", "--to", "x/b", "--port", "80"]
+
+
+def run_cli(command: str, path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    argv = [str(path)] if command == "compile" else ["trace", str(path), *TRACE_ARGS]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", ["compile", "trace"])
+@pytest.mark.parametrize(("fragment", "error"), [pytest.param(f, e, id=i) for i, f, e in INVALID])
+def test_invalid_policy_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, fragment: str, error: str
+) -> None:
+    path = tmp_path / "np.yaml"
+    path.write_text(NP_DOC.format(name="np", spec=f"{{podSelector: {{}}, {fragment}}}"))
+    assert run_cli(command, path, capsys) == (2, "", f"{path}: document 1: NetworkPolicy x/np: {error}\n")
+
+
+@pytest.mark.parametrize("command", ["compile", "trace"])
+def test_every_invalid_policy_is_reported_with_its_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """All problems at once, each naming its document and object; a valid policy between them."""
+    path = tmp_path / "np.yaml"
+    path.write_text(
+        "---\n".join(
+            [
+                NP_DOC.format(name="no-selector", spec="{policyTypes: [Ingress]}"),
+                NP_DOC.format(
+                    name="fine", spec="{podSelector: {}, ingress: [{ports: [{port: 80, endPort: 80}]}]}"
+                ),
+                NP_DOC.format(
+                    name="two-errors",
+                    spec="{podSelector: {}, egress: [{ports: [{port: 9, endPort: 8}]}], "
+                    "ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/8]}}]}]}",
+                ),
+            ]
+        )
+    )
+    code, out, err = run_cli(command, path, capsys)
+    assert (code, out) == (2, "")
+    assert sorted(err.splitlines()) == sorted(
+        [
+            f"{path}: document 1: NetworkPolicy x/no-selector: spec.podSelector: Required value",
+            f"{path}: document 3: NetworkPolicy x/two-errors: spec.egress[0].ports[0].endPort: "
+            "must be greater than or equal to `port` (9), got 8",
+            f"{path}: document 3: NetworkPolicy x/two-errors: spec.ingress[0].from[0].ipBlock.except[0]: "
+            "must be a strict subset of `cidr` 10.0.0.0/8, got 11.0.0.0/8",
+        ]
+    )
