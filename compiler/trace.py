@@ -115,13 +115,39 @@ def parse_probes(text: str, source: str) -> list[Probe]:
     return probes
 
 
+def split_host_port(text: str) -> tuple[IPAddress, int] | None:
+    """`10.0.0.1:80` or `[fd00::1]:80` as (address, port); None when `text` carries no port."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    elif text.count(":") == 1:
+        host, sep, port = text.partition(":")
+    else:
+        return None
+    if not sep or not port.isdigit():
+        raise ValueError(f"to: {text!r} is not ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)")
+    try:
+        return ipaddress.ip_address(host), int(port)
+    except ValueError:
+        raise ValueError(f"to: {host!r} in {text!r} is not an IP address") from None
+
+
+TARGET_FORMS = "NS/POD, svc:NS/NAME, IP, IP:PORT or nodeport:NODE_IP:PORT"
+
+
 def make_probe(source: object, target: object, port: object, protocol: object) -> Probe:
     if not isinstance(source, str) or source.count("/") != 1:
         raise ValueError(f"from: must be NS/POD, got {source!r}")
     if not isinstance(target, str) or not target:
-        raise ValueError(f"to: must be NS/POD, svc:NS/NAME or an IP, got {target!r}")
+        raise ValueError(f"to: must be {TARGET_FORMS}, got {target!r}")
+    embedded = None if "/" in target else split_host_port(target.removeprefix("nodeport:"))
+    if target.startswith("nodeport:") and embedded is None:
+        raise ValueError(f"to: must be nodeport:NODE_IP:PORT, got {target!r}")
+    if embedded is not None and port is None:
+        port = embedded[1]
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise ValueError(f"port: must be between 1 and 65535, got {port!r}")
+    if embedded is not None and embedded[1] != port:
+        raise ValueError(f"port: {port} contradicts the port in to: {target!r}")
     try:
         proto = Protocol(str(protocol).upper())
     except ValueError:
@@ -197,7 +223,7 @@ class Tracer:
         request = _frame(
             attached.mac or "02:00:00:00:00:ff", src_ip, dst_ip, probe.protocol, sport, dst_port, syn=True
         )
-        delivered = self._carry(verdict, "request", src_node, _port_of(attached), request, dst_ip)
+        delivered = self._carry(verdict, "request", src_node, _port_of(attached), request)
         if delivered is None:
             return verdict
         node, receiver, data = delivered
@@ -206,13 +232,13 @@ class Tracer:
         l4 = ip.payload
         if backend_set:
             verdict.backend = receiver.key.ref if receiver is not None else str(ip.dst)
-        # The receiver answers the request as it saw it.
-        reply_src = ipaddress.ip_address(ip.dst)
-        reply = _frame(pkt[Ether].dst, reply_src, src_ip, probe.protocol, l4.dport, sport, syn=False)
+        # The receiver answers the request as it saw it (after any masquerade).
+        reply_src, reply_dst = ipaddress.ip_address(ip.dst), ipaddress.ip_address(ip.src)
+        reply = _frame(pkt[Ether].dst, reply_src, reply_dst, probe.protocol, l4.dport, l4.sport, syn=False)
         if receiver is not None:
-            back = self._carry(verdict, "reply", node, _port_of(receiver), reply, src_ip)
+            back = self._carry(verdict, "reply", node, _port_of(receiver), reply)
         else:  # a non-pod target answers from beyond the uplink
-            back = self._carry(verdict, "reply", node, node.ir.node.ports.uplink, reply, src_ip)
+            back = self._carry(verdict, "reply", node, node.ir.node.ports.uplink, reply)
         if back is None:
             return verdict
         _, got, data = back
@@ -264,16 +290,24 @@ class Tracer:
                 if ip.version in families:
                     return ip, probe.port, False
             raise ValueError(f"to: {probe.target} has no address of the source's family")
-        try:
-            ip = ipaddress.ip_address(probe.target)
-        except ValueError:
-            raise ValueError(f"to: must be NS/POD, svc:NS/NAME or an IP, got {probe.target!r}") from None
+        embedded = split_host_port(probe.target.removeprefix("nodeport:"))
+        if embedded is not None:
+            ip = embedded[0]
+        else:
+            try:
+                ip = ipaddress.ip_address(probe.target)
+            except ValueError:
+                raise ValueError(f"to: must be {TARGET_FORMS}, got {probe.target!r}") from None
         if ip.version not in families:
             raise ValueError(f"to: {ip} is not of the source pod's family")
-        return ip, probe.port, False
+        frontend = any(
+            fe.vip == ip and fe.port == probe.port and fe.protocol is probe.protocol
+            for fe in self.main.ir.frontends
+        )
+        return ip, probe.port, frontend
 
     def _carry(
-        self, verdict: Verdict, direction: str, node: _Node, port: int, frame: bytes, final_ip: IPAddress
+        self, verdict: Verdict, direction: str, node: _Node, port: int, frame: bytes
     ) -> tuple[_Node, PodEndpoint | None, bytes] | None:
         """Move a frame through nodes until a pod port takes it (or it leaves the cluster)."""
         for _ in range(MAX_HOPS):
@@ -299,6 +333,11 @@ class Tracer:
             ip = _ip_layer(pkt)
             dst = ipaddress.ip_address(ip.dst) if ip is not None else None
             owner = self.pod_by_ip.get(dst) if dst is not None else None
+            host = self.main if dst is not None and dst in self.main.ir.node.node_ips else None
+            if result.egress_port == node.ir.node.ports.uplink and host is not None and host is not node:
+                # Addressed to another node itself (a masqueraded flow's reply): into its pipeline.
+                node, port, frame = host, host.ir.node.ports.uplink, result.data
+                continue
             if (
                 result.egress_port == node.ir.node.ports.uplink
                 and owner is not None

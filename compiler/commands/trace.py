@@ -20,8 +20,9 @@ examples:
   offload-compile trace examples/shop/cluster --from shop/cart-7f8b6-pqrst --to svc:data/redis --port 6379
   offload-compile trace cluster/ --node node.yaml --probes probes.yaml --format json
 
-A probes file is a YAML list of {from: NS/POD, to: NS/POD | svc:NS/NAME | IP, port: N,
-protocol: TCP|UDP|SCTP}. A probe is allowed when its first packet reaches the destination pod's
+A probes file is a YAML list of {from: NS/POD, to: NS/POD | svc:NS/NAME | IP | IP:PORT |
+nodeport:NODE_IP:PORT, port: N (optional when `to` has one), protocol: TCP|UDP|SCTP}.
+A probe is allowed when its first packet reaches the destination pod's
 port and the reply reaches the source pod's port. Exit status 0 whatever the verdicts.
 """
 
@@ -38,7 +39,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--node", metavar="FILE", help="node facts (docs/node-facts.md)")
     p.add_argument("--probes", metavar="FILE", help="YAML list of probes")
     p.add_argument("--from", dest="source", metavar="NS/POD", help="one probe: the client pod")
-    p.add_argument("--to", dest="target", metavar="TARGET", help="one probe: NS/POD, svc:NS/NAME or IP")
+    p.add_argument(
+        "--to",
+        dest="target",
+        metavar="TARGET",
+        help="one probe: NS/POD, svc:NS/NAME, IP, IP:PORT ([IPv6]:PORT) or nodeport:NODE_IP:PORT",
+    )
     p.add_argument("--port", type=int, help="one probe: destination port (the service port for svc:)")
     p.add_argument("--protocol", default="TCP", help="one probe: TCP, UDP or SCTP (default TCP)")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -50,8 +56,8 @@ def _probes(args: argparse.Namespace) -> list[Probe]:
         raise ValueError("give either --probes or --from/--to/--port, not both")
     if args.probes:
         return parse_probes(Path(args.probes).read_text(encoding="utf-8"), args.probes)
-    if not (args.source and args.target and args.port):
-        raise ValueError("give --probes FILE, or --from, --to and --port")
+    if not (args.source and args.target):
+        raise ValueError("give --probes FILE, or --from, --to and --port (or a port in --to)")
     return [make_probe(args.source, args.target, args.port, args.protocol)]
 
 
