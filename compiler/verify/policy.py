@@ -124,12 +124,22 @@ def compose_policy(
     peer_by_set: dict[int, dict[int, BDDNode]] = {}
     port_by_set: dict[int, dict[int, BDDNode]] = {}
 
+    masks_of_set: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for (set_id, cls), mask in peer_masks.items():
+        masks_of_set[set_id].append((cls, mask))
+
     def peer_regions(set_id: int) -> dict[int, BDDNode]:
+        """Rule mask -> peers; only the set's own peer_rules entries are visited, and every
+        other class (most of them, in a large cluster) gets mask 0 as the complement."""
         if set_id not in peer_by_set:
             out: dict[int, list[BDDNode]] = defaultdict(list)
-            for cls, region in class_region.items():
-                out[peer_masks.get((set_id, cls), 0)].append(region)
-            peer_by_set[set_id] = {m: any_of(space, rs) for m, rs in out.items()}
+            for cls, mask in masks_of_set.get(set_id, []):
+                if cls in class_region:
+                    out[mask].append(class_region[cls])
+            regions = {m: any_of(space, rs) for m, rs in out.items()}
+            rest = ~any_of(space, regions.values())
+            regions[0] = regions.get(0, space.false) | rest
+            peer_by_set[set_id] = regions
         return peer_by_set[set_id]
 
     def port_regions(set_id: int) -> dict[int, BDDNode]:
