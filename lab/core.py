@@ -248,10 +248,25 @@ class Lab:
         self._save(state)
         try:
             self._build(state, cluster, facts, pods, ports, timeout)
+        except LabError as err:
+            tails = self._log_tails(state)
+            self.down()
+            raise LabError(f"{err}{tails}") from err
         except BaseException:
             self.down()
             raise
         return state
+
+    def _log_tails(self, state: LabState, lines: int = 5) -> str:
+        """The last lines of every process log, for an error that tears the lab down with them."""
+        out = []
+        for p in state.processes:
+            try:
+                text = Path(p.log).read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                continue
+            out.append(f"\n--- {p.role} ---\n" + "\n".join(text))
+        return "".join(out)
 
     def _build(
         self,
@@ -396,7 +411,7 @@ class Lab:
             if not problems:
                 return
             if time.monotonic() > deadline:
-                raise LabError("lab not ready: " + "; ".join(problems) + f" (logs in {self.dir / 'logs'})")
+                raise LabError("lab not ready: " + "; ".join(problems))
             time.sleep(0.2)
 
     def problems(self, state: LabState) -> list[str]:
