@@ -73,3 +73,15 @@ def test_dropped_isolation_is_caught(verifier: Verifier) -> None:
     assert ingress.counterexample is not None
     assert ingress.counterexample.outcome_b == "allowed"
     assert ingress.counterexample.confirmed is True
+
+
+@pytest.mark.parametrize("case", GOOD_CASES)
+def test_golden_case_optimized_equals_unoptimized(verifier: Verifier, case: str) -> None:
+    """What `offload-compile verify` proves, on every golden case: passes on equals passes off."""
+    from compiler.commands.verify import optimized
+
+    result = compiled(case)
+    on, _ = optimized(result)
+    report = verifier.compare(result.lowered.bundle, on)
+    assert report.ok, render_report(report, case)
+    assert len(report.stages) >= 10
