@@ -210,7 +210,7 @@ def manifests(objects: Iterable[Obj]) -> str:
     return yaml.safe_dump_all(list(objects))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)  # a case's states; a tracer with its simulators is a few MB
 def tracer_for(text: str, facts: str | None) -> Tracer:
     """Compile one cluster state once; every matrix of that state runs against this tracer."""
     with tempfile.TemporaryDirectory() as tmp:
