@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from compiler.bundle.model import Bundle, ProfileGroup, ProfileMember, TableEntry
 from compiler.bundle.schema import Schema
@@ -39,7 +39,7 @@ from compiler.frontend.model import (
     by_key,
 )
 from compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
-from compiler.frontend.policy import NetworkPolicy, PolicyType
+from compiler.frontend.policy import NetworkPolicy, PolicyPeer
 from compiler.ir.build import build_ir
 from compiler.ir.nodes import BackendSet, BackendSetKey, ClusterIR, Diagnostic, PodEndpoint, ServiceFrontend
 from compiler.ir.pods import Placement, attachable, namespace_node, place_pods, pod_endpoint
@@ -91,6 +91,9 @@ class IncrementalCompiler:
         self.schema = schema
         self.facts = node_facts
         self.objects: dict[ObjectKey, KubeObject] = {}
+        self.kinds: dict[str, dict[ObjectKey, KubeObject]] = defaultdict(dict)
+        self._attachments = {(a.namespace, a.name): a for a in node_facts.pods} if node_facts else {}
+        self._peers: list[tuple[NetworkPolicy, PolicyPeer]] | None = None
         self.entities: dict[Entity, None] = {}
         self.counts: Counter[str] = Counter()
         self._order = {name: i for i, name in enumerate(schema.table_order)}
@@ -137,8 +140,12 @@ class IncrementalCompiler:
         for c in changes:
             if c.obj is None:
                 self.objects.pop(c.key, None)
+                self.kinds[c.key.kind].pop(c.key, None)
             else:
                 self.objects[c.key] = c.obj
+                self.kinds[c.key.kind][c.key] = c.obj
+            if c.key.kind in ("NetworkPolicy", "Namespace"):
+                self._peers = None
         try:
             if self._stale:
                 self._clear()
@@ -172,7 +179,7 @@ class IncrementalCompiler:
     # ---- IR -----------------------------------------------------------------------------------
 
     def _of(self, cls: type) -> list[KubeObject]:
-        return sorted((o for o in self.objects.values() if isinstance(o, cls)), key=by_key)
+        return sorted(self.kinds[cls.__name__].values(), key=by_key)
 
     def _ir(self, with_services: bool) -> ClusterIR:
         facts = self.facts or DEFAULT_NODE_FACTS
@@ -185,11 +192,11 @@ class IncrementalCompiler:
                         f"listed in node facts (port {a.port}) but not in the manifests; the port is unused"
                     )
                     notes.append(Diagnostic(ObjectKey("Pod", a.namespace, a.name), message))
-        services = [o for o in self._of(Service) if isinstance(o, Service)]
+        services = [o for o in self._of(Service) if isinstance(o, Service)] if with_services else []
         if with_services:
             notes += [d for ds in self.svc_notes.values() for d in ds]
             notes += [d for ds in self.ep_notes.values() for d in ds]
-        declared = {o.key.name: o for o in self.objects.values() if isinstance(o, Namespace)}
+        declared = {k.name: o for k, o in self.kinds["Namespace"].items() if isinstance(o, Namespace)}
         names = sorted(set(declared) | {ns for ns, n in self.ns_use.items() if n > 0})
         return ClusterIR(
             node=facts,
@@ -227,7 +234,10 @@ class IncrementalCompiler:
             self.placements.pop(key, None)
             self.pod_notes.pop(key, None)
             if isinstance(pod, Pod):
-                placed, notes = place_pods([pod], self.facts, [])
+                # Only this pod's attachment: the others would only add notes about absent pods.
+                mine = self._attachments.get((key.namespace, key.name))
+                facts = replace(self.facts, pods=(mine,) if mine else ())
+                placed, notes = place_pods([pod], facts, [])
                 if key in placed:
                     self.placements[key] = placed[key]
                 own = tuple(d for d in notes if d.subject == key)
@@ -405,36 +415,49 @@ class IncrementalCompiler:
     # ---- policy reach -------------------------------------------------------------------------
 
     def _has_policies(self) -> bool:
-        return any(k.kind == "NetworkPolicy" for k in self.objects)
+        return bool(self.kinds["NetworkPolicy"])
 
     def _policy_reaches(self, before: PodEndpoint | None, after: PodEndpoint | None) -> bool:
-        """Can this pod change alter resolved policy? Local pods, and pods a peer selects."""
-        policies = [o for o in self.objects.values() if isinstance(o, NetworkPolicy)]
-        if not policies:
+        """Can this pod change alter resolved policy? A local pod, a pod whose selection by some
+        peer changes, or a selected pod whose addresses or named ports change."""
+        if not self._has_policies():
             return False
         pods = [p for p in (before, after) if p is not None]
         if any(p.local for p in pods):
             return True
-        for pol in policies:
-            for direction in (PolicyType.Ingress, PolicyType.Egress):
-                for rule in pol.ingress if direction is PolicyType.Ingress else pol.egress:
-                    if (
-                        direction is PolicyType.Egress
-                        and any(isinstance(port.port, str) for port in rule.ports)
-                        and any(cp.name for p in pods for cp in p.container_ports)
-                    ):
-                        return True
-                    for peer in rule.peers:
-                        if peer.ip_block is not None:
-                            continue
-                        for p in pods:
-                            if self._selects(pol, peer, p):
-                                return True
-        return False
+        same_shape = (
+            before is not None
+            and after is not None
+            and before.ips == after.ips
+            and before.container_ports == after.container_ports
+        )
+        if self._peers is None:
+            self._peers = [
+                (pol, peer)
+                for pol in self.kinds["NetworkPolicy"].values()
+                if isinstance(pol, NetworkPolicy)
+                for rule in (*pol.ingress, *pol.egress)
+                for peer in rule.peers
+                if peer.ip_block is None
+            ]
+        for pol, peer in self._peers:
+            selected = [bool(p.ips) and self._selects(pol, peer, p) for p in pods]
+            if (same_shape and selected[0] != selected[1]) or (not same_shape and any(selected)):
+                return True
+        if same_shape:
+            return False
+        named = any(
+            isinstance(port.port, str)
+            for pol in self.kinds["NetworkPolicy"].values()
+            if isinstance(pol, NetworkPolicy)
+            for rule in pol.egress
+            for port in rule.ports
+        )
+        return named and any(cp.name for p in pods for cp in p.container_ports)
 
-    def _selects(self, pol: NetworkPolicy, peer: object, pod: PodEndpoint) -> bool:
-        ns_sel = getattr(peer, "namespace_selector", None)
-        pod_sel = getattr(peer, "pod_selector", None)
+    def _selects(self, pol: NetworkPolicy, peer: PolicyPeer, pod: PodEndpoint) -> bool:
+        ns_sel = peer.namespace_selector
+        pod_sel = peer.pod_selector
         if ns_sel is None:
             if pod.key.namespace != pol.key.namespace:
                 return False
