@@ -59,8 +59,10 @@ class Running:
         path = self.manifests / name
         if text is None:
             path.unlink()
-        else:
-            path.write_text(text)
+        else:  # atomically: the loader must never compile a half-written file
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
         self.lab.wait_synced(self.state, since)
 
 
