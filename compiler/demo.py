@@ -1,4 +1,5 @@
-"""`make demo`: the main job on the bundled example cluster, then packet-level probes."""
+"""`make demo`: the main job on the bundled example cluster, packet-level probes, then one sync
+of the loader onto the embedded P4Runtime target."""
 
 from __future__ import annotations
 
@@ -18,7 +19,17 @@ def main() -> int:
     if code != 0:
         return code
     print(f"\n$ offload-compile trace {cluster} --node {node} --probes {probes}", flush=True)
-    return offload_compile(["trace", cluster, "--node", node, "--probes", probes])
+    code = offload_compile(["trace", cluster, "--node", node, "--probes", probes])
+    if code != 0:
+        return code
+    # The runtime depends on the compiler, not the other way round: import it only here.
+    from runtime.loader_cli import main as offload_loader
+
+    print(
+        f"\n$ offload-loader --once --node {node} {cluster}   # onto the embedded P4Runtime target",
+        flush=True,
+    )
+    return offload_loader(["--once", "--node", node, cluster])
 
 
 if __name__ == "__main__":
