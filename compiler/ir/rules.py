@@ -9,6 +9,7 @@ the same effective policy share one set of entries, and a changed policy is a ne
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 
 from compiler.frontend.model import IPAddress, IPNetwork, ObjectKey, Protocol, net_sort_key
@@ -73,7 +74,13 @@ class RuleSet:
     @property
     def identity(self) -> str:
         """Content identity: the set's id is derived from it, so a changed set gets a new id."""
-        return ";".join(str(r) for r in self.rules)
+        return _identity(self.rules)
+
+
+@lru_cache(maxsize=4096)
+def _identity(rules: tuple[Rule, ...]) -> str:
+    """Cached: sets of thousands of networks are stringified once, not at every use."""
+    return ";".join(str(r) for r in rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +112,11 @@ def verify_policy_ir(ir: PolicyIR) -> None:
     keys = [(iso.direction.value, iso.pod) for iso in ir.isolations]
     if keys != sorted(keys) or len(set(keys)) != len(keys):
         raise ValueError("policy IR: isolations must be sorted and unique by (direction, pod)")
+    checked: set[int] = set()
     for iso in ir.isolations:
+        if id(iso.rule_set) in checked:  # sets shared by many pods are checked once
+            continue
+        checked.add(id(iso.rule_set))
         where = f"policy IR: {iso.pod} {iso.direction.value}"
         rules = iso.rule_set.rules
         if list(rules) != sorted(rules, key=lambda r: r.sort_key) or len(set(rules)) != len(rules):

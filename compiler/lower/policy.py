@@ -9,6 +9,7 @@ memberships of addresses in peer sets; ports are disjoint ranges per (set, proto
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -158,9 +159,15 @@ def lower_direction(schema: Schema, pir: PolicyIR, direction: PolicyType, out: P
     index = {a: i for i, a in enumerate(addr_sets)}
     membership = _classes(addr_sets)
 
-    # Identity by content of member sets, not by index, so ids survive unrelated changes.
+    # Identity by content of member sets, not by index, so ids survive unrelated changes; a
+    # digest per set keeps identities short when sets hold thousands of networks.
+    digests = [hashlib.blake2b(str(a).encode(), digest_size=8).hexdigest() for a in addr_sets]
+    identities: dict[frozenset[int], str] = {}
+
     def class_identity(m: frozenset[int]) -> str:
-        return "|".join(sorted(str(addr_sets[i]) for i in m))
+        if m not in identities:
+            identities[m] = "|".join(sorted(digests[i] for i in m))
+        return identities[m]
 
     class_ids = stable_ids({class_identity(m) for m in membership.values()}, CLASS_ID_BITS)
     for net, m in sorted(

@@ -10,14 +10,16 @@ any peer and empty `ports` any protocol and port.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from compiler.frontend.model import ObjectKey, Protocol
+from compiler.frontend.model import IPAddress, ObjectKey, Protocol
 from compiler.frontend.policy import NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule, PolicyType
 from compiler.ir.nodes import ClusterIR, NamespaceNode, PodEndpoint
 from compiler.ir.rules import PORT_MAX, PORT_MIN, AddressSet, PodIsolation, PolicyIR, PortRange, Rule, RuleSet
-from compiler.passes.cidr import address_set, contains, host_network, subtract, union
+from compiler.passes.cidr import address_set, span, subtract
+from compiler.passes.merge_rules import canonical_ports, merge_policy_rules
 from compiler.passes.selectors import matches
 
 
@@ -40,22 +42,41 @@ class _Cluster:
             candidates: Iterable[PodEndpoint] = self.pods_by_ns.get(policy.key.namespace, [])
         else:
             sel = peer.namespace_selector
-            candidates = [pod for pod in self.pods if matches(sel, self.namespace_labels(pod.key.namespace))]
+            candidates = [
+                pod
+                for ns, pods in self.pods_by_ns.items()
+                if matches(sel, self.namespace_labels(ns))
+                for pod in pods
+            ]
         if peer.pod_selector is None:
             return list(candidates)
         return [pod for pod in candidates if matches(peer.pod_selector, pod.labels)]
+
+    def addresses_in(self, aset: AddressSet) -> list[tuple[IPAddress, PodEndpoint]]:
+        """Pod addresses inside the set, by bisection over all pod addresses sorted once."""
+        if not hasattr(self, "_by_addr"):
+            self._by_addr = sorted(((ip.version, int(ip)), ip, pod) for pod in self.pods for ip in pod.ips)
+            self._keys = [k for k, _, _ in self._by_addr]
+        out: list[tuple[IPAddress, PodEndpoint]] = []
+        for net in aset.networks:
+            lo, hi = span(net)
+            i = bisect_left(self._keys, (net.version, lo))
+            j = bisect_right(self._keys, (net.version, hi))
+            out.extend((ip, pod) for _, ip, pod in self._by_addr[i:j])
+        return out
 
 
 def _peer_set(cluster: _Cluster, policy: NetworkPolicy, peers: Sequence[PolicyPeer]) -> AddressSet | None:
     if not peers:
         return None
     nets = []
+    hosts: list[IPAddress] = []
     for peer in peers:
         if peer.ip_block is not None:
             nets.extend(subtract(peer.ip_block.cidr, peer.ip_block.except_))
         else:
-            nets.extend(host_network(ip) for pod in cluster.peer_pods(policy, peer) for ip in pod.ips)
-    return address_set(nets)
+            hosts.extend(ip for pod in cluster.peer_pods(policy, peer) for ip in pod.ips)
+    return address_set(nets, hosts)
 
 
 def _numeric(port: PolicyPort) -> PortRange | None:
@@ -92,62 +113,35 @@ def _rule_rules(
             if number is not None:
                 numeric.append(PortRange(p.protocol, number, number))
             continue
-        # Egress: the destination pod names the port; only pods inside the peer set count.
-        by_number: dict[int, list[PodEndpoint]] = defaultdict(list)
-        for pod in cluster.pods:
+        # Egress: the destination pod names the port; only pod addresses inside the peer set count.
+        by_number: dict[int, list[IPAddress]] = defaultdict(list)
+        candidates = (
+            [(ip, pod) for pod in cluster.pods for ip in pod.ips]
+            if peers is None
+            else cluster.addresses_in(peers)
+        )
+        for ip, pod in candidates:
             number = _named(pod, p.port, p.protocol)
-            if number is None:
-                continue
-            if peers is None or any(contains(peers, ip) for ip in pod.ips):
-                by_number[number].append(pod)
-        for number, pods in sorted(by_number.items()):
-            ips = [ip for pod in pods for ip in pod.ips if peers is None or contains(peers, ip)]
-            out.append(
-                Rule(address_set(host_network(ip) for ip in ips), (PortRange(p.protocol, number, number),))
-            )
+            if number is not None:
+                by_number[number].append(ip)
+        for number, ips in sorted(by_number.items()):
+            out.append(Rule(address_set((), ips), (PortRange(p.protocol, number, number),)))
     if numeric:
         out.append(Rule(peers, canonical_ports(numeric)))
     return out
 
 
-def canonical_ports(ranges: Iterable[PortRange]) -> tuple[PortRange, ...]:
-    """Merge overlapping and adjacent ranges per protocol."""
-    out: list[PortRange] = []
-    for r in sorted(ranges):
-        last = out[-1] if out else None
-        if last is not None and last.protocol == r.protocol and r.low <= last.high + 1:
-            out[-1] = PortRange(r.protocol, last.low, max(last.high, r.high))
-        else:
-            out.append(r)
-    return tuple(out)
-
-
-def merge_rules(rules: Iterable[Rule]) -> tuple[Rule, ...]:
-    """Rules with equal peers share one rule (ports unioned), then rules with equal ports do
-    (peers unioned): fewer bits, same allowed space."""
-    by_peers: dict[AddressSet | None, list[Rule]] = defaultdict(list)
-    for r in rules:
-        by_peers[r.peers].append(r)
-    step: list[Rule] = []
-    for peers, group in by_peers.items():
-        if any(r.ports is None for r in group):
-            step.append(Rule(peers, None))
-        else:
-            step.append(Rule(peers, canonical_ports(p for r in group for p in r.ports or ())))
-    by_ports: dict[tuple[PortRange, ...] | None, list[Rule]] = defaultdict(list)
-    for r in step:
-        by_ports[r.ports].append(r)
-    merged: list[Rule] = []
-    for ports, group in by_ports.items():
-        if any(r.peers is None for r in group):
-            merged.append(Rule(None, ports))
-        else:
-            merged.append(Rule(union(r.peers for r in group if r.peers is not None), ports))
-    return tuple(sorted(set(merged), key=lambda r: r.sort_key))
-
-
 def resolve_policies(ir: ClusterIR) -> PolicyIR:
+    """Resolved and merged: what the lowering expects by default (the pipeline's `merge_rules`
+    pass is the merging step; this is the shortcut for callers outside the pass pipeline)."""
+    return merge_policy_rules(resolve_unmerged(ir))
+
+
+def resolve_unmerged(ir: ClusterIR) -> PolicyIR:
+    """Every API rule as resolved rules, only deduplicated; a rule's result is computed once and
+    shared by every local pod it applies to (it depends on the pod only through ingress named ports)."""
     cluster = _Cluster(ir)
+    memo: dict[tuple[ObjectKey, PolicyType, int, tuple[object, ...]], list[Rule]] = {}
     by_ns: dict[str, list[NetworkPolicy]] = defaultdict(list)
     for pol in ir.network_policies:
         by_ns[pol.key.namespace].append(pol)
@@ -166,9 +160,14 @@ def resolve_policies(ir: ClusterIR) -> PolicyIR:
             rules: list[Rule] = []
             for pol in selecting:
                 api_rules = pol.ingress if direction is PolicyType.Ingress else pol.egress
-                for rule in api_rules:
-                    rules.extend(_rule_rules(cluster, pol, rule, direction, pod))
+                for i, rule in enumerate(api_rules):
+                    local = pod.container_ports if direction is PolicyType.Ingress else ()
+                    key = (pol.key, direction, i, tuple(local))
+                    if key not in memo:
+                        memo[key] = _rule_rules(cluster, pol, rule, direction, pod)
+                    rules.extend(memo[key])
             keys: tuple[ObjectKey, ...] = tuple(sorted(pol.key for pol in selecting))
-            isolations.append(PodIsolation(pod.key, direction, pod.ips, RuleSet(merge_rules(rules)), keys))
+            canonical = tuple(sorted(set(rules), key=lambda r: r.sort_key))
+            isolations.append(PodIsolation(pod.key, direction, pod.ips, RuleSet(canonical), keys))
     isolations.sort(key=lambda iso: (iso.direction.value, iso.pod))
     return PolicyIR(tuple(isolations))
