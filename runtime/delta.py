@@ -16,7 +16,7 @@ from compiler.bundle.model import Bundle, ProfileGroup, ProfileMember, TableEntr
 from compiler.bundle.schema import Schema
 
 from .entities import Item, Key, bundle_items
-from .plan import Plan, make_plan
+from .plan import Plan, References, _replaced, make_plan
 
 
 def items_of(schema: Schema, entities: Iterable[Any]) -> dict[Key, Item]:
@@ -44,6 +44,10 @@ def apply_delta(
     return new, old
 
 
-def delta_plan(schema: Schema, new: Mapping[Key, Item], old: Mapping[Key, Item]) -> Plan:
-    """The ordered updates taking the device from `old` to `new` on just these keys."""
+def delta_plan(schema: Schema, new: Mapping[Key, Item], old: Mapping[Key, Item]) -> Plan | None:
+    """The ordered updates taking the device from `old` to `new` on just these keys, or None when
+    an entity must be replaced (a group's max_size changed): its unchanged referrers must be
+    withdrawn too, which only a full sync sees."""
+    if _replaced(new, old, References(schema, [*new.values(), *old.values()])):
+        return None
     return make_plan(schema, new, old)

@@ -21,15 +21,20 @@ from typing import Any
 from compiler.bundle.schema import Schema
 from compiler.contract import read_p4info
 from compiler.driver import compile_sources
+from compiler.frontend.nodefacts import NodeFacts, load_node_facts
 from compiler.proto import p4runtime as p4r
 
 from .client import RECONCILE_AND_COMMIT, VERIFY_AND_COMMIT, NotPrimaryError, P4RuntimeClient, TlsOptions
-from .entities import Item, Key, bundle_items, with_initial_defaults
+from .delta import delta_plan
+from .entities import Item, Key, bundle_items, container, with_initial_defaults
 from .errors import P4RuntimeRpcError
+from .live import ClusterSource, node_facts_for
 from .metrics import Metrics, loader_metrics
+from .plan import INSERT, MODIFY
 from .sources import SourceWatcher
 from .switch import EmbeddedSwitch
 from .sync import Syncer, SyncResult
+from .watch import WatchConfig, api_client
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,16 @@ class LoaderConfig:
     connect_timeout: float = 5.0
     embedded_continue_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # Following a live cluster instead of `sources` (runtime/live.py): a kubeconfig file, or the
+    # in-cluster service account; `node_name` overrides the node facts' nodeName.
+    kubeconfig: str | None = None
+    in_cluster: bool = False
+    node_name: str | None = None
+    watch: WatchConfig | None = None
+
+    @property
+    def follows_cluster(self) -> bool:
+        return bool(self.kubeconfig) or self.in_cluster
 
 
 def pipeline_cookie(p4info: Any, device_config: bytes) -> int:
@@ -83,10 +98,17 @@ class Loader:
         self._last_sync = 0.0
         self._attempt = 0
         self.on_sync: list[Callable[[SyncResult], None]] = []
+        self.cluster: ClusterSource | None = None
+        self._entries: dict[str, int] = {}
         self.metrics.healthy = lambda: (
             time.monotonic() - self._heartbeat < max(30.0, 5 * config.poll_interval)
         )
-        self.metrics.ready = lambda: self.in_sync and self.client is not None and self.client.is_primary
+        self.metrics.ready = lambda: (
+            self.in_sync
+            and self.client is not None
+            and self.client.is_primary
+            and (self.cluster is None or self.cluster.ready)  # not before the first full list
+        )
 
     # ---- pieces -----------------------------------------------------------------------------
 
@@ -103,6 +125,8 @@ class Loader:
 
     def reload(self, force: bool = False) -> bool:
         """Recompile when sources changed; True when the desired state changed."""
+        if self.config.follows_cluster:
+            return self._reload_cluster()
         if not self.watcher.changed() and not force:
             return False
         try:
@@ -118,6 +142,62 @@ class Loader:
         self.desired = with_initial_defaults(self.schema, bundle_items(self.schema, result.lowered.bundle))
         log.info("compiled %d entities from %s", len(self.desired), ", ".join(map(str, self.config.sources)))
         return True
+
+    def _facts(self) -> NodeFacts | None:
+        facts = load_node_facts(self.config.node) if self.config.node else None
+        return node_facts_for(facts, self.config.node_name)
+
+    def _reload_cluster(self) -> bool:
+        """Apply watch events; push a delta straight away when the device holds the last state.
+        True when a full sync is needed instead (the first list, or the device is not in sync)."""
+        cfg = self.config
+        if self.cluster is None:
+            self.watcher.changed()  # the node facts file as it is now
+            client = api_client(cfg.kubeconfig) if cfg.kubeconfig else api_client(None)
+            self.cluster = ClusterSource(self.schema, client, self._facts(), cfg.watch).start()
+        elif self.watcher.changed():
+            try:
+                self.cluster.set_facts(self._facts())
+            except Exception as err:  # a half-written facts file: keep the old facts
+                log.error("cannot read node facts: %s", err)
+        update = self.cluster.poll(timeout=cfg.poll_interval)
+        self.compile_error = self.cluster.error
+        if self.cluster.error:
+            self.metrics.inc("offload_compile_errors_total")
+        if update is None:
+            return False
+        self.desired = self.cluster.desired
+        new, old = update
+        if self.in_sync and not self._need_sync and self.syncer is not None and self.client is not None:
+            self.push_delta(new, old)
+            return False
+        return True
+
+    def push_delta(self, new: Mapping[Key, Item], old: Mapping[Key, Item]) -> SyncResult | None:
+        """Write only the changed entities; any doubt (a replace, a failure) means a full sync."""
+        assert self.syncer is not None and self.cluster is not None
+        plan = delta_plan(self.schema, new, old)
+        if plan is None:
+            self._need_sync = True
+            return None
+        try:
+            result = self.syncer.push(plan, self.cluster.before(new, old))
+        except (P4RuntimeRpcError, NotPrimaryError) as err:
+            log.warning("delta push interrupted: %s", err)
+            self._need_sync = True
+            return None
+        for op in plan.ops():
+            if op.item.key[0] != "default" and op.type != MODIFY:
+                name = container(self.schema, op.item.key)
+                self._entries[name] = self._entries.get(name, 0) + (1 if op.type == INSERT else -1)
+        result.entries = dict(self._entries)
+        self.last_result = result
+        self._record(result)
+        self.in_sync = result.ok
+        self._need_sync = not result.ok
+        for callback in list(self.on_sync):
+            callback(result)
+        return result
 
     def connect(self) -> None:
         """One connection attempt: stream, arbitration, pipeline. Raises on failure."""
@@ -180,6 +260,7 @@ class Loader:
         if self.desired is None or self.syncer is None or self.client is None or not self.client.is_primary:
             return None
         result = self.syncer.sync(self.desired)
+        self._entries = dict(result.entries)
         self.last_result = result
         self._record(result)
         self.in_sync = result.ok
@@ -226,6 +307,9 @@ class Loader:
     def run_once(self) -> int:
         """Compile, connect, sync, verify. 0 when the device matches; 1 otherwise; 2 compile error."""
         self.reload(force=True)
+        deadline = time.monotonic() + 60.0
+        while self.cluster is not None and not self.cluster.ready and time.monotonic() < deadline:
+            self.reload()  # the first full list of every kind
         if self.desired is None:
             return 2
         try:
@@ -286,7 +370,10 @@ class Loader:
             except Exception:  # one bad round must not end the daemon; the next one starts over
                 log.exception("loader round failed")
                 self._need_sync = True
-            stop.wait(self.config.poll_interval)
+            if self.cluster is None:  # a cluster source blocks in reload() until events arrive
+                stop.wait(self.config.poll_interval)
+            elif self.client is None:
+                stop.wait(0.05)
         self.close()
 
     def _sleep(self, seconds: float) -> None:
@@ -297,6 +384,9 @@ class Loader:
             time.sleep(seconds)
 
     def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
         self.disconnect()
         if self.embedded is not None:
             self.embedded.stop()

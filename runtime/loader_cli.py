@@ -39,7 +39,12 @@ class _JsonFormatter(logging.Formatter):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="offload-loader", description=__doc__)
-    p.add_argument("manifests", nargs="+", metavar="MANIFEST", help="manifest files or directories")
+    p.add_argument("manifests", nargs="*", metavar="MANIFEST", help="manifest files or directories")
+    p.add_argument("--kubeconfig", help="follow the cluster of this kubeconfig instead of manifests")
+    p.add_argument(
+        "--in-cluster", action="store_true", help="follow the cluster of the pod's service account"
+    )
+    p.add_argument("--node-name", help="this node's name (overrides nodeName of the node facts)")
     p.add_argument("--node", help="node facts file (docs/node-facts.md)")
     p.add_argument("--target", default="embedded", help="P4Runtime server address, or 'embedded' (default)")
     p.add_argument("--once", action="store_true", help="sync once; exit 0 when the device matches")
@@ -76,6 +81,9 @@ def _config(args: argparse.Namespace) -> LoaderConfig:
     if args.tls_ca or args.tls_cert:
         tls = TlsOptions(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
     return LoaderConfig(
+        kubeconfig=args.kubeconfig,
+        in_cluster=args.in_cluster,
+        node_name=args.node_name,
         sources=args.manifests,
         node=args.node,
         target=args.target,
@@ -93,7 +101,10 @@ def _config(args: argparse.Namespace) -> LoaderConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if bool(args.manifests) == bool(args.kubeconfig or args.in_cluster):
+        parser.error("give manifests, or --kubeconfig FILE / --in-cluster (not both)")
     handler = logging.StreamHandler()
     if args.log_format == "json":
         handler.setFormatter(_JsonFormatter())

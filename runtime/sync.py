@@ -90,6 +90,17 @@ class Syncer:
             result.entries = self._entries(desired)
         return result
 
+    def push(self, plan: Plan, last_good: Mapping[Key, Item]) -> SyncResult:
+        """Write a plan made elsewhere (a delta) without reading the device first; `last_good`
+        is what the device held before, for compensation."""
+        start = time.monotonic()
+        result = SyncResult()
+        result.counts = plan.counts()
+        if len(plan):
+            self._push(plan, last_good, result)
+        result.duration = time.monotonic() - start
+        return result
+
     def _push(self, plan: Plan, last_good: Mapping[Key, Item], result: SyncResult) -> None:
         if self.atomic_supported:
             ops = list(plan.ops())

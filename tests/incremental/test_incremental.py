@@ -67,7 +67,9 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
         new, old = apply_delta(SCHEMA, self.desired, delta.added, delta.removed)
         full = bundle_items(SCHEMA, expected)
         assert set(self.desired) == set(full)
-        assert _ops(delta_plan(SCHEMA, new, old)) == _ops(make_plan(SCHEMA, full, before))
+        plan = delta_plan(SCHEMA, new, old)
+        assert plan is not None
+        assert _ops(plan) == _ops(make_plan(SCHEMA, full, before))
         self.last_good = expected
 
     @rule(body=gen.any_object)
