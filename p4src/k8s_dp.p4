@@ -111,7 +111,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     Forward() forward;
 
     /* Flow cache: one slot per 5-tuple hash, holding a 32-bit tag of the tuple,
-     * {last seen (32), kind (2), masquerade (1), unused (5), NAT id (24)} and, for masqueraded
+     * {last seen (32), kind (2), masquerade (1), closing (1), unused (4), NAT id (24)} and, for masqueraded
      * flows, an address: the source NAT address (ORIG) or the client's address (REPLY). */
     @id(0x16000001)
     register<bit<32>>(CT_SLOTS) ct_tag;
@@ -166,6 +166,8 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     bit<32> reply_index;
     bit<32> reply_tag;
     addr_t stored_addr;
+    bool tcp_syn;
+    bool tcp_closing;
 
     apply {
         if (hdr.packet_out.isValid()) {
@@ -200,7 +202,13 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                 ct_tag.read(stored_tag, meta.ct_index);
                 ct_value.read(stored_value, meta.ct_index);
                 meta.ct_state = CT_STATE_NEW;
-                if (stored_tag == meta.ct_tag && now - stored_value[63:32] <= timeout) {
+                /* A pure SYN opens a new connection even when its tuple's slot is still live (a
+                 * client reusing a port): it is balanced and policy-checked afresh, and its commit
+                 * takes the slot over. */
+                tcp_syn = hdr.tcp.isValid() && (hdr.tcp.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+                tcp_closing = hdr.tcp.isValid() && (hdr.tcp.flags & (TCP_FIN | TCP_RST)) != 0;
+                if (stored_tag == meta.ct_tag && now - stored_value[63:32] <= timeout
+                        && !(tcp_syn && stored_value[31:30] == CT_KIND_ORIG)) {
                     if (stored_value[31:30] == CT_KIND_ORIG) {
                         meta.ct_state = CT_STATE_ESTABLISHED;
                         meta.be_id = stored_value[23:0];
@@ -214,7 +222,14 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                         meta.masq_addr = stored_addr;
                         meta.client_addr = stored_addr;
                     }
-                    ct_value.write(meta.ct_index, now ++ stored_value[31:0]);
+                    if (tcp_closing) {
+                        /* Mark the slot closing and age it so that it frees CT_TIMEOUT_CLOSING from
+                         * now; later packets of the closing connection no longer refresh it. */
+                        ct_value.write(meta.ct_index, (now - timeout + CT_TIMEOUT_CLOSING)
+                                       ++ stored_value[31:29] ++ 1w1 ++ stored_value[27:0]);
+                    } else if (stored_value[28:28] == 0) {
+                        ct_value.write(meta.ct_index, now ++ stored_value[31:0]);
+                    }
                 }
 
                 if (meta.ct_state == CT_STATE_NEW) {
@@ -285,7 +300,12 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                         reply_tag = reply_tag | 1;
                         ct_tag.read(stored_tag, reply_index);
                         ct_value.read(stored_value, reply_index);
-                        if (stored_tag == 0 || now - stored_value[63:32] > timeout) {
+                        ct_addr.read(stored_addr, reply_index);
+                        /* Free, expired, or this very association again (a reused client port to the
+                         * same frontend, whose closing slot must not expire under the new flow). */
+                        if (stored_tag == 0 || now - stored_value[63:32] > timeout
+                                || (stored_tag == reply_tag && stored_value[23:0] == meta.fe_id
+                                    && (!meta.masq || stored_addr == meta.client_addr))) {
                             ct_tag.write(reply_index, reply_tag);
                             if (meta.masq) {
                                 ct_value.write(reply_index, now ++ CT_KIND_REPLY ++ CT_MASQ ++ 5w0 ++ meta.fe_id);
@@ -299,7 +319,6 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                              * port to two VIPs sharing a backend) or, when masqueraded, to another
                              * client (two clients, one source port, one backend) or the slot is
                              * another live flow's, so its replies could not be un-masqueraded. */
-                            ct_addr.read(stored_addr, reply_index);
                             if (stored_tag == reply_tag && stored_value[23:0] != meta.fe_id) {
                                 meta.drop = true;
                                 meta.drop_reason = DROP_NAT_COLLISION;
@@ -312,7 +331,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                     if (!meta.drop) {
                         ct_tag.read(stored_tag, meta.ct_index);
                         ct_value.read(stored_value, meta.ct_index);
-                        if (stored_tag == 0 || now - stored_value[63:32] > timeout) {
+                        if (stored_tag == 0 || stored_tag == meta.ct_tag || now - stored_value[63:32] > timeout) {
                             ct_tag.write(meta.ct_index, meta.ct_tag);
                             if (meta.masq) {
                                 ct_value.write(meta.ct_index, now ++ CT_KIND_ORIG ++ CT_MASQ ++ 5w0 ++ meta.be_id);

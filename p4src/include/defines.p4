@@ -60,6 +60,14 @@ const bit<2> CT_STATE_REPLY       = 2;
  * than the default 2-hour keepalive so idle but live connections keep their slot. */
 const bit<32> CT_TIMEOUT_TCP   = 7200;
 const bit<32> CT_TIMEOUT_OTHER = 120;
+/* After a FIN or RST a TCP slot lives only this much longer (about 10 s, Linux conntrack's CLOSE),
+ * so closed connections free their slots instead of holding them for two hours. */
+const bit<32> CT_TIMEOUT_CLOSING = 10;
+
+const bit<8> TCP_FIN = 0x01;
+const bit<8> TCP_SYN = 0x02;
+const bit<8> TCP_RST = 0x04;
+const bit<8> TCP_ACK = 0x10;
 
 /* Table and extern sizes: the compiler's capacity checks read them from P4Info. */
 const bit<32> PORT_TABLE_SIZE     = 512;

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from compiler.p4 import P4FrontendError, load_program, parse_program_text
 from compiler.p4.ast import Assign, BitsType, Constant, Member, RegisterInstance, Switch
 from compiler.p4.p4info import jenkins_one_at_a_time
-from compiler.p4.parse import parser
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,11 +40,9 @@ def program_with(body: str) -> str:
     return GOOD.replace("BODY", body)
 
 
-def test_our_program_parses_quickly() -> None:
-    parser()  # grammar construction is a one-time cost per process
-    start = time.perf_counter()
+def test_our_program_parses() -> None:
+    """Structure of our program as the front end sees it (speed is measured in bench/, not here)."""
     program = parse_program_text((REPO / "p4src" / "k8s_dp.p4").read_text(), "k8s_dp.p4", REPO / "p4src")
-    assert time.perf_counter() - start < 1.0
     pipe = program.v1_pipeline()
     assert (pipe.parser.name, pipe.ingress.name, pipe.deparser.name) == (
         "K8sParser",
