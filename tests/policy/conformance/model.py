@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import io
 import ipaddress
+import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -53,10 +54,15 @@ class Topology:
         return f"ipv{self.family}-{'3nodes' if self.multi_node else '1node'}{mode}"
 
 
-# Probes cost about 5 ms each (scapy frames), so not every combination runs: IPv4 on one node in
-# both probe modes, and IPv6 across three nodes through the Services (which also crosses the
-# policy stages with pod addresses, after DNAT).
-TOPOLOGIES = (Topology(4, False), Topology(6, True, (True,)))
+# Probes cost about 5 ms each (scapy frames), so by default not every combination runs: IPv4 on
+# one node in both probe modes, and IPv6 across three nodes through the Services (which also crosses
+# the policy stages with pod addresses, after DNAT). CONFORMANCE_ALL_TOPOLOGIES=1 runs all four
+# family x node layouts in both modes (about three times as long).
+TOPOLOGIES = (
+    tuple(Topology(f, m) for f in (4, 6) for m in (False, True))
+    if os.environ.get("CONFORMANCE_ALL_TOPOLOGIES")
+    else (Topology(4, False), Topology(6, True, (True,)))
+)
 
 
 def _index(ref: str) -> tuple[int, int]:
