@@ -12,8 +12,9 @@ keeps an object store and a dependency index around the same pure per-object fun
 * a Namespace: its node; the policy section when policies exist;
 * a NetworkPolicy: the policy section.
 
-Services are lowered per unit (`ServiceLowerer`); the policy section (resolution + lowering, whose
-peer classes are shared by every rule set) and the node section are recomputed whole when reached.
+Services are lowered per unit (`ServiceLowerer`); the node and policy entries (policy resolution,
+its passes and lowering share peer classes across every rule set) are one section, recomputed by
+`lower` on the IR without Services when a change reaches either.
 Every section's output is diffed against its previous one, so `apply` returns only changed
 entities. `bundle()` always equals `lower(build_ir(objects, facts), schema).bundle`.
 """
@@ -43,7 +44,6 @@ from compiler.frontend.policy import NetworkPolicy, PolicyPeer
 from compiler.ir.build import build_ir
 from compiler.ir.nodes import BackendSet, BackendSetKey, ClusterIR, Diagnostic, PodEndpoint, ServiceFrontend
 from compiler.ir.pods import Placement, attachable, namespace_node, place_pods, pod_endpoint
-from compiler.ir.rules import verify_policy_ir
 from compiler.ir.services import (
     backend_sets,
     endpoint_warnings,
@@ -53,9 +53,6 @@ from compiler.ir.services import (
 )
 from compiler.lower.bundle import _entry_sort_key, check_counts, lower
 from compiler.lower.incremental_services import Entity, FeKey, ServiceLowerer
-from compiler.lower.node import lower_node
-from compiler.lower.policy import lower_policies
-from compiler.passes.resolve_policy import resolve_policies
 from compiler.passes.selectors import matches
 
 
@@ -478,14 +475,10 @@ class IncrementalCompiler:
         delta.added += added
         delta.removed += removed
         if sections.get("node") or sections.get("policy"):
-            ir = self._ir(with_services=False)
-            if sections.get("node"):
-                local = ClusterIR(ir.node, (), tuple(p for p in ir.pods if p.local), (), (), (), (), ())
-                self._section("node", tuple(lower_node(local, self.schema)), delta)
-            if sections.get("policy"):
-                pir = resolve_policies(ir)
-                verify_policy_ir(pir)
-                self._section("policy", tuple(lower_policies(self.schema, pir).entries), delta)
+            # Node and policy entries come from `lower` itself on the IR without Services, so
+            # they follow whatever passes it runs (none of which reaches the Service tables).
+            lowered = lower(self._ir(with_services=False), self.schema)
+            self._section("pods", lowered.bundle.entries, delta)
         if full:  # everything was recomputed: the delta is against the last good bundle
             now = {e: None for unit in self.services.units.values() for e in unit}
             for section in self.sections.values():

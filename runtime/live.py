@@ -168,7 +168,7 @@ class ClusterSource:
         """
         msgs = self._drain(timeout)
         self._pending += self._to_changes(msgs)
-        if not self._pending or not self.listed >= self.kinds:
+        if not self.listed >= self.kinds or (not self._pending and self.ready):
             return None
         changes, self._pending = self._pending, []
         start = time.perf_counter()

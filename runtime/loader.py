@@ -191,6 +191,7 @@ class Loader:
                 name = container(self.schema, op.item.key)
                 self._entries[name] = self._entries.get(name, 0) + (1 if op.type == INSERT else -1)
         result.entries = dict(self._entries)
+        self.metrics.inc("offload_delta_pushes_total")
         self.last_result = result
         self._record(result)
         self.in_sync = result.ok

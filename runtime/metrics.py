@@ -90,6 +90,7 @@ def loader_metrics() -> Metrics:
     m.declare("offload_primary", "gauge", "1 while this loader is the P4Runtime primary")
     m.declare("offload_connected", "gauge", "1 while the P4Runtime stream is up")
     m.declare("offload_reconnects_total", "counter", "Connections (re)established to the target")
+    m.declare("offload_delta_pushes_total", "counter", "Watch deltas written without a full reconcile")
     return m
 
 

@@ -138,7 +138,9 @@ pods = st.builds(
     st.sampled_from(("n0", "n1")),
     st.sampled_from(("Running", "Running", "Running", "Succeeded")),
 )
-services = st.builds(service, ns_names, st.sampled_from(SERVICES), st.sampled_from(VIPS), st.sampled_from((80, 443)))
+services = st.builds(
+    service, ns_names, st.sampled_from(SERVICES), st.sampled_from(VIPS), st.sampled_from((80, 443))
+)
 slices = st.builds(
     endpoint_slice,
     ns_names,
@@ -148,7 +150,10 @@ slices = st.builds(
     st.sampled_from((8080, 9090)),
 )
 legacy = st.builds(
-    endpoints, ns_names, st.sampled_from(SERVICES), st.lists(st.sampled_from(POD_IPS), max_size=3, unique=True)
+    endpoints,
+    ns_names,
+    st.sampled_from(SERVICES),
+    st.lists(st.sampled_from(POD_IPS), max_size=3, unique=True),
 )
 policies = st.builds(
     policy, ns_names, st.sampled_from(("np0", "np1")), apps, maybe_app, maybe_team, st.booleans()

@@ -17,8 +17,8 @@ from compiler.frontend.loader import KubeObject
 from compiler.frontend.model import ObjectKey, Pod
 from compiler.frontend.nodefacts import NodeFacts
 from compiler.incremental import Change, IncrementalCompiler, full_compile
-from compiler.lower.idspace import IdSpace
 from compiler.lower.ids import stable_ids
+from compiler.lower.idspace import IdSpace
 from runtime.delta import apply_delta, delta_plan
 from runtime.entities import Item, Key, bundle_items, entity_value
 from runtime.plan import Plan, make_plan
