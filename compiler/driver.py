@@ -15,6 +15,7 @@ from compiler.ir.build import build_ir
 from compiler.ir.nodes import ClusterIR, Diagnostic
 from compiler.ir.verify import verify
 from compiler.lower.bundle import Lowered, lower
+from compiler.passes.pipeline import PassConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ def compile_sources(
     *,
     stdin: TextIO | None = None,
     schema: Schema | None = None,
+    passes: PassConfig | None = None,
 ) -> CompileResult:
     """Raises ManifestErrors for bad input and BundleError/CapacityError when entries do not fit."""
     manifests = load_manifests(sources, stdin=stdin)
@@ -42,4 +44,4 @@ def compile_sources(
     ir = build_ir(manifests.objects, facts)
     verify(ir)
     schema = schema or default_schema()
-    return CompileResult(manifests, ir, lower(ir, schema), schema)
+    return CompileResult(manifests, ir, lower(ir, schema, passes), schema)

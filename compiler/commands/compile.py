@@ -14,6 +14,8 @@ from compiler.driver import CompileResult, compile_sources
 from compiler.errors import CompilerError, ManifestErrors
 from compiler.ir.dump import dump
 from compiler.ir.dump_rules import dump_rules
+from compiler.passes.pipeline import PASS_NAMES, PassConfig
+from compiler.passes.range_encoding import PROFILES
 
 EXIT_OK = 0
 EXIT_DOES_NOT_FIT = 1
@@ -30,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    opt = parser.add_argument_group("optimization (docs/passes.md)")
+    opt.add_argument("--passes", metavar="A,B", help=f"run only these passes, of: {','.join(PASS_NAMES)}")
+    opt.add_argument("--no-opt", action="store_true", help="run no optimization pass")
+    opt.add_argument("--target-profile", choices=PROFILES, default="bmv2", help="target the entries are for")
+    opt.add_argument(
+        "--dump-after", metavar="PASS", choices=PASS_NAMES, help="print the pass's output on stderr"
+    )
 
 
 def _label(result: CompileResult, key: str) -> str:
@@ -52,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
         print("offload-compile: no manifests given (use - for stdin); see --help", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        result = compile_sources(args.manifests, args.node, stdin=sys.stdin)
+        passes = PassConfig.parse(args.passes, args.no_opt, args.target_profile, args.dump_after)
+    except ValueError as err:
+        print(f"offload-compile: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        result = compile_sources(args.manifests, args.node, stdin=sys.stdin, passes=passes)
     except ManifestErrors as err:
         print(str(err), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -62,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     except BundleError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DOES_NOT_FIT
+    for text in passes.dumps:
+        print(f"--- after {args.dump_after}\n{text}", end="", file=sys.stderr)
     for note in result.manifests.notes:
         print(note, file=sys.stderr)
     for diag in result.diagnostics:

@@ -12,7 +12,8 @@ from compiler.ir.rules import PolicyIR, verify_policy_ir
 from compiler.lower.node import lower_node
 from compiler.lower.policy import lower_policies
 from compiler.lower.services import lower_services
-from compiler.passes.resolve_policy import resolve_policies
+from compiler.passes.pipeline import PassConfig, run_entry_passes, run_policy_passes
+from compiler.passes.resolve_policy import resolve_unmerged
 
 
 class CapacityError(BundleError):
@@ -58,13 +59,17 @@ def check_counts(schema: Schema, counts: Mapping[str, int]) -> None:
         raise CapacityError("; ".join(problems))
 
 
-def lower(ir: ClusterIR, schema: Schema) -> Lowered:
+def lower(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> Lowered:
+    """`config` picks the optimization passes and target profile (compiler/passes/pipeline.py);
+    None runs every pass for bmv2."""
+    config = config or PassConfig()
     entries = lower_node(ir, schema)
     svc = lower_services(ir, schema)
     entries.extend(svc.entries)
-    policy = resolve_policies(ir)
+    policy = run_policy_passes(resolve_unmerged(ir), config)
     verify_policy_ir(policy)
     entries.extend(lower_policies(schema, policy).entries)
+    entries = run_entry_passes(entries, config)
     order = {name: i for i, name in enumerate(schema.table_order)}
     entries.sort(key=lambda e: _entry_sort_key(schema, order, e))
     bundle = Bundle(

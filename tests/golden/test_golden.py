@@ -2,6 +2,8 @@
 output of `offload-compile`: `expected.txt` and `expected.json` for good input, or
 `expected.stderr` and `expected.exit` for bad input (stdout must then be empty).
 
+An optional `args` file adds command-line options (target profile, passes).
+
 `pytest tests/golden --update-golden` rewrites the expected files; every rewrite is reviewed in
 the diff before it is committed.
 """
@@ -24,6 +26,9 @@ def _run(case: Path, fmt: str, capsysbinary: pytest.CaptureFixture[bytes]) -> tu
     node = case / "node.yaml"
     if node.exists():
         args += ["--node", str(node)]
+    extra = case / "args"  # e.g. `--target-profile dpdk` or `--no-opt`
+    if extra.exists():
+        args += extra.read_text().split()
     code = main(args)
     out, err = capsysbinary.readouterr()
     return code, out, err.replace(str(HERE).encode() + b"/", b"")

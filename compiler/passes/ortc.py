@@ -1,0 +1,121 @@
+"""The fewest longest-prefix-match entries that compute a given address -> label function.
+
+ORTC (Draves, King, Venkatachary, Zill, "Constructing Optimal IP Routing Tables", INFOCOM 1999),
+written from the paper's description: (1) complete the binary trie of the input prefixes so every
+node has zero or two children, each added leaf carrying the label that was in force there; (2)
+bottom-up, a node's candidate labels are A∩B of its children's if that is not empty, else A∪B;
+(3) top-down, a node needs an entry only when the label inherited from above is not a candidate.
+The result is optimal in entry count for LPM semantics, which folds CIDR aggregation (siblings
+with one label become their parent), `except` holes (a /16 and the /24 cut from it instead of
+the eight prefixes left by subtraction) and redundancy (children with the parent's label) into
+one step. The trie is kept implicit for one-child nodes' missing siblings.
+
+Labels are ints; `MISS` is the table's default (no entry). Used for the peer-class LPM tables and,
+with priority = prefix length, for port ranges on targets that need value/mask keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+MISS = -1
+Prefix = tuple[int, int, int]
+"""(value, prefix length, label); value has zeros past the prefix length."""
+
+
+def _pick(candidates: frozenset[int]) -> int:
+    """Deterministic choice; MISS first, so no entry is spent on the default."""
+    return MISS if MISS in candidates else min(candidates)
+
+
+def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
+    """Entries with LPM semantics in, an equivalent minimal list out (sorted by value, length).
+
+    Two input entries with the same prefix are an error (the table could not hold both)."""
+    # Trie as parallel lists; node 0 is the root (length 0, value 0).
+    child: list[list[int]] = [[-1, -1]]
+    label: list[int | None] = [None]
+    value: list[int] = [0]
+    length: list[int] = [0]
+    for val, plen, lab in entries:
+        node = 0
+        for depth in range(plen):
+            bit = (val >> (width - 1 - depth)) & 1
+            nxt = child[node][bit]
+            if nxt < 0:
+                nxt = len(child)
+                child.append([-1, -1])
+                label.append(None)
+                value.append(val & ~((1 << (width - depth - 1)) - 1) & ((1 << width) - 1))
+                length.append(depth + 1)
+                child[node][bit] = nxt
+            node = nxt
+        if label[node] is not None:
+            raise ValueError(f"two entries for prefix {val:#x}/{plen}")
+        label[node] = lab
+    # Pre-order, then labels in force (pass 1) and candidates bottom-up (pass 2).
+    order: list[int] = []
+    stack = [0]
+    while stack:
+        n = stack.pop()
+        order.append(n)
+        stack.extend(c for c in child[n] if c >= 0)
+    in_force = [MISS] * len(child)
+    for n in order:
+        own = label[n]
+        if own is not None:
+            in_force[n] = own
+        for c in child[n]:
+            if c >= 0:
+                in_force[c] = in_force[n]
+    cand: list[frozenset[int]] = [frozenset()] * len(child)
+    for n in reversed(order):
+        kids = [c for c in child[n] if c >= 0]
+        if not kids:
+            cand[n] = frozenset((in_force[n],))
+            continue
+        a = cand[kids[0]]
+        b = cand[kids[1]] if len(kids) == 2 else frozenset((in_force[n],))
+        both = a & b
+        cand[n] = both if both else a | b
+    # Pass 3, top-down with the inherited choice.
+    out: list[Prefix] = []
+    todo: list[tuple[int, int]] = [(0, MISS)]
+    while todo:
+        n, inherited = todo.pop()
+        if inherited not in cand[n]:
+            inherited = _pick(cand[n])
+            out.append((value[n], length[n], inherited))
+        kids = child[n]
+        for bit in (0, 1):
+            c = kids[bit]
+            if c >= 0:
+                todo.append((c, inherited))
+            elif kids[1 - bit] >= 0 and in_force[n] != inherited:
+                # The implicit sibling leaf of a one-child node: covered by the node's own label.
+                shift = width - length[n] - 1
+                out.append((value[n] | (bit << shift), length[n] + 1, in_force[n]))
+    out.sort(key=lambda e: (e[0], e[1]))
+    return out
+
+
+def lookup(entries: Iterable[Prefix], width: int, address: int) -> int:
+    """The label LPM gives `address` (MISS when nothing matches): the reference for tests."""
+    best = (-1, MISS)
+    for val, plen, lab in entries:
+        if address >> (width - plen) == val >> (width - plen) if plen else True:
+            best = max(best, (plen, lab))
+    return best[1]
+
+
+def blocks(low: int, high: int, width: int) -> list[tuple[int, int]]:
+    """The fewest aligned blocks (value, prefix length) covering [low, high]: what one
+    value/mask entry each can express."""
+    out: list[tuple[int, int]] = []
+    while low <= high:
+        size = (low & -low) if low else 1 << width
+        while size > high - low + 1:
+            size >>= 1
+        out.append((low, width - (size.bit_length() - 1)))
+        low += size
+    return out
