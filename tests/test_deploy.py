@@ -1,0 +1,103 @@
+"""deploy/: every manifest valid against the Kubernetes OpenAPI schemas (kubernetes-validate ships
+them, so this runs offline), RBAC read-only and exactly the watched kinds, the DaemonSet's loader
+arguments accepted by the real CLI parser, the node facts template valid once named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from compiler.errors import Location
+from compiler.frontend.nodefacts import parse_node_facts
+from runtime.loader_cli import _parser
+from runtime.watch import RESOURCES
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+K8S_VERSION = "1.30"
+GROUPS = {"v1": "", "discovery.k8s.io/v1": "discovery.k8s.io", "networking.k8s.io/v1": "networking.k8s.io"}
+PLURALS = {
+    "Namespace": "namespaces",
+    "Pod": "pods",
+    "Service": "services",
+    "Endpoints": "endpoints",
+    "EndpointSlice": "endpointslices",
+    "NetworkPolicy": "networkpolicies",
+}
+
+
+def _docs() -> list[dict[str, Any]]:
+    out = []
+    for f in sorted(DEPLOY.glob("*.yaml")):
+        out += [d for d in yaml.safe_load_all(f.read_text()) if d]
+    return out
+
+
+def _one(kind: str) -> dict[str, Any]:
+    found = [d for d in _docs() if d["kind"] == kind]
+    assert len(found) == 1, kind
+    return found[0]
+
+
+@pytest.mark.parametrize("doc", _docs(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_manifest_is_schema_valid(doc: dict[str, Any]) -> None:
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_validator_rejects_a_broken_daemonset() -> None:
+    """The check above can fail: a misspelt field under strict validation is an error."""
+    ds = _one("DaemonSet")
+    ds["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(ds, K8S_VERSION, strict=True)
+
+
+def test_cluster_role_is_read_only_on_exactly_the_watched_kinds() -> None:
+    role = _one("ClusterRole")
+    granted = set()
+    for rule in role["rules"]:
+        assert sorted(rule["verbs"]) == ["get", "list", "watch"]
+        granted |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
+    watched = {(GROUPS[r.api_version], PLURALS[r.kind]) for r in RESOURCES}
+    assert granted == watched
+    binding = _one("ClusterRoleBinding")
+    account = _one("ServiceAccount")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "k8s-offload"}
+    ]
+
+
+def test_daemonset_runs_loader_and_arp_proxy_with_valid_arguments() -> None:
+    spec = _one("DaemonSet")["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == _one("ServiceAccount")["metadata"]["name"]
+    containers = {c["name"]: c for c in spec["containers"]}
+    assert containers["loader"]["command"] == ["offload-loader"]
+    assert containers["arp-proxy"]["command"] == ["offload-arp-proxy"]
+    args = [
+        a.replace("$(NODE_NAME)", "node-a").replace("$(TARGET)", "127.0.0.1:9559")
+        for a in containers["loader"]["args"]
+    ]
+    parsed = _parser().parse_args(args)
+    assert parsed.in_cluster and parsed.node_name == "node-a" and not parsed.manifests
+    probe = containers["loader"]["readinessProbe"]["httpGet"]
+    assert probe["path"] == "/readyz"
+
+
+def test_node_facts_template_is_valid_once_named() -> None:
+    text = _one("ConfigMap")["data"]["node.yaml"].replace("NODE_NAME", "node-a")
+    facts = parse_node_facts(yaml.safe_load(text), Location("configmap"))
+    assert facts.node_name == "node-a" and facts.pods == ()
+
+
+def test_dockerfile_copies_what_exists_and_installs_the_project() -> None:
+    lines = (DEPLOY / "Dockerfile").read_text().splitlines()
+    root = DEPLOY.parent
+    for line in lines:
+        if line.startswith("COPY "):
+            for src in line.split()[1:-1]:
+                assert (root / src).exists(), src
+    assert any("pip install" in line and "-e ." in line for line in lines)
