@@ -101,6 +101,8 @@ class ClusterSource:
         self.ready = False
         self.error: str | None = None
         self.events = 0
+        self.batches = 0  # change batches compiled
+        self.last_changed = 0  # entities the last batch changed
         self.known: dict[str, set[ObjectKey]] = {}
         self._pending: list[Change] = []
 
@@ -155,6 +157,13 @@ class ClusterSource:
                 known.add(key)
         return changes
 
+    def _safe_changes(self, msg: Listed | Event) -> list[Change]:
+        try:
+            return self._to_changes([msg])
+        except Exception:
+            log.exception("skipping a %s message", msg.kind)
+            return []
+
     def _checked(self, key: ObjectKey, obj: KubeObject | None, errors: list[ManifestError]) -> Change:
         if obj is None:
             for err in errors:
@@ -167,7 +176,11 @@ class ClusterSource:
         Until every kind is listed, changes are only stored: the first compile sees whole lists.
         """
         msgs = self._drain(timeout)
-        self._pending += self._to_changes(msgs)
+        try:
+            self._pending += self._to_changes(msgs)
+        except Exception:  # never lose a batch to one odd object; a relist repairs what was skipped
+            log.exception("cannot read watch messages")
+            self._pending += [c for m in msgs for c in self._safe_changes(m)]
         if not self.listed >= self.kinds or (not self._pending and self.ready):
             return None
         changes, self._pending = self._pending, []
@@ -180,6 +193,8 @@ class ClusterSource:
             return None
         self.error = None
         new, old = apply_delta(self.schema, self.desired, delta.added, delta.removed)
+        self.batches += 1
+        self.last_changed = len(set(new) | set(old))
         for key in old:  # a default the bundle stops setting goes back to the program's initial one
             if key not in self.desired and key in self.initial:
                 self.desired[key] = new[key] = self.initial[key]

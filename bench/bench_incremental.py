@@ -1,0 +1,190 @@
+"""Event to device: how long a watch event takes to reach the device, on a synthetic cluster.
+
+The whole live path runs: a loopback API server (tests/live/apiserver.py) holding a `bench.synth`
+cluster, the `kubernetes` client's list/watch, the incremental compiler, the loader's delta push
+over gRPC to an in-process embedded target. Latency is from the server emitting the event to the
+loader's Write returning (the device holds the change). Write amplification is the updates sent
+over the minimal diff between the desired states before and after the event.
+
+    python -m bench.bench_incremental [--size S|M|L] [--samples 50] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.synth import SIZES, cluster
+from runtime.loader import Loader, LoaderConfig
+from runtime.plan import make_plan
+from runtime.switch import EmbeddedSwitch
+from runtime.sync import SyncResult
+from runtime.watch import WatchConfig
+from tests.live.apiserver import FakeApiServer
+
+
+def _pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+class Bench:
+    def __init__(self, size: str, seed: int, workdir: Path) -> None:
+        self.rng = random.Random(seed)
+        self.m = cluster(SIZES[size], seed)
+        self.server = FakeApiServer(bookmark_interval=5.0).start()
+        for kind in ("namespaces", "pods", "services", "endpointslices", "policies"):
+            for obj in self.m[kind]:
+                self.server.apply(obj)
+        self.server.compact()  # the loader lists; the event log only holds the benchmark's events
+        node = workdir / "node.yaml"
+        node.write_text(__import__("json").dumps(self.m["node"][0]))
+        self.switch = EmbeddedSwitch().start()
+        cfg = LoaderConfig(
+            sources=[],
+            kubeconfig=str(self.server.kubeconfig(workdir / "kubeconfig")),
+            node=node,
+            target=self.switch.address,
+            poll_interval=0.05,
+            resync_interval=1e9,
+            watch=WatchConfig(read_timeout=600, watch_timeout=600),
+        )
+        self.loader = Loader(cfg)
+        self.synced = threading.Event()
+        self.last: SyncResult | None = None
+        self.loader.on_sync.append(self._on_sync)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loader.run, args=(self.stop,), daemon=True)
+
+    def _on_sync(self, result: SyncResult) -> None:
+        self.last = result
+        self.synced.set()
+
+    def start(self) -> float:
+        t0 = time.perf_counter()
+        self.thread.start()
+        while not self.loader.metrics.ready():
+            time.sleep(0.05)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        self.switch.stop()
+        self.server.stop()
+
+    def measure(self, change: Callable[[], None], timeout: float = 60.0) -> tuple[float, int, int] | None:
+        """(latency, updates, minimal updates), or None when the event changed nothing on the device."""
+        assert self.loader.cluster is not None
+        cluster = self.loader.cluster
+        before = dict(cluster.desired)
+        batches = cluster.batches
+        self.synced.clear()
+        t0 = time.perf_counter()
+        change()
+        end = time.monotonic() + timeout
+        while cluster.batches == batches:
+            if time.monotonic() > end:
+                raise TimeoutError(f"event never compiled: {cluster.error}")
+            time.sleep(0.0005)
+        if not cluster.last_changed:
+            return None
+        if not self.synced.wait(timeout):
+            raise TimeoutError("delta never pushed")
+        latency = time.perf_counter() - t0
+        assert self.last is not None and self.last.ok
+        minimal = len(make_plan(self.loader.schema, cluster.desired, before))
+        if self.last.updates > minimal:
+            print(
+                f"  note: {self.last.updates} updates for a minimal {minimal}: {self.last.counts}",
+                file=sys.stderr,
+            )
+        return latency, self.last.updates, minimal
+
+    # ---- the three event kinds ----------------------------------------------------------------
+
+    def endpoint_change(self) -> None:
+        raw = self.rng.choice(self.m["endpointslices"])
+        obj = self.server.get("EndpointSlice", raw["metadata"]["namespace"], raw["metadata"]["name"])
+        ep = self.rng.choice(obj["endpoints"])
+        cond = ep.setdefault("conditions", {})
+        cond["ready"] = not cond.get("ready", True)
+        self.server.apply(obj)
+
+    def pod_label_change(self) -> None:
+        local = [p for p in self.m["pods"] if p["spec"].get("nodeName") == "node-0"]
+        raw = self.rng.choice(local)
+        obj = self.server.get("Pod", raw["metadata"]["namespace"], raw["metadata"]["name"])
+        apps = sorted({p["metadata"]["labels"].get("app", "") for p in self.m["pods"][:2000]})
+        obj["metadata"]["labels"]["app"] = self.rng.choice(apps)
+        self.server.apply(obj)
+
+    def policy_change(self) -> None:
+        """A new port on the first rule of a policy in a namespace with local pods."""
+        local = {p["metadata"]["namespace"] for p in self.m["pods"] if p["spec"].get("nodeName") == "node-0"}
+        raw = self.rng.choice([p for p in self.m["policies"] if p["metadata"]["namespace"] in local])
+        obj = self.server.get("NetworkPolicy", raw["metadata"]["namespace"], raw["metadata"]["name"])
+        spec = copy.deepcopy(obj["spec"])
+        rules = spec.get("ingress") or spec.get("egress") or []
+        if rules:
+            rules[0]["ports"] = [{"protocol": "TCP", "port": self.rng.randint(1024, 65000)}]
+        else:
+            spec["podSelector"] = {}
+        obj["spec"] = spec
+        self.server.apply(obj)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="S", choices=sorted(SIZES))
+    p.add_argument("--samples", type=int, default=50)
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(args.size, args.seed, Path(tmp))
+        try:
+            startup = bench.start()
+            entities = len(bench.loader.desired or {})
+            print(f"size {args.size}: first list on the device in {startup:.1f} s, {entities} entities")
+            print("| event | samples | no-op | p50 ms | p99 ms | max ms | updates/event | amplification |")
+            print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+            for name, fn in (
+                ("endpoint change", bench.endpoint_change),
+                ("pod label change (local pod)", bench.pod_label_change),
+                ("policy change", bench.policy_change),
+            ):
+                lat: list[float] = []
+                upd: list[int] = []
+                amp: list[float] = []
+                noop = 0
+                for _ in range(args.samples):
+                    r = bench.measure(fn)
+                    if r is None:
+                        noop += 1
+                        continue
+                    latency, updates, minimal = r
+                    lat.append(latency * 1e3)
+                    upd.append(updates)
+                    amp.append(updates / minimal if minimal else 1.0)
+                if not lat:
+                    print(f"| {name} | 0 | {noop} | - | - | - | - | - |")
+                    continue
+                print(
+                    f"| {name} | {len(lat)} | {noop} | {statistics.median(lat):.1f} | {_pct(lat, 99):.1f} | "
+                    f"{max(lat):.1f} | {statistics.mean(upd):.1f} | {max(amp):.2f}x |"
+                )
+                sys.stdout.flush()
+        finally:
+            bench.close()
+
+
+if __name__ == "__main__":
+    main()
