@@ -216,7 +216,7 @@ def cluster(size: Size, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
             slices.append(sl)
 
     local_apps = [a for a in apps if a.pods[0] < size.local_pods]
-    policies = [_policy(rng, i, namespaces, apps, local_apps) for i in range(size.policies)]
+    policies = [_policy(rng, i, namespaces, apps, local_apps, size.policies) for i in range(size.policies)]
     node = {
         "apiVersion": "offload.k8s-offload.dev/v1alpha1",
         "kind": "NodeFacts",
@@ -276,10 +276,17 @@ def _ports(rng: random.Random) -> list[dict[str, Any]]:
 
 
 def _policy(
-    rng: random.Random, i: int, namespaces: list[str], apps: list[_App], local_apps: list[_App]
+    rng: random.Random,
+    i: int,
+    namespaces: list[str],
+    apps: list[_App],
+    local_apps: list[_App],
+    n_policies: int,
 ) -> dict[str, Any]:
-    # Half the policies select pods on the device's node (only those produce entries there).
-    app = rng.choice(local_apps) if rng.random() < 0.5 else apps[rng.randrange(len(apps))]
+    # Some policies select pods on the device's node (only those produce entries there): about
+    # five per local app, as a node sees a handful of the cluster's policies per workload.
+    local_share = min(0.5, 5 * len(local_apps) / max(1, n_policies))
+    app = rng.choice(local_apps) if rng.random() < local_share else apps[rng.randrange(len(apps))]
     ns = app.namespace
     if rng.random() < 0.05:
         return _obj(

@@ -8,7 +8,7 @@ the same effective policy share one set of entries, and a changed policy is a ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
 
@@ -35,6 +35,16 @@ class AddressSet:
     """Disjoint, collapsed networks, IPv4 first, sorted: equal sets compare equal."""
 
     networks: tuple[IPNetwork, ...]
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Sets of thousands of pods are dictionary keys in merging and lowering: hash them once.
+        object.__setattr__(
+            self, "_hash", hash(tuple((int(n.network_address), n.prefixlen) for n in self.networks))
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         return ",".join(str(n) for n in self.networks) or "-"

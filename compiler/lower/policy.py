@@ -54,25 +54,27 @@ def _classes(addr_sets: list[AddressSet]) -> dict[IPNetwork, frozenset[int]]:
     sets containing that network are exactly the sets containing the address, since every set
     network containing the address is an ancestor of it.
     """
-    owners: dict[IPNetwork, set[int]] = defaultdict(set)
+    owners: dict[tuple[int, int, int], set[int]] = defaultdict(set)  # (version, value, length)
+    nets: dict[tuple[int, int, int], IPNetwork] = {}
     for i, aset in enumerate(addr_sets):
         for net in aset.networks:
-            owners[net].add(i)
-    lengths = {
-        4: sorted({n.prefixlen for n in owners if n.version == 4}),
-        6: sorted({n.prefixlen for n in owners if n.version == 6}),
-    }
+            key = (net.version, int(net.network_address), net.prefixlen)
+            owners[key].add(i)
+            nets[key] = net
+    lengths = {v: sorted({k[2] for k in owners if k[0] == v}) for v in (4, 6)}
     out: dict[IPNetwork, frozenset[int]] = {}
-    for net in owners:
+    for key in owners:
+        version, value, plen = key
+        width = 32 if version == 4 else 128
         member: set[int] = set()
-        for length in lengths[net.version]:
-            if length > net.prefixlen:
+        for length in lengths[version]:
+            if length > plen:
                 break
-            anc = net if length == net.prefixlen else net.supernet(new_prefix=length)
+            anc = (version, value >> (width - length) << (width - length), length)
             found = owners.get(anc)
             if found:
                 member |= found
-        out[net] = frozenset(member)
+        out[nets[key]] = frozenset(member)
     return out
 
 
