@@ -51,7 +51,13 @@ class AddressSet:
 
     @property
     def sort_key(self) -> tuple[tuple[int, int, int], ...]:
-        return tuple(net_sort_key(n) for n in self.networks)
+        return _set_sort_key(self)
+
+
+@lru_cache(maxsize=65536)
+def _set_sort_key(aset: AddressSet) -> tuple[tuple[int, int, int], ...]:
+    """Cached (sets hash once): rules are sorted per pod, and peer sets hold thousands of networks."""
+    return tuple(net_sort_key(n) for n in aset.networks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,9 +58,9 @@ def _classes(addr_sets: list[AddressSet]) -> dict[IPNetwork, frozenset[int]]:
     nets: dict[tuple[int, int, int], IPNetwork] = {}
     for i, aset in enumerate(addr_sets):
         for net in aset.networks:
-            key = (net.version, int(net.network_address), net.prefixlen)
-            owners[key].add(i)
-            nets[key] = net
+            nkey: tuple[int, int, int] = (net.version, int(net.network_address), net.prefixlen)
+            owners[nkey].add(i)
+            nets[nkey] = net
     lengths = {v: sorted({k[2] for k in owners if k[0] == v}) for v in (4, 6)}
     out: dict[IPNetwork, frozenset[int]] = {}
     for key in owners:
