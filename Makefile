@@ -31,7 +31,7 @@ p4info: $(STAMP)
 	$(BIN)/offload-compile p4info --format text -o p4src/build/k8s_dp.p4info.txtpb
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --sizes $(or $(SIZES),S)
 
 # Root: the example cluster's local pods in namespaces, forwarded by the software target.
 lab: $(STAMP)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from compiler.bundle.model import Range, TableEntry
 from compiler.ir.rules import PolicyIR, verify_policy_ir
+from compiler.passes.drop_subsumed import drop_subsumed
 from compiler.passes.lpm_compress import is_class_table, lpm_compress
 from compiler.passes.merge_rules import merge_policy_rules
 from compiler.passes.ortc import blocks
@@ -47,6 +48,7 @@ class Pass:
 
 PASSES: tuple[Pass, ...] = (
     Pass("merge_rules", "policy", merge_policy_rules, "merge rules with equal peers or equal ports"),
+    Pass("drop_subsumed", "policy", drop_subsumed, "drop rules inside another rule of the same set"),
     Pass("lpm_compress", "entries", lambda es, _p: lpm_compress(es), "ORTC on the peer-class LPM tables"),
     Pass("range_encoding", "entries", range_encoding, "dpdk: port ranges as nested value/mask blocks"),
 )

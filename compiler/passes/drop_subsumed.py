@@ -1,0 +1,61 @@
+"""Pass `drop_subsumed` (policy IR): drop a rule whose peers and ports both lie inside another
+rule's of the same set.
+
+A set allows the union of its rules, so such a rule adds nothing; dropping it frees a bit and
+its peer-class and port entries. Runs after `merge_rules`, which leaves many rules that are
+subsumed without being equal (e.g. a selector's pods inside an ipBlock with the same ports).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from compiler.ir.rules import AddressSet, PodIsolation, PolicyIR, PortRange, Rule, RuleSet
+from compiler.passes.cidr import span
+
+
+def _peers_within(inner: AddressSet | None, outer: AddressSet | None) -> bool:
+    if outer is None:
+        return True
+    if inner is None:
+        return False
+    spans = {v: sorted(span(n) for n in outer.networks if n.version == v) for v in (4, 6)}
+    starts = {v: [lo for lo, _ in s] for v, s in spans.items()}
+    for net in inner.networks:
+        lo, hi = span(net)
+        i = bisect_right(starts[net.version], lo) - 1
+        if i < 0 or spans[net.version][i][1] < hi:
+            return False
+    return True
+
+
+def _ports_within(inner: tuple[PortRange, ...] | None, outer: tuple[PortRange, ...] | None) -> bool:
+    if outer is None:
+        return True
+    if inner is None:
+        return False
+    return all(
+        any(o.protocol == p.protocol and o.low <= p.low and p.high <= o.high for o in outer) for p in inner
+    )
+
+
+def drop_subsumed_rules(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """Rules are unique, so two rules never subsume each other both ways."""
+    return tuple(
+        r
+        for r in rules
+        if not any(
+            o is not r and _ports_within(r.ports, o.ports) and _peers_within(r.peers, o.peers) for o in rules
+        )
+    )
+
+
+def drop_subsumed(pir: PolicyIR) -> PolicyIR:
+    done: dict[tuple[Rule, ...], RuleSet] = {}
+    out: list[PodIsolation] = []
+    for iso in pir.isolations:
+        rules = iso.rule_set.rules
+        if rules not in done:
+            done[rules] = RuleSet(drop_subsumed_rules(rules))
+        out.append(PodIsolation(iso.pod, iso.direction, iso.addresses, done[rules], iso.policies))
+    return PolicyIR(tuple(out))
