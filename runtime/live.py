@@ -31,7 +31,7 @@ from compiler.incremental import Change, IncrementalCompiler
 from compiler.ir.nodes import Diagnostic
 
 from .delta import apply_delta
-from .entities import Item, Key, with_initial_defaults
+from .entities import Item, Key, bundle_items, with_initial_defaults
 from .watch import ClusterWatch, Event, Listed, WatchConfig
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ class ClusterSource:
         self.ready = False
         self.error: str | None = None
         self.events = 0
+        self.need_full_sync = False  # set when only a full sync can bring the device in line
         self.batches = 0  # change batches compiled
         self.last_changed = 0  # entities the last batch changed
         self.known: dict[str, set[ObjectKey]] = {}
@@ -192,7 +193,14 @@ class ClusterSource:
             log.error("compile failed, keeping the last good state: %s", err)
             return None
         self.error = None
-        new, old = apply_delta(self.schema, self.desired, delta.added, delta.removed)
+        try:
+            new, old = apply_delta(self.schema, self.desired, delta.added, delta.removed)
+        except Exception:  # the desired items no longer follow the compiler: rebuild, resync
+            log.exception("cannot apply a delta; rebuilding the desired state")
+            self.desired = dict(self.initial)
+            self.desired.update(bundle_items(self.schema, self.compiler.bundle()))
+            self.need_full_sync = True
+            new, old = {}, {}
         self.batches += 1
         self.last_changed = len(set(new) | set(old))
         for key in old:  # a default the bundle stops setting goes back to the program's initial one

@@ -168,6 +168,9 @@ class Loader:
             return False
         self.desired = self.cluster.desired
         new, old = update
+        if self.cluster.need_full_sync:
+            self.cluster.need_full_sync = False
+            return True
         if self.in_sync and not self._need_sync and self.syncer is not None and self.client is not None:
             self.push_delta(new, old)
             return False

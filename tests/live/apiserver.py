@@ -250,11 +250,11 @@ class FakeApiServer:
                 while time.monotonic() < deadline:
                     with server.lock:
                         events = [(rv, t, o) for rv, k, t, o in server.log if k == kind and rv > since]
+                        current = server.rv  # read with the log: a bookmark must not skip what comes later
                         if not events:
                             server.lock.wait(
                                 min(server.bookmark_interval, max(0.0, deadline - time.monotonic()))
                             )
-                        current = server.rv
                     for rv, type_, obj in events:
                         self._chunk({"type": type_, "object": obj})
                         since = rv
