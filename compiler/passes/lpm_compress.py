@@ -42,7 +42,7 @@ def lpm_compress(entries: list[TableEntry]) -> list[TableEntry]:
             rest.append(
                 TableEntry(
                     table,
-                    ((field, Lpm(value, plen)),),
+                    ((field, Lpm(value, plen)),) if plen else (),  # a /0 is don't care: omitted
                     ActionCall(action, ((param, 0 if label == MISS else label),)),
                     origin=proto.origin,
                 )
