@@ -46,6 +46,7 @@ class Size:
 
 SIZES = {
     "XS": Size("XS", services=50, endpoints=400, policies=20, local_pods=30, namespaces=5),
+    "P": Size("P", services=100, endpoints=1_100, policies=200, namespaces=10),  # NetworkPolicy issue
     "S": Size("S", services=1_000, endpoints=10_000, policies=100),
     "M": Size("M", services=10_000, endpoints=100_000, policies=1_000),
     "L": Size("L", services=10_000, endpoints=100_000, policies=6_000),
