@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from compiler.bundle.model import Bundle, TableEntry, match_values
 from compiler.bundle.schema import BundleError, Schema
+from compiler.frontend.gc_pause import gc_paused
 from compiler.ir.nodes import ClusterIR, Diagnostic
 from compiler.ir.rules import PolicyIR, verify_policy_ir
 from compiler.lower.node import lower_node
@@ -61,8 +62,14 @@ def check_counts(schema: Schema, counts: Mapping[str, int]) -> None:
 
 def lower(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> Lowered:
     """`config` picks the optimization passes and target profile (compiler/passes/pipeline.py);
-    None runs every pass for bmv2."""
-    config = config or PassConfig()
+    None runs every pass for bmv2. The cyclic GC is paused as in loading (frontend/gc_pause.py):
+    the lowering builds hundreds of thousands of acyclic entries, and rescanning them cost more
+    than half its time at size M (docs/benchmarks.md)."""
+    with gc_paused():
+        return _lower(ir, schema, config or PassConfig())
+
+
+def _lower(ir: ClusterIR, schema: Schema, config: PassConfig) -> Lowered:
     entries = lower_node(ir, schema)
     svc = lower_services(ir, schema)
     entries.extend(svc.entries)
