@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--workdir", type=Path, help="where generated manifests are kept (default: a temp dir)"
     )
+    parser.add_argument(
+        "--live", action="store_true", help="also event-to-device latency per size (bench_incremental)"
+    )
     parser.add_argument("--child", metavar="DIR", dest="dir", help=argparse.SUPPRESS)
     parser.add_argument("--no-opt", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--extras", action="store_true", help=argparse.SUPPRESS)
@@ -172,6 +175,11 @@ def main(argv: list[str] | None = None) -> None:
                 sys.stdout.flush()
     if args.json:
         print(json.dumps(rows, indent=1))
+    if args.live:
+        from bench import bench_incremental
+
+        for size in args.sizes.split(","):
+            bench_incremental.main(["--size", size.strip(), "--samples", "30", "--seed", str(args.seed)])
 
 
 if __name__ == "__main__":
