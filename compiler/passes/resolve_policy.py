@@ -30,14 +30,27 @@ class _Cluster:
         self.namespaces: dict[str, NamespaceNode] = {ns.key.name: ns for ns in ir.namespaces}
         self.pods = tuple(p for p in ir.pods if p.ips)
         self.pods_by_ns: dict[str, list[PodEndpoint]] = defaultdict(list)
+        self.pods_by_label: dict[tuple[str, str], list[PodEndpoint]] = defaultdict(list)
         for pod in self.pods:
             self.pods_by_ns[pod.key.namespace].append(pod)
+            for label in pod.labels:
+                self.pods_by_label[label].append(pod)
 
     def namespace_labels(self, name: str) -> tuple[tuple[str, str], ...]:
         ns = self.namespaces.get(name)
         return ns.labels if ns is not None else (("kubernetes.io/metadata.name", name),)
 
     def peer_pods(self, policy: NetworkPolicy, peer: PolicyPeer) -> list[PodEndpoint]:
+        sel = peer.pod_selector
+        if sel is not None and sel.match_labels:
+            # Start from the pods carrying the selector's rarest required label, not from all pods.
+            fewest = min((self.pods_by_label.get(kv, []) for kv in sel.match_labels), key=len)
+            ns_sel = peer.namespace_selector
+            if ns_sel is None:
+                ns_ok = {policy.key.namespace}
+            else:
+                ns_ok = {ns for ns in self.pods_by_ns if matches(ns_sel, self.namespace_labels(ns))}
+            return [p for p in fewest if p.key.namespace in ns_ok and matches(sel, p.labels)]
         if peer.namespace_selector is None:
             candidates: Iterable[PodEndpoint] = self.pods_by_ns.get(policy.key.namespace, [])
         else:
