@@ -189,16 +189,16 @@ class FakeApiServer:
             def _list(self, kind: str, q: dict[str, str]) -> None:
                 server.hold_lists.wait()
                 with server.lock:
-                    items = [copy.deepcopy(o) for k, o in sorted(server.objects.items()) if k[0] == kind]
+                    keys = sorted(k for k in server.objects if k[0] == kind)
+                    start = int(q.get("continue") or 0)
+                    limit = int(q.get("limit") or 0) or len(keys) or 1
+                    page = [copy.deepcopy(server.objects[k]) for k in keys[start : start + limit]]
                     rv = server.rv
-                for item in items:  # list items carry neither kind nor apiVersion
+                for item in page:  # list items carry neither kind nor apiVersion
                     item.pop("kind", None)
                     item.pop("apiVersion", None)
-                start = int(q.get("continue") or 0)
-                limit = int(q.get("limit") or 0) or len(items) or 1
-                page = items[start : start + limit]
                 meta: dict[str, Any] = {"resourceVersion": str(rv)}
-                if start + limit < len(items):
+                if start + limit < len(keys):
                     meta["continue"] = str(start + limit)
                 body = {
                     "kind": f"{kind}List",
