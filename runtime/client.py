@@ -32,6 +32,11 @@ VERIFY_AND_COMMIT = p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT
 RECONCILE_AND_COMMIT = p4r.SetForwardingPipelineConfigRequest.RECONCILE_AND_COMMIT
 _END = object()
 
+MIN_WRITE_RATE = 1000.0
+"""Updates per second assumed of the slowest target when sizing a Write deadline."""
+READ_DEADLINE = 300.0
+"""Seconds a wildcard Read of the whole device may stream (100k entities read back in ~5 s here)."""
+
 
 class NotPrimaryError(Exception):
     """This client is not (or no longer) the primary for its device and role."""
@@ -229,8 +234,11 @@ class P4RuntimeClient:
         req = p4r.WriteRequest(device_id=self.device_id, role=self.role, atomicity=atomicity)
         set_election_id(req.election_id, self.election_id)
         req.updates.extend(updates)
+        # A fixed deadline fails big batches (298k updates on a size-M first sync), so the deadline
+        # grows with the batch at a rate any target sustains.
+        deadline = self.timeout + len(updates) / MIN_WRITE_RATE
         try:
-            self.stub.Write(req, timeout=self.timeout)
+            self.stub.Write(req, timeout=deadline)
         except grpc.RpcError as err:
             raise decode_rpc_error(err, len(updates)) from None
 
@@ -238,7 +246,7 @@ class P4RuntimeClient:
         req = p4r.ReadRequest(device_id=self.device_id, role=self.role)
         req.entities.extend(entities)
         try:
-            for resp in self.stub.Read(req, timeout=self.timeout):
+            for resp in self.stub.Read(req, timeout=max(self.timeout, READ_DEADLINE)):
                 yield from resp.entities
         except grpc.RpcError as err:
             raise decode_rpc_error(err) from None
