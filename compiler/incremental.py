@@ -51,7 +51,7 @@ from compiler.ir.services import (
     service_node,
     service_warnings,
 )
-from compiler.lower.bundle import _entry_sort_key, check_counts, lower
+from compiler.lower.bundle import check_counts, entry_sort_key, lower
 from compiler.lower.incremental_services import Entity, FeKey, ServiceLowerer
 from compiler.passes.selectors import matches
 
@@ -162,7 +162,7 @@ class IncrementalCompiler:
         groups = sorted((e for e in self.entities if isinstance(e, ProfileGroup)), key=lambda g: g.group_id)
         entries = sorted(
             (e for e in self.entities if isinstance(e, TableEntry)),
-            key=lambda e: _entry_sort_key(self.schema, self._order, e),
+            key=lambda e: entry_sort_key(self.schema, self._order, e),
         )
         return Bundle(tuple(members), tuple(groups), tuple(entries))
 

@@ -244,7 +244,7 @@ class Tracer:
         _, got, data = back
         rpkt = Ether(data)
         rip = _ip_layer(rpkt)
-        expected_src = (ipaddress.ip_address(self._target(probe, src)[0]), dst_port)
+        expected_src = (dst_ip, dst_port)
         if got is None or got.key != src.key:
             verdict.reason = "the reply did not reach the source pod"
             return verdict

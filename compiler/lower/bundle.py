@@ -28,7 +28,7 @@ class Lowered:
     policy: PolicyIR
 
 
-def _entry_sort_key(
+def entry_sort_key(
     schema: Schema, order: dict[str, int], e: TableEntry
 ) -> tuple[int, bool, tuple[tuple[int, ...], ...]]:
     """Entries grouped by table in pipeline order, defaults last, then by key value."""
@@ -78,7 +78,7 @@ def _lower(ir: ClusterIR, schema: Schema, config: PassConfig) -> Lowered:
     entries.extend(lower_policies(schema, policy).entries)
     entries = run_entry_passes(entries, config)
     order = {name: i for i, name in enumerate(schema.table_order)}
-    entries.sort(key=lambda e: _entry_sort_key(schema, order, e))
+    entries.sort(key=lambda e: entry_sort_key(schema, order, e))
     bundle = Bundle(
         members=tuple(sorted(svc.members, key=lambda m: m.member_id)),
         groups=tuple(sorted(svc.groups, key=lambda g: g.group_id)),
