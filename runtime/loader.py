@@ -34,7 +34,7 @@ from .plan import INSERT, MODIFY
 from .sources import SourceWatcher
 from .switch import EmbeddedSwitch
 from .sync import Syncer, SyncResult
-from .watch import WatchConfig, api_client
+from .watch import SERVICE_ACCOUNT_DIR, WatchConfig, api_client
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class LoaderConfig:
     # in-cluster service account; `node_name` overrides the node facts' nodeName.
     kubeconfig: str | None = None
     in_cluster: bool = False
+    service_account_dir: str = SERVICE_ACCOUNT_DIR
     node_name: str | None = None
     watch: WatchConfig | None = None
 
@@ -153,7 +154,7 @@ class Loader:
         cfg = self.config
         if self.cluster is None:
             self.watcher.changed()  # the node facts file as it is now
-            client = api_client(cfg.kubeconfig) if cfg.kubeconfig else api_client(None)
+            client = api_client(cfg.kubeconfig, service_account_dir=cfg.service_account_dir)
             self.cluster = ClusterSource(self.schema, client, self._facts(), cfg.watch).start()
         elif self.watcher.changed():
             try:

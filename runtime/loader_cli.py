@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import text_format
+from kubernetes.config.config_exception import ConfigException
 
 from compiler.proto import p4info as p4i
 
 from .client import TlsOptions
 from .loader import Loader, LoaderConfig
 from .metrics import MetricsServer
+from .watch import api_client
 
 
 class _JsonFormatter(logging.Formatter):
@@ -113,8 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         loader = Loader(_config(args))
+        if args.kubeconfig or args.in_cluster:
+            # Fail at start, not in the watch thread: a pod without its service account mounted,
+            # or a kubeconfig without a usable context, is a deployment error to report plainly.
+            api_client(args.kubeconfig, service_account_dir=loader.config.service_account_dir)
     except (OSError, ValueError) as exc:
         print(f"offload-loader: {exc}", file=sys.stderr)
+        return 2
+    except ConfigException as exc:
+        where = f"--kubeconfig {args.kubeconfig}" if args.kubeconfig else "--in-cluster"
+        print(f"offload-loader: {where}: {exc}", file=sys.stderr)
         return 2
     if args.once:
         start = time.monotonic()

@@ -16,16 +16,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config.incluster_config import InClusterConfigLoader
 from kubernetes.watch.watch import iter_resp_lines
 
 log = logging.getLogger(__name__)
@@ -81,12 +83,32 @@ class WatchConfig:
     kinds: Sequence[str] = tuple(r.kind for r in RESOURCES)
 
 
-def api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
-    """A client from a kubeconfig file, or the in-cluster service account when none is given."""
+# Where the kubelet mounts a pod's service account (token, CA bundle, namespace).
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def api_client(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    *,
+    service_account_dir: str = SERVICE_ACCOUNT_DIR,
+    environ: Mapping[str, str] | None = None,
+) -> Any:
+    """A client from a kubeconfig file, or the in-cluster service account when none is given.
+
+    In cluster: HTTPS to `KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT`, the server checked
+    against the mounted `ca.crt`, the mounted `token` as bearer token. The client re-reads the
+    token file every minute, so the kubelet's rotation of bound tokens needs no restart.
+    """
     if kubeconfig:
         return k8s_config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
     cfg = k8s.Configuration()
-    k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    loader = InClusterConfigLoader(  # type: ignore[no-untyped-call]
+        token_filename=os.path.join(service_account_dir, "token"),
+        cert_filename=os.path.join(service_account_dir, "ca.crt"),
+        environ=os.environ if environ is None else environ,
+    )
+    loader.load_and_set(cfg)  # type: ignore[no-untyped-call]
     return k8s.ApiClient(cfg)
 
 

@@ -7,6 +7,8 @@ What it implements, for the six kinds the loader watches:
   every event after N, then new ones as they happen, until `timeoutSeconds`; BOOKMARK events
   when `allowWatchBookmarks=true`; a version older than the compaction point gets the real
   server's answer: 200 and one ERROR event holding a `410 Gone` Status;
+- optionally HTTPS and a required bearer token (401 `Status` without it), as a pod's in-cluster
+  client meets the API server;
 - faults the tests trigger: `drop_watches()` cuts every open watch mid-stream, `compact()` forgets
   history so resuming watches get 410, `hold_lists` blocks list requests.
 Every request is recorded (kind, watch or list, resourceVersion) for assertions.
@@ -18,6 +20,7 @@ import contextlib
 import copy
 import json
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -50,6 +53,7 @@ class Request:
     watch: bool
     resource_version: str | None
     bookmarks: bool
+    authorization: str | None = None
 
 
 def _ident(obj: dict[str, Any]) -> tuple[str, str, str]:
@@ -58,8 +62,17 @@ def _ident(obj: dict[str, Any]) -> tuple[str, str, str]:
 
 
 class FakeApiServer:
-    def __init__(self, bookmark_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        bookmark_interval: float = 0.2,
+        *,
+        tls: tuple[str, str] | None = None,
+        token: str | None = None,
+    ) -> None:
+        """`tls`: (certificate, key) PEM files to serve HTTPS with; `token`: the bearer token every
+        request must carry."""
         self.bookmark_interval = bookmark_interval
+        self.token = token
         self.lock = threading.Condition()
         self.rv = 100
         self.compacted = 0
@@ -71,11 +84,21 @@ class FakeApiServer:
         self._watch_sockets: set[socket.socket] = set()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
 
     def start(self) -> FakeApiServer:
         self.thread.start()
@@ -170,9 +193,18 @@ class FakeApiServer:
                     return
                 q = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 watch = q.get("watch") in ("true", "1")
+                auth = self.headers.get("Authorization")
                 server.requests.append(
-                    Request(kind, watch, q.get("resourceVersion"), q.get("allowWatchBookmarks") == "true")
+                    Request(
+                        kind, watch, q.get("resourceVersion"), q.get("allowWatchBookmarks") == "true", auth
+                    )
                 )
+                # The scheme is case-insensitive (RFC 9110 section 11.1); the token is not.
+                scheme, _, credential = (auth or "").partition(" ")
+                if server.token is not None and (scheme.lower() != "bearer" or credential != server.token):
+                    status = {"kind": "Status", "status": "Failure", "code": 401, "reason": "Unauthorized"}
+                    self._json(401, status)
+                    return
                 if watch:
                     self._watch(kind, q)
                 else:

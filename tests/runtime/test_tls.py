@@ -4,7 +4,6 @@ second CA that signed nothing we trust."""
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from runtime.client import P4RuntimeClient, TlsOptions
 from runtime.loader_cli import main as loader_main
 from runtime.switch import EmbeddedSwitch, ServerTls
+from tests.pki import CLIENT_EXT, SERVER_EXT, make_ca, make_leaf
 
 from .conftest import NODE, SHOP
 
@@ -29,30 +29,13 @@ class Pki:
     other_ca: str
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _ca(d: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-             "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=d)  # fmt: skip
-
-
-def _leaf(d: Path, name: str, ca: str, ext: str) -> None:
-    (d / f"{name}.ext").write_text(ext)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-days", "2",
-             "-CAcreateserial", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     d = tmp_path_factory.mktemp("pki")
-    _ca(d, "ca")
-    _ca(d, "other-ca")
-    _leaf(d, "server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
-    _leaf(d, "client", "ca", "extendedKeyUsage=clientAuth\n")
+    make_ca(d, "ca")
+    make_ca(d, "other-ca")
+    make_leaf(d, "server", "ca", SERVER_EXT)
+    make_leaf(d, "client", "ca", CLIENT_EXT)
     p = {n: str(d / n) for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
     return Pki(p["ca.pem"], p["server.pem"], p["server.key"], p["client.pem"], p["client.key"],
                str(d / "other-ca.pem"))  # fmt: skip
@@ -103,7 +86,7 @@ def test_mtls_requires_a_client_certificate(pki: Pki) -> None:
 
 
 def test_mtls_refuses_a_certificate_from_another_ca(pki: Pki) -> None:
-    _leaf(Path(pki.other_ca).parent, "stranger", "other-ca", "extendedKeyUsage=clientAuth\n")
+    make_leaf(Path(pki.other_ca).parent, "stranger", "other-ca", CLIENT_EXT)
     stranger = Path(pki.other_ca).parent
     with _served(ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)) as sw:
         tls = TlsOptions(pki.ca, str(stranger / "stranger.pem"), str(stranger / "stranger.key"))
