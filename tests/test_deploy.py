@@ -4,6 +4,11 @@ arguments accepted by the real CLI parser, the node facts template valid once na
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +98,66 @@ def test_node_facts_template_is_valid_once_named() -> None:
     assert facts.node_name == "node-a" and facts.pods == ()
 
 
+def _instructions() -> list[tuple[str, str]]:
+    """(instruction, arguments) of deploy/Dockerfile; comments and blank lines dropped."""
+    out = []
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            assert not line.rstrip().endswith("\\"), "continuation lines: extend _instructions"
+            op, _, rest = line.strip().partition(" ")
+            out.append((op.upper(), rest.strip()))
+    return out
+
+
 def test_dockerfile_copies_what_exists_and_installs_the_project() -> None:
-    lines = (DEPLOY / "Dockerfile").read_text().splitlines()
     root = DEPLOY.parent
-    for line in lines:
-        if line.startswith("COPY "):
-            for src in line.split()[1:-1]:
+    steps = _instructions()
+    for op, rest in steps:
+        if op == "COPY":
+            for src in rest.split()[:-1]:
                 assert (root / src).exists(), src
-    assert any("pip install" in line and "-e ." in line for line in lines)
+    assert any(op == "RUN" and "pip install" in rest and "-e ." in rest for op, rest in steps)
+
+
+def test_image_file_set_runs_every_command_the_daemonset_uses(tmp_path: Path) -> None:
+    """No Docker engine here (and no registry for the base image), so the build context is
+    replayed: only the files the Dockerfile COPYs, at its WORKDIR, and every console script the
+    DaemonSet starts must run from them; the committed P4Info (read at start) must be among them.
+    A package, grammar or template left out of the COPY lines fails here."""
+    root = DEPLOY.parent
+    workdir = tmp_path / "image"
+    for op, rest in _instructions():
+        if op == "WORKDIR":
+            workdir = tmp_path / "image" / rest.lstrip("/")
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif op == "COPY":
+            *sources, dest = rest.split()
+            target = workdir / dest
+            for src in sources:
+                path = root / src
+                if path.is_dir():
+                    shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(path, target)
+    scripts = tomllib.loads((workdir / "pyproject.toml").read_text())["project"]["scripts"]
+    used = {
+        c["command"][0] for c in _one("DaemonSet")["spec"]["template"]["spec"]["containers"] if "command" in c
+    }
+    assert used <= set(scripts), used - set(scripts)
+    env = {**os.environ, "PYTHONPATH": str(workdir), "PYTHONSAFEPATH": "1"}
+    for name in sorted(used):
+        module, _, func = scripts[name].partition(":")
+        code = f"import sys; from {module} import {func}; sys.argv=[{name!r}, '--help']; {func}()"
+        run = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0 and "usage:" in run.stdout, (name, run.stderr[-2000:])
+        assert str(workdir) in subprocess.run(
+            [sys.executable, "-c", f"import {module}; print({module}.__file__)"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+    check = "from compiler.contract import read_p4info; print(len(read_p4info().tables))"
+    run = subprocess.run(
+        [sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0 and int(run.stdout) > 0, run.stderr[-2000:]
