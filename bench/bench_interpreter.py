@@ -92,7 +92,7 @@ def build() -> tuple[Simulator, list[bytes], list[bytes]]:
         for k in range(PER_GROUP):
             g.members.add(member_id=(fe - 1) * PER_GROUP + k + 1, weight=1)
         w.write(action_profile_group=g)
-        te = w.entry("svc_backend", [fe])
+        te = w.entry("svc_backend", [fe, 0])
         te.action.action_profile_group_id = fe
         w.write(table_entry=te)
         w.write(table_entry=w.entry("rev_nat", [fe], "snat4", vip=vip, port=80))

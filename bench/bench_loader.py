@@ -45,7 +45,7 @@ def synthetic(schema: Schema, entities: int) -> Bundle:
         groups.append(schema.group("svc_selector", f, tuple(sorted((m, 1) for m in set(pair))), 512))
         key = {"dst_addr": Exact(V4 | vip), "l4_proto": Exact(6), "dport": Exact(80)}
         entries.append(schema.entry("svc_frontend", key, "set_frontend", {"fe_id": f}))
-        entries.append(schema.entry("svc_backend", {"fe_id": Exact(f)}, group_id=f))
+        entries.append(schema.entry("svc_backend", {"fe_id": Exact(f), "fe_bucket": Exact(0)}, group_id=f))
         entries.append(schema.entry("rev_nat", {"ct_nat_id": Exact(f)}, "snat4", {"vip": vip, "port": 80}))
     return Bundle(tuple(members), tuple(groups), tuple(entries))
 

@@ -86,7 +86,7 @@ def large_bundle(schema: Schema, entries: int) -> Bundle:
         first = (s - 1) * per_group % backends
         ids = tuple(sorted({1 + (first + k) % backends for k in range(per_group)}))
         groups.append(schema.group("svc_selector", s, tuple((m, 1) for m in ids), 512))
-        out.append(schema.entry("svc_backend", {"fe_id": Exact(s)}, group_id=s))
+        out.append(schema.entry("svc_backend", {"fe_id": Exact(s), "fe_bucket": Exact(0)}, group_id=s))
     for prefix in ("eg", "in"):
         field = "dst_addr" if prefix == "eg" else "src_addr"
         for c in range(peers):

@@ -103,6 +103,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     ReverseNat() reverse_nat;
     AffinityLookup() affinity_lookup;
     AffinityCheck() affinity_check;
+    ServiceSplit() service_split;
     NatSource() nat_source;
     SourceNat() source_nat;
     RestoreClient() restore_client;
@@ -141,14 +142,16 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     action no_backend() {
         meta.be_id = 0;
     }
-    /* One group per distinct backend set; members hash on the client's address and port. */
+    /* One group per distinct backend set (per sub-group of a split one, by fe_bucket); members
+     * hash on the client's address and port. */
     @id(0x02000b01)
     table svc_backend {
         key = {
-            meta.fe_id    : exact;
-            meta.src_addr : selector;
-            meta.sport    : selector;
-            meta.l4_proto : selector;
+            meta.fe_id     : exact;
+            meta.fe_bucket : exact;
+            meta.src_addr  : selector;
+            meta.sport     : selector;
+            meta.l4_proto  : selector;
         }
         actions = {
             set_backend;
@@ -165,6 +168,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     bit<64> stored_value;
     bit<32> reply_index;
     bit<32> reply_tag;
+    bit<32> split_hash;
     addr_t stored_addr;
     bool tcp_syn;
     bool tcp_closing;
@@ -250,6 +254,14 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                             }
                         }
                         if (meta.be_id == 0) {
+                            /* A split frontend: a second hash of the client (crc32, independent of
+                             * the selector's crc16) picks the sub-group. */
+                            service_split.apply(hdr, meta);
+                            if (meta.fe_split != 0) {
+                                hash(split_hash, HashAlgorithm.crc32, 32w0,
+                                     { meta.src_addr, meta.sport, meta.l4_proto }, 32w0xffffffff);
+                                meta.fe_bucket = split_hash[31:24] & meta.fe_split;
+                            }
                             svc_backend.apply();
                         }
                     }

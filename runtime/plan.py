@@ -39,6 +39,8 @@ class Link:
 
 LINKS = (
     Link("set_frontend", "fe_id", "svc_backend", "fe_id"),
+    Link("set_frontend", "fe_id", "svc_split", "fe_id"),
+    Link("set_frontend_masq", "fe_id", "svc_split", "fe_id"),
     Link("set_frontend", "fe_id", "rev_nat", "ct_nat_id"),
     Link("set_backend", "be_id", "backend_nat", "be_id"),
     Link("eg_isolate", "set_id", "eg_peer_rules", "eg_set"),

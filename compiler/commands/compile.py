@@ -14,7 +14,7 @@ from compiler.driver import CompileResult, compile_sources
 from compiler.errors import CompilerError, ManifestErrors
 from compiler.ir.dump import dump
 from compiler.ir.dump_rules import dump_rules
-from compiler.passes.pipeline import PASS_NAMES, PassConfig
+from compiler.passes.pipeline import LB_MODES, PASS_NAMES, PassConfig
 from compiler.passes.range_encoding import PROFILES
 
 EXIT_OK = 0
@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--passes", metavar="A,B", help=f"run only these passes, of: {','.join(PASS_NAMES)}")
     opt.add_argument("--no-opt", action="store_true", help="run no optimization pass")
     opt.add_argument("--target-profile", choices=PROFILES, default="bmv2", help="target the entries are for")
+    opt.add_argument(
+        "--lb",
+        choices=LB_MODES,
+        default="hash",
+        help="Service backend selection: the selector's hash, or a Maglev table (consistent; costs members)",
+    )
     opt.add_argument(
         "--dump-after", metavar="PASS", choices=PASS_NAMES, help="print the pass's output on stderr"
     )
@@ -61,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         print("offload-compile: no manifests given (use - for stdin); see --help", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        passes = PassConfig.parse(args.passes, args.no_opt, args.target_profile, args.dump_after)
+        passes = PassConfig.parse(args.passes, args.no_opt, args.target_profile, args.dump_after, args.lb)
     except ValueError as err:
         print(f"offload-compile: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -71,7 +71,7 @@ def lower(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> Lo
 
 def _lower(ir: ClusterIR, schema: Schema, config: PassConfig) -> Lowered:
     entries = lower_node(ir, schema)
-    svc = lower_services(ir, schema)
+    svc = lower_services(ir, schema, config)
     entries.extend(svc.entries)
     policy = run_policy_passes(resolve_unmerged(ir), config)
     verify_policy_ir(policy)

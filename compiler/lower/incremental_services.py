@@ -16,15 +16,16 @@ from dataclasses import dataclass
 from compiler.bundle.model import ProfileGroup, ProfileMember, TableEntry
 from compiler.bundle.schema import Schema
 from compiler.ir.nodes import Backend, BackendSet, BackendSetKey, Diagnostic, ServiceFrontend
+from compiler.lower.ecmp import SELECTOR, deal, selector_limits, split_bits
 from compiler.lower.idspace import IdSpace
 from compiler.lower.services import (
     ID_BITS,
-    SELECTOR,
     _backend_ident,
     _frontend_ident,
     backend_entities,
     frontend_entries,
     offload_problem,
+    part_names,
     usable_backends,
 )
 
@@ -44,8 +45,7 @@ class _FeState:
 class ServiceLowerer:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        profile = schema.profile(SELECTOR)
-        self.max_group = profile.max_group_size or profile.size
+        self.max_group = selector_limits(schema, "bmv2").max_group_size
         self.sets: dict[BackendSetKey, BackendSet] = {}
         self.frontends: dict[FeKey, ServiceFrontend] = {}
         self.fes_of_set: dict[BackendSetKey, set[FeKey]] = defaultdict(set)
@@ -179,14 +179,16 @@ class ServiceLowerer:
                 continue
             if old_name is not None:
                 del self.group_name[t]
-                del self.name_tuple[old_name]
-                name_moved |= self.group_ids.remove(old_name)
+                for part in self._parts(old_name, t):
+                    del self.name_tuple[part]
+                    name_moved |= self.group_ids.remove(part)
             if new_name is not None:
                 renamed.append((t, new_name))
         for t, name in renamed:
             self.group_name[t] = name
-            self.name_tuple[name] = t
-            name_moved |= self.group_ids.add(name)
+            for part in self._parts(name, t):
+                self.name_tuple[part] = t
+                name_moved |= self.group_ids.add(part)
         for name in name_moved:
             if name in self.name_tuple:
                 dirty_tuples.add(self.name_tuple[name])
@@ -206,6 +208,14 @@ class ServiceLowerer:
         for fk in dirty_fe:
             self._emit(("fe", fk), self._frontend_unit(fk), added, removed)
         return added, removed
+
+    def _split(self, t: tuple[int, ...]) -> int:
+        k = split_bits(len(t), self.max_group)
+        assert k is not None, "offload_problem admits only sets that fit"
+        return k
+
+    def _parts(self, name: str, t: tuple[int, ...]) -> list[str]:
+        return part_names(name, 1 << self._split(t))
 
     def _untuple(self, key: BackendSetKey, dirty: set[tuple[int, ...]]) -> None:
         t = self.set_tuple.pop(key, None)
@@ -239,16 +249,21 @@ class ServiceLowerer:
         if name is None:
             return ()
         origin = tuple(sorted({str(k) for key in self.groups[t] for k in self.contrib[key].sources}))
-        gid = self.group_ids.ids[name]
-        return (self.schema.group(SELECTOR, gid, tuple((m, 1) for m in t), self.max_group, origin),)
+        parts = deal(t, self._split(t))
+        ids = self.group_ids.ids
+        return tuple(
+            self.schema.group(SELECTOR, ids[p], tuple((m, 1) for m in part), self.max_group, origin)
+            for p, part in zip(self._parts(name, t), parts, strict=True)
+        )
 
     def _frontend_unit(self, fk: FeKey) -> tuple[Entity, ...]:
         st = self.state.get(fk)
         if st is None or not st.offloaded:
             return ()
         bset = self.contrib.get(st.set_key) if st.set_key is not None else None
-        group = None
+        groups = None
         if bset is not None and bset.key in self.set_tuple:
-            group = self.group_ids.ids[self.group_name[self.set_tuple[bset.key]]]
+            t = self.set_tuple[bset.key]
+            groups = tuple(self.group_ids.ids[p] for p in self._parts(self.group_name[t], t))
         fe_id = self.fe_ids.ids[_frontend_ident(st.fe)]
-        return tuple(frontend_entries(self.schema, st.fe, bset, fe_id, group))
+        return tuple(frontend_entries(self.schema, st.fe, bset, fe_id, groups))

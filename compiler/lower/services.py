@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from compiler.bundle.model import Exact, ProfileGroup, ProfileMember, TableEntry
-from compiler.bundle.schema import Schema
+from compiler.bundle.schema import BundleError, Schema
 from compiler.bundle.values import PROTOCOL_NUMBERS, mapped
 from compiler.frontend.model import ObjectKey, Protocol
 from compiler.frontend.nodefacts import NodeFacts
@@ -33,10 +33,23 @@ from compiler.ir.nodes import (
     ServiceFrontend,
     ServiceNode,
 )
+from compiler.lower.ecmp import (
+    MAGLEV_SIZES,
+    MAGLEV_SLOTS_PER_BACKEND,
+    MAX_SPLIT_BITS,
+    SELECTOR,
+    SelectorLimits,
+    deal,
+    maglev_size,
+    maglev_table,
+    selector_limits,
+    split_bits,
+    split_imbalance,
+)
 from compiler.lower.ids import stable_ids
+from compiler.passes.pipeline import PassConfig
 
 ID_BITS = 24
-SELECTOR = "svc_selector"
 
 
 @dataclass
@@ -127,17 +140,84 @@ def _sctp_translates(fe: ServiceFrontend, bset: BackendSet) -> bool:
     return fe.protocol is Protocol.SCTP and any(b.port != fe.port for b in bset.backends)
 
 
-def lower_services(ir: ClusterIR, schema: Schema) -> ServiceLowering:
+@dataclass(frozen=True, slots=True)
+class GroupLayout:
+    """How one backend set's group is laid out on the selector: the member ids of each part (one
+    part per svc_backend bucket), the Maglev slot members (member id, be_id), and the notes."""
+
+    parts: tuple[tuple[int, ...], ...]
+    slots: tuple[tuple[int, int], ...] = ()
+    split_k: int = 0
+    note: str | None = None
+
+
+def part_names(name: str, count: int) -> list[str]:
+    """Group names of a layout's parts: the set's own name when it needs one group."""
+    return [name] if count == 1 else [f"{name} #{b}/{count}" for b in range(count)]
+
+
+def fitting_note(n: int, k: int, limits: SelectorLimits) -> str | None:
+    """The documented bound of a group fitted over 2^k selector groups."""
+    if k == 0:
+        return None
+    parts = 1 << k
+    lo, hi = n // parts, -(-n // parts)
+    bound = split_imbalance(n, k) * limits.slot_imbalance(lo)
+    return (
+        f"{n} endpoints exceed the selector's max_group_size {limits.max_group_size} ({limits.profile}): "
+        f"split over {parts} groups of {lo}-{hi} picked by {k} bits of a flow hash; a backend's share "
+        f"of new flows is at most {bound:.4f} times another's"
+    )
+
+
+def hash_layout(members: tuple[int, ...], limits: SelectorLimits) -> GroupLayout:
+    """One member per backend; above max_group_size, dealt over 2^k groups (ecmp.py)."""
+    k = split_bits(len(members), limits.max_group_size)
+    assert k is not None, "offload_problem admits only sets that fit"
+    return GroupLayout(tuple(deal(members, k)), (), k, fitting_note(len(members), k, limits))
+
+
+def maglev_layout(
+    name: str, be_idents: list[tuple[int, str]], limits: SelectorLimits, slot_ids: dict[str, int]
+) -> GroupLayout:
+    """A Maglev table over the backends (be_id, identity); slot j is part j mod 2^k."""
+    idents = sorted(be_idents, key=lambda bi: bi[1])
+    m = maglev_size(len(idents))
+    assert m is not None, "offload_problem admits only sets that fit"
+    k = split_bits(m, limits.max_group_size)
+    assert k is not None
+    owners = maglev_table([i for _, i in idents], m)
+    slots = tuple((slot_ids[maglev_slot_ident(name, j)], idents[o][0]) for j, o in enumerate(owners))
+    parts = tuple(tuple(mid for mid, _ in slots[b :: 1 << k]) for b in range(1 << k))
+    note = (
+        f"Maglev table of {m} slots for {len(idents)} endpoints"
+        + (f", over {1 << k} groups picked by {k} bits of a flow hash" if k else "")
+        + f" ({m} members instead of {len(idents)})"
+    )
+    return GroupLayout(parts, slots, k, note)
+
+
+def maglev_slot_ident(name: str, slot: int) -> str:
+    return f"{name}|maglev|{slot}"
+
+
+MAGLEV_MEMBER_BASE = 1 << ID_BITS
+"""Maglev slot members get ids above every backend id (a backend's member id is its be_id)."""
+
+
+def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> ServiceLowering:
     out = ServiceLowering()
+    config = config or PassConfig()
+    limits = selector_limits(schema, config.profile)
+    maglev = config.lb == "maglev"
     sets = {s.key: s for s in ir.backend_sets}
-    profile = schema.profile(SELECTOR)
-    max_group = profile.max_group_size or profile.size
+    max_group = limits.max_group_size
 
     # Frontends we can offload, and why not for the others.
     offloaded: list[tuple[ServiceFrontend, BackendSet | None]] = []
     for fe in ir.frontends:
         bset = sets.get(fe.backend_set)
-        problem = offload_problem(fe, bset, max_group)
+        problem = offload_problem(fe, bset, max_group, config.lb)
         if problem is not None:
             out.diagnostics.append(problem)
             continue
@@ -177,8 +257,28 @@ def lower_services(ir: ClusterIR, schema: Schema) -> ServiceLowering:
         name = group_of_members.setdefault(members, _selection_name(set_key, selection))
         set_group[(set_key, selection)] = name
         group_origin.setdefault(name, set()).update(str(k) for k in used_sets[set_key].sources)
-    group_ids = stable_ids(group_of_members.values(), 32)
     aff_ids = stable_ids((_selection_name(*k) for k in sorted(set_group)), ID_BITS)
+
+    # Layouts: parts (one selector group per svc_backend bucket) and, with Maglev, slot members.
+    layouts: dict[str, GroupLayout] = {}
+    if maglev:
+        ident_of = {i: ident for ident, i in be_ids.items()}
+        sizes = {name: maglev_size(len(t)) or 0 for t, name in group_of_members.items()}
+        slot_ids = {
+            ident: MAGLEV_MEMBER_BASE + i
+            for ident, i in stable_ids(
+                (maglev_slot_ident(name, j) for name, m in sizes.items() for j in range(m)), ID_BITS
+            ).items()
+        }
+        for t, name in group_of_members.items():
+            layouts[name] = maglev_layout(name, [(i, ident_of[i]) for i in t], limits, slot_ids)
+    else:
+        for t, name in group_of_members.items():
+            layouts[name] = hash_layout(t, limits)
+    group_ids = stable_ids((p for name, lay in layouts.items() for p in part_names(name, len(lay.parts))), 32)
+    part_ids = {
+        name: tuple(group_ids[p] for p in part_names(name, len(lay.parts))) for name, lay in layouts.items()
+    }
 
     # Members and DNAT entries for every backend a flow may still use (ready or draining).
     member_origin: dict[str, set[str]] = {}
@@ -189,28 +289,29 @@ def lower_services(ir: ClusterIR, schema: Schema) -> ServiceLowering:
         member, nat = backend_entities(
             schema, backends[ident], be_ids[ident], tuple(sorted(member_origin[ident]))
         )
-        out.members.append(member)
+        if not maglev:
+            out.members.append(member)
         out.entries.append(nat)
-    for members, name in sorted(group_of_members.items(), key=lambda kv: group_ids[kv[1]]):
-        gid = group_ids[name]
-        out.groups.append(
-            schema.group(
-                SELECTOR,
-                gid,
-                tuple((m, 1) for m in members),
-                max_group,
-                tuple(sorted(group_origin[name])),
-            )
-        )
+    for name, lay in sorted(layouts.items(), key=lambda kv: part_ids[kv[0]][0]):
+        origin = tuple(sorted(group_origin[name]))
+        for mid, be_id in lay.slots:
+            out.members.append(schema.member(SELECTOR, mid, "set_backend", {"be_id": be_id}, origin))
+        for gid, part in zip(part_ids[name], lay.parts, strict=True):
+            out.groups.append(schema.group(SELECTOR, gid, tuple((m, 1) for m in part), max_group, origin))
+    _check_selector(limits, out)
 
     affinity_members: set[tuple[int, int]] = set()
+    notes: set[Diagnostic] = set()
     for fe, bset, table, selection, masq in plans:
         group_name = set_group.get((bset.key, selection)) if bset is not None else None
-        group = group_ids[group_name] if group_name is not None else None
+        groups = part_ids[group_name] if group_name is not None else None
         fe_id = fe_ids[_frontend_ident(fe, table)]
-        out.entries.extend(frontend_entries(schema, fe, bset, fe_id, group, table=table, masq=masq))
+        out.entries.extend(frontend_entries(schema, fe, bset, fe_id, groups, table=table, masq=masq))
+        if group_name is not None and layouts[group_name].note is not None:
+            where = f"{fe.vip} {fe.protocol.value}/{fe.port}"
+            notes.add(Diagnostic(fe.service, f"{where}: {layouts[group_name].note}", severity="info"))
         svc = services.get(fe.service)
-        if group is None or bset is None or svc is None or svc.affinity_timeout is None:
+        if groups is None or bset is None or svc is None or svc.affinity_timeout is None:
             continue
         aff_id = aff_ids[_selection_name(bset.key, selection)]
         origin = _sources(bset, fe)
@@ -223,8 +324,20 @@ def lower_services(ir: ClusterIR, schema: Schema) -> ServiceLowering:
                 affinity_members.add((aff_id, be_id))
                 key = {"aff_id": Exact(aff_id), "be_id": Exact(be_id)}
                 out.entries.append(schema.entry("aff_backend", key, "affinity_ok", origin=origin))
+    out.diagnostics.extend(sorted(notes))
     out.diagnostics.extend(_masquerade_warnings(ir, plans))
     return out
+
+
+def _check_selector(limits: SelectorLimits, out: ServiceLowering) -> None:
+    """The profile's own selector limits beyond P4Info (dpdk: groups and member ids)."""
+    problems = []
+    if limits.max_groups is not None and len(out.groups) > limits.max_groups:
+        problems.append(f"needs {len(out.groups)} groups, holds {limits.max_groups}")
+    if len(out.members) > limits.max_members:
+        problems.append(f"needs {len(out.members)} members, holds {limits.max_members}")
+    if problems:
+        raise BundleError(f"action selector svc_selector ({limits.profile}): " + "; ".join(problems))
 
 
 def _masquerade_warnings(
@@ -243,7 +356,9 @@ def _masquerade_warnings(
     return sorted(found)
 
 
-def offload_problem(fe: ServiceFrontend, bset: BackendSet | None, max_group: int) -> Diagnostic | None:
+def offload_problem(
+    fe: ServiceFrontend, bset: BackendSet | None, max_group: int, lb: str = "hash"
+) -> Diagnostic | None:
     """Why a frontend cannot be offloaded, or None; depends on the frontend and its set only."""
     if bset is not None and _sctp_translates(fe, bset):
         return Diagnostic(
@@ -251,12 +366,20 @@ def offload_problem(fe: ServiceFrontend, bset: BackendSet | None, max_group: int
             f"SCTP port {fe.port} on {fe.vip}: target port differs from the service port, and "
             "v1model cannot recompute SCTP's CRC32c; left to the host",
         )
-    usable = usable_backends(bset) if bset is not None else ()
-    if len(usable) > max_group:
+    n = len(usable_backends(bset)) if bset is not None else 0
+    if lb == "maglev":
+        m = maglev_size(n)
+        fits = m is not None and split_bits(m, max_group) is not None
+        limit = (
+            f"the largest Maglev table ({MAGLEV_SIZES[-1]} slots, {MAGLEV_SLOTS_PER_BACKEND} per endpoint)"
+        )
+    else:
+        fits = split_bits(n, max_group) is not None
+        limit = f"{1 << MAX_SPLIT_BITS} selector groups of max_group_size {max_group}"
+    if not fits:
         return Diagnostic(
             fe.service,
-            f"{fe.vip} {fe.protocol.value}/{fe.port}: {len(usable)} endpoints exceed the "
-            f"selector's max_group_size {max_group}; not offloaded",
+            f"{fe.vip} {fe.protocol.value}/{fe.port}: {n} endpoints exceed {limit}; not offloaded",
             severity="error",
         )
     return None
@@ -283,27 +406,35 @@ def frontend_entries(
     fe: ServiceFrontend,
     bset: BackendSet | None,
     fe_id: int,
-    group_id: int | None,
+    groups: tuple[int, ...] | None,
     *,
     table: str = "svc_frontend",
     masq: bool = False,
 ) -> list[TableEntry]:
-    """An offloaded frontend: reject without a group, else frontend (masquerading or not), backend
-    group and reverse NAT."""
+    """An offloaded frontend: reject without a group, else frontend (masquerading or not), the
+    split mask when its backends span several groups, one backend entry per group (bucket) and
+    reverse NAT."""
     origin = _sources(bset, fe)
     key = {
         "dst_addr": Exact(mapped(fe.vip)),
         "l4_proto": Exact(PROTOCOL_NUMBERS[fe.protocol.value.lower()]),
         "dport": Exact(fe.port),
     }
-    if group_id is None:
+    if not groups:
         return [schema.entry(table, key, "reject_no_endpoint", origin=origin)]
     snat = "snat4" if fe.vip.version == 4 else "snat6"
     action = "set_frontend_masq" if masq else "set_frontend"
-    return [
-        schema.entry(table, key, action, {"fe_id": fe_id}, origin=origin),
-        schema.entry("svc_backend", {"fe_id": Exact(fe_id)}, group_id=group_id, origin=origin),
+    out = [schema.entry(table, key, action, {"fe_id": fe_id}, origin=origin)]
+    if len(groups) > 1:
+        mask = len(groups) - 1
+        split = schema.entry("svc_split", {"fe_id": Exact(fe_id)}, "set_split", {"mask": mask}, origin=origin)
+        out.append(split)
+    for bucket, gid in enumerate(groups):
+        backend_key = {"fe_id": Exact(fe_id), "fe_bucket": Exact(bucket)}
+        out.append(schema.entry("svc_backend", backend_key, group_id=gid, origin=origin))
+    out.append(
         schema.entry(
             "rev_nat", {"ct_nat_id": Exact(fe_id)}, snat, {"vip": int(fe.vip), "port": fe.port}, origin=origin
-        ),
-    ]
+        )
+    )
+    return out

@@ -21,6 +21,8 @@ from compiler.passes.merge_rules import merge_policy_rules
 from compiler.passes.ortc import blocks
 from compiler.passes.range_encoding import PROFILES, expand_blocks, is_port_table, range_encoding
 
+LB_MODES = ("hash", "maglev")
+
 
 def _verify_entries(entries: list[TableEntry], profile: str, final: bool = False) -> None:
     """Keys unique per table (with priority); at the end, every range expressible on the profile."""
@@ -60,6 +62,9 @@ class PassConfig:
     enabled: frozenset[str] = frozenset(PASS_NAMES)
     profile: str = "bmv2"
     verify: bool = False
+    lb: str = "hash"
+    """Service backend selection: "hash" (the selector's hash over one member per backend) or
+    "maglev" (a Maglev lookup table of slot members per backend set; compiler/lower/ecmp.py)."""
     dump_after: str | None = None
     dumps: list[str] = field(default_factory=list)
     """Filled with a text dump of the pass's output when `dump_after` names it."""
@@ -70,10 +75,12 @@ class PassConfig:
             raise ValueError(f"unknown pass(es) {', '.join(unknown)}; known: {', '.join(PASS_NAMES)}")
         if self.profile not in PROFILES:
             raise ValueError(f"unknown target profile {self.profile}; known: {', '.join(PROFILES)}")
+        if self.lb not in LB_MODES:
+            raise ValueError(f"unknown load-balancing mode {self.lb}; known: {', '.join(LB_MODES)}")
 
     @classmethod
     def parse(
-        cls, passes: str | None, no_opt: bool, profile: str, dump_after: str | None = None
+        cls, passes: str | None, no_opt: bool, profile: str, dump_after: str | None = None, lb: str = "hash"
     ) -> PassConfig:
         if no_opt:
             enabled: frozenset[str] = frozenset()
@@ -81,7 +88,7 @@ class PassConfig:
             enabled = frozenset(PASS_NAMES)
         else:
             enabled = frozenset(p.strip() for p in passes.split(",") if p.strip())
-        return cls(enabled, profile, dump_after=dump_after)
+        return cls(enabled, profile, dump_after=dump_after, lb=lb)
 
 
 NO_OPT = PassConfig(frozenset())

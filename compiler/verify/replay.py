@@ -174,8 +174,9 @@ class Replayer:
             for port in ports:
                 yield port, frame(src, dst, proto, CLIENT_PORT, dport), f"{address_text(dst)} {proto}/{dport}"
             return
-        if fields == {"fe_id"} or fields == {"be_id"}:
-            for dst, proto, dport in self._frontends_reaching(next(iter(fields)), key[next(iter(fields))]):
+        if fields in ({"fe_id"}, {"be_id"}, {"fe_id", "fe_bucket"}):
+            which = "be_id" if "be_id" in fields else "fe_id"
+            for dst, proto, dport in self._frontends_reaching(which, key[which]):
                 src = FILLER_V4 if is_mapped(dst) else FILLER_V6
                 for port in ports:
                     for i in range(SPORT_TRIES):

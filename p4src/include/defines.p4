@@ -76,6 +76,7 @@ const bit<32> FRONTEND_TABLE_SIZE = 65536;
 const bit<32> BACKEND_TABLE_SIZE  = 131072;
 const bit<32> SELECTOR_GROUPS     = 65536;
 const bit<32> SELECTOR_MEMBERS    = 131072;
+const bit<32> SPLIT_TABLE_SIZE    = 4096;   /* frontends split over several selector groups */
 const bit<32> REVNAT_TABLE_SIZE   = 65536;
 const bit<32> POLICY_POD_SIZE     = 65536;
 const bit<32> POLICY_PEER_SIZE    = 131072;

@@ -159,6 +159,8 @@ struct local_metadata_t {
     /* Service load balancing. */
     bit<24> fe_id;           /* frontend (VIP, protocol, port) of a new flow; 0 = none */
     bit<24> be_id;           /* backend chosen for the flow; 0 = none */
+    bit<8>  fe_split;        /* mask of the flow-hash bits that pick a frontend's sub-group (svc_split) */
+    bit<8>  fe_bucket;       /* the sub-group: flow hash & fe_split; 0 for unsplit frontends */
     bool    l4_rewritten;    /* addresses or ports changed: recompute checksums */
 
     /* NetworkPolicy. */

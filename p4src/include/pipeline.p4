@@ -233,6 +233,36 @@ control AffinityCheck(inout headers_t hdr, inout local_metadata_t meta) {
     }
 }
 
+/* Stage 5c: a frontend whose backends exceed the selector's max_group_size is split over 2^k
+ * selector groups (docs/passes.md, "ECMP packing"); svc_split gives the mask of flow-hash bits that
+ * pick the group, and svc_backend is keyed by (fe_id, bucket). Unsplit frontends miss: mask 0,
+ * bucket 0, one svc_backend entry. */
+control ServiceSplit(inout headers_t hdr, inout local_metadata_t meta) {
+    @id(0x01000b03)
+    action set_split(bit<8> mask) {
+        meta.fe_split = mask;
+    }
+    @id(0x01000b04)
+    action no_split() {
+        meta.fe_split = 0;
+    }
+    @id(0x02000b02)
+    table svc_split {
+        key = {
+            meta.fe_id : exact;
+        }
+        actions = {
+            set_split;
+            @defaultonly no_split;
+        }
+        default_action = no_split();
+        size = SPLIT_TABLE_SIZE;
+    }
+    apply {
+        svc_split.apply();
+    }
+}
+
 /* Stage 6b: destination NAT to the chosen backend (new flows and established ones alike). */
 control BackendNat(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000601)

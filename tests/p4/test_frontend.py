@@ -52,8 +52,8 @@ def test_our_program_parses() -> None:
     assert len(pipe.parser.states) == 12
     all_tables = [t for c in program.controls for t in c.tables]
     all_actions = [a for c in program.controls for a in c.actions]
-    assert len(all_tables) == 19  # + svc_frontend_internal, svc_affinity, aff_backend, nat_source
-    assert len(all_actions) == 41
+    assert len(all_tables) == 20  # + svc_frontend_internal, svc_affinity, aff_backend, nat_source, svc_split
+    assert len(all_actions) == 43
     assert len(program.headers) == 11
     assert [i.name for i in pipe.ingress.instances][:2] == ["port_classify", "flow_key"]
 
@@ -65,7 +65,7 @@ def test_model_details() -> None:
     assert isinstance(ct_value, RegisterInstance)
     assert (ct_value.element_width, ct_value.size) == (64, 65536)
     table = ingress.table("svc_backend")
-    assert [k.match_kind for k in table.keys] == ["exact", "selector", "selector", "selector"]
+    assert [k.match_kind for k in table.keys] == ["exact", "exact", "selector", "selector", "selector"]
     assert table.match_keys[0].name == "meta.fe_id" and table.match_keys[0].width == 24
     assert table.implementation == "svc_selector"
     # `meta.be_id = 0;` sizes the literal to the field.

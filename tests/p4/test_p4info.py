@@ -31,8 +31,8 @@ def by_name(items: Any, name: str) -> Any:
 
 def test_package_and_counts(info: Any) -> None:
     assert info.pkg_info.arch == "v1model"
-    assert len(info.tables) == 19
-    assert len(info.actions) == 41
+    assert len(info.tables) == 20
+    assert len(info.actions) == 43
     assert [p.preamble.name for p in info.action_profiles] == ["K8sIngress.svc_selector"]
 
 
@@ -68,8 +68,11 @@ def test_range_lpm_and_multi_field_keys(info: Any) -> None:
 def test_selector_table_and_profile(info: Any) -> None:
     t = by_name(info.tables, "K8sIngress.svc_backend")
     assert t.preamble.id == 0x02000B01
-    # Selector keys hash; only fe_id is a match field.
-    assert [(f.id, f.name, f.bitwidth) for f in t.match_fields] == [(1, "meta.fe_id", 24)]
+    # Selector keys hash; fe_id and the split bucket (docs/passes.md, ECMP packing) are match fields.
+    assert [(f.id, f.name, f.bitwidth) for f in t.match_fields] == [
+        (1, "meta.fe_id", 24),
+        (2, "meta.fe_bucket", 8),
+    ]
     assert t.implementation_id == 0x11000001
     assert t.size == 65536
     profile = by_name(info.action_profiles, "K8sIngress.svc_selector")

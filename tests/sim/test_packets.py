@@ -108,7 +108,7 @@ def sim(program: ast.Program) -> Simulator:
     w.group("svc_selector", 200, [4])
     w.group("svc_selector", 300, [5, 6])
     for fe, group in ((1, 100), (2, 300), (3, 200)):
-        w.insert_group_entry("svc_backend", {"meta.fe_id": fe}, group)
+        w.insert_group_entry("svc_backend", {"meta.fe_id": fe, "meta.fe_bucket": 0}, group)
     w.insert("rev_nat", {"meta.ct_nat_id": 1}, "snat4", vip=int(ipaddress.IPv4Address(VIP4)), port=80)
     w.insert("rev_nat", {"meta.ct_nat_id": 2}, "snat6", vip=v6(VIP6), port=80)
     w.insert("rev_nat", {"meta.ct_nat_id": 3}, "snat4", vip=int(ipaddress.IPv4Address(VIP4)), port=53)
