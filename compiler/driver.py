@@ -9,6 +9,7 @@ from typing import TextIO
 
 from compiler.bundle.schema import Schema
 from compiler.contract import default_schema
+from compiler.frontend.gc_pause import gc_paused
 from compiler.frontend.loader import Manifests, load_manifests
 from compiler.frontend.nodefacts import load_node_facts
 from compiler.ir.build import build_ir
@@ -38,10 +39,15 @@ def compile_sources(
     schema: Schema | None = None,
     passes: PassConfig | None = None,
 ) -> CompileResult:
-    """Raises ManifestErrors for bad input and BundleError/CapacityError when entries do not fit."""
-    manifests = load_manifests(sources, stdin=stdin)
-    facts = load_node_facts(node) if node is not None else None
-    ir = build_ir(manifests.objects, facts)
-    verify(ir)
-    schema = schema or default_schema()
-    return CompileResult(manifests, ir, lower(ir, schema, passes), schema)
+    """Raises ManifestErrors for bad input and BundleError/CapacityError when entries do not fit.
+
+    The cyclic GC stays paused for the whole compile rather than per stage: each stage that
+    re-enabled it paid a collection over everything the earlier stages had built (frontend/gc_pause.py).
+    """
+    with gc_paused():
+        manifests = load_manifests(sources, stdin=stdin)
+        facts = load_node_facts(node) if node is not None else None
+        ir = build_ir(manifests.objects, facts)
+        verify(ir)
+        schema = schema or default_schema()
+        return CompileResult(manifests, ir, lower(ir, schema, passes), schema)

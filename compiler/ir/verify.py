@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from compiler.errors import IRVerificationError
+from compiler.frontend.gc_pause import gc_paused
 from compiler.frontend.model import IPFamily, ObjectKey
 from compiler.ir.nodes import (
     Backend,
@@ -21,7 +22,15 @@ T = TypeVar("T")
 
 
 def verify(ir: ClusterIR) -> None:
-    """Raise IRVerificationError naming every broken invariant; return None when the IR is sound."""
+    """Raise IRVerificationError naming every broken invariant; return None when the IR is sound.
+
+    The cyclic GC is paused as in building (frontend/gc_pause.py): the checks make hundreds of
+    thousands of short-lived keys while the whole IR is alive, and its rescans cost more than them."""
+    with gc_paused():
+        _verify(ir)
+
+
+def _verify(ir: ClusterIR) -> None:
     problems: list[str] = []
     _sorted_unique(problems, "namespaces", ir.namespaces, lambda n: n.key)
     _sorted_unique(problems, "pods", ir.pods, lambda p: p.key)
@@ -64,21 +73,18 @@ def verify(ir: ClusterIR) -> None:
 
     referenced: set[BackendSetKey] = set()
     for i, fe in enumerate(ir.frontends):
-        where = f"frontends[{i}] ({_frontend_text(fe)})"
-        if IPFamily.of(fe.vip) is not fe.family:
-            problems.append(f"{where}: VIP {fe.vip} is not {fe.family}")
-        if not 1 <= fe.port <= 65535:
-            problems.append(f"{where}: port {fe.port} out of range")
+        # Location texts are built only for a problem: formatting every VIP cost seconds at size M.
         owner = services.get(fe.service)
-        if owner is None:
-            problems.append(f"{where}: dangling reference to {fe.service}")
-        elif not fe.external and fe.vip not in owner.vips:
-            problems.append(f"{where}: VIP {fe.vip} is not a VIP of {fe.service}")
         backend_set = sets.get(fe.backend_set)
-        if backend_set is None:
-            problems.append(f"{where}: dangling reference to backend set {fe.backend_set}")
-        elif backend_set.protocol is not fe.protocol:
-            problems.append(f"{where}: protocol {fe.protocol} but backend set has {backend_set.protocol}")
+        if (
+            IPFamily.of(fe.vip) is not fe.family
+            or not 1 <= fe.port <= 65535
+            or owner is None
+            or (not fe.external and fe.vip not in owner.vips)
+            or backend_set is None
+            or backend_set.protocol is not fe.protocol
+        ):
+            _check_frontend(problems, f"frontends[{i}] ({_frontend_text(fe)})", fe, owner, backend_set)
         referenced.add(fe.backend_set)
 
     for i, bs in enumerate(ir.backend_sets):
@@ -97,6 +103,27 @@ def verify(ir: ClusterIR) -> None:
         raise IRVerificationError("IR verification failed:\n" + "\n".join(f"  {p}" for p in problems))
 
 
+def _check_frontend(
+    problems: list[str],
+    where: str,
+    fe: ServiceFrontend,
+    owner: ServiceNode | None,
+    backend_set: BackendSet | None,
+) -> None:
+    if IPFamily.of(fe.vip) is not fe.family:
+        problems.append(f"{where}: VIP {fe.vip} is not {fe.family}")
+    if not 1 <= fe.port <= 65535:
+        problems.append(f"{where}: port {fe.port} out of range")
+    if owner is None:
+        problems.append(f"{where}: dangling reference to {fe.service}")
+    elif not fe.external and fe.vip not in owner.vips:
+        problems.append(f"{where}: VIP {fe.vip} is not a VIP of {fe.service}")
+    if backend_set is None:
+        problems.append(f"{where}: dangling reference to backend set {fe.backend_set}")
+    elif backend_set.protocol is not fe.protocol:
+        problems.append(f"{where}: protocol {fe.protocol} but backend set has {backend_set.protocol}")
+
+
 def _check_backend_set(
     problems: list[str],
     where: str,
@@ -109,22 +136,37 @@ def _check_backend_set(
     if bs.key.service not in bs.sources or list(bs.sources) != sorted(set(bs.sources)):
         problems.append(f"{where}: sources must be sorted, unique and include {bs.key.service}")
     _sorted_unique(problems, f"{where}.backends", bs.backends, lambda b: b.sort_key, what=_backend_text)
+    family = bs.key.family
     for j, backend in enumerate(bs.backends):
-        bwhere = f"{where}.backends[{j}] ({_backend_text(backend)})"
-        if IPFamily.of(backend.address) is not bs.key.family:
-            problems.append(f"{bwhere}: address is not {bs.key.family}")
-        if not 1 <= backend.port <= 65535:
-            problems.append(f"{bwhere}: port {backend.port} out of range")
-        if backend.pod is not None:
-            pod = pods.get(backend.pod)
-            if pod is None:
-                problems.append(f"{bwhere}: dangling reference to {backend.pod}")
-            elif backend.address not in pod.ips:
-                problems.append(f"{bwhere}: {backend.pod} does not have address {backend.address}")
-            elif backend.local != pod.local:
-                problems.append(f"{bwhere}: local={backend.local} but {backend.pod} has local={pod.local}")
-        elif backend.local:
-            problems.append(f"{bwhere}: local backend without a pod")
+        pod = pods.get(backend.pod) if backend.pod is not None else None
+        if (
+            IPFamily.of(backend.address) is not family
+            or not 1 <= backend.port <= 65535
+            or (backend.pod is None and backend.local)
+            or (
+                backend.pod is not None
+                and (pod is None or backend.address not in pod.ips or backend.local != pod.local)
+            )
+        ):
+            _check_backend(problems, f"{where}.backends[{j}] ({_backend_text(backend)})", bs, backend, pod)
+
+
+def _check_backend(
+    problems: list[str], bwhere: str, bs: BackendSet, backend: Backend, pod: PodEndpoint | None
+) -> None:
+    if IPFamily.of(backend.address) is not bs.key.family:
+        problems.append(f"{bwhere}: address is not {bs.key.family}")
+    if not 1 <= backend.port <= 65535:
+        problems.append(f"{bwhere}: port {backend.port} out of range")
+    if backend.pod is not None:
+        if pod is None:
+            problems.append(f"{bwhere}: dangling reference to {backend.pod}")
+        elif backend.address not in pod.ips:
+            problems.append(f"{bwhere}: {backend.pod} does not have address {backend.address}")
+        elif backend.local != pod.local:
+            problems.append(f"{bwhere}: local={backend.local} but {backend.pod} has local={pod.local}")
+    elif backend.local:
+        problems.append(f"{bwhere}: local backend without a pod")
 
 
 def _sorted_unique(
@@ -137,8 +179,9 @@ def _sorted_unique(
     def text(item: T) -> str:
         return what(item) if what else str(key(item))
 
-    for i in range(1, len(items)):
-        before, current = key(items[i - 1]), key(items[i])
+    keys = [key(item) for item in items]
+    for i in range(1, len(keys)):
+        before, current = keys[i - 1], keys[i]
         if current == before:
             problems.append(f"{name}[{i}]: duplicate {text(items[i])}")
         elif current < before:
