@@ -2,10 +2,20 @@
 
 Each member gets a bmv2 member handle when inserted; a group's members are kept sorted by handle,
 because bmv2 picks `members[hash % n]` in that order.
+
+Weights follow PI (p4lang/PI proto/frontend/src/action_prof_mgr.cpp, the P4Runtime server of
+bmv2's simple_switch_grpc), since bmv2 itself has none: a member of weight w is w bmv2 members,
+its own handle and w - 1 copies created on first need (lowest free handle, members taken in
+member-id order) and deleted again when no group uses that weight any more; the group holds all
+of them, so in handle order. Checks, in PI's order: a weight <= 0 is INVALID_ARGUMENT, a sum of
+weights above the group's max_size (else max_group_size) RESOURCE_EXHAUSTED (the P4Runtime spec's
+SumOfWeights size semantics, its default), then an unknown member NOT_FOUND and a repeated one
+INVALID_ARGUMENT. Copies do not count against the profile's size (PI and bmv2 do not check it).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +40,10 @@ class Member:
     proto: Any
     groups: set[int] = field(default_factory=set)
     table_refs: int = 0
+    handles: list[int] = field(default_factory=list)
+    """Its own handle, then the copies that give it weight (PI)."""
+    weight_counts: Counter[int] = field(default_factory=Counter)
+    """Groups using it per weight; PI counts 1 for the member itself, so it never loses its handle."""
 
 
 @dataclass(slots=True)
@@ -38,8 +52,9 @@ class Group:
     max_size: int
     member_ids: list[int]
     proto: Any
-    ordered: list[Member] = field(default_factory=list)  # by bmv2 member handle
+    ordered: list[Member] = field(default_factory=list)  # by bmv2 member handle, copies included
     table_refs: int = 0
+    weights: dict[int, int] = field(default_factory=dict)
 
 
 class ProfileStore:
@@ -85,7 +100,10 @@ class ProfileStore:
                 raise P4RuntimeError(
                     code_pb2.RESOURCE_EXHAUSTED, f"{what}: profile is full ({self.info.size} members)"
                 )
-            self.members[mid] = Member(mid, self._handles.allocate(), action[0], action[1], _copy(msg))
+            handle = self._handles.allocate()
+            self.members[mid] = Member(
+                mid, handle, action[0], action[1], _copy(msg), handles=[handle], weight_counts=Counter({1: 1})
+            )
             self._journal.record(lambda: self.members.__delitem__(mid))
             return
         found = self.members.get(mid)
@@ -107,10 +125,10 @@ class ProfileStore:
                 raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what} does not exist")
             if group.table_refs:
                 raise P4RuntimeError(code_pb2.FAILED_PRECONDITION, f"{what} is referenced by a table entry")
-            gone, old_ids = group, group.member_ids
-            self._set_members(gone, [])
+            gone = group
+            self._set_members(gone, {})
             del self.groups[gid]
-            self._journal.record(lambda: self._restore_group(gone, old_ids, gone.proto))
+            self._journal.record(lambda: self.groups.__setitem__(gid, gone))
             return
         if gid == 0:
             raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: group_id must be non-zero")
@@ -130,52 +148,71 @@ class ProfileStore:
             raise P4RuntimeError(
                 INVALID_ARGUMENT, f"{what}: max_size {msg.max_size} must be in 1..max_group_size {limit}"
             )
-        ids: list[int] = []
         for m in msg.members:
-            if m.member_id in ids:
-                raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member {m.member_id} listed twice")
-            if m.weight == 0:
-                raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member {m.member_id} has weight 0")
-            if m.weight != 1:
+            if m.weight <= 0:
                 raise P4RuntimeError(
-                    code_pb2.UNIMPLEMENTED, f"{what}: member {m.member_id} weight {m.weight} (bmv2 has none)"
+                    INVALID_ARGUMENT, f"{what}: member {m.member_id} weight {m.weight} is not positive"
                 )
-            if m.HasField("watch") or m.HasField("watch_port"):
-                raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{what}: member {m.member_id}: watch ports")
+        total = sum(m.weight for m in msg.members)
+        capacity = msg.max_size or limit
+        if capacity and total > capacity:
+            raise P4RuntimeError(
+                code_pb2.RESOURCE_EXHAUSTED,
+                f"{what}: sum of member weights {total} exceeds max_size {capacity}",
+            )
+        weights: dict[int, int] = {}
+        for m in msg.members:
             if m.member_id not in self.members:
                 raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what}: member {m.member_id} does not exist")
-            ids.append(m.member_id)
-        capacity = msg.max_size or limit
-        if capacity and len(ids) > capacity:
-            raise P4RuntimeError(
-                code_pb2.RESOURCE_EXHAUSTED, f"{what}: {len(ids)} members exceed max_size {capacity}"
-            )
+            if m.member_id in weights:
+                raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member {m.member_id} listed twice")
+            if m.HasField("watch") or m.HasField("watch_port"):
+                raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{what}: member {m.member_id}: watch ports")
+            weights[m.member_id] = m.weight
         group = existing or Group(gid, msg.max_size, [], None)
-        old_ids, old_proto = group.member_ids, group.proto
+        old_proto = group.proto
         group.proto = _copy(msg)
-        self._set_members(group, ids)
+        self._set_members(group, weights)
         self.groups[gid] = group
         if existing is None:
-            self._journal.record(lambda: self._drop_group(group))
+            self._journal.record(lambda: self.groups.__delitem__(gid))
         else:
-            self._journal.record(lambda: self._restore_group(group, old_ids, old_proto))
+            self._journal.record(lambda: setattr(group, "proto", old_proto))
 
-    def _restore_group(self, group: Group, ids: list[int], proto: Any) -> None:
-        group.proto = proto
-        self._set_members(group, ids)
-        self.groups[group.id] = group
+    def _set_members(self, group: Group, weights: dict[int, int]) -> None:
+        """Make the group's membership `weights` as PI does: members in id order, copies created
+        as needed, then unused copies deleted. Undone exactly inside a transaction."""
+        touched = [self.members[mid] for mid in sorted(set(group.weights) | set(weights))]
+        snapshot = [(m, list(m.handles), Counter(m.weight_counts), set(m.groups)) for m in touched]
+        before = (group.weights, group.member_ids, group.ordered)
 
-    def _drop_group(self, group: Group) -> None:
-        self._set_members(group, [])
-        del self.groups[group.id]
+        def undo() -> None:
+            for m, handles, counts, groups in snapshot:
+                m.handles, m.weight_counts, m.groups = handles, counts, groups
+            group.weights, group.member_ids, group.ordered = before
 
-    def _set_members(self, group: Group, ids: list[int]) -> None:
-        for mid in group.member_ids:
-            self.members[mid].groups.discard(group.id)
-        for mid in ids:
-            self.members[mid].groups.add(group.id)
-        group.member_ids = ids
-        group.ordered = sorted((self.members[mid] for mid in ids), key=lambda m: m.handle)
+        self._journal.record(undo)
+        for m in touched:
+            current, new = group.weights.get(m.id, 0), weights.get(m.id, 0)
+            while len(m.handles) < new:
+                m.handles.append(self._handles.allocate())
+            if current:
+                m.weight_counts[current] -= 1
+            if new:
+                m.weight_counts[new] += 1
+                m.groups.add(group.id)
+            else:
+                m.groups.discard(group.id)
+        for m in touched:
+            top = max((w for w, c in m.weight_counts.items() if c > 0), default=1)
+            for w in [w for w in m.weight_counts if w > top]:
+                del m.weight_counts[w]
+            while len(m.handles) > top:
+                self._handles.release(m.handles.pop())
+        group.weights = dict(weights)
+        group.member_ids = list(weights)
+        slots = sorted((h, mid) for mid, w in weights.items() for h in self.members[mid].handles[:w])
+        group.ordered = [self.members[mid] for _, mid in slots]
 
 
 def _restore_member(member: Member, old: tuple[int, tuple[int, ...], Any]) -> None:
