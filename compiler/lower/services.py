@@ -165,9 +165,13 @@ def fitting_note(n: int, k: int, limits: SelectorLimits) -> str | None:
     bound = split_imbalance(n, k) * limits.slot_imbalance(lo)
     return (
         f"{n} endpoints exceed the selector's max_group_size {limits.max_group_size} ({limits.profile}): "
-        f"split over {parts} groups of {lo}-{hi} picked by {k} bits of a flow hash; a backend's share "
+        f"split over {parts} groups of {lo}-{hi} picked by {_bits(k)} of a flow hash; a backend's share "
         f"of new flows is at most {bound:.4f} times another's"
     )
+
+
+def _bits(k: int) -> str:
+    return "1 bit" if k == 1 else f"{k} bits"
 
 
 def hash_layout(members: tuple[int, ...], limits: SelectorLimits) -> GroupLayout:
@@ -191,7 +195,7 @@ def maglev_layout(
     parts = tuple(tuple(mid for mid, _ in slots[b :: 1 << k]) for b in range(1 << k))
     note = (
         f"Maglev table of {m} slots for {len(idents)} endpoints"
-        + (f", over {1 << k} groups picked by {k} bits of a flow hash" if k else "")
+        + (f", over {1 << k} groups picked by {_bits(k)} of a flow hash" if k else "")
         + f" ({m} members instead of {len(idents)})"
     )
     return GroupLayout(parts, slots, k, note)
