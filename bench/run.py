@@ -84,7 +84,25 @@ def measure(files: list[str], node: str, no_opt: bool, profile: str, extras: boo
             group_size[e.group_id] for e in bundle.entries if e.group_id is not None
         )
         out["naive_policy_entries"] = _naive_policy(result)
+        out.update(_maglev_cost(result, profile))
     return out
+
+
+def _maglev_cost(result: Any, profile: str) -> dict[str, Any]:
+    """Table space of `--lb maglev`: members of the Service lowering alone (compiler/lower/ecmp.py)."""
+    from compiler.bundle.schema import BundleError
+    from compiler.lower.services import lower_services
+    from compiler.passes.pipeline import PassConfig
+
+    try:
+        svc = lower_services(result.ir, result.schema, PassConfig(profile=profile, lb="maglev"))
+    except BundleError as err:
+        return {"maglev_error": str(err)}
+    return {
+        "maglev_members": len(svc.members),
+        "maglev_member_slots": sum(len(g.members) for g in svc.groups),
+        "maglev_groups": len(svc.groups),
+    }
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -143,6 +161,13 @@ def _print(row: dict[str, Any]) -> None:
             f"  selector member slots {on['member_slots']} vs one group per Service port "
             f"{on['member_slots_one_group_per_port']} ({row['member_slot_saving']:.1%} fewer)"
         )
+        if "maglev_error" in on:
+            print(f"  with --lb maglev: does not fit: {on['maglev_error']}")
+        elif "maglev_members" in on:
+            print(
+                f"  with --lb maglev: members {on['maglev_members']} (vs {on['members']}), member slots "
+                f"{on['maglev_member_slots']} (vs {on['member_slots']}), groups {on['maglev_groups']}"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
