@@ -6,10 +6,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from compiler.errors import Location, ManifestError, ManifestErrors
 from compiler.frontend.common import subject_of, unsupported
+from compiler.frontend.fast import fast_endpoint_slice, fast_pod
 from compiler.frontend.fields import Checker, Raw
 from compiler.frontend.gc_pause import gc_paused
 from compiler.frontend.model import Endpoints, EndpointSlice, Namespace, ObjectKey, Pod, Service, by_key
@@ -40,6 +41,11 @@ KINDS: dict[str, _Kind] = {
     "EndpointSlice": _Kind("discovery.k8s.io/v1", True, parse_endpoint_slice),
     "NetworkPolicy": _Kind("networking.k8s.io/v1", True, parse_network_policy),
 }
+_FAST: dict[str, Callable[[dict[str, Any], Location], KubeObject | None]] = {
+    "Pod": fast_pod,
+    "EndpointSlice": fast_endpoint_slice,
+}
+"""Validating fast paths (frontend/fast.py): None sends the object to the full parser above."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +115,13 @@ def parse_object(raw: RawObject, errors: list[ManifestError], skipped: Counter[s
     if spec is None:
         skipped[kind] += 1
         return None
-    checker = Checker(raw.location, subject_of(kind, body, spec.namespaced), errors)
     api_version = body.get("apiVersion")
+    fast = _FAST.get(kind)
+    if fast is not None and api_version == spec.api_version and type(body) is dict:
+        quick = fast(body, raw.location)
+        if quick is not None:
+            return quick
+    checker = Checker(raw.location, subject_of(kind, body, spec.namespaced), errors)
     if api_version != spec.api_version:
         checker.fail("apiVersion", unsupported(str(api_version), (spec.api_version,)))
         return None
