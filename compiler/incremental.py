@@ -40,10 +40,11 @@ from compiler.frontend.model import (
     by_key,
 )
 from compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
-from compiler.frontend.policy import NetworkPolicy, PolicyPeer
+from compiler.frontend.policy import NetworkPolicy
 from compiler.ir.build import build_ir
 from compiler.ir.nodes import BackendSet, BackendSetKey, ClusterIR, Diagnostic, PodEndpoint, ServiceFrontend
 from compiler.ir.pods import Placement, attachable, namespace_node, place_pods, pod_endpoint
+from compiler.ir.rules import PodIsolation, PolicyIR, Rule, RuleSet, verify_policy_ir
 from compiler.ir.services import (
     backend_sets,
     endpoint_warnings,
@@ -52,8 +53,11 @@ from compiler.ir.services import (
     service_warnings,
 )
 from compiler.lower.bundle import check_counts, entry_sort_key, lower
+from compiler.lower.incremental_policy import PolicySection
 from compiler.lower.incremental_services import Entity, FeKey, ServiceLowerer
-from compiler.passes.selectors import matches
+from compiler.lower.node import lower_node
+from compiler.passes.incremental_resolve import PolicyResolver
+from compiler.passes.pipeline import PassConfig, run_entry_passes, run_policy_passes
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +94,6 @@ class IncrementalCompiler:
         self.objects: dict[ObjectKey, KubeObject] = {}
         self.kinds: dict[str, dict[ObjectKey, KubeObject]] = defaultdict(dict)
         self._attachments = {(a.namespace, a.name): a for a in node_facts.pods} if node_facts else {}
-        self._peers: list[tuple[NetworkPolicy, PolicyPeer]] | None = None
         self.entities: dict[Entity, None] = {}
         self.counts: Counter[str] = Counter()
         self._order = {name: i for i, name in enumerate(schema.table_order)}
@@ -112,6 +115,10 @@ class IncrementalCompiler:
         self.services_by_ip: dict[IPAddress, set[ObjectKey]] = defaultdict(set)
         self.ns_use: Counter[str] = Counter()
         self.services = ServiceLowerer(self.schema)
+        self.resolver = PolicyResolver()
+        self.policy = PolicySection(self.schema)
+        self._passed: dict[tuple[Rule, ...], RuleSet] = {}
+        self.local_pods: set[ObjectKey] = set()
         self.sections: dict[str, tuple[Entity, ...]] = {}
         self._owned: dict[ObjectKey, tuple[IPAddress, ...]] = {}
         self._svc_vips: dict[ObjectKey, tuple[IPAddress, ...]] = {}
@@ -141,8 +148,6 @@ class IncrementalCompiler:
             else:
                 self.objects[c.key] = c.obj
                 self.kinds[c.key.kind][c.key] = c.obj
-            if c.key.kind in ("NetworkPolicy", "Namespace"):
-                self._peers = None
         try:
             if self._stale:
                 self._clear()
@@ -249,9 +254,15 @@ class IncrementalCompiler:
             svc = _service_of(obj)
             if svc is not None:
                 self.endpoint_objs[svc][obj.key] = obj
+        for key, obj in self.objects.items():
+            if isinstance(obj, Namespace):
+                self.resolver.set_namespace(key.name, namespace_node(key.name, obj))
+            elif isinstance(obj, NetworkPolicy):
+                self.resolver.set_policy(None, obj)
         pods = {k for k, o in self.objects.items() if isinstance(o, Pod)}
         for key in self._place(pods):
             self._set_pod(key)
+            self.resolver.set_pod(None, self.pods.get(key))
         self._check_conflicts()
         services = {k for k, o in self.objects.items() if isinstance(o, Service)}
         self._update_services(services, services)
@@ -290,9 +301,14 @@ class IncrementalCompiler:
                     else:
                         self.endpoint_objs[svc].pop(key, None)
             elif key.kind == "NetworkPolicy":
-                sections["policy"] = True
+                self.resolver.set_policy(
+                    before if isinstance(before, NetworkPolicy) else None,
+                    after if isinstance(after, NetworkPolicy) else None,
+                )
             elif key.kind == "Namespace":
-                sections["policy"] |= self._has_policies()
+                self.resolver.set_namespace(
+                    key.name, namespace_node(key.name, after) if isinstance(after, Namespace) else None
+                )
         if self.facts is None and pods:
             sections["node"] = True
         for key in self._place(pods):
@@ -307,8 +323,8 @@ class IncrementalCompiler:
                 sections["node"] |= node.local
                 for ip in node.ips:
                     services |= self.services_by_ip.get(ip, set())
-            if not sections["policy"]:
-                sections["policy"] = self._policy_reaches(before_node, after_node)
+            if before_node is not None or after_node is not None:
+                self.resolver.set_pod(before_node, after_node)
         self._check_conflicts()
         self._update_services(services | full_services, full_services)
         for key in notes:
@@ -317,6 +333,7 @@ class IncrementalCompiler:
 
     def _set_pod(self, key: ObjectKey) -> None:
         self.pods.pop(key, None)
+        self.local_pods.discard(key)
         for ip in self._owned.pop(key, ()):
             self.ip_owners[ip].discard(key)
             self._touch_conflict(ip)
@@ -325,6 +342,8 @@ class IncrementalCompiler:
             return
         node = pod_endpoint(pod, self.placements.get(key))
         self.pods[key] = node
+        if node.local:
+            self.local_pods.add(key)
         if attachable(pod):
             self._owned[key] = node.ips
             for ip in node.ips:
@@ -409,61 +428,24 @@ class IncrementalCompiler:
         if notes:
             self.ep_notes[key] = tuple(notes)
 
-    # ---- policy reach -------------------------------------------------------------------------
+    # ---- policy -----------------------------------------------------------------------------
 
-    def _has_policies(self) -> bool:
-        return bool(self.kinds["NetworkPolicy"])
+    def _passes(self, iso: PodIsolation) -> PodIsolation:
+        """The policy passes `lower` runs, on one isolation: each pass maps every rule set on its
+        own (merge_rules, drop_subsumed), so a set's result does not depend on the other pods'."""
+        rules = iso.rule_set.rules
+        done = self._passed.get(rules)
+        if done is None:
+            pir = run_policy_passes(PolicyIR((iso,)), PassConfig())
+            verify_policy_ir(pir)
+            done = self._passed[rules] = pir.isolations[0].rule_set
+        return PodIsolation(iso.pod, iso.direction, iso.addresses, done, iso.policies)
 
-    def _policy_reaches(self, before: PodEndpoint | None, after: PodEndpoint | None) -> bool:
-        """Can this pod change alter resolved policy? A local pod, a pod whose selection by some
-        peer changes, or a selected pod whose addresses or named ports change."""
-        if not self._has_policies():
-            return False
-        pods = [p for p in (before, after) if p is not None]
-        if any(p.local for p in pods):
-            return True
-        same_shape = (
-            before is not None
-            and after is not None
-            and before.ips == after.ips
-            and before.container_ports == after.container_ports
-        )
-        if self._peers is None:
-            self._peers = [
-                (pol, peer)
-                for pol in self.kinds["NetworkPolicy"].values()
-                if isinstance(pol, NetworkPolicy)
-                for rule in (*pol.ingress, *pol.egress)
-                for peer in rule.peers
-                if peer.ip_block is None
-            ]
-        for pol, peer in self._peers:
-            selected = [bool(p.ips) and self._selects(pol, peer, p) for p in pods]
-            if (same_shape and selected[0] != selected[1]) or (not same_shape and any(selected)):
-                return True
-        if same_shape:
-            return False
-        named = any(
-            isinstance(port.port, str)
-            for pol in self.kinds["NetworkPolicy"].values()
-            if isinstance(pol, NetworkPolicy)
-            for rule in pol.egress
-            for port in rule.ports
-        )
-        return named and any(cp.name for p in pods for cp in p.container_ports)
-
-    def _selects(self, pol: NetworkPolicy, peer: PolicyPeer, pod: PodEndpoint) -> bool:
-        ns_sel = peer.namespace_selector
-        pod_sel = peer.pod_selector
-        if ns_sel is None:
-            if pod.key.namespace != pol.key.namespace:
-                return False
-        else:
-            ns = self.objects.get(ObjectKey("Namespace", "", pod.key.namespace))
-            labels = namespace_node(pod.key.namespace, ns if isinstance(ns, Namespace) else None).labels
-            if not matches(ns_sel, labels):
-                return False
-        return pod_sel is None or matches(pod_sel, pod.labels)
+    def _node_entries(self) -> tuple[Entity, ...]:
+        local = sorted((self.pods[k] for k in self.local_pods), key=by_key)
+        facts = self.facts or DEFAULT_NODE_FACTS
+        ir = ClusterIR(facts, (), tuple(local), (), (), (), (), ())
+        return tuple(run_entry_passes(lower_node(ir, self.schema), PassConfig()))
 
     # ---- lowering -----------------------------------------------------------------------------
 
@@ -474,15 +456,24 @@ class IncrementalCompiler:
         added, removed = self.services.update(fes, sets)
         delta.added += added
         delta.removed += removed
-        if sections.get("node") or sections.get("policy"):
-            # Node and policy entries come from `lower` itself on the IR without Services, so
-            # they follow whatever passes it runs (none of which reaches the Service tables).
-            lowered = lower(self._ir(with_services=False), self.schema)
-            self._section("pods", lowered.bundle.entries, delta)
+        if sections.get("node"):
+            self._section("node", self._node_entries(), delta)
+        changed = self.resolver.resolve()
+        if changed:
+            appeared, vanished = self.policy.update(
+                {k: None if iso is None else self._passes(iso) for k, iso in changed.items()}
+            )
+            delta.added += appeared
+            delta.removed += vanished
+            if len(self._passed) > 4 * len(self.resolver.isolations) + 64:
+                used = {iso.rule_set.rules for iso in self.resolver.isolations.values()}
+                self._passed = {k: v for k, v in self._passed.items() if k in used}
         if full:  # everything was recomputed: the delta is against the last good bundle
             now = {e: None for unit in self.services.units.values() for e in unit}
             for section in self.sections.values():
                 now.update(dict.fromkeys(section))
+            for lowerer in self.policy.directions.values():
+                now.update(dict.fromkeys(lowerer.entries()))
             delta = Delta(
                 [e for e in now if e not in self.entities], [e for e in self.entities if e not in now]
             )

@@ -24,17 +24,53 @@ from compiler.passes.selectors import matches
 
 
 class _Cluster:
-    """Indexes the resolution needs, built once per run."""
+    """Indexes the resolution needs: built once per run by `resolve_unmerged`, or kept up to date
+    pod by pod by the incremental resolver (compiler/passes/incremental_resolve.py)."""
 
-    def __init__(self, ir: ClusterIR) -> None:
-        self.namespaces: dict[str, NamespaceNode] = {ns.key.name: ns for ns in ir.namespaces}
-        self.pods = tuple(p for p in ir.pods if p.ips)
-        self.pods_by_ns: dict[str, list[PodEndpoint]] = defaultdict(list)
-        self.pods_by_label: dict[tuple[str, str], list[PodEndpoint]] = defaultdict(list)
-        for pod in self.pods:
-            self.pods_by_ns[pod.key.namespace].append(pod)
-            for label in pod.labels:
-                self.pods_by_label[label].append(pod)
+    def __init__(self, ir: ClusterIR | None = None) -> None:
+        self.namespaces: dict[str, NamespaceNode] = {}
+        self.pods: dict[ObjectKey, PodEndpoint] = {}
+        self.pods_by_ns: dict[str, dict[ObjectKey, PodEndpoint]] = defaultdict(dict)
+        self.pods_by_label: dict[tuple[str, str], dict[ObjectKey, PodEndpoint]] = defaultdict(dict)
+        self._by_addr: list[tuple[tuple[int, int, tuple[str, str]], IPAddress, PodEndpoint]] | None = None
+        self._keys: list[tuple[int, int, tuple[str, str]]] = []
+        if ir is not None:
+            self.namespaces = {ns.key.name: ns for ns in ir.namespaces}
+            for pod in ir.pods:
+                self.add_pod(pod)
+
+    def add_pod(self, pod: PodEndpoint) -> None:
+        if not pod.ips:
+            return
+        self.pods[pod.key] = pod
+        self.pods_by_ns[pod.key.namespace][pod.key] = pod
+        for label in pod.labels:
+            self.pods_by_label[label][pod.key] = pod
+        if self._by_addr is not None:
+            for ip in pod.ips:
+                item = (_addr_key(ip, pod), ip, pod)
+                i = bisect_left(self._keys, item[0])
+                self._keys.insert(i, item[0])
+                self._by_addr.insert(i, item)
+
+    def remove_pod(self, key: ObjectKey) -> None:
+        pod = self.pods.pop(key, None)
+        if pod is None:
+            return
+        in_ns = self.pods_by_ns[key.namespace]
+        del in_ns[key]
+        if not in_ns:
+            del self.pods_by_ns[key.namespace]
+        for label in pod.labels:
+            with_label = self.pods_by_label[label]
+            del with_label[key]
+            if not with_label:
+                del self.pods_by_label[label]
+        if self._by_addr is not None:
+            for ip in pod.ips:
+                i = bisect_left(self._keys, _addr_key(ip, pod))
+                del self._keys[i]
+                del self._by_addr[i]
 
     def namespace_labels(self, name: str) -> tuple[tuple[str, str], ...]:
         ns = self.namespaces.get(name)
@@ -44,22 +80,22 @@ class _Cluster:
         sel = peer.pod_selector
         if sel is not None and sel.match_labels:
             # Start from the pods carrying the selector's rarest required label, not from all pods.
-            fewest = min((self.pods_by_label.get(kv, []) for kv in sel.match_labels), key=len)
+            fewest = min((self.pods_by_label.get(kv, {}) for kv in sel.match_labels), key=len)
             ns_sel = peer.namespace_selector
             if ns_sel is None:
                 ns_ok = {policy.key.namespace}
             else:
                 ns_ok = {ns for ns in self.pods_by_ns if matches(ns_sel, self.namespace_labels(ns))}
-            return [p for p in fewest if p.key.namespace in ns_ok and matches(sel, p.labels)]
+            return [p for p in fewest.values() if p.key.namespace in ns_ok and matches(sel, p.labels)]
         if peer.namespace_selector is None:
-            candidates: Iterable[PodEndpoint] = self.pods_by_ns.get(policy.key.namespace, [])
+            candidates: Iterable[PodEndpoint] = self.pods_by_ns.get(policy.key.namespace, {}).values()
         else:
             sel = peer.namespace_selector
             candidates = [
                 pod
                 for ns, pods in self.pods_by_ns.items()
                 if matches(sel, self.namespace_labels(ns))
-                for pod in pods
+                for pod in pods.values()
             ]
         if peer.pod_selector is None:
             return list(candidates)
@@ -67,16 +103,23 @@ class _Cluster:
 
     def addresses_in(self, aset: AddressSet) -> list[tuple[IPAddress, PodEndpoint]]:
         """Pod addresses inside the set, by bisection over all pod addresses sorted once."""
-        if not hasattr(self, "_by_addr"):
-            self._by_addr = sorted(((ip.version, int(ip)), ip, pod) for pod in self.pods for ip in pod.ips)
+        if self._by_addr is None:
+            self._by_addr = sorted(
+                ((_addr_key(ip, pod), ip, pod) for pod in self.pods.values() for ip in pod.ips),
+                key=lambda item: item[0],
+            )
             self._keys = [k for k, _, _ in self._by_addr]
         out: list[tuple[IPAddress, PodEndpoint]] = []
         for net in aset.networks:
             lo, hi = span(net)
-            i = bisect_left(self._keys, (net.version, lo))
-            j = bisect_right(self._keys, (net.version, hi))
+            i = bisect_left(self._keys, (net.version, lo, ("", "")))
+            j = bisect_right(self._keys, (net.version, hi, ("\U0010ffff", "")))
             out.extend((ip, pod) for _, ip, pod in self._by_addr[i:j])
         return out
+
+
+def _addr_key(ip: IPAddress, pod: PodEndpoint) -> tuple[int, int, tuple[str, str]]:
+    return (ip.version, int(ip), (pod.key.namespace, pod.key.name))
 
 
 def _peer_set(cluster: _Cluster, policy: NetworkPolicy, peers: Sequence[PolicyPeer]) -> AddressSet | None:
@@ -129,7 +172,7 @@ def _rule_rules(
         # Egress: the destination pod names the port; only pod addresses inside the peer set count.
         by_number: dict[int, list[IPAddress]] = defaultdict(list)
         candidates = (
-            [(ip, pod) for pod in cluster.pods for ip in pod.ips]
+            [(ip, pod) for pod in cluster.pods.values() for ip in pod.ips]
             if peers is None
             else cluster.addresses_in(peers)
         )
@@ -150,11 +193,49 @@ def resolve_policies(ir: ClusterIR) -> PolicyIR:
     return merge_policy_rules(resolve_unmerged(ir))
 
 
+MemoKey = tuple[ObjectKey, PolicyType, int, tuple[object, ...]]
+"""(policy, direction, rule index, the local pod's container ports for ingress): one API rule's
+resolved rules depend on the local pod only through its ports, and only for ingress."""
+
+
+def pod_isolation(
+    cluster: _Cluster,
+    policies: Iterable[NetworkPolicy],
+    pod: PodEndpoint,
+    direction: PolicyType,
+    memo: dict[MemoKey, list[Rule]],
+    used: list[MemoKey] | None = None,
+) -> PodIsolation | None:
+    """The unmerged isolation of one local pod in one direction (None: not isolated), from the
+    policies of its namespace; rule results come from `memo` or are added to it, and `used` gets
+    every memo key read."""
+    selecting = [
+        pol for pol in policies if direction in pol.policy_types and matches(pol.pod_selector, pod.labels)
+    ]
+    if not selecting:
+        return None
+    rules: list[Rule] = []
+    local = tuple(pod.container_ports) if direction is PolicyType.Ingress else ()
+    for pol in selecting:
+        api_rules = pol.ingress if direction is PolicyType.Ingress else pol.egress
+        for i, rule in enumerate(api_rules):
+            key = (pol.key, direction, i, local)
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = _rule_rules(cluster, pol, rule, direction, pod)
+            if used is not None:
+                used.append(key)
+            rules.extend(found)
+    keys: tuple[ObjectKey, ...] = tuple(sorted(pol.key for pol in selecting))
+    canonical = tuple(sorted(set(rules), key=lambda r: r.sort_key))
+    return PodIsolation(pod.key, direction, pod.ips, RuleSet(canonical), keys)
+
+
 def resolve_unmerged(ir: ClusterIR) -> PolicyIR:
     """Every API rule as resolved rules, only deduplicated; a rule's result is computed once and
     shared by every local pod it applies to (it depends on the pod only through ingress named ports)."""
     cluster = _Cluster(ir)
-    memo: dict[tuple[ObjectKey, PolicyType, int, tuple[object, ...]], list[Rule]] = {}
+    memo: dict[MemoKey, list[Rule]] = {}
     by_ns: dict[str, list[NetworkPolicy]] = defaultdict(list)
     for pol in ir.network_policies:
         by_ns[pol.key.namespace].append(pol)
@@ -163,24 +244,8 @@ def resolve_unmerged(ir: ClusterIR) -> PolicyIR:
         for pod in ir.pods:
             if not pod.local or not pod.ips:
                 continue
-            selecting = [
-                pol
-                for pol in by_ns.get(pod.key.namespace, [])
-                if direction in pol.policy_types and matches(pol.pod_selector, pod.labels)
-            ]
-            if not selecting:
-                continue
-            rules: list[Rule] = []
-            for pol in selecting:
-                api_rules = pol.ingress if direction is PolicyType.Ingress else pol.egress
-                for i, rule in enumerate(api_rules):
-                    local = pod.container_ports if direction is PolicyType.Ingress else ()
-                    key = (pol.key, direction, i, tuple(local))
-                    if key not in memo:
-                        memo[key] = _rule_rules(cluster, pol, rule, direction, pod)
-                    rules.extend(memo[key])
-            keys: tuple[ObjectKey, ...] = tuple(sorted(pol.key for pol in selecting))
-            canonical = tuple(sorted(set(rules), key=lambda r: r.sort_key))
-            isolations.append(PodIsolation(pod.key, direction, pod.ips, RuleSet(canonical), keys))
+            iso = pod_isolation(cluster, by_ns.get(pod.key.namespace, []), pod, direction, memo)
+            if iso is not None:
+                isolations.append(iso)
     isolations.sort(key=lambda iso: (iso.direction.value, iso.pod))
     return PolicyIR(tuple(isolations))

@@ -1,0 +1,197 @@
+"""`resolve_unmerged` kept up to date one object at a time (the incremental compiler's policy half).
+
+State: the resolution's cluster index (`_Cluster`, updated pod by pod), the policies by namespace,
+the result of every API rule (`MemoKey` -> resolved rules, as `resolve_unmerged` memoizes within
+one run) and which local pods read it, and every local pod's isolation per direction.
+
+What a change reaches:
+- a NetworkPolicy: its rule results are dropped; the local pods of its namespace its podSelector
+  selects before or after are recomputed;
+- a Pod (any node): the results of rules with a peer that selects its old or new version (when
+  its addresses or container ports changed, or its selection did), and of egress rules naming a
+  port it declares; the local pods that read those results; the pod itself when it is local;
+- a Namespace: the results of rules whose namespaceSelector matches its old labels but not its
+  new ones or the reverse.
+`resolve()` then recomputes only the local pods reached and returns their new isolations. The
+result per pod is what `resolve_unmerged` gives for it on the whole cluster (the hypothesis test
+in tests/incremental compares the bundles).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from compiler.frontend.model import Labels, ObjectKey
+from compiler.frontend.policy import NetworkPolicy, PolicyPeer, PolicyType
+from compiler.ir.nodes import NamespaceNode, PodEndpoint
+from compiler.ir.rules import PodIsolation, Rule
+from compiler.passes.resolve_policy import MemoKey, _Cluster, pod_isolation
+from compiler.passes.selectors import matches
+
+DIRECTIONS = (PolicyType.Egress, PolicyType.Ingress)
+
+
+class PolicyResolver:
+    def __init__(self) -> None:
+        self.cluster = _Cluster()
+        self.policies: dict[str, dict[ObjectKey, NetworkPolicy]] = defaultdict(dict)
+        self.local: dict[ObjectKey, PodEndpoint] = {}
+        self.memo: dict[MemoKey, list[Rule]] = {}
+        self.readers: dict[MemoKey, set[ObjectKey]] = defaultdict(set)
+        self.reads: dict[ObjectKey, list[MemoKey]] = {}
+        self.by_rule: dict[tuple[ObjectKey, PolicyType, int], set[MemoKey]] = defaultdict(set)
+        self.isolations: dict[tuple[PolicyType, ObjectKey], PodIsolation] = {}
+        self._dirty: set[ObjectKey] = set()
+        self._ns_before: dict[str, Labels] = {}
+
+    # ---- changes --------------------------------------------------------------------------------
+
+    def set_namespace(self, name: str, node: NamespaceNode | None) -> None:
+        """A declared Namespace changed (None: deleted, its labels fall back to the name only)."""
+        before = self.cluster.namespace_labels(name)
+        self._ns_before.setdefault(name, before)
+        if node is None:
+            self.cluster.namespaces.pop(name, None)
+        else:
+            self.cluster.namespaces[name] = node
+        after = self.cluster.namespace_labels(name)
+        if before == after or name not in self.cluster.pods_by_ns:
+            return
+        for key in list(self.memo):
+            rule = self._rule(key)
+            if rule is None:
+                continue
+            for peer in rule:
+                sel = peer.namespace_selector
+                if sel is not None and peer.ip_block is None and matches(sel, before) != matches(sel, after):
+                    self._drop(key)
+                    break
+
+    def set_policy(self, before: NetworkPolicy | None, after: NetworkPolicy | None) -> None:
+        pol = before or after
+        assert pol is not None
+        ns = pol.key.namespace
+        if after is None:
+            self.policies[ns].pop(pol.key, None)
+        else:
+            self.policies[ns][pol.key] = after
+        for direction in DIRECTIONS:
+            for i in range(max(_count(before, direction), _count(after, direction))):
+                for key in list(self.by_rule.get((pol.key, direction, i), ())):
+                    self._drop(key)
+        for pod in self.local.values():
+            if pod.key.namespace == ns and any(
+                p is not None and matches(p.pod_selector, pod.labels) for p in (before, after)
+            ):
+                self._dirty.add(pod.key)
+
+    def set_pod(self, before: PodEndpoint | None, after: PodEndpoint | None) -> None:
+        pod = before or after
+        assert pod is not None
+        key = pod.key
+        self.cluster.remove_pod(key)
+        if after is not None:
+            self.cluster.add_pod(after)
+        self.local.pop(key, None)
+        if after is not None and after.local and after.ips:
+            self.local[key] = after
+        if (before is not None and before.local) or (after is not None and after.local):
+            self._dirty.add(key)
+        versions = [p for p in (before, after) if p is not None and p.ips]
+        if not versions:
+            return
+        same_shape = (
+            before is not None
+            and after is not None
+            and before.ips == after.ips
+            and before.container_ports == after.container_ports
+            and key.namespace not in self._ns_before
+        )
+        named = {cp.name for p in versions for cp in p.container_ports if cp.name}
+        for mkey in list(self.memo):
+            pol_key, direction, i, _ = mkey
+            rule = self._rule(mkey)
+            if rule is None:
+                continue
+            pol = self.policies[pol_key.namespace][pol_key]
+            reached = False
+            for peer in rule:
+                if peer.ip_block is not None:
+                    continue
+                selected = [self._selects(pol, peer, p) for p in versions]
+                if (same_shape and selected[0] != selected[1]) or (not same_shape and any(selected)):
+                    reached = True
+                    break
+            if not reached and not same_shape and direction is PolicyType.Egress and named:
+                api = pol.egress[i]
+                reached = any(isinstance(port.port, str) and port.port in named for port in api.ports)
+            if reached:
+                self._drop(mkey)
+
+    # ---- results --------------------------------------------------------------------------------
+
+    def resolve(self) -> dict[tuple[PolicyType, ObjectKey], PodIsolation | None]:
+        """New isolations of the local pods the changes since the last call reached (None: not
+        isolated in that direction any more); unchanged ones are left out."""
+        out: dict[tuple[PolicyType, ObjectKey], PodIsolation | None] = {}
+        dirty, self._dirty = self._dirty, set()
+        self._ns_before = {}
+        for key in sorted(dirty, key=lambda k: (k.namespace, k.name)):
+            for mkey in self.reads.pop(key, ()):
+                users = self.readers.get(mkey)
+                if users is not None:
+                    users.discard(key)
+            pod = self.local.get(key)
+            used: list[MemoKey] = []
+            for direction in DIRECTIONS:
+                iso = None
+                if pod is not None:
+                    pols = self.policies.get(key.namespace, {}).values()
+                    iso = pod_isolation(self.cluster, pols, pod, direction, self.memo, used)
+                before = self.isolations.pop((direction, key), None)
+                if iso is not None:
+                    self.isolations[(direction, key)] = iso
+                if iso != before:
+                    out[(direction, key)] = iso
+            if used:
+                self.reads[key] = used
+                for mkey in used:
+                    self.readers[mkey].add(key)
+                    self.by_rule[mkey[:3]].add(mkey)
+        return out
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    def _rule(self, key: MemoKey) -> tuple[PolicyPeer, ...] | None:
+        pol_key, direction, i, _ = key
+        pol = self.policies.get(pol_key.namespace, {}).get(pol_key)
+        if pol is None:
+            return None
+        api = pol.ingress if direction is PolicyType.Ingress else pol.egress
+        return api[i].peers if i < len(api) else None
+
+    def _drop(self, key: MemoKey) -> None:
+        self.memo.pop(key, None)
+        self.by_rule.get(key[:3], set()).discard(key)
+        self._dirty |= self.readers.pop(key, set())
+
+    def _selects(self, pol: NetworkPolicy, peer: PolicyPeer, pod: PodEndpoint) -> bool:
+        """The selection `_Cluster.peer_pods` makes, under the namespace's labels before and after
+        the changes since the last `resolve` (either counts)."""
+        ns = pod.key.namespace
+        if peer.namespace_selector is None:
+            if ns != pol.key.namespace:
+                return False
+        else:
+            views = [self.cluster.namespace_labels(ns)]
+            if ns in self._ns_before:
+                views.append(self._ns_before[ns])
+            if not any(matches(peer.namespace_selector, labels) for labels in views):
+                return False
+        return peer.pod_selector is None or matches(peer.pod_selector, pod.labels)
+
+
+def _count(pol: NetworkPolicy | None, direction: PolicyType) -> int:
+    if pol is None:
+        return 0
+    return len(pol.ingress if direction is PolicyType.Ingress else pol.egress)
