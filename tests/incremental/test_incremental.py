@@ -60,9 +60,14 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
             with pytest.raises(Exception) as caught:
                 action()
             assert caught.type is expected_error
+            self.applied = False  # the next step recomputes everything: its delta is against last_good
             return
         delta = action()
         assert self.compiler.bundle() == expected
+        if self.last_good == expected and self.applied:
+            # Nothing changed on the device (e.g. a pod no peer selects): nothing is sent.
+            assert len(delta) == 0, delta
+        self.applied = True
         before = dict(self.desired)
         new, old = apply_delta(SCHEMA, self.desired, delta.added, delta.removed)
         full = bundle_items(SCHEMA, expected)
@@ -88,6 +93,45 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
         obj = replace(old, labels=(("app", app),))
         self.store[obj.key] = obj
         self._step(lambda: self.compiler.apply([Change(obj.key, obj)]))
+
+    @precondition(lambda self: any(k.kind == "NetworkPolicy" for k in self.store))
+    @rule(data=st.data(), selects=gen.apps, peer=gen.maybe_app, team=gen.maybe_team, named=st.booleans())
+    def change_policy(
+        self, data: st.DataObject, selects: str, peer: str | None, team: str | None, named: bool
+    ) -> None:
+        """An existing policy selects other pods or peers (its rule results and pods are recomputed)."""
+        keys = sorted(
+            (k for k in self.store if k.kind == "NetworkPolicy"), key=lambda k: (k.namespace, k.name)
+        )
+        key = data.draw(st.sampled_from(keys))
+        obj = gen.parse(gen.policy(key.namespace, key.name, selects, peer, team, named))
+        self.store[key] = obj
+        self._step(lambda: self.compiler.apply([Change(key, obj)]))
+
+    @rule(name=gen.ns_names, team=st.sampled_from(("t1", "t2", "t3")))
+    def relabel_namespace(self, name: str, team: str) -> None:
+        """namespaceSelector peers flip for the pods of this namespace."""
+        obj = gen.parse(gen.namespace(name, team))
+        self.store[obj.key] = obj
+        self._step(lambda: self.compiler.apply([Change(obj.key, obj)]))
+
+    @precondition(lambda self: any(k.kind == "Pod" for k in self.store))
+    @rule(data=st.data(), app=st.sampled_from(("x", "y", "z")))
+    def relabel_batch(self, data: st.DataObject, app: str) -> None:
+        """Two pods relabelled in one batch with a policy change: one resolution for all three."""
+        keys = sorted((k for k in self.store if k.kind == "Pod"), key=lambda k: (k.namespace, k.name))
+        chosen = data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=2, unique=True))
+        changes = []
+        for key in chosen:
+            old = self.store[key]
+            assert isinstance(old, Pod)
+            obj = replace(old, labels=(("app", app),))
+            self.store[key] = obj
+            changes.append(Change(key, obj))
+        pol = gen.parse(gen.policy("a", "np1", app, "x", None, False))
+        self.store[pol.key] = pol
+        changes.append(Change(pol.key, pol))
+        self._step(lambda: self.compiler.apply(changes))
 
     @precondition(lambda self: bool(self.store))
     @rule(data=st.data())
