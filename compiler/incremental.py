@@ -5,17 +5,21 @@ keeps an object store and a dependency index around the same pure per-object fun
 (`compiler.ir.pods`, `compiler.ir.services`) and recomputes only what a change reaches:
 
 * a Pod: its `PodEndpoint`; the backend sets holding one of its old or new IPs (the `local`/`pod`
-  of a backend); the node entries if it is local; the policy section only when the pod is local
-  or some policy peer selector (or egress named port) matches its old or new version;
+  of a backend); the node entries if it is local; its own isolation if it is local, and the
+  results of the policy rules whose peers select its old or new version (or, for egress named
+  ports, that name one of its ports), with the local pods that use them;
 * an EndpointSlice / Endpoints: the backend sets of the Service it names (old and new label);
 * a Service: its node, frontends, warnings, backend sets, and the warnings of its endpoint objects;
-* a Namespace: its node; the policy section when policies exist;
-* a NetworkPolicy: the policy section.
+* a Namespace: its node; the rule results whose namespaceSelector flips for it;
+* a NetworkPolicy: its rule results and the local pods its podSelector selects before or after.
 
-Services are lowered per unit (`ServiceLowerer`); the node and policy entries (policy resolution,
-its passes and lowering share peer classes across every rule set) are one section, recomputed by
-`lower` on the IR without Services when a change reaches either.
-Every section's output is diffed against its previous one, so `apply` returns only changed
+Services are lowered per unit (`ServiceLowerer`). Policy resolution is kept per local pod and
+direction (`PolicyResolver`, compiler/passes/incremental_resolve.py); the policy passes run per
+rule set (cached) and the policy stages are kept per unit by `PolicySection`
+(compiler/lower/incremental_policy.py): set and class ids are content-derived (`IdSpace`), class
+memberships are updated per network, and the peer-class LPM table is `lpm_compress`'s ORTC kept
+up to date (compiler/passes/incremental_ortc.py). The node entries are `lower_node` on the local
+pods. Every unit's output is diffed against its previous one, so `apply` returns only changed
 entities. `bundle()` always equals `lower(build_ir(objects, facts), schema).bundle`.
 """
 
