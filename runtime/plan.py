@@ -37,11 +37,18 @@ class Link:
     field: str
 
 
+# A frontend (masquerading or not) names its fe_id in every table keyed by it; tests/runtime/
+# test_plan.py derives that list from the P4Info, so a new fe_id-keyed table cannot be forgotten.
+_FRONTEND_TABLES = (
+    ("svc_backend", "fe_id"),
+    ("svc_split", "fe_id"),
+    ("svc_affinity", "fe_id"),
+    ("rev_nat", "ct_nat_id"),
+)
+
 LINKS = (
-    Link("set_frontend", "fe_id", "svc_backend", "fe_id"),
-    Link("set_frontend", "fe_id", "svc_split", "fe_id"),
-    Link("set_frontend_masq", "fe_id", "svc_split", "fe_id"),
-    Link("set_frontend", "fe_id", "rev_nat", "ct_nat_id"),
+    *(Link(a, "fe_id", t, f) for a in ("set_frontend", "set_frontend_masq") for t, f in _FRONTEND_TABLES),
+    Link("set_affinity", "aff_id", "aff_backend", "aff_id"),
     Link("set_backend", "be_id", "backend_nat", "be_id"),
     Link("eg_isolate", "set_id", "eg_peer_rules", "eg_set"),
     Link("eg_isolate", "set_id", "eg_port_rules", "eg_set"),

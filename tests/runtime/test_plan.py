@@ -9,7 +9,7 @@ from compiler.bundle.model import Bundle
 from compiler.bundle.schema import Schema
 from compiler.driver import compile_sources
 from runtime.entities import Item, bundle_items, container
-from runtime.plan import DELETE, INSERT, MODIFY, Plan, References, make_plan
+from runtime.plan import DELETE, INSERT, LINKS, MODIFY, Plan, References, make_plan
 
 from .conftest import NODE
 
@@ -73,3 +73,21 @@ def test_policy_change_is_a_two_phase_update(schema: Schema, shop_bundle: Bundle
 def test_unchanged_bundle_plans_nothing(schema: Schema, shop_bundle: Bundle) -> None:
     items = bundle_items(schema, shop_bundle)
     assert len(make_plan(schema, items, dict(items))) == 0
+
+
+def test_every_frontend_action_links_every_table_keyed_by_its_fe_id(schema: Schema) -> None:
+    """A frontend published before its backend group, split mask, affinity domain or reverse NAT
+    exposes packets to a half-built Service; the links must cover every table whose key holds the
+    frontend id (`meta.fe_id`, or `ct_nat_id` which the flow cache stores it as), for every action
+    that sets it, derived here from the P4Info rather than from the list under test."""
+    keyed = {
+        t.preamble.alias: f.name
+        for t in schema.p4info.tables
+        for f in t.match_fields
+        if f.name in ("meta.fe_id", "fe_id", "ct_nat_id", "meta.ct_nat_id")
+    }
+    setters = {a.preamble.alias for a in schema.p4info.actions if any(p.name == "fe_id" for p in a.params)}
+    assert {"set_frontend", "set_frontend_masq"} <= setters and "svc_backend" in keyed
+    linked = {(lk.action, lk.table) for lk in LINKS}
+    missing = {(a, t) for a in setters for t in keyed} - linked
+    assert not missing, missing
