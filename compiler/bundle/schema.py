@@ -7,8 +7,9 @@ Kubernetes object that caused it instead of failing on the device.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.bundle.model import (
@@ -99,6 +100,8 @@ class TableInfo:
     actions: Mapping[str, ActionRefInfo]
     profile: ProfileInfo | None
     const_default_action_id: int
+    field_index: dict[str, FieldInfo] = field(default_factory=dict, compare=False, repr=False)
+    """`field` results by the name asked (sorting and rendering ask once per entry and key)."""
 
     @property
     def needs_priority(self) -> bool:
@@ -109,8 +112,12 @@ class TableInfo:
         )
 
     def field(self, name: str) -> FieldInfo:
+        known = self.field_index.get(name)
+        if known is not None:
+            return known
         for f in self.fields:
             if f.name == name or f.name.rsplit(".", 1)[-1] == name:
+                self.field_index[name] = f
                 return f
         raise BundleError(f"table {self.alias}: no key field {name!r} (has {', '.join(self._names())})")
 
@@ -171,6 +178,8 @@ class Schema:
             self._tables[table.name] = table
             self._tables.setdefault(table.alias, table)
             self.table_order.append(table.name)
+        self._checks: dict[str, _TableCheck] = {}
+        self._member_actions: dict[tuple[str, str], tuple[ProfileInfo, ActionInfo] | tuple[()]] = {}
 
     # -- lookups -----------------------------------------------------------------------------
     def table(self, name: str) -> TableInfo:
@@ -221,6 +230,28 @@ class Schema:
         priority: int = 0,
         origin: tuple[str, ...] = (),
     ) -> TableEntry:
+        check = self._checks.get(table)
+        if check is None and table in self._tables:
+            check = self._checks[table] = _TableCheck(self, self._tables[table])
+        if check is not None:
+            built = check.entry(match, action, params, member_id, group_id, priority, origin)
+            if built is not None:
+                return built
+        return self._checked_entry(table, match, action, params, member_id, group_id, priority, origin)
+
+    def _checked_entry(
+        self,
+        table: str,
+        match: Mapping[str, Match],
+        action: str | None,
+        params: Mapping[str, int] | None,
+        member_id: int | None,
+        group_id: int | None,
+        priority: int,
+        origin: tuple[str, ...],
+    ) -> TableEntry:
+        """Every check, one at a time, raising the first problem; `entry` only comes here for an
+        entry its precomputed checks did not accept, so the messages are the ones of this code."""
         info = self.table(table)
         where = f"table {info.alias}"
         fields: list[tuple[str, Match]] = []
@@ -269,6 +300,14 @@ class Schema:
         params: Mapping[str, int],
         origin: tuple[str, ...] = (),
     ) -> ProfileMember:
+        member_actions = self._member_actions.get((profile, action))
+        if member_actions is None and profile in self._profiles:
+            member_actions = self._member_actions[(profile, action)] = self._member_action(profile, action)
+        if member_actions:
+            prof, act = member_actions
+            values = _params(act, params)
+            if values is not None:
+                return ProfileMember(prof.name, member_id, _call(act.name, values), origin)
         prof = self.profile(profile)
         call = self.action_call(f"profile {prof.alias} member {member_id}", action, params)
         tables = [t for t in self.tables() if t.profile is not None and t.profile.id == prof.id]
@@ -304,6 +343,19 @@ class Schema:
         return ProfileGroup(prof.name, group_id, tuple(sorted(members)), max_size, origin)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _member_action(self, profile: str, action: str) -> tuple[ProfileInfo, ActionInfo] | tuple[()]:
+        """The profile and action when `member` accepts this action for it whatever the params, else ()."""
+        prof = self._profiles[profile]
+        act = self._actions.get(action)
+        if act is None:
+            return ()
+        for t in self.tables():
+            if t.profile is not None and t.profile.id == prof.id:
+                ref = t.actions.get(act.name)
+                if ref is None or ref.scope == p4i.ActionRef.DEFAULT_ONLY:
+                    return ()
+        return prof, act
+
     def _table_action(
         self, info: TableInfo, action: str, params: Mapping[str, int], *, default: bool
     ) -> ActionCall:
@@ -346,3 +398,143 @@ class Schema:
                 raise BundleError(f"{where}: range low {m.low} > high {m.high}")
             if m.low == 0 and m.high == (1 << w) - 1:
                 raise BundleError(f"{where}: a full range is a don't-care; omit the field")
+
+
+_NO_PARAMS: dict[str, ActionCall] = {}
+
+
+def _call(name: str, values: tuple[tuple[str, int], ...]) -> ActionCall:
+    """Calls without parameters are all alike: one shared (frozen) object per action."""
+    if values:
+        return ActionCall(name, values)
+    call = _NO_PARAMS.get(name)
+    if call is None:
+        call = _NO_PARAMS[name] = ActionCall(name, ())
+    return call
+
+
+def _params(act: ActionInfo, params: Mapping[str, int] | None) -> tuple[tuple[str, int], ...] | None:
+    """The action's parameters in declaration order when each is given once as a fitting int;
+    None for anything else, which the checked path then words."""
+    given = params or {}
+    if len(given) != len(act.params):
+        return None
+    values: list[tuple[str, int]] = []
+    for p in act.params:
+        value = given.get(p.name)
+        if type(value) is not int or value < 0 or value >> p.bitwidth:
+            return None
+        values.append((p.name, value))
+    return tuple(values)
+
+
+class _TableCheck:
+    """One table's checks precomputed from P4Info (field by key name, exact fields, priority rule,
+    usable actions), so building a valid entry is a few dict lookups and integer compares. It
+    accepts exactly the entries `Schema._checked_entry` accepts and builds the same TableEntry;
+    for anything else it returns None and the checked path raises its usual error."""
+
+    __slots__ = ("actions", "by_key", "info", "n_exact", "needs_priority", "order", "profiled")
+
+    def __init__(self, schema: Schema, info: TableInfo) -> None:
+        self.info = info
+        self.by_key: dict[str, FieldInfo] = {}
+        for f in reversed(info.fields):  # `TableInfo.field`: the first field matching either way wins
+            self.by_key[f.name.rsplit(".", 1)[-1]] = f
+            self.by_key[f.name] = f
+        self.order = {f.name: info.field(f.name).id for f in info.fields}
+        self.n_exact = sum(f.match_type == p4i.MatchField.EXACT for f in info.fields)
+        self.needs_priority = info.needs_priority
+        self.profiled = info.profile is not None
+        self.actions: dict[str, ActionInfo] = {}
+        for key, act in schema._actions.items():
+            ref = info.actions.get(act.name)
+            if ref is not None and ref.scope != p4i.ActionRef.DEFAULT_ONLY:
+                self.actions[key] = act
+
+    def entry(
+        self,
+        match: Mapping[str, Match],
+        action: str | None,
+        params: Mapping[str, int] | None,
+        member_id: int | None,
+        group_id: int | None,
+        priority: int,
+        origin: tuple[str, ...],
+    ) -> TableEntry | None:
+        fields: list[tuple[str, Match]] = []
+        exact = 0
+        for key, m in match.items():
+            f = self.by_key.get(key)
+            if f is None or not _fits(f, m):
+                return None
+            if f.match_type == p4i.MatchField.EXACT:
+                exact += 1
+            fields.append((f.name, m))
+        if exact != self.n_exact:
+            return None
+        if len(fields) > 1:
+            fields.sort(key=lambda fm: self.order[fm[0]])
+            if any(a[0] == b[0] for a, b in itertools.pairwise(fields)):
+                return None  # the same field under two names
+        if type(priority) is not int or (priority <= 0 if self.needs_priority else priority != 0):
+            return None
+        call = None
+        if action is not None:
+            if member_id is not None or group_id is not None or self.profiled:
+                return None
+            act = self.actions.get(action)
+            if act is None:
+                return None
+            values = _params(act, params)
+            if values is None:
+                return None
+            call = _call(act.name, values)
+        elif (member_id is None) == (group_id is None) or not self.profiled:
+            return None
+        return TableEntry(self.info.name, tuple(fields), call, member_id, group_id, priority, False, origin)
+
+
+def _fits(f: FieldInfo, m: Match) -> bool:
+    """`Schema._check_match` as a predicate (exact types only; anything else goes the checked way)."""
+    w = f.bitwidth
+    if type(m) is Exact:
+        v = m.value
+        return f.match_type == p4i.MatchField.EXACT and type(v) is int and v >= 0 and not v >> w
+    if type(m) is Lpm:
+        v, plen = m.value, m.prefix_len
+        return (
+            f.match_type == p4i.MatchField.LPM
+            and type(v) is int
+            and type(plen) is int
+            and v >= 0
+            and not v >> w
+            and 0 < plen <= w
+            and not v & ((1 << (w - plen)) - 1)
+        )
+    if type(m) is Range:
+        lo, hi = m.low, m.high
+        return (
+            f.match_type == p4i.MatchField.RANGE
+            and type(lo) is int
+            and type(hi) is int
+            and 0 <= lo <= hi
+            and not hi >> w
+            and not (lo == 0 and hi == (1 << w) - 1)
+        )
+    if type(m) is Ternary:
+        v, mask = m.value, m.mask
+        return (
+            f.match_type == p4i.MatchField.TERNARY
+            and type(v) is int
+            and type(mask) is int
+            and v >= 0
+            and mask > 0
+            and not v >> w
+            and not mask >> w
+            and not v & ~mask
+        )
+    if type(m) is Optional:
+        v = m.value
+        return f.match_type == p4i.MatchField.OPTIONAL and type(v) is int and v >= 0 and not v >> w
+    return False
