@@ -10,6 +10,7 @@ their parent's class disappear. Classes themselves are unchanged, so the rule ta
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 from compiler.bundle.model import ActionCall, Lpm, TableEntry
@@ -19,7 +20,9 @@ WIDTH = 128
 CLASS_TABLES = ("eg_peer_class", "in_peer_class")
 
 
+@functools.cache
 def is_class_table(table: str) -> bool:
+    """Cached: asked once per entry of the bundle, for a handful of table names."""
     return table.rsplit(".", 1)[-1] in CLASS_TABLES
 
 
@@ -38,12 +41,16 @@ def lpm_compress(entries: list[TableEntry]) -> list[TableEntry]:
             ((_, m),) = e.match
             assert isinstance(m, Lpm) and e.action is not None
             labels.append((m.value, m.prefix_len, e.action.params[0][1]))
+        calls: dict[int, ActionCall] = {}  # one shared call per class
         for value, plen, label in compress(labels, WIDTH):
+            call = calls.get(label)
+            if call is None:
+                call = calls[label] = ActionCall(action, ((param, 0 if label == MISS else label),))
             rest.append(
                 TableEntry(
                     table,
                     ((field, Lpm(value, plen)),) if plen else (),  # a /0 is don't care: omitted
-                    ActionCall(action, ((param, 0 if label == MISS else label),)),
+                    call,
                     origin=proto.origin,
                 )
             )

@@ -37,9 +37,16 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
     label: list[int | None] = [None]
     value: list[int] = [0]
     length: list[int] = [0]
+    # The walk resumes where the previous entry's path leaves this one's: entries come mostly in
+    # address order and share most of their 128 bits, so each walks only its own few levels
+    # (the same nodes, created in the same order, as walking from the root every time).
+    path = [0]  # path[d]: the node at depth d on the previous entry's path
+    prev_val = prev_len = 0
     for val, plen, lab in entries:
-        node = 0
-        for depth in range(plen):
+        common = min(plen, prev_len, width - (val ^ prev_val).bit_length())
+        del path[common + 1 :]
+        node = path[common]
+        for depth in range(common, plen):
             bit = (val >> (width - 1 - depth)) & 1
             nxt = child[node][bit]
             if nxt < 0:
@@ -50,6 +57,8 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
                 length.append(depth + 1)
                 child[node][bit] = nxt
             node = nxt
+            path.append(node)
+        prev_val, prev_len = val, plen
         if label[node] is not None:
             raise ValueError(f"two entries for prefix {val:#x}/{plen}")
         label[node] = lab

@@ -15,6 +15,7 @@ stays `range`; entries are emitted as blocks, each still a Range entry, with pri
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import replace
 
@@ -26,6 +27,7 @@ PORT_TABLES = ("eg_port_rules", "in_port_rules")
 PROFILES = ("bmv2", "dpdk")
 
 
+@functools.cache
 def is_port_table(table: str) -> bool:
     return table.rsplit(".", 1)[-1] in PORT_TABLES
 
