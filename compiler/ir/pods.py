@@ -90,8 +90,13 @@ def _default_placement(pods: Sequence[Pod], errors: list[ManifestError]) -> dict
 
 def pod_endpoint(pod: Pod, placement: Placement | None) -> PodEndpoint:
     """The IR view of one pod; depends on the Pod and its placement only."""
-    ipv4 = next((ip for ip in pod.ips if isinstance(ip, ipaddress.IPv4Address)), None)
-    ipv6 = next((ip for ip in pod.ips if isinstance(ip, ipaddress.IPv6Address)), None)
+    ipv4: ipaddress.IPv4Address | None = None
+    ipv6: ipaddress.IPv6Address | None = None
+    for ip in pod.ips:  # the first of each family
+        if isinstance(ip, ipaddress.IPv4Address):
+            ipv4 = ipv4 or ip
+        elif isinstance(ip, ipaddress.IPv6Address):
+            ipv6 = ipv6 or ip
     return PodEndpoint(
         key=pod.key,
         labels=pod.labels,

@@ -128,14 +128,18 @@ def _rank(conditions: EndpointConditions) -> tuple[bool, bool, bool]:
 
 
 class _Collector:
-    """Backends of one backend set, deduplicated by (address, port)."""
+    """Backends of one backend set, deduplicated by (address, port).
 
-    __slots__ = ("by_target", "family", "pods_by_ip")
+    Keyed by the address as an integer, which hashes in C (an address object hashes in Python);
+    all addresses of one collector are of its family, so integers do not mix families and sort
+    like the addresses."""
+
+    __slots__ = ("by_target", "pods_by_ip", "version")
 
     def __init__(self, family: IPFamily, pods_by_ip: Mapping[IPAddress, PodEndpoint]) -> None:
-        self.family = family
+        self.version = 4 if family is IPFamily.IPv4 else 6
         self.pods_by_ip = pods_by_ip
-        self.by_target: dict[tuple[IPAddress, int], Backend] = {}
+        self.by_target: dict[tuple[int, int], Backend] = {}
 
     def add(
         self,
@@ -145,10 +149,14 @@ class _Collector:
         node_name: str | None,
         hint_zones: tuple[str, ...] = (),
     ) -> None:
-        if IPFamily.of(address) is not self.family:
+        if address.version != self.version:
+            return
+        target = (int(address), port)
+        current = self.by_target.get(target)
+        if current is not None and _rank(conditions) <= _rank(current.conditions):
             return
         pod = self.pods_by_ip.get(address)
-        backend = Backend(
+        self.by_target[target] = Backend(
             address=address,
             port=port,
             conditions=conditions,
@@ -157,12 +165,10 @@ class _Collector:
             node_name=node_name,
             hint_zones=hint_zones,
         )
-        current = self.by_target.get((address, port))
-        if current is None or _rank(conditions) > _rank(current.conditions):
-            self.by_target[(address, port)] = backend
 
     def backends(self) -> tuple[Backend, ...]:
-        return tuple(sorted(self.by_target.values(), key=lambda b: b.sort_key))
+        """Sorted by (address, port), as `Backend.sort_key` orders them within one family."""
+        return tuple(b for _, b in sorted(self.by_target.items()))
 
 
 def _port_number(ports: Iterable[EndpointPort], name: str, protocol: Protocol) -> int | None:

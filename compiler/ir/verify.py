@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from compiler.errors import IRVerificationError
 from compiler.frontend.gc_pause import gc_paused
-from compiler.frontend.model import IPFamily, ObjectKey
+from compiler.frontend.model import IPAddress, IPFamily, ObjectKey
 from compiler.ir.nodes import (
     Backend,
     BackendSet,
@@ -145,10 +145,16 @@ def _check_backend_set(
             or (backend.pod is None and backend.local)
             or (
                 backend.pod is not None
-                and (pod is None or backend.address not in pod.ips or backend.local != pod.local)
+                and (pod is None or not _owns(pod, backend.address) or backend.local != pod.local)
             )
         ):
             _check_backend(problems, f"{where}.backends[{j}] ({_backend_text(backend)})", bs, backend, pod)
+
+
+def _owns(pod: PodEndpoint, address: IPAddress) -> bool:
+    """`address in pod.ips` without building the tuple; the front end shares address objects, so
+    identity usually answers."""
+    return address is pod.ipv4 or address is pod.ipv6 or address == pod.ipv4 or address == pod.ipv6
 
 
 def _check_backend(
