@@ -104,6 +104,13 @@ class Bundle:
 
 def match_values(m: Match) -> tuple[int, ...]:
     """The numbers a match is made of, for ordering entries deterministically."""
+    # Exact types first: this runs for every key of every entry when the bundle is sorted.
+    if type(m) is Exact:
+        return (m.value,)
+    if type(m) is Lpm:
+        return (m.value, m.prefix_len)
+    if type(m) is Range:
+        return (m.low, m.high)
     if isinstance(m, Exact | Optional):
         return (m.value,)
     if isinstance(m, Lpm):

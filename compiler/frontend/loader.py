@@ -129,8 +129,8 @@ def parse_object(raw: RawObject, errors: list[ManifestError], skipped: Counter[s
     return obj if checker.ok else None
 
 
-def _of(objects: list[KubeObject], cls: type[K]) -> tuple[K, ...]:
-    return tuple(sorted((o for o in objects if isinstance(o, cls)), key=by_key))
+def _of(objects: dict[type, list[KubeObject]], cls: type[K]) -> tuple[K, ...]:
+    return tuple(sorted(objects.get(cls, ()), key=by_key))  # type: ignore[arg-type]
 
 
 def _sorted(objects: list[KubeObject], skipped: Counter[str]) -> Manifests:
@@ -140,12 +140,15 @@ def _sorted(objects: list[KubeObject], skipped: Counter[str]) -> Manifests:
         total = sum(skipped.values())
         noun = "object" if total == 1 else "objects"
         notes = (f"note: skipped {total} {noun} of unsupported kinds: {counts}",)
+    by_kind: dict[type, list[KubeObject]] = {}  # one pass; the parsers build these exact types
+    for obj in objects:
+        by_kind.setdefault(type(obj), []).append(obj)
     return Manifests(
-        namespaces=_of(objects, Namespace),
-        pods=_of(objects, Pod),
-        services=_of(objects, Service),
-        endpoint_slices=_of(objects, EndpointSlice),
-        endpoints=_of(objects, Endpoints),
-        network_policies=_of(objects, NetworkPolicy),
+        namespaces=_of(by_kind, Namespace),
+        pods=_of(by_kind, Pod),
+        services=_of(by_kind, Service),
+        endpoint_slices=_of(by_kind, EndpointSlice),
+        endpoints=_of(by_kind, Endpoints),
+        network_policies=_of(by_kind, NetworkPolicy),
         notes=notes,
     )
