@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.synth import SIZES, cluster
 from runtime.loader import Loader, LoaderConfig
@@ -128,9 +129,21 @@ class Bench:
         self.server.apply(obj)
 
     def policy_change(self) -> None:
-        """A new port on the first rule of a policy in a namespace with local pods."""
-        local = {p["metadata"]["namespace"] for p in self.m["pods"] if p["spec"].get("nodeName") == "node-0"}
-        raw = self.rng.choice([p for p in self.m["policies"] if p["metadata"]["namespace"] in local])
+        """A new port on the first rule of a policy selecting a local pod (by its matchLabels), or
+        else of any policy in a namespace with local pods."""
+        local = [p for p in self.m["pods"] if p["spec"].get("nodeName") == "node-0"]
+        namespaces = {p["metadata"]["namespace"] for p in local}
+
+        def selects_local(pol: dict[str, Any]) -> bool:
+            want = pol["spec"].get("podSelector", {}).get("matchLabels", {}).items()
+            return any(
+                p["metadata"]["namespace"] == pol["metadata"]["namespace"]
+                and want <= p["metadata"].get("labels", {}).items()
+                for p in local
+            )
+
+        candidates = [p for p in self.m["policies"] if p["metadata"]["namespace"] in namespaces]
+        raw = self.rng.choice([p for p in candidates if selects_local(p)] or candidates)
         obj = self.server.get("NetworkPolicy", raw["metadata"]["namespace"], raw["metadata"]["name"])
         spec = copy.deepcopy(obj["spec"])
         rules = spec.get("ingress") or spec.get("egress") or []
