@@ -22,6 +22,7 @@ from compiler.bundle.schema import Schema
 from compiler.contract import read_p4info
 from compiler.driver import compile_sources
 from compiler.frontend.nodefacts import NodeFacts, load_node_facts
+from compiler.passes.pipeline import PassConfig
 from compiler.proto import p4runtime as p4r
 
 from .client import RECONCILE_AND_COMMIT, VERIFY_AND_COMMIT, NotPrimaryError, P4RuntimeClient, TlsOptions
@@ -59,6 +60,9 @@ class LoaderConfig:
     connect_timeout: float = 5.0
     embedded_continue_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # The target profile and load-balancing mode the entries are lowered for (docs/passes.md);
+    # None: every pass, bmv2, the selector's hash.
+    passes: PassConfig | None = None
     # Following a live cluster instead of `sources` (runtime/live.py): a kubeconfig file, or the
     # in-cluster service account; `node_name` overrides the node facts' nodeName.
     kubeconfig: str | None = None
@@ -131,7 +135,9 @@ class Loader:
         if not self.watcher.changed() and not force:
             return False
         try:
-            result = compile_sources(self.config.sources, self.config.node, schema=self.schema)
+            result = compile_sources(
+                self.config.sources, self.config.node, schema=self.schema, passes=self.config.passes
+            )
         except Exception as err:  # any compile failure: keep the last good state, keep watching
             self.compile_error = str(err)
             self.metrics.inc("offload_compile_errors_total")

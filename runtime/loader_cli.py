@@ -16,6 +16,8 @@ from typing import Any
 from google.protobuf import text_format
 from kubernetes.config.config_exception import ConfigException
 
+from compiler.passes.pipeline import LB_MODES, PassConfig
+from compiler.passes.range_encoding import PROFILES
 from compiler.proto import p4info as p4i
 
 from .client import TlsOptions
@@ -53,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device-id", type=int, default=1)
     p.add_argument("--election-id", type=int, default=1)
     p.add_argument("--role", default="")
+    p.add_argument("--target-profile", choices=PROFILES, default="bmv2", help="target the entries are for")
+    p.add_argument(
+        "--lb", choices=LB_MODES, default="hash", help="Service backend selection (docs/passes.md)"
+    )
     p.add_argument("--batch-size", type=int, default=1000, help="updates per Write (staged mode)")
     p.add_argument(
         "--atomicity",
@@ -99,6 +105,7 @@ def _config(args: argparse.Namespace) -> LoaderConfig:
         tls=tls,
         poll_interval=args.poll_interval,
         resync_interval=args.resync_interval,
+        passes=PassConfig(profile=args.target_profile, lb=args.lb),
     )
 
 

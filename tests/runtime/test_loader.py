@@ -13,6 +13,8 @@ import pytest
 
 from compiler.bundle.model import Bundle
 from compiler.bundle.schema import Schema
+from compiler.driver import compile_sources
+from compiler.passes.pipeline import PassConfig
 from runtime.entities import entity_value
 from runtime.loader import Loader, LoaderConfig
 from runtime.loader_cli import main as loader_main
@@ -48,6 +50,22 @@ def test_once_leaves_exactly_the_compiled_bundle(
     code = loader_main(["--once", "--target", switch.address, "--node", str(NODE), str(SHOP)])
     assert code == 0
     _assert_device_holds(switch.address, p4info, schema, shop_bundle)
+
+
+@pytest.mark.parametrize(("profile", "lb"), [("dpdk", "hash"), ("bmv2", "maglev")])
+def test_once_loads_entries_lowered_for_the_target_profile(
+    switch: EmbeddedSwitch, p4info: Any, schema: Schema, profile: str, lb: str
+) -> None:
+    """`--target-profile`/`--lb` reach the loader's compile: the device holds what offload-compile
+    gives with the same options, which differs from the default (dpdk: ranges as value/mask
+    blocks; maglev: slot members), so the options cannot be silently dropped."""
+    passes = PassConfig(profile=profile, lb=lb)
+    bundle = compile_sources([SHOP], NODE, schema=schema, passes=passes).lowered.bundle
+    default = compile_sources([SHOP], NODE, schema=schema).lowered.bundle
+    assert desired(schema, bundle) != desired(schema, default)
+    args = ["--once", "--target", switch.address, "--node", str(NODE), str(SHOP)]
+    assert loader_main([*args, "--target-profile", profile, "--lb", lb]) == 0
+    _assert_device_holds(switch.address, p4info, schema, bundle)
 
 
 def test_restart_writes_only_the_difference(switch: EmbeddedSwitch, shop_dir: Path) -> None:
