@@ -110,6 +110,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     EgressPolicy() egress_policy;
     IngressPolicy() ingress_policy;
     Forward() forward;
+    RejectReply() reject_reply;
 
     /* Flow cache: one slot per 5-tuple hash, holding a 32-bit tag of the tuple,
      * {last seen (32), kind (2), masquerade (1), closing (1), unused (4), NAT id (24)} and, for masqueraded
@@ -362,8 +363,22 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                     forward.apply(hdr, meta);
                 }
             }
+            if (meta.drop && meta.reject) {
+                reject_reply.apply(hdr, meta);
+            }
             if (meta.drop) {
                 drop_reasons.count((bit<32>)meta.drop_reason);
+            }
+            if (meta.drop && meta.reject) {
+                /* Rejected: the ICMP error goes back out of the ingress port; only the quoted IP
+                 * header and 8 bytes of L4 are kept (bmv2 applies the length after deparsing). */
+                standard_metadata.egress_spec = meta.out_port;
+                if (hdr.err_ipv4.isValid()) {
+                    truncate(REJECT4_FRAME_LEN);
+                } else {
+                    truncate(REJECT6_FRAME_LEN);
+                }
+            } else if (meta.drop) {
                 mark_to_drop(standard_metadata);
             } else {
                 standard_metadata.egress_spec = meta.out_port;
@@ -387,6 +402,37 @@ control K8sEgress(inout headers_t hdr, inout local_metadata_t meta,
  * keeps it valid; the compiler never rewrites SCTP ports (v1model has no CRC32c, see README). */
 control K8sComputeChecksum(inout headers_t hdr, inout local_metadata_t meta) {
     apply {
+        /* An ICMP error built by RejectReply: its IP header, then the ICMP checksum over the ICMP
+         * header (checksum field left out, i.e. zero) and the quoted IP header and 8 bytes of L4.
+         * Only one of tcp/udp/sctp is valid; the fields of invalid headers add nothing to a field
+         * list in bmv2. ICMPv6 adds the pseudo-header (RFC 4443 2.3): source, destination,
+         * upper-layer length (32 bits), 24 zero bits, next header. No payload: the packet is
+         * truncated to exactly these bytes. */
+        update_checksum(hdr.err_ipv4.isValid(),
+            { hdr.err_ipv4.version, hdr.err_ipv4.ihl, hdr.err_ipv4.dscp, hdr.err_ipv4.ecn,
+              hdr.err_ipv4.total_len, hdr.err_ipv4.identification, hdr.err_ipv4.flags,
+              hdr.err_ipv4.frag_offset, hdr.err_ipv4.ttl, hdr.err_ipv4.protocol,
+              hdr.err_ipv4.src_addr, hdr.err_ipv4.dst_addr },
+            hdr.err_ipv4.hdr_checksum, HashAlgorithm.csum16);
+        update_checksum(hdr.err_ipv4.isValid() && hdr.err_icmp.isValid(),
+            { hdr.err_icmp.icmp_type, hdr.err_icmp.icmp_code, hdr.err_icmp.unused,
+              hdr.ipv4.version, hdr.ipv4.ihl, hdr.ipv4.dscp, hdr.ipv4.ecn, hdr.ipv4.total_len,
+              hdr.ipv4.identification, hdr.ipv4.flags, hdr.ipv4.frag_offset, hdr.ipv4.ttl,
+              hdr.ipv4.protocol, hdr.ipv4.hdr_checksum, hdr.ipv4.src_addr, hdr.ipv4.dst_addr,
+              hdr.tcp.src_port, hdr.tcp.dst_port, hdr.tcp.seq_no,
+              hdr.udp.src_port, hdr.udp.dst_port, hdr.udp.length, hdr.udp.checksum,
+              hdr.sctp.src_port, hdr.sctp.dst_port, hdr.sctp.verif_tag },
+            hdr.err_icmp.checksum, HashAlgorithm.csum16);
+        update_checksum(hdr.err_ipv6.isValid() && hdr.err_icmp.isValid(),
+            { hdr.err_ipv6.src_addr, hdr.err_ipv6.dst_addr, 16w0, hdr.err_ipv6.payload_len,
+              24w0, hdr.err_ipv6.next_hdr,
+              hdr.err_icmp.icmp_type, hdr.err_icmp.icmp_code, hdr.err_icmp.unused,
+              hdr.ipv6.version, hdr.ipv6.traffic_class, hdr.ipv6.flow_label, hdr.ipv6.payload_len,
+              hdr.ipv6.next_hdr, hdr.ipv6.hop_limit, hdr.ipv6.src_addr, hdr.ipv6.dst_addr,
+              hdr.tcp.src_port, hdr.tcp.dst_port, hdr.tcp.seq_no,
+              hdr.udp.src_port, hdr.udp.dst_port, hdr.udp.length, hdr.udp.checksum,
+              hdr.sctp.src_port, hdr.sctp.dst_port, hdr.sctp.verif_tag },
+            hdr.err_icmp.checksum, HashAlgorithm.csum16);
         update_checksum(hdr.ipv4.isValid() && meta.l4_rewritten,
             { hdr.ipv4.version, hdr.ipv4.ihl, hdr.ipv4.dscp, hdr.ipv4.ecn, hdr.ipv4.total_len,
               hdr.ipv4.identification, hdr.ipv4.flags, hdr.ipv4.frag_offset, hdr.ipv4.ttl,
@@ -420,6 +466,9 @@ control K8sDeparser(packet_out packet, in headers_t hdr) {
         packet.emit(hdr.packet_in);
         packet.emit(hdr.ethernet);
         packet.emit(hdr.arp);
+        packet.emit(hdr.err_ipv4);
+        packet.emit(hdr.err_ipv6);
+        packet.emit(hdr.err_icmp);
         packet.emit(hdr.ipv4);
         packet.emit(hdr.ipv6);
         packet.emit(hdr.icmp);

@@ -415,9 +415,10 @@ def frontend_entries(
     table: str = "svc_frontend",
     masq: bool = False,
 ) -> list[TableEntry]:
-    """An offloaded frontend: reject without a group, else frontend (masquerading or not), the
-    split mask when its backends span several groups, one backend entry per group (bucket) and
-    reverse NAT."""
+    """An offloaded frontend: without a group, reject (ICMP port unreachable) when the Service port
+    has no usable endpoint anywhere and drop when a Local traffic policy leaves none on this node,
+    as kube-proxy does; else frontend (masquerading or not), the split mask when its backends span
+    several groups, one backend entry per group (bucket) and reverse NAT."""
     origin = _sources(bset, fe)
     key = {
         "dst_addr": Exact(mapped(fe.vip)),
@@ -425,7 +426,10 @@ def frontend_entries(
         "dport": Exact(fe.port),
     }
     if not groups:
-        return [schema.entry(table, key, "reject_no_endpoint", origin=origin)]
+        # kube-proxy: REJECT when the port has no endpoints at all, DROP "has no local endpoints".
+        reject = bset is None or not usable_backends(bset)
+        verdict = "reject_no_endpoint" if reject else "drop_no_local_endpoint"
+        return [schema.entry(table, key, verdict, origin=origin)]
     snat = "snat4" if fe.vip.version == 4 else "snat6"
     action = "set_frontend_masq" if masq else "set_frontend"
     out = [schema.entry(table, key, action, {"fe_id": fe_id}, origin=origin)]

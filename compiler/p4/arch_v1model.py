@@ -141,6 +141,7 @@ FUNCTIONS = {
             ),
         ),
         BuiltinMethod("mark_to_drop", (_p("standard_metadata", "inout", STANDARD_METADATA),)),
+        BuiltinMethod("truncate", (_p("length", "in", BitsType(32)),)),
         BuiltinMethod("verify_checksum", tuple(p if p.name != "checksum" else _p("checksum", "in", "any")
                                                for p in _CHECKSUM)),
         BuiltinMethod("update_checksum", _CHECKSUM),

@@ -414,6 +414,13 @@ class Codegen:
                 out.append(f"{ind}S[{self.layout.slots[(*path, 'mcast_grp')]}] = 0")
             out.append(f"{ind}S[0].drop_site = {sc.path!r}")
             return
+        if name == "truncate":
+            # bmv2 Packet::truncate keeps the smallest length; it applies to the deparsed packet.
+            n = self.fresh("_n")
+            out.append(f"{ind}{n} = {self.expr(c.args[0], sc)}")
+            out.append(f"{ind}if S[0].truncate_len is None or {n} < S[0].truncate_len:")
+            out.append(f"{ind}    S[0].truncate_len = {n}")
+            return
         if name == "hash":
             dst, algo, base, data, limit = c.args
             fn = self._algorithm(algo)
@@ -436,7 +443,7 @@ class Codegen:
             cond, data, dst, algo = c.args
             fn = self._algorithm(algo)
             slot = self.layout.slots[self.path_of(dst, sc)]
-            payload = " + S[0].data[S[0].pos:]" if name.endswith("_with_payload") else ""
+            payload = " + S[0].payload()" if name.endswith("_with_payload") else ""
             value = f"({fn}({self.pack(data, sc)}{payload}) & {_mask(self.layout.widths[slot])})"
             out.append(f"{ind}if {self.expr(cond, sc)}:")
             if name.startswith("update"):

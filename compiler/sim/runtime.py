@@ -36,6 +36,15 @@ class Context:
     counts: list[tuple[str, int]] = field(default_factory=list)
     out: list[bytes] = field(default_factory=list)
     drop_site: str = ""
+    truncate_len: int | None = None
+    """v1model `truncate(length)`: the smallest length asked for, None when never called."""
+
+    def payload(self) -> bytes:
+        """The unparsed bytes as bmv2 sees them: its `Packet::get_data_size()` already applies the
+        truncation length, so a `_with_payload` checksum counts at most `truncate_len` of them."""
+        if self.truncate_len is None:
+            return self.data[self.pos :]
+        return self.data[self.pos : self.pos + self.truncate_len]
 
 
 class ParserError(Exception):

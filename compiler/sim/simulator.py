@@ -148,7 +148,10 @@ class Simulator:
             return PacketResult(None, b"", trace)
         self._compute(S)
         self._deparse(S)
-        return PacketResult(spec, b"".join(ctx.out) + data[ctx.pos :], trace)
+        out = b"".join(ctx.out) + data[ctx.pos :]
+        if ctx.truncate_len is not None:
+            out = out[: ctx.truncate_len]
+        return PacketResult(spec, out, trace)
 
     def parse_only(self, ingress_port: int, data: bytes) -> list[str]:
         """Run just the parser (the benchmark's baseline); returns the states visited."""

@@ -13,6 +13,19 @@ const bit<8> IP_PROTO_UDP    = 17;
 const bit<8> IP_PROTO_ICMPV6 = 58;
 const bit<8> IP_PROTO_SCTP   = 132;
 
+/* The ICMP error a rejected connection gets: destination unreachable, port unreachable. */
+const bit<8> ICMP_DEST_UNREACH     = 3;    /* RFC 792 */
+const bit<8> ICMP_PORT_UNREACH     = 3;
+const bit<8> ICMPV6_DEST_UNREACH   = 1;    /* RFC 4443 section 3.1 */
+const bit<8> ICMPV6_PORT_UNREACH   = 4;
+const bit<8> REJECT_TTL            = 64;   /* TTL / hop limit of the ICMP error */
+/* The error quotes the invoking packet's IP header (20 or 40 bytes, no options: L4 is parsed only
+ * then) and the first 8 bytes of its L4 header; everything after is cut off with truncate(). */
+const bit<16> REJECT4_TOTAL_LEN    = 56;   /* IPv4 total length: 20 + ICMP 8 + 20 + 8 */
+const bit<16> REJECT6_PAYLOAD_LEN  = 56;   /* IPv6 payload length: ICMPv6 8 + 40 + 8 */
+const bit<32> REJECT4_FRAME_LEN    = 70;   /* Ethernet 14 + 56 */
+const bit<32> REJECT6_FRAME_LEN    = 110;  /* Ethernet 14 + 40 + 56 */
+
 const bit<8> ICMPV6_ROUTER_SOLICIT   = 133;
 const bit<8> ICMPV6_NEIGHBOR_ADVERT  = 136;
 const bit<8> ICMPV6_NEIGHBOR_SOLICIT = 135;
@@ -33,12 +46,13 @@ const bit<3> PORT_KIND_ARP_PROXY = 4;
 const bit<8> DROP_NONE            = 0;
 const bit<8> DROP_UNKNOWN_PORT    = 1;
 const bit<8> DROP_NEIGH_MISS      = 2;
-const bit<8> DROP_NO_ENDPOINT     = 3;
+const bit<8> DROP_NO_ENDPOINT     = 3;   /* no usable endpoint: answered with ICMP port unreachable (counted here too) */
 const bit<8> DROP_EGRESS_POLICY   = 4;
 const bit<8> DROP_INGRESS_POLICY  = 5;
 const bit<8> DROP_MAPPED_ADDRESS  = 6;
 const bit<8> DROP_NO_ROUTE        = 7;
 const bit<8> DROP_NAT_COLLISION   = 8;   /* a masqueraded flow's reply slot is held by another flow */
+const bit<8> DROP_NO_LOCAL_ENDPOINT = 9; /* traffic policy Local, endpoints only on other nodes */
 const bit<32> DROP_REASON_COUNT   = 16;
 
 /* Connection-tracking slot kinds (stored in the flow cache). */

@@ -73,6 +73,15 @@ header icmp_t {
     bit<16> checksum;
 }
 
+/* An ICMP or ICMPv6 error message's header (RFC 792, RFC 4443 section 3.1): type, code, checksum
+ * and 32 unused bits; the quoted invoking packet follows. Built by the pipeline to reject. */
+header icmp_error_t {
+    bit<8>  icmp_type;
+    bit<8>  icmp_code;
+    bit<16> checksum;
+    bit<32> unused;
+}
+
 /* Body of an IPv6 Neighbor Solicitation or Advertisement (RFC 4861 sections 4.3, 4.4). */
 header ndp_t {
     bit<32>     flags;
@@ -111,6 +120,10 @@ struct headers_t {
     packet_in_t  packet_in;
     ethernet_t   ethernet;
     arp_t        arp;
+    /* An ICMP error built in front of the packet it answers (hdr.ipv4 or hdr.ipv6 and L4). */
+    ipv4_t       err_ipv4;
+    ipv6_t       err_ipv6;
+    icmp_error_t err_icmp;
     ipv4_t       ipv4;
     ipv6_t       ipv6;
     icmp_t       icmp;
@@ -126,6 +139,7 @@ struct local_metadata_t {
     bit<3>  port_kind;
     bool    drop;
     bit<8>  drop_reason;
+    bool    reject;          /* with drop: answer with ICMP port unreachable instead (RejectReply) */
 
     /* Flow key, family-neutral. */
     bool    is_ip;

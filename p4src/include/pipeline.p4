@@ -118,12 +118,20 @@ control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
     action set_frontend(bit<24> fe_id) {
         meta.fe_id = fe_id;
     }
-    /* A Service with no ready endpoint: kube-proxy rejects; this pipeline drops (see README).
-     * Also externalTrafficPolicy Local with no local endpoint, where kube-proxy drops too. */
+    /* A Service port with no usable endpoint on any node: kube-proxy REJECTs, so the client gets
+     * ICMP port unreachable ("connection refused") from RejectReply. */
     @id(0x01000502)
     action reject_no_endpoint() {
         meta.drop = true;
         meta.drop_reason = DROP_NO_ENDPOINT;
+        meta.reject = true;
+    }
+    /* internalTrafficPolicy or externalTrafficPolicy Local with endpoints, but none on this node:
+     * kube-proxy DROPs. */
+    @id(0x01000505)
+    action drop_no_local_endpoint() {
+        meta.drop = true;
+        meta.drop_reason = DROP_NO_LOCAL_ENDPOINT;
     }
     @id(0x01000503)
     action not_a_service() {
@@ -146,6 +154,7 @@ control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
             set_frontend;
             set_frontend_masq;
             reject_no_endpoint;
+            drop_no_local_endpoint;
             @defaultonly not_a_service;
         }
         default_action = not_a_service();
@@ -162,6 +171,7 @@ control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
             set_frontend;
             set_frontend_masq;
             reject_no_endpoint;
+            drop_no_local_endpoint;
             @defaultonly not_a_service;
         }
         default_action = not_a_service();
@@ -647,6 +657,69 @@ control Forward(inout headers_t hdr, inout local_metadata_t meta) {
     }
     apply {
         fwd.apply();
+    }
+}
+
+/* Stage 10 (no tables): the answer to a new flow rejected by reject_no_endpoint, ICMP destination
+ * unreachable / port unreachable (IPv4 type 3 code 3, RFC 792; IPv6 type 1 code 4, RFC 4443 3.1)
+ * from the VIP back to the client, out of the port it came in on, Ethernet addresses swapped. It
+ * quotes the invoking packet's IP header and the first 8 bytes of its L4 header (hdr.ipv4/ipv6 and
+ * hdr.tcp/udp/sctp, unchanged); the architecture cuts off the rest and computes the checksums.
+ * What must not be answered (RFC 1122 3.2.2, RFC 4443 2.4 e) stays dropped, meta.reject cleared:
+ * ICMP, fragments and anything without a parsed L4 header, link-layer or IP broadcast and
+ * multicast, and sources that are not one host (unspecified, "this network", loopback, multicast,
+ * class E). Frontends have ports, so only TCP, UDP and SCTP ever reach here; the rest is defence. */
+control RejectReply(inout headers_t hdr, inout local_metadata_t meta) {
+    mac_addr_t mac;
+    apply {
+        if (hdr.ethernet.dst_addr[40:40] == 1 || hdr.icmp.isValid()
+                || !(hdr.tcp.isValid() || hdr.udp.isValid() || hdr.sctp.isValid())) {
+            meta.reject = false;
+        } else if (hdr.ipv4.isValid() && (hdr.ipv4.src_addr[31:28] >= 4w14 || hdr.ipv4.src_addr[31:24] == 0
+                       || hdr.ipv4.src_addr[31:24] == 127 || hdr.ipv4.dst_addr[31:28] >= 4w14)) {
+            meta.reject = false;
+        } else if (hdr.ipv6.isValid() && (hdr.ipv6.src_addr[127:120] == 0xff || hdr.ipv6.src_addr == 0
+                       || hdr.ipv6.dst_addr[127:120] == 0xff)) {
+            meta.reject = false;
+        } else {
+            mac = hdr.ethernet.dst_addr;
+            hdr.ethernet.dst_addr = hdr.ethernet.src_addr;
+            hdr.ethernet.src_addr = mac;
+            hdr.err_icmp.setValid();
+            hdr.err_icmp.checksum = 0;
+            hdr.err_icmp.unused = 0;
+            if (hdr.ipv4.isValid()) {
+                hdr.err_ipv4.setValid();
+                hdr.err_ipv4.version = 4;
+                hdr.err_ipv4.ihl = 5;
+                hdr.err_ipv4.dscp = 0;
+                hdr.err_ipv4.ecn = 0;
+                hdr.err_ipv4.total_len = REJECT4_TOTAL_LEN;
+                hdr.err_ipv4.identification = 0;
+                hdr.err_ipv4.flags = 0;
+                hdr.err_ipv4.frag_offset = 0;
+                hdr.err_ipv4.ttl = REJECT_TTL;
+                hdr.err_ipv4.protocol = IP_PROTO_ICMP;
+                hdr.err_ipv4.hdr_checksum = 0;
+                hdr.err_ipv4.src_addr = hdr.ipv4.dst_addr;
+                hdr.err_ipv4.dst_addr = hdr.ipv4.src_addr;
+                hdr.err_icmp.icmp_type = ICMP_DEST_UNREACH;
+                hdr.err_icmp.icmp_code = ICMP_PORT_UNREACH;
+            } else {
+                hdr.err_ipv6.setValid();
+                hdr.err_ipv6.version = 6;
+                hdr.err_ipv6.traffic_class = 0;
+                hdr.err_ipv6.flow_label = 0;
+                hdr.err_ipv6.payload_len = REJECT6_PAYLOAD_LEN;
+                hdr.err_ipv6.next_hdr = IP_PROTO_ICMPV6;
+                hdr.err_ipv6.hop_limit = REJECT_TTL;
+                hdr.err_ipv6.src_addr = hdr.ipv6.dst_addr;
+                hdr.err_ipv6.dst_addr = hdr.ipv6.src_addr;
+                hdr.err_icmp.icmp_type = ICMPV6_DEST_UNREACH;
+                hdr.err_icmp.icmp_code = ICMPV6_PORT_UNREACH;
+            }
+            meta.out_port = meta.ingress_port;
+        }
     }
 }
 
