@@ -14,8 +14,8 @@ from functools import cached_property
 from typing import Any
 
 import yaml
-from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.sctp import SCTP
 from scapy.packet import Packet
@@ -63,6 +63,8 @@ class Verdict:
     backend: str | None
     reason: str
     path: list[Hop] = field(default_factory=list)
+    rejected: bool = False
+    """The pipeline answered the request with an ICMP error (a Service port without endpoints)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class Verdict:
             "port": self.probe.port,
             "protocol": self.probe.protocol.value,
             "allowed": self.allowed,
+            "rejected": self.rejected,
             "backend": self.backend,
             "reason": self.reason,
             "path": [
@@ -327,6 +330,14 @@ class Tracer:
             if result.egress_port is None:
                 verdict.reason = f"{direction} dropped on {node.name}: {hop.drop_reason}"
                 return None
+            error = _icmp_error(result.data)
+            if error is not None and result.egress_port == port:
+                # Answered where it came from: the pipeline rejected it (kube-proxy's REJECT).
+                hop.drop_reason = error
+                verdict.rejected = True
+                sender = _ip_layer(Ether(result.data)).src
+                verdict.reason = f"{direction} rejected on {node.name}: {error} from {sender}"
+                return None
             if receiver is not None:
                 return node, receiver, result.data
             pkt = Ether(result.data)
@@ -376,6 +387,18 @@ def _ip_layer(pkt: Packet) -> Any:
     return pkt.getlayer(IP) or pkt.getlayer(IPv6)
 
 
+def _icmp_error(data: bytes) -> str | None:
+    """ "ICMP port unreachable" (or the type and code) when the frame is an ICMP/ICMPv6 error."""
+    pkt = Ether(data)
+    if ICMP in pkt and pkt[ICMP].type in (3, 11, 12):
+        t, c = pkt[ICMP].type, pkt[ICMP].code
+        return "ICMP port unreachable" if (t, c) == (3, 3) else f"ICMP error type {t} code {c}"
+    if ICMPv6DestUnreach in pkt:
+        c = pkt[ICMPv6DestUnreach].code
+        return "ICMPv6 port unreachable" if c == 4 else f"ICMPv6 destination unreachable code {c}"
+    return None
+
+
 def _port_of(pod: PodEndpoint) -> int:
     if pod.port is None:
         raise ValueError(f"{pod.key.ref} has no device port")
@@ -408,7 +431,7 @@ def render_text(verdicts: list[Verdict]) -> str:
     for i, v in enumerate(verdicts, 1):
         p = v.probe
         head = f"probe {i}: {p.source} -> {p.target} {p.protocol.value}/{p.port}: "
-        head += "ALLOWED" if v.allowed else "DENIED"
+        head += "ALLOWED" if v.allowed else "REJECTED" if v.rejected else "DENIED"
         if v.backend:
             head += f" (backend {v.backend})"
         lines.append(head + ("" if v.allowed else f": {v.reason}"))
@@ -416,6 +439,11 @@ def render_text(verdicts: list[Verdict]) -> str:
             stages = " ".join(
                 f"{t['table']}:{t['action']}" for t in h.tables if t["hit"] or t["table"].endswith("_pod")
             )
-            end = f"-> {h.delivered_to}" if h.egress_port is not None else f"-> DROP ({h.drop_reason})"
+            if h.egress_port is None:
+                end = f"-> DROP ({h.drop_reason})"
+            elif h.drop_reason:
+                end = f"-> REJECTED: {h.drop_reason} back to {h.delivered_to}"
+            else:
+                end = f"-> {h.delivered_to}"
             lines.append(f"  {h.direction:<7} {h.node} port {h.ingress_port}: {stages} {end}")
     return "\n".join(lines) + ("\n" if lines else "")

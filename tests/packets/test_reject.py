@@ -13,6 +13,7 @@ link-layer or IP broadcast/multicast: those stay dropped.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from scapy.packet import Packet, Raw
 from compiler.bundle.model import Exact
 from compiler.bundle.p4rt import table_entry_message
 from compiler.bundle.schema import Schema
+from compiler.cli import main
 from compiler.driver import compile_sources
 from compiler.proto import p4runtime
 from compiler.sim.install import simulator_with
@@ -195,3 +197,42 @@ def test_fragments_are_never_answered(compiled: tuple[Simulator, Schema]) -> Non
     later = IP(src=CLIENT4, dst=EMPTY4, frag=3, proto=6) / Raw(b"z" * 16)
     _dropped(sim.process(POD_PORT, _from_pod(syn), T0), DROP_NO_ENDPOINT)
     _dropped(sim.process(POD_PORT, _from_pod(later), T0), DROP_NO_ENDPOINT)
+
+
+@pytest.mark.parametrize(
+    ("target", "port", "protocol", "expected"),
+    [
+        (
+            "svc:default/empty",
+            "80",
+            "TCP",
+            "REJECTED: request rejected on node-a: ICMP port unreachable from 10.96.0.80",
+        ),
+        ("svc:default/empty", "9000", "SCTP", "REJECTED: request rejected on node-a: ICMP port unreachable"),
+        ("[fd00:96::80]:53", None, "UDP", "REJECTED: request rejected on node-a: ICMPv6 port unreachable"),
+        ("svc:default/remote-internal", "80", "TCP", "DENIED: request dropped on node-a: no local endpoint"),
+    ],
+)
+def test_trace_reports_the_reject(
+    target: str, port: str | None, protocol: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    probe = ["--from", "default/client", "--to", target, "--protocol", protocol]
+    probe += ["--port", port] if port else []
+    main(["trace", str(CASE / "manifests.yaml"), "--node", str(CASE / "node.yaml"), *probe])
+    text = capsys.readouterr().out
+    assert expected in text.splitlines()[0]
+    if "REJECTED" in expected:
+        assert "svc_frontend:reject_no_endpoint -> REJECTED: ICMP" in text
+        main(
+            [
+                "trace",
+                str(CASE / "manifests.yaml"),
+                "--node",
+                str(CASE / "node.yaml"),
+                *probe,
+                "--format",
+                "json",
+            ]
+        )
+        verdict = json.loads(capsys.readouterr().out)[0]
+        assert (verdict["allowed"], verdict["rejected"]) == (False, True)
