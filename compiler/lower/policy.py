@@ -16,8 +16,7 @@ from itertools import pairwise
 
 from compiler.bundle.model import Exact, Lpm, Range, TableEntry
 from compiler.bundle.schema import BundleError, Schema
-from compiler.bundle.values import PROTOCOL_NUMBERS, mapped, mapped_prefix_len
-from compiler.frontend.model import IPNetwork
+from compiler.bundle.values import MAPPED_PREFIX, PROTOCOL_NUMBERS, mapped
 from compiler.frontend.policy import PolicyType
 from compiler.ir.rules import PORT_MAX, PORT_MIN, AddressSet, PolicyIR, RuleSet
 from compiler.lower.ids import stable_ids
@@ -47,34 +46,33 @@ class PolicyLowering:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def _classes(addr_sets: list[AddressSet]) -> dict[IPNetwork, frozenset[int]]:
-    """For every network that appears in some set: the indices of the sets containing it.
+Prefix = tuple[int, int, int]
+"""(version, network address as int, prefix length): `AddressSet.prefixes()`."""
+
+
+def _classes(addr_sets: list[AddressSet]) -> dict[Prefix, frozenset[int]]:
+    """For every network that appears in some set: the indices of the sets containing it, in
+    (version, address, length) order.
 
     The LPM's longest match for an address is the deepest such network containing it, and the
     sets containing that network are exactly the sets containing the address, since every set
-    network containing the address is an ancestor of it.
+    network containing the address is an ancestor of it. Networks either nest or are disjoint,
+    so in that order a stack of the networks enclosing the current one gives its ancestors.
     """
-    owners: dict[tuple[int, int, int], set[int]] = defaultdict(set)  # (version, value, length)
-    nets: dict[tuple[int, int, int], IPNetwork] = {}
+    owners: dict[Prefix, list[int]] = defaultdict(list)
     for i, aset in enumerate(addr_sets):
-        for net in aset.networks:
-            nkey: tuple[int, int, int] = (net.version, int(net.network_address), net.prefixlen)
-            owners[nkey].add(i)
-            nets[nkey] = net
-    lengths = {v: sorted({k[2] for k in owners if k[0] == v}) for v in (4, 6)}
-    out: dict[IPNetwork, frozenset[int]] = {}
-    for key in owners:
-        version, value, plen = key
-        width = 32 if version == 4 else 128
-        member: set[int] = set()
-        for length in lengths[version]:
-            if length > plen:
-                break
-            anc = (version, value >> (width - length) << (width - length), length)
-            found = owners.get(anc)
-            if found:
-                member |= found
-        out[nets[key]] = frozenset(member)
+        for nkey in aset.prefixes():
+            owners[nkey].append(i)
+    out: dict[Prefix, frozenset[int]] = {}
+    stack: list[tuple[int, int, frozenset[int]]] = []  # (version, last address, membership)
+    for nkey in sorted(owners):
+        version, value, plen = nkey
+        while stack and (stack[-1][0] != version or stack[-1][1] < value):
+            stack.pop()
+        own = owners[nkey]
+        member = stack[-1][2].union(own) if stack else frozenset(own)
+        out[nkey] = member
+        stack.append((version, value + (1 << ((32 if version == 4 else 128) - plen)) - 1, member))
     return out
 
 
@@ -172,17 +170,12 @@ def lower_direction(schema: Schema, pir: PolicyIR, direction: PolicyType, out: P
         return identities[m]
 
     class_ids = stable_ids({class_identity(m) for m in membership.values()}, CLASS_ID_BITS)
-    for net, m in sorted(
-        membership.items(), key=lambda kv: (kv[0].version, int(kv[0].network_address), kv[0].prefixlen)
-    ):
+    for (version, value, plen), m in membership.items():
+        v4 = version == 4
         out.entries.append(
             schema.entry(
                 f"{t.prefix}_peer_class",
-                {
-                    t.peer_key: Lpm(
-                        mapped(net.network_address), mapped_prefix_len(net.network_address, net.prefixlen)
-                    )
-                },
+                {t.peer_key: Lpm(MAPPED_PREFIX | value if v4 else value, plen + 96 if v4 else plen)},
                 f"{t.prefix}_set_peer_class",
                 {"peer_class": class_ids[class_identity(m)]},
                 origin=("NetworkPolicy peers",),

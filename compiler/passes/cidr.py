@@ -1,17 +1,17 @@
 """Address-set arithmetic for ipBlock peers: subtraction of `except`s and aggregation.
 
-Sets are canonicalised on integer intervals (sort, merge, split into maximal aligned blocks)
-rather than with `ipaddress.collapse_addresses`, which is too slow for peer sets of 100k pods.
+Sets are integer intervals per family (`AddressSet.v4`, `.v6`): building, merging and testing
+them never creates `ipaddress` objects, which cost more than the rest of policy resolution for
+peer sets of 100k pods. Networks are derived from the intervals only where they are needed.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from bisect import bisect_right
 from collections.abc import Iterable
 
 from compiler.frontend.model import IPAddress, IPNetwork
-from compiler.ir.rules import AddressSet
+from compiler.ir.rules import AddressSet, Intervals, interval_blocks, merge_intervals
 
 
 def host_network(address: IPAddress) -> IPNetwork:
@@ -40,39 +40,42 @@ or an IPv6 ipBlock such as ::/0 would also match every IPv4 address."""
 
 _MAPPED_LO = int(IPV4_MAPPED.network_address)
 _MAPPED_HI = int(IPV4_MAPPED.broadcast_address)
+_V4 = ipaddress.IPv4Address
 
 
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sorted, disjoint, non-adjacent closed intervals covering the same addresses."""
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(intervals):
-        if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return out
+    flat = merge_intervals(intervals)
+    return list(zip(flat[0::2], flat[1::2], strict=True))
 
 
 def _blocks(lo: int, hi: int, bits: int) -> Iterable[tuple[int, int]]:
     """The fewest aligned blocks (start, prefix length) covering [lo, hi]."""
-    while lo <= hi:
-        size = (lo & -lo) if lo else 1 << bits
-        while size > hi - lo + 1:
-            size >>= 1
-        yield lo, bits - (size.bit_length() - 1)
-        lo += size
-
-
-def _networks(intervals: list[tuple[int, int]], version: int) -> list[IPNetwork]:
-    bits = 32 if version == 4 else 128
-    cls = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
-    return [cls((start, plen)) for lo, hi in intervals for start, plen in _blocks(lo, hi, bits)]
+    return interval_blocks((lo, hi), bits)
 
 
 def span(net: IPNetwork) -> tuple[int, int]:
     lo = int(net.network_address)
     return lo, lo + (1 << (net.max_prefixlen - net.prefixlen)) - 1
+
+
+def _with_points(spans: list[tuple[int, int]], points: list[int]) -> Intervals:
+    """`merge_intervals` of the spans and the single addresses; a run of consecutive addresses
+    becomes one interval without a tuple per address."""
+    if not points:
+        return merge_intervals(spans)
+    points = sorted(set(points))
+    runs: list[tuple[int, int]] = []
+    start = prev = points[0]
+    for p in points[1:]:
+        if p != prev + 1:
+            runs.append((start, prev))
+            start = p
+        prev = p
+    runs.append((start, prev))
+    if not spans:
+        return tuple(v for run in runs for v in run)
+    return merge_intervals(runs + spans)
 
 
 def address_set(networks: Iterable[IPNetwork], hosts: Iterable[IPAddress] = ()) -> AddressSet:
@@ -82,43 +85,53 @@ def address_set(networks: Iterable[IPNetwork], hosts: Iterable[IPAddress] = ()) 
     v6: list[tuple[int, int]] = []
     for n in networks:
         (v4 if n.version == 4 else v6).append(span(n))
+    p4: list[int] = []
+    p6: list[int] = []
     for a in hosts:
-        value = int(a)
-        (v4 if a.version == 4 else v6).append((value, value))
-    return _canonical(v4, v6)
+        (p4 if a.__class__ is _V4 else p6).append(int(a))
+    return _canonical(_with_points(v4, p4), _with_points(v6, p6))
 
 
-def _canonical(v4: list[tuple[int, int]], v6: list[tuple[int, int]]) -> AddressSet:
-    merged6: list[tuple[int, int]] = []
-    for lo, hi in _merge(v6):
-        if hi < _MAPPED_LO or lo > _MAPPED_HI:
-            merged6.append((lo, hi))
-            continue
-        if lo < _MAPPED_LO:
-            merged6.append((lo, _MAPPED_LO - 1))
-        if hi > _MAPPED_HI:
-            merged6.append((_MAPPED_HI + 1, hi))
-    return AddressSet((*_networks(_merge(v4), 4), *_networks(merged6, 6)))
+def _canonical(v4: Intervals, v6: Intervals) -> AddressSet:
+    """The set of the intervals, IPv6 ones cut around the IPv4-mapped range."""
+    if v6 and not (v6[-1] < _MAPPED_LO or v6[0] > _MAPPED_HI):
+        cut: list[int] = []
+        for i in range(0, len(v6), 2):
+            lo, hi = v6[i], v6[i + 1]
+            if hi < _MAPPED_LO or lo > _MAPPED_HI:
+                cut += (lo, hi)
+                continue
+            if lo < _MAPPED_LO:
+                cut += (lo, _MAPPED_LO - 1)
+            if hi > _MAPPED_HI:
+                cut += (_MAPPED_HI + 1, hi)
+        v6 = tuple(cut)
+    return AddressSet(v4=v4, v6=v6)
+
+
+def _pairs(flat: Intervals) -> Iterable[tuple[int, int]]:
+    return zip(flat[0::2], flat[1::2], strict=True)
 
 
 def union(sets: Iterable[AddressSet]) -> AddressSet:
-    return address_set(n for s in sets for n in s.networks)
+    """Union of canonical sets (IPv6 parts already avoid the IPv4-mapped range)."""
+    sets = list(sets)
+    if len(sets) == 1:
+        return sets[0]
+    v4 = merge_intervals(p for s in sets for p in _pairs(s.v4))
+    v6 = merge_intervals(p for s in sets for p in _pairs(s.v6))
+    return AddressSet(v4=v4, v6=v6)
 
 
 class Membership:
     """Fast `address in set` for one address set: bisection over its intervals."""
 
     def __init__(self, aset: AddressSet) -> None:
-        spans = {4: [span(n) for n in aset.networks if n.version == 4]}
-        spans[6] = [span(n) for n in aset.networks if n.version == 6]
-        self._starts = {v: [lo for lo, _ in s] for v, s in spans.items()}
-        self._ends = {v: [hi for _, hi in s] for v, s in spans.items()}
+        self._aset = aset
 
     def __contains__(self, address: IPAddress) -> bool:
-        value = int(address)
-        i = bisect_right(self._starts[address.version], value) - 1
-        return i >= 0 and value <= self._ends[address.version][i]
+        return address in self._aset
 
 
 def contains(aset: AddressSet, address: IPAddress) -> bool:
-    return address in Membership(aset)
+    return address in aset

@@ -8,10 +8,7 @@ subsumed without being equal (e.g. a selector's pods inside an ipBlock with the 
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
 from compiler.ir.rules import AddressSet, PodIsolation, PolicyIR, PortRange, Rule, RuleSet
-from compiler.passes.cidr import span
 
 
 def _peers_within(inner: AddressSet | None, outer: AddressSet | None) -> bool:
@@ -19,14 +16,7 @@ def _peers_within(inner: AddressSet | None, outer: AddressSet | None) -> bool:
         return True
     if inner is None:
         return False
-    spans = {v: sorted(span(n) for n in outer.networks if n.version == v) for v in (4, 6)}
-    starts = {v: [lo for lo, _ in s] for v, s in spans.items()}
-    for net in inner.networks:
-        lo, hi = span(net)
-        i = bisect_right(starts[net.version], lo) - 1
-        if i < 0 or spans[net.version][i][1] < hi:
-            return False
-    return True
+    return inner.within(outer)
 
 
 def _ports_within(inner: tuple[PortRange, ...] | None, outer: tuple[PortRange, ...] | None) -> bool:
