@@ -60,8 +60,8 @@ from compiler.lower.bundle import check_counts, entry_sort_key, lower
 from compiler.lower.incremental_policy import PolicySection
 from compiler.lower.incremental_services import Entity, FeKey, ServiceLowerer
 from compiler.lower.node import lower_node
-from compiler.passes.incremental_resolve import PolicyResolver
-from compiler.passes.pipeline import PassConfig, run_entry_passes, run_policy_passes
+from compiler.passes.incremental_resolve import PolicyResolver, RuleSetPasses
+from compiler.passes.pipeline import PassConfig, run_entry_passes
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +92,10 @@ def _service_of(obj: KubeObject | None) -> ObjectKey | None:
 
 
 class IncrementalCompiler:
-    def __init__(self, schema: Schema, node_facts: NodeFacts | None = None) -> None:
+    def __init__(self, schema: Schema, node_facts: NodeFacts | None = None, verify: bool = False) -> None:
+        """`verify` checks the policy IR of every new rule set as `lower` does (tests)."""
         self.schema = schema
+        self.verify = verify
         self.facts = node_facts
         self.objects: dict[ObjectKey, KubeObject] = {}
         self.kinds: dict[str, dict[ObjectKey, KubeObject]] = defaultdict(dict)
@@ -122,6 +124,7 @@ class IncrementalCompiler:
         self.resolver = PolicyResolver()
         self.policy = PolicySection(self.schema)
         self._passed: dict[tuple[Rule, ...], RuleSet] = {}
+        self._rule_passes = RuleSetPasses(PassConfig().enabled)
         self.local_pods: set[ObjectKey] = set()
         self.sections: dict[str, tuple[Entity, ...]] = {}
         self._owned: dict[ObjectKey, tuple[IPAddress, ...]] = {}
@@ -440,9 +443,9 @@ class IncrementalCompiler:
         rules = iso.rule_set.rules
         done = self._passed.get(rules)
         if done is None:
-            pir = run_policy_passes(PolicyIR((iso,)), PassConfig())
-            verify_policy_ir(pir)
-            done = self._passed[rules] = pir.isolations[0].rule_set
+            done = self._passed[rules] = RuleSet(self._rule_passes.run(rules))
+            if self.verify:
+                verify_policy_ir(PolicyIR((replace(iso, rule_set=done),)))
         return PodIsolation(iso.pod, iso.direction, iso.addresses, done, iso.policies)
 
     def _node_entries(self) -> tuple[Entity, ...]:

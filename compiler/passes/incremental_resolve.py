@@ -24,8 +24,10 @@ from collections import defaultdict
 from compiler.frontend.model import Labels, ObjectKey
 from compiler.frontend.policy import NetworkPolicy, PolicyPeer, PolicyType
 from compiler.ir.nodes import NamespaceNode, PodEndpoint
-from compiler.ir.rules import PodIsolation, Rule
-from compiler.passes.resolve_policy import MemoKey, _Cluster, pod_isolation
+from compiler.ir.rules import AddressSet, PodIsolation, Rule
+from compiler.passes.drop_subsumed import drop_subsumed_rules
+from compiler.passes.merge_rules import merge_rules
+from compiler.passes.resolve_policy import MemoKey, PeerKey, _Cluster, pod_isolation
 from compiler.passes.selectors import matches
 
 DIRECTIONS = (PolicyType.Egress, PolicyType.Ingress)
@@ -40,6 +42,13 @@ class PolicyResolver:
         self.readers: dict[MemoKey, set[ObjectKey]] = defaultdict(set)
         self.reads: dict[ObjectKey, list[MemoKey]] = {}
         self.by_rule: dict[tuple[ObjectKey, PolicyType, int], set[MemoKey]] = defaultdict(set)
+        self.peer_sets: dict[PeerKey, AddressSet | None] = {}
+        """Peer sets by (namespace, peers), shared by the rules with those peers, kept across
+        policy changes: a new port on a rule keeps its peer set object (and every set equal to
+        one is found by identity, not by comparing thousands of networks)."""
+        self.interned: dict[AddressSet, AddressSet] = {}
+        """One object per distinct peer set of the rule results (different selectors often pick
+        the same pods): equal sets then compare, hash-look-up and sort by identity."""
         self.isolations: dict[tuple[PolicyType, ObjectKey], PodIsolation] = {}
         self._dirty: set[ObjectKey] = set()
         self._ns_before: dict[str, Labels] = {}
@@ -57,15 +66,14 @@ class PolicyResolver:
         after = self.cluster.namespace_labels(name)
         if before == after or name not in self.cluster.pods_by_ns:
             return
-        for key in list(self.memo):
-            rule = self._rule(key)
-            if rule is None:
-                continue
-            for peer in rule:
+        flipped: set[PeerKey] = set()
+        for pkey in self.peer_sets:
+            for peer in pkey[1]:
                 sel = peer.namespace_selector
                 if sel is not None and peer.ip_block is None and matches(sel, before) != matches(sel, after):
-                    self._drop(key)
+                    flipped.add(pkey)
                     break
+        self._drop_peers(flipped)
 
     def set_policy(self, before: NetworkPolicy | None, after: NetworkPolicy | None) -> None:
         pol = before or after
@@ -108,24 +116,27 @@ class PolicyResolver:
             and key.namespace not in self._ns_before
         )
         named = {cp.name for p in versions for cp in p.container_ports if cp.name}
-        for mkey in list(self.memo):
-            pol_key, direction, i, _ = mkey
-            rule = self._rule(mkey)
-            if rule is None:
-                continue
-            pol = self.policies[pol_key.namespace][pol_key]
-            reached = False
-            for peer in rule:
+        reached: set[PeerKey] = set()
+        for pkey in self.peer_sets:
+            ns, peers = pkey
+            for peer in peers:
                 if peer.ip_block is not None:
                     continue
-                selected = [self._selects(pol, peer, p) for p in versions]
+                selected = [self._selects(ns, peer, p) for p in versions]
                 if (same_shape and selected[0] != selected[1]) or (not same_shape and any(selected)):
-                    reached = True
+                    reached.add(pkey)
                     break
-            if not reached and not same_shape and direction is PolicyType.Egress and named:
-                api = pol.egress[i]
-                reached = any(isinstance(port.port, str) and port.port in named for port in api.ports)
-            if reached:
+        self._drop_peers(reached)
+        if same_shape or not named:
+            return
+        for mkey in list(self.memo):
+            pol_key, direction, i, _ = mkey
+            if direction is not PolicyType.Egress:
+                continue
+            pol = self.policies.get(pol_key.namespace, {}).get(pol_key)
+            if pol is None or i >= len(pol.egress):
+                continue
+            if any(isinstance(port.port, str) and port.port in named for port in pol.egress[i].ports):
                 self._drop(mkey)
 
     # ---- results --------------------------------------------------------------------------------
@@ -147,7 +158,9 @@ class PolicyResolver:
                 iso = None
                 if pod is not None:
                     pols = self.policies.get(key.namespace, {}).values()
-                    iso = pod_isolation(self.cluster, pols, pod, direction, self.memo, used)
+                    iso = pod_isolation(
+                        self.cluster, pols, pod, direction, self.memo, used, self.peer_sets, self.interned
+                    )
                 before = self.isolations.pop((direction, key), None)
                 if iso is not None:
                     self.isolations[(direction, key)] = iso
@@ -158,6 +171,11 @@ class PolicyResolver:
                 for mkey in used:
                     self.readers[mkey].add(key)
                     self.by_rule[mkey[:3]].add(mkey)
+        if len(self.peer_sets) > 2 * len(self.memo) + 64:
+            live = {pkey for mkey in self.memo if (pkey := self._peer_key(mkey)) is not None}
+            self.peer_sets = {k: v for k, v in self.peer_sets.items() if k in live}
+        if len(self.interned) > 2 * len(self.memo) + 64:
+            self.interned = {r.peers: r.peers for rs in self.memo.values() for r in rs if r.peers is not None}
         return out
 
     # ---- helpers --------------------------------------------------------------------------------
@@ -170,17 +188,32 @@ class PolicyResolver:
         api = pol.ingress if direction is PolicyType.Ingress else pol.egress
         return api[i].peers if i < len(api) else None
 
+    def _peer_key(self, key: MemoKey) -> PeerKey | None:
+        peers = self._rule(key)
+        return None if peers is None else (key[0].namespace, peers)
+
+    def _drop_peers(self, reached: set[PeerKey]) -> None:
+        """Forget the peer sets a change reached, and the rule results built on them."""
+        if not reached:
+            return
+        for pkey in reached:
+            del self.peer_sets[pkey]
+        for mkey in list(self.memo):
+            used = self._peer_key(mkey)
+            if used is None or used in reached:
+                self._drop(mkey)
+
     def _drop(self, key: MemoKey) -> None:
         self.memo.pop(key, None)
         self.by_rule.get(key[:3], set()).discard(key)
         self._dirty |= self.readers.pop(key, set())
 
-    def _selects(self, pol: NetworkPolicy, peer: PolicyPeer, pod: PodEndpoint) -> bool:
+    def _selects(self, pol_ns: str, peer: PolicyPeer, pod: PodEndpoint) -> bool:
         """The selection `_Cluster.peer_pods` makes, under the namespace's labels before and after
         the changes since the last `resolve` (either counts)."""
         ns = pod.key.namespace
         if peer.namespace_selector is None:
-            if ns != pol.key.namespace:
+            if ns != pol_ns:
                 return False
         else:
             views = [self.cluster.namespace_labels(ns)]
@@ -195,3 +228,26 @@ def _count(pol: NetworkPolicy | None, direction: PolicyType) -> int:
     if pol is None:
         return 0
     return len(pol.ingress if direction is PolicyType.Ingress else pol.egress)
+
+
+class RuleSetPasses:
+    """The policy passes (`merge_rules`, `drop_subsumed`) on one rule set at a time, with the same
+    result as `run_policy_passes` on it (each pass maps every rule set on its own). The merged peer
+    sets are interned: rule sets merging equal groups share one set object, so the lowering's
+    indexes find it by identity instead of comparing thousands of networks."""
+
+    def __init__(self, enabled: frozenset[str]) -> None:
+        self.enabled = enabled
+        self._interned: dict[AddressSet, AddressSet] = {}
+
+    def run(self, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        if "merge_rules" in self.enabled:
+            rules = tuple(
+                r if r.peers is None else Rule(self._interned.setdefault(r.peers, r.peers), r.ports)
+                for r in merge_rules(rules)
+            )
+        if "drop_subsumed" in self.enabled:
+            rules = drop_subsumed_rules(rules)
+        if len(self._interned) > 4096:
+            self._interned.clear()
+        return rules

@@ -150,11 +150,32 @@ def _named(pod: PodEndpoint, name: str, protocol: Protocol) -> int | None:
     return None
 
 
+PeerKey = tuple[str, tuple[PolicyPeer, ...]]
+"""(the policy's namespace, a rule's peers): what one rule's peer set depends on besides the
+cluster (a podSelector without namespaceSelector means the policy's namespace)."""
+
+
 def _rule_rules(
-    cluster: _Cluster, policy: NetworkPolicy, rule: PolicyRule, direction: PolicyType, local: PodEndpoint
+    cluster: _Cluster,
+    policy: NetworkPolicy,
+    rule: PolicyRule,
+    direction: PolicyType,
+    local: PodEndpoint,
+    peer_sets: dict[PeerKey, AddressSet | None] | None = None,
 ) -> list[Rule]:
-    """One API rule as resolved rules: numeric ports together, named egress ports per number."""
-    peers = _peer_set(cluster, policy, rule.peers)
+    """One API rule as resolved rules: numeric ports together, named egress ports per number.
+
+    `peer_sets` (the incremental resolver's) keeps peer sets across runs: a rule whose ports
+    change keeps its peer set object, so the sets equal to it are found by identity, not by
+    comparing thousands of networks."""
+    if peer_sets is None:
+        peers = _peer_set(cluster, policy, rule.peers)
+    else:
+        pkey = (policy.key.namespace, rule.peers)
+        if pkey in peer_sets:
+            peers = peer_sets[pkey]
+        else:
+            peers = peer_sets[pkey] = _peer_set(cluster, policy, rule.peers)
     if peers is not None and not peers.networks:
         return []
     if not rule.ports:
@@ -205,10 +226,13 @@ def pod_isolation(
     direction: PolicyType,
     memo: dict[MemoKey, list[Rule]],
     used: list[MemoKey] | None = None,
+    peer_sets: dict[PeerKey, AddressSet | None] | None = None,
+    interned: dict[AddressSet, AddressSet] | None = None,
 ) -> PodIsolation | None:
     """The unmerged isolation of one local pod in one direction (None: not isolated), from the
     policies of its namespace; rule results come from `memo` or are added to it, and `used` gets
-    every memo key read."""
+    every memo key read; `peer_sets` is passed to `_rule_rules`, and `interned` (when given)
+    makes equal peer sets of new rule results one object."""
     selecting = [
         pol for pol in policies if direction in pol.policy_types and matches(pol.pod_selector, pod.labels)
     ]
@@ -222,7 +246,13 @@ def pod_isolation(
             key = (pol.key, direction, i, local)
             found = memo.get(key)
             if found is None:
-                found = memo[key] = _rule_rules(cluster, pol, rule, direction, pod)
+                found = _rule_rules(cluster, pol, rule, direction, pod, peer_sets)
+                if interned is not None:
+                    found = [
+                        r if r.peers is None else Rule(interned.setdefault(r.peers, r.peers), r.ports)
+                        for r in found
+                    ]
+                memo[key] = found
             if used is not None:
                 used.append(key)
             rules.extend(found)

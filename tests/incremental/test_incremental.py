@@ -37,7 +37,7 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
         super().__init__()
         self.store: dict[ObjectKey, KubeObject] = {}
         self.facts: NodeFacts | None = None
-        self.compiler = IncrementalCompiler(SCHEMA)
+        self.compiler = IncrementalCompiler(SCHEMA, verify=True)
         self.last_good: Bundle | None = None
         self.desired: dict[Key, Item] = {}
         self.applied: bool = True
@@ -45,7 +45,7 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
     @initialize(with_facts=st.booleans(), first=st.lists(gen.any_object, max_size=12))
     def start(self, with_facts: bool, first: list[dict[str, Any]]) -> None:
         self.facts = gen.facts() if with_facts else None
-        self.compiler = IncrementalCompiler(SCHEMA, self.facts)
+        self.compiler = IncrementalCompiler(SCHEMA, self.facts, verify=True)
         objs = [gen.parse(b) for b in first]
         self.store = {o.key: o for o in objs}
         self._step(lambda: self.compiler.load(self.store.values()))

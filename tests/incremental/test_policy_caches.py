@@ -3,6 +3,7 @@ resolver recomputes exactly the local pods a change reaches."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from typing import Any
 
@@ -10,11 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.contract import default_schema
-from compiler.frontend.model import ObjectKey, Pod
+from compiler.frontend.model import ObjectKey, Pod, Protocol
 from compiler.frontend.policy import NetworkPolicy, PolicyType
 from compiler.incremental import Change, IncrementalCompiler, full_compile
+from compiler.ir.rules import PortRange, Rule
+from compiler.passes.cidr import address_set
+from compiler.passes.drop_subsumed import drop_subsumed_rules
 from compiler.passes.incremental_ortc import IncrementalOrtc
+from compiler.passes.incremental_resolve import RuleSetPasses
+from compiler.passes.merge_rules import canonical_ports, merge_rules
 from compiler.passes.ortc import compress
+from compiler.passes.pipeline import PassConfig
 
 from . import objects as gen
 
@@ -65,7 +72,7 @@ def _cluster() -> tuple[IncrementalCompiler, dict[ObjectKey, Any]]:
         gen.policy("a", "np0", "x", "y", "t2"),
     ]
     objs = {o.key: o for o in map(gen.parse, bodies)}
-    c = IncrementalCompiler(SCHEMA, gen.facts())
+    c = IncrementalCompiler(SCHEMA, gen.facts(), verify=True)
     c.load(objs.values())
     return c, objs
 
@@ -127,3 +134,37 @@ def test_namespace_relabel_flips_namespace_selector_peers() -> None:
     assert got == {ObjectKey("Pod", "a", "p0"), ObjectKey("Pod", "a", "p1")}
     got = _apply(c, objs, gen.parse(gen.namespace("a", "t3")))  # no rule selects by team t1/t3
     assert got == set()
+
+
+# ---- the per-set policy passes ----------------------------------------------------------------
+
+_nets = st.one_of(
+    st.tuples(st.integers(0, 63), st.integers(26, 32)).map(
+        lambda t: ipaddress.ip_network((0x0A000000 + (t[0] << 2), t[1]), strict=False)
+    ),
+    st.tuples(st.integers(0, 15), st.integers(124, 128)).map(
+        lambda t: ipaddress.ip_network((0xFD00 << 112 | t[0] << 2, t[1]), strict=False)
+    ),
+)
+_asets = st.lists(_nets, min_size=1, max_size=6).map(lambda ns: address_set(ns))
+_ports = st.none() | st.lists(
+    st.tuples(st.sampled_from((Protocol.TCP, Protocol.UDP)), st.integers(1, 6), st.integers(0, 3)).map(
+        lambda t: PortRange(t[0], t[1], t[1] + t[2])
+    ),
+    min_size=1,
+    max_size=2,
+).map(canonical_ports)
+_rules = st.lists(st.tuples(st.none() | _asets, _ports).map(lambda t: Rule(*t)), min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rules=_rules)
+def test_rule_set_passes_equal_the_pipeline(rules: list[Rule]) -> None:
+    """The per-set passes equal `merge_rules` then `drop_subsumed_rules`; equal merged sets are
+    one object."""
+    passes = RuleSetPasses(PassConfig().enabled)
+    rules_t = tuple(sorted(set(rules), key=lambda r: r.sort_key))
+    expected = drop_subsumed_rules(merge_rules(rules_t))
+    assert passes.run(rules_t) == expected
+    again = passes.run(rules_t)
+    assert all(a.peers is b.peers for a, b in zip(again, passes.run(rules_t), strict=True))
