@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise, zip_longest
+from typing import overload
 
 from compiler.frontend.model import IPAddress, IPNetwork, ObjectKey, Protocol
 from compiler.frontend.policy import PolicyType
@@ -66,8 +67,17 @@ def interval_blocks(flat: Intervals, bits: int) -> Iterator[tuple[int, int]]:
             lo += size
 
 
+_V4_HEADS: dict[int, str] = {}
+
+
 def _v4_text(value: int, plen: int) -> str:
-    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}/{plen}"
+    """`str(IPv4Network((value, plen)))`; the first three octets' text is kept per /24."""
+    head = _V4_HEADS.get(value >> 8)
+    if head is None:
+        if len(_V4_HEADS) > 1 << 16:
+            _V4_HEADS.clear()
+        head = _V4_HEADS[value >> 8] = f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}."
+    return f"{head}{value & 255}/{plen}"
 
 
 class AddressSet:
@@ -128,8 +138,12 @@ class AddressSet:
         return self._prefixes
 
     @property
-    def networks(self) -> tuple[IPNetwork, ...]:
-        """Disjoint, collapsed networks, IPv4 first, sorted (built on first use)."""
+    def networks(self) -> NetworkList:
+        """Disjoint, collapsed networks, IPv4 first, sorted: a sequence whose `ipaddress`
+        objects are built on first iteration or indexing (truth and length need none)."""
+        return NetworkList(self)
+
+    def _network_tuple(self) -> tuple[IPNetwork, ...]:
         if self._networks is None:
             v4, v6 = ipaddress.IPv4Network, ipaddress.IPv6Network
             self._networks = tuple(
@@ -165,6 +179,46 @@ class AddressSet:
     @property
     def sort_key(self) -> SetKey:
         return SetKey(self)
+
+
+class NetworkList(Sequence[IPNetwork]):
+    """`AddressSet.networks`: the set's networks as a read-only sequence, built lazily."""
+
+    __slots__ = ("_aset",)
+
+    def __init__(self, aset: AddressSet) -> None:
+        self._aset = aset
+
+    def __bool__(self) -> bool:
+        return bool(self._aset)
+
+    def __len__(self) -> int:
+        return len(self._aset.prefixes())
+
+    @overload
+    def __getitem__(self, index: int) -> IPNetwork: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[IPNetwork, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> IPNetwork | tuple[IPNetwork, ...]:
+        return self._aset._network_tuple()[index]
+
+    def __iter__(self) -> Iterator[IPNetwork]:
+        return iter(self._aset._network_tuple())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, NetworkList):
+            return self._aset == other._aset
+        if isinstance(other, tuple):
+            return self._aset._network_tuple() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._aset._network_tuple())
+
+    def __repr__(self) -> str:
+        return repr(self._aset._network_tuple())
 
 
 def _within(inner: Intervals, outer: Intervals) -> bool:

@@ -170,17 +170,26 @@ def lower_direction(schema: Schema, pir: PolicyIR, direction: PolicyType, out: P
         return identities[m]
 
     class_ids = stable_ids({class_identity(m) for m in membership.values()}, CLASS_ID_BITS)
+    # One entry per network: the first of each class goes through the schema's checks, the
+    # others share its table, field and action call (an aligned prefix of 1..128 bits fits).
+    first: dict[int, TableEntry] = {}
+    origin = ("NetworkPolicy peers",)
     for (version, value, plen), m in membership.items():
-        v4 = version == 4
-        out.entries.append(
-            schema.entry(
+        cid = class_ids[class_identity(m)]
+        key = Lpm(MAPPED_PREFIX | value, plen + 96) if version == 4 else Lpm(value, plen)
+        proto = first.get(cid)
+        if proto is None or not key.prefix_len:
+            entry = schema.entry(
                 f"{t.prefix}_peer_class",
-                {t.peer_key: Lpm(MAPPED_PREFIX | value if v4 else value, plen + 96 if v4 else plen)},
+                {t.peer_key: key},
                 f"{t.prefix}_set_peer_class",
-                {"peer_class": class_ids[class_identity(m)]},
-                origin=("NetworkPolicy peers",),
+                {"peer_class": cid},
+                origin=origin,
             )
-        )
+            first.setdefault(cid, entry)
+        else:
+            entry = TableEntry(proto.table, ((proto.match[0][0], key),), proto.action, origin=origin)
+        out.entries.append(entry)
     # (set, class) -> rules whose peers contain the class.
     users: dict[int, list[tuple[int, int]]] = defaultdict(list)  # addr set index -> (set id, bit)
     for s in sets:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from itertools import compress, count
+from operator import sub
 
 from compiler.frontend.model import IPAddress, IPNetwork
 from compiler.ir.rules import AddressSet, Intervals, interval_blocks, merge_intervals
@@ -65,14 +67,9 @@ def _with_points(spans: list[tuple[int, int]], points: list[int]) -> Intervals:
     if not points:
         return merge_intervals(spans)
     points = sorted(set(points))
-    runs: list[tuple[int, int]] = []
-    start = prev = points[0]
-    for p in points[1:]:
-        if p != prev + 1:
-            runs.append((start, prev))
-            start = p
-        prev = p
-    runs.append((start, prev))
+    # Runs end where the next address is not this one plus 1 (found without a Python loop).
+    ends = list(compress(count(), map((1).__ne__, map(sub, points[1:], points))))
+    runs = [(points[i + 1], points[j]) for i, j in zip([-1, *ends], [*ends, len(points) - 1], strict=True)]
     if not spans:
         return tuple(v for run in runs for v in run)
     return merge_intervals(runs + spans)
@@ -85,10 +82,12 @@ def address_set(networks: Iterable[IPNetwork], hosts: Iterable[IPAddress] = ()) 
     v6: list[tuple[int, int]] = []
     for n in networks:
         (v4 if n.version == 4 else v6).append(span(n))
-    p4: list[int] = []
-    p6: list[int] = []
-    for a in hosts:
-        (p4 if a.__class__ is _V4 else p6).append(int(a))
+    addrs = hosts if isinstance(hosts, list) else list(hosts)
+    if set(map(type, addrs)) <= {_V4}:  # the usual case, at C speed
+        p4, p6 = list(map(int, addrs)), []
+    else:
+        p4 = [int(a) for a in addrs if a.version == 4]
+        p6 = [int(a) for a in addrs if a.version == 6]
     return _canonical(_with_points(v4, p4), _with_points(v6, p6))
 
 
