@@ -6,7 +6,7 @@ over gRPC to an in-process embedded target. Latency is from the server emitting 
 loader's Write returning (the device holds the change). Write amplification is the updates sent
 over the minimal diff between the desired states before and after the event.
 
-    python -m bench.bench_incremental [--size S|M|L] [--samples 50] [--seed 1]
+    python -m bench.bench_incremental [--size S|M|L] [--samples 50] [--seed 1] [--verbose]
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", default="S", choices=sorted(SIZES))
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--verbose", action="store_true", help="one line per sample on stderr")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(args.size, args.seed, Path(tmp))
@@ -184,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                         noop += 1
                         continue
                     latency, updates, minimal = r
+                    if args.verbose:
+                        print(f"  {name}: {latency * 1e3:.1f} ms, {updates} updates", file=sys.stderr)
                     lat.append(latency * 1e3)
                     upd.append(updates)
                     amp.append(updates / minimal if minimal else 1.0)

@@ -208,6 +208,7 @@ class DirectionLowerer:
                 touched.update(self._descendants(k))
         class_added: set[str] = set()
         class_gone: set[str] = set()
+        idents: dict[frozenset[AddressSet], str] = {}
         for k in touched:
             old = self.cls.pop(k, None)
             if old is not None:
@@ -220,7 +221,9 @@ class DirectionLowerer:
                 continue
             m = self._membership(k)
             self.member[k] = m
-            ident = "|".join(sorted(self._digest(a) for a in m))
+            ident = idents.get(m)
+            if ident is None:  # networks of one class share the membership: join its digests once
+                ident = idents[m] = "|".join(sorted(self._digest(a) for a in m))
             self.cls[k] = ident
             if ident not in self.class_sets:
                 self.class_sets[ident] = m
