@@ -33,10 +33,12 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
 
     Two input entries with the same prefix are an error (the table could not hold both)."""
     # Trie as parallel lists; node 0 is the root (length 0, value 0).
-    child: list[list[int]] = [[-1, -1]]
+    left: list[int] = [-1]
+    right: list[int] = [-1]
     label: list[int | None] = [None]
     value: list[int] = [0]
     length: list[int] = [0]
+    full = (1 << width) - 1
     # The walk resumes where the previous entry's path leaves this one's: entries come mostly in
     # address order and share most of their 128 bits, so each walks only its own few levels
     # (the same nodes, created in the same order, as walking from the root every time).
@@ -47,44 +49,59 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
         del path[common + 1 :]
         node = path[common]
         for depth in range(common, plen):
-            bit = (val >> (width - 1 - depth)) & 1
-            nxt = child[node][bit]
+            side = right if (val >> (width - 1 - depth)) & 1 else left
+            nxt = side[node]
             if nxt < 0:
-                nxt = len(child)
-                child.append([-1, -1])
+                nxt = side[node] = len(left)
+                left.append(-1)
+                right.append(-1)
                 label.append(None)
-                value.append(val & ~((1 << (width - depth - 1)) - 1) & ((1 << width) - 1))
+                value.append(val & ~((1 << (width - depth - 1)) - 1) & full)
                 length.append(depth + 1)
-                child[node][bit] = nxt
             node = nxt
             path.append(node)
         prev_val, prev_len = val, plen
         if label[node] is not None:
             raise ValueError(f"two entries for prefix {val:#x}/{plen}")
         label[node] = lab
-    # Pre-order, then labels in force (pass 1) and candidates bottom-up (pass 2).
+    # Pre-order with the labels in force (pass 1), then candidates bottom-up (pass 2).
+    n_nodes = len(left)
     order: list[int] = []
+    in_force = [MISS] * n_nodes
     stack = [0]
     while stack:
         n = stack.pop()
         order.append(n)
-        stack.extend(c for c in child[n] if c >= 0)
-    in_force = [MISS] * len(child)
-    for n in order:
         own = label[n]
-        if own is not None:
-            in_force[n] = own
-        for c in child[n]:
-            if c >= 0:
-                in_force[c] = in_force[n]
-    cand: list[frozenset[int]] = [frozenset()] * len(child)
+        force = in_force[n] if own is None else own
+        in_force[n] = force
+        c = left[n]
+        if c >= 0:
+            in_force[c] = force
+            stack.append(c)
+        c = right[n]
+        if c >= 0:
+            in_force[c] = force
+            stack.append(c)
+    singles: dict[int, frozenset[int]] = {}  # one object per label: equal children are `is`
+
+    def single(lab: int) -> frozenset[int]:
+        found = singles.get(lab)
+        if found is None:
+            found = singles[lab] = frozenset((lab,))
+        return found
+
+    cand: list[frozenset[int]] = [frozenset()] * n_nodes
     for n in reversed(order):
-        kids = [c for c in child[n] if c >= 0]
-        if not kids:
-            cand[n] = frozenset((in_force[n],))
+        lc, rc = left[n], right[n]
+        if lc < 0 and rc < 0:
+            cand[n] = single(in_force[n])
             continue
-        a = cand[kids[0]]
-        b = cand[kids[1]] if len(kids) == 2 else frozenset((in_force[n],))
+        a = cand[lc] if lc >= 0 else single(in_force[n])
+        b = cand[rc] if rc >= 0 else single(in_force[n])
+        if a is b:
+            cand[n] = a
+            continue
         both = a & b
         cand[n] = both if both else a | b
     # Pass 3, top-down with the inherited choice.
@@ -92,18 +109,20 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
     todo: list[tuple[int, int]] = [(0, MISS)]
     while todo:
         n, inherited = todo.pop()
-        if inherited not in cand[n]:
-            inherited = _pick(cand[n])
+        cn = cand[n]
+        if inherited not in cn:
+            inherited = _pick(cn)
             out.append((value[n], length[n], inherited))
-        kids = child[n]
-        for bit in (0, 1):
-            c = kids[bit]
-            if c >= 0:
-                todo.append((c, inherited))
-            elif kids[1 - bit] >= 0 and in_force[n] != inherited:
+        lc, rc = left[n], right[n]
+        if lc >= 0:
+            todo.append((lc, inherited))
+            if rc < 0 and in_force[n] != inherited:
                 # The implicit sibling leaf of a one-child node: covered by the node's own label.
-                shift = width - length[n] - 1
-                out.append((value[n] | (bit << shift), length[n] + 1, in_force[n]))
+                out.append((value[n] | (1 << (width - length[n] - 1)), length[n] + 1, in_force[n]))
+        if rc >= 0:
+            todo.append((rc, inherited))
+            if lc < 0 and in_force[n] != inherited:
+                out.append((value[n], length[n] + 1, in_force[n]))
     out.sort(key=lambda e: (e[0], e[1]))
     return out
 
