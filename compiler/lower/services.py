@@ -61,7 +61,7 @@ class ServiceLowering:
 
 
 def _backend_ident(b: Backend) -> str:
-    return f"{b.address}|{b.port}"
+    return f"{b.address!s}|{b.port}"
 
 
 def _frontend_ident(fe: ServiceFrontend, table: str = "svc_frontend") -> str:
@@ -229,10 +229,20 @@ def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = No
 
     services = {svc.key: svc for svc in ir.services}
     used_sets = {bset.key: bset for _, bset in offloaded if bset is not None}
+    # Identities and source names once per Backend object and per set (hundreds of thousands of
+    # backend appearances at size M); the objects live in the IR for the whole call.
+    idents: dict[int, str] = {}
+    set_sources = {skey: {str(k) for k in bset.sources} for skey, bset in used_sets.items()}
     backends: dict[str, Backend] = {}
     for bset in used_sets.values():
         for b in bset.backends:
-            backends.setdefault(_backend_ident(b), b)
+            ident = idents[id(b)] = _backend_ident(b)
+            backends.setdefault(ident, b)
+
+    def be_ident(b: Backend) -> str:
+        found = idents.get(id(b))
+        return found if found is not None else _backend_ident(b)
+
     be_ids = stable_ids(backends, ID_BITS)
     plans = [
         (fe, bset, table, selection, masq)
@@ -250,7 +260,7 @@ def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = No
         picked = (
             cluster_backends(bset, svc, ir.node) if selection == CLUSTER else local_backends(bset, ir.node)
         )
-        chosen[(bset.key, selection)] = tuple(sorted(be_ids[_backend_ident(b)] for b in picked))
+        chosen[(bset.key, selection)] = tuple(sorted([be_ids[be_ident(b)] for b in picked]))
     group_of_members: dict[tuple[int, ...], str] = {}
     group_origin: dict[str, set[str]] = {}
     set_group: dict[tuple[BackendSetKey, str], str] = {}
@@ -260,7 +270,7 @@ def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = No
             continue
         name = group_of_members.setdefault(members, _selection_name(set_key, selection))
         set_group[(set_key, selection)] = name
-        group_origin.setdefault(name, set()).update(str(k) for k in used_sets[set_key].sources)
+        group_origin.setdefault(name, set()).update(set_sources[set_key])
     aff_ids = stable_ids((_selection_name(*k) for k in sorted(set_group)), ID_BITS)
 
     # Layouts: parts (one selector group per svc_backend bucket) and, with Maglev, slot members.
@@ -286,9 +296,15 @@ def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = No
 
     # Members and DNAT entries for every backend a flow may still use (ready or draining).
     member_origin: dict[str, set[str]] = {}
-    for bset in used_sets.values():
+    for skey, bset in used_sets.items():
+        sources = set_sources[skey]
         for b in bset.backends:
-            member_origin.setdefault(_backend_ident(b), set()).update(str(k) for k in bset.sources)
+            ident = be_ident(b)
+            found = member_origin.get(ident)
+            if found is None:
+                member_origin[ident] = set(sources)
+            else:
+                found.update(sources)
     for ident in sorted(backends, key=lambda i: be_ids[i]):
         member, nat = backend_entities(
             schema, backends[ident], be_ids[ident], tuple(sorted(member_origin[ident]))
