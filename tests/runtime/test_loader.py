@@ -68,6 +68,13 @@ def test_once_loads_entries_lowered_for_the_target_profile(
     _assert_device_holds(switch.address, p4info, schema, bundle)
 
 
+def test_live_cluster_refuses_options_the_incremental_path_lacks(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        loader_main(["--in-cluster", "--target-profile", "dpdk"])
+    assert exit_.value.code == 2
+    assert "apply to manifests only" in capsys.readouterr().err
+
+
 def test_restart_writes_only_the_difference(switch: EmbeddedSwitch, shop_dir: Path) -> None:
     """State comes from the device on start, so an unchanged bundle costs zero updates."""
     assert _loader(switch.address, [shop_dir]).run_once() == 0
