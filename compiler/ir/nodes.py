@@ -166,8 +166,11 @@ class BackendSet:
 
     @property
     def reject(self) -> bool:
-        """No ready backend: new connections must be rejected, as kube-proxy does."""
-        return not any(b.conditions.ready for b in self.backends)
+        """No backend takes new connections, not even by the serving-and-terminating fallback
+        (KEP-1669): kube-proxy then REJECTs them (ICMP port unreachable)."""
+        return not any(
+            b.conditions.ready or (b.conditions.serving and b.conditions.terminating) for b in self.backends
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,12 +98,16 @@ def test_endpoint_conditions() -> None:
     assert not bs.reject
 
 
-def test_no_ready_endpoint_marks_reject_but_keeps_terminating_ones() -> None:
-    """kube-proxy rejects new connections to a Service port without ready endpoints."""
-    eps = [endpoint("10.0.0.3", ready=False, serving=True, terminating=True)]
-    bs = backends(build(service(), endpoint_slice("web-a", endpoints=eps)))
+def test_reject_only_without_ready_or_serving_terminating_endpoints() -> None:
+    """kube-proxy rejects new connections to a Service port that has no endpoint to use: no ready
+    one, and none serving while terminating to fall back on (KEP-1669; iptables proxier "has no
+    endpoints" REJECT). Not-serving terminating endpoints stay in the set for existing flows."""
+    draining = [endpoint("10.0.0.3", ready=False, serving=False, terminating=True)]
+    bs = backends(build(service(), endpoint_slice("web-a", endpoints=draining)))
     assert bs.reject and targets(bs) == ["10.0.0.3:8080"]
     assert backends(build(service())).reject
+    fallback = [endpoint("10.0.0.3", ready=False, serving=True, terminating=True)]
+    assert not backends(build(service(), endpoint_slice("web-a", endpoints=fallback))).reject
 
 
 @pytest.mark.parametrize("names", [("web-a", "web-b"), ("web-b", "web-a")])
