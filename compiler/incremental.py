@@ -20,7 +20,11 @@ rule set (cached) and the policy stages are kept per unit by `PolicySection`
 memberships are updated per network, and the peer-class LPM table is `lpm_compress`'s ORTC kept
 up to date (compiler/passes/incremental_ortc.py). The node entries are `lower_node` on the local
 pods. Every unit's output is diffed against its previous one, so `apply` returns only changed
-entities. `bundle()` always equals `lower(build_ir(objects, facts), schema).bundle`.
+entities. `bundle()` always equals `lower(build_ir(objects, facts), schema, passes).bundle`, for
+every target profile, load-balancing mode and set of enabled passes (`PassConfig`): the policy
+passes run per rule set, `lpm_compress` is the kept-up-to-date ORTC (or, disabled, one entry per
+network), the dpdk port encoding (`range_encoding`, `expand_blocks`) runs per rule set, and the
+Service section lays out hash or Maglev groups under the profile's selector limits.
 """
 
 from __future__ import annotations
@@ -92,10 +96,20 @@ def _service_of(obj: KubeObject | None) -> ObjectKey | None:
 
 
 class IncrementalCompiler:
-    def __init__(self, schema: Schema, node_facts: NodeFacts | None = None, verify: bool = False) -> None:
-        """`verify` checks the policy IR of every new rule set as `lower` does (tests)."""
+    def __init__(
+        self,
+        schema: Schema,
+        node_facts: NodeFacts | None = None,
+        verify: bool = False,
+        passes: PassConfig | None = None,
+    ) -> None:
+        """`passes` picks the passes, target profile and load-balancing mode as for `lower` (None:
+        every pass, bmv2, hash); `verify` checks the policy IR of every new rule set as `lower`
+        does (tests)."""
         self.schema = schema
         self.verify = verify
+        # Dumps are the full compile's business; the config is otherwise used as given.
+        self.passes = replace(passes or PassConfig(), dump_after=None, dumps=[])
         self.facts = node_facts
         self.objects: dict[ObjectKey, KubeObject] = {}
         self.kinds: dict[str, dict[ObjectKey, KubeObject]] = defaultdict(dict)
@@ -120,11 +134,11 @@ class IncrementalCompiler:
         self.ep_notes: dict[ObjectKey, tuple[Diagnostic, ...]] = {}
         self.services_by_ip: dict[IPAddress, set[ObjectKey]] = defaultdict(set)
         self.ns_use: Counter[str] = Counter()
-        self.services = ServiceLowerer(self.schema)
+        self.services = ServiceLowerer(self.schema, self.passes.profile, self.passes.lb)
         self.resolver = PolicyResolver()
-        self.policy = PolicySection(self.schema)
+        self.policy = PolicySection(self.schema, self.passes.enabled, self.passes.profile)
         self._passed: dict[tuple[Rule, ...], RuleSet] = {}
-        self._rule_passes = RuleSetPasses(PassConfig().enabled)
+        self._rule_passes = RuleSetPasses(self.passes.enabled)
         self.local_pods: set[ObjectKey] = set()
         self.sections: dict[str, tuple[Entity, ...]] = {}
         self._owned: dict[ObjectKey, tuple[IPAddress, ...]] = {}
@@ -183,7 +197,8 @@ class IncrementalCompiler:
         return self._ir(with_services=True)
 
     def diagnostics(self) -> tuple[Diagnostic, ...]:
-        return tuple(sorted(set(self.ir().diagnostics) | set(self.services.diagnostics())))
+        found = set(self.ir().diagnostics) | set(self.services.diagnostics()) | set(self.services.notes())
+        return tuple(sorted(found))
 
     # ---- IR -----------------------------------------------------------------------------------
 
@@ -452,7 +467,7 @@ class IncrementalCompiler:
         local = sorted((self.pods[k] for k in self.local_pods), key=by_key)
         facts = self.facts or DEFAULT_NODE_FACTS
         ir = ClusterIR(facts, (), tuple(local), (), (), (), (), ())
-        return tuple(run_entry_passes(lower_node(ir, self.schema), PassConfig()))
+        return tuple(run_entry_passes(lower_node(ir, self.schema), self.passes))
 
     # ---- lowering -----------------------------------------------------------------------------
 
@@ -490,6 +505,7 @@ class IncrementalCompiler:
         for e in delta.added:
             change[_count_key(e)] += 1
         counts = {k: self.counts[k] + change[k] for k in set(change) | set(self.counts) if k}
+        self.services.check(counts)
         check_counts(self.schema, {k: n for k, n in counts.items() if n})
         for e in delta.removed:
             self.entities.pop(e, None)
@@ -534,6 +550,8 @@ def _count_key(e: Entity) -> str:
     return "" if e.is_default else e.table
 
 
-def full_compile(schema: Schema, objects: Iterable[KubeObject], facts: NodeFacts | None) -> Bundle:
-    """The reference the incremental compiler must always equal."""
-    return lower(build_ir(objects, facts), schema).bundle
+def full_compile(
+    schema: Schema, objects: Iterable[KubeObject], facts: NodeFacts | None, passes: PassConfig | None = None
+) -> Bundle:
+    """The reference the incremental compiler (with the same `passes`) must always equal."""
+    return lower(build_ir(objects, facts), schema, passes).bundle

@@ -32,15 +32,25 @@ from compiler.lower.policy import _TABLES, CLASS_ID_BITS, RULE_BITS, SET_ID_BITS
 from compiler.passes.incremental_ortc import IncrementalOrtc
 from compiler.passes.lpm_compress import WIDTH
 from compiler.passes.ortc import MISS
+from compiler.passes.pipeline import PASS_NAMES
+from compiler.passes.range_encoding import expand_blocks, range_encoding
 
 NKey = tuple[int, int, int]
 """(version, network value, prefix length)"""
 PEERS_ORIGIN = ("NetworkPolicy peers",)
+PASS_SET = frozenset(PASS_NAMES)
 
 
 class DirectionLowerer:
-    def __init__(self, schema: Schema, direction: PolicyType) -> None:
+    def __init__(
+        self, schema: Schema, direction: PolicyType, passes: frozenset[str] = PASS_SET, profile: str = "bmv2"
+    ) -> None:
+        """`passes` are the enabled entry passes (`lpm_compress`, `range_encoding`) and `profile`
+        the target profile, as `run_entry_passes` applies them to the policy tables."""
         self.schema = schema
+        self.compress = "lpm_compress" in passes
+        self.range_encoding = "range_encoding" in passes and profile == "dpdk"
+        self.dpdk = profile == "dpdk"
         self.t = _TABLES[direction]
         self.direction = direction
         self.isolations: dict[ObjectKey, PodIsolation] = {}
@@ -66,6 +76,8 @@ class DirectionLowerer:
         self.ortc = IncrementalOrtc(WIDTH)
         self.units: dict[tuple[str, object], tuple[TableEntry, ...]] = {}
         self._lpm: dict[tuple[int, int, int], TableEntry] = {}
+        self._raw_labels: dict[tuple[int, int], int] = {}
+        """Without `lpm_compress`: each network's label (its entry is `_lpm[(value, len, label)]`)."""
         self._lpm_delta: tuple[list[TableEntry], list[TableEntry]] = ([], [])
 
     # ---- update -------------------------------------------------------------------------------
@@ -270,7 +282,17 @@ class DirectionLowerer:
                 net_len = mapped_prefix_len(ipnet.network_address, ipnet.prefixlen)
                 self.lpm_keys[k] = (net_value, net_len)
             lpm.append((net_value, net_len, label))
-        if lpm:
+        if lpm and not self.compress:  # one entry per network, as the lowering emits them
+            for net_value, net_len, label in lpm:
+                old_label = self._raw_labels.pop((net_value, net_len), None)
+                if old_label is not None:
+                    self._lpm_delta[1].append(self._lpm.pop((net_value, net_len, old_label)))
+                if label is not None:
+                    p = (net_value, net_len, label)
+                    self._raw_labels[(net_value, net_len)] = label
+                    self._lpm[p] = self._raw_entry(p)
+                    self._lpm_delta[0].append(self._lpm[p])
+        elif lpm:
             appeared, vanished = self.ortc.update(lpm)
             for p in vanished:
                 self._lpm_delta[1].append(self._lpm.pop(p))
@@ -341,7 +363,12 @@ class DirectionLowerer:
         rs = self.sets.get(ident)
         if rs is None:
             return ()
-        return tuple(_port_entries(self.schema, self.t, self.set_ids.ids[ident], rs, self.set_origin[ident]))
+        out = _port_entries(self.schema, self.t, self.set_ids.ids[ident], rs, self.set_origin[ident])
+        if self.range_encoding:  # per (table, set, protocol): one set's entries are a whole input
+            out = range_encoding(out, "dpdk")
+        if self.dpdk:
+            out = expand_blocks(out)
+        return tuple(out)
 
     def _rule_entries(self, ident: str) -> tuple[TableEntry, ...]:
         rs = self.sets.get(ident)
@@ -363,6 +390,18 @@ class DirectionLowerer:
                 origin=self.set_origin[ident],
             )
             for cid, mask in sorted(masks.items())
+        )
+
+    def _raw_entry(self, p: tuple[int, int, int]) -> TableEntry:
+        """A network's entry without `lpm_compress`, as `lower_direction` emits it."""
+        value, plen, label = p
+        t = self.t
+        return self.schema.entry(
+            f"{t.prefix}_peer_class",
+            {t.peer_key: Lpm(value, plen)},
+            f"{t.prefix}_set_peer_class",
+            {"peer_class": label},
+            origin=PEERS_ORIGIN,
         )
 
     def _lpm_entry(self, p: tuple[int, int, int]) -> TableEntry:
@@ -392,8 +431,10 @@ def _nkey(net: IPNetwork) -> NKey:
 class PolicySection:
     """Both directions."""
 
-    def __init__(self, schema: Schema) -> None:
-        self.directions = {d: DirectionLowerer(schema, d) for d in (PolicyType.Egress, PolicyType.Ingress)}
+    def __init__(self, schema: Schema, passes: frozenset[str] = PASS_SET, profile: str = "bmv2") -> None:
+        self.directions = {
+            d: DirectionLowerer(schema, d, passes, profile) for d in (PolicyType.Egress, PolicyType.Ingress)
+        }
 
     def update(
         self, changes: dict[tuple[PolicyType, ObjectKey], PodIsolation | None]

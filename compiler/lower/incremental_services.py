@@ -14,16 +14,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from compiler.bundle.model import ProfileGroup, ProfileMember, TableEntry
-from compiler.bundle.schema import Schema
+from compiler.bundle.schema import BundleError, Schema
 from compiler.ir.nodes import Backend, BackendSet, BackendSetKey, Diagnostic, ServiceFrontend
-from compiler.lower.ecmp import SELECTOR, deal, selector_limits, split_bits
+from compiler.lower.ecmp import SELECTOR, deal, maglev_size, selector_limits, split_bits
 from compiler.lower.idspace import IdSpace
 from compiler.lower.services import (
     ID_BITS,
+    MAGLEV_MEMBER_BASE,
+    GroupLayout,
     _backend_ident,
+    _bits,
     _frontend_ident,
     backend_entities,
+    fitting_note,
     frontend_entries,
+    maglev_layout,
+    maglev_slot_ident,
     offload_problem,
     part_names,
     usable_backends,
@@ -43,9 +49,17 @@ class _FeState:
 
 
 class ServiceLowerer:
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, profile: str = "bmv2", lb: str = "hash") -> None:
+        """`profile` sets the selector limits (ecmp.py), `lb` the group layout: "hash" (one member
+        per backend) or "maglev" (slot members per group, their ids in `slot_ids`)."""
         self.schema = schema
-        self.max_group = selector_limits(schema, "bmv2").max_group_size
+        self.limits = selector_limits(schema, profile)
+        self.max_group = self.limits.max_group_size
+        self.lb = lb
+        self.maglev = lb == "maglev"
+        self.slot_ids = IdSpace(ID_BITS)
+        self.slot_name: dict[str, str] = {}
+        """Maglev: slot identity -> the group name it belongs to."""
         self.sets: dict[BackendSetKey, BackendSet] = {}
         self.frontends: dict[FeKey, ServiceFrontend] = {}
         self.fes_of_set: dict[BackendSetKey, set[FeKey]] = defaultdict(set)
@@ -59,6 +73,7 @@ class ServiceLowerer:
         self.groups: dict[tuple[int, ...], set[BackendSetKey]] = {}
         self.group_name: dict[tuple[int, ...], str] = {}
         self.name_tuple: dict[str, tuple[int, ...]] = {}
+        self.name_group: dict[str, tuple[int, ...]] = {}
         self.be_ids = IdSpace(ID_BITS)
         self.fe_ids = IdSpace(ID_BITS)
         self.group_ids = IdSpace(32)
@@ -103,7 +118,7 @@ class ServiceLowerer:
             if fe is None:
                 continue
             bset = self.sets.get(fe.backend_set)
-            problem = offload_problem(fe, bset, self.max_group)
+            problem = offload_problem(fe, bset, self.max_group, self.lb)
             offloaded = problem is None
             set_key = bset.key if offloaded and bset is not None else None
             self.state[fk] = _FeState(fe, offloaded, problem, set_key)
@@ -169,6 +184,7 @@ class ServiceLowerer:
         # Group names (the first set key using the members) and their ids: remove, then add.
         renamed: list[tuple[tuple[int, ...], str]] = []
         name_moved: set[str] = set()
+        slot_moved: set[str] = set()
         for t in dirty_tuples:
             keys = self.groups.get(t)
             new_name = str(min(keys)) if keys else None
@@ -179,19 +195,31 @@ class ServiceLowerer:
                 continue
             if old_name is not None:
                 del self.group_name[t]
+                del self.name_group[old_name]
                 for part in self._parts(old_name, t):
                     del self.name_tuple[part]
                     name_moved |= self.group_ids.remove(part)
+                for slot in self._slots(old_name, t):
+                    del self.slot_name[slot]
+                    slot_moved |= self.slot_ids.remove(slot)
             if new_name is not None:
                 renamed.append((t, new_name))
         for t, name in renamed:
             self.group_name[t] = name
+            self.name_group[name] = t
             for part in self._parts(name, t):
                 self.name_tuple[part] = t
                 name_moved |= self.group_ids.add(part)
+            for slot in self._slots(name, t):
+                self.slot_name[slot] = name
+                slot_moved |= self.slot_ids.add(slot)
         for name in name_moved:
             if name in self.name_tuple:
                 dirty_tuples.add(self.name_tuple[name])
+        for slot in slot_moved:
+            group = self.slot_name.get(slot)
+            if group is not None:
+                dirty_tuples.add(self.name_group[group])
         for t in dirty_tuples:
             for key in self.groups.get(t, ()):
                 dirty_fe |= self.fes_of_set.get(key, set())
@@ -209,10 +237,36 @@ class ServiceLowerer:
             self._emit(("fe", fk), self._frontend_unit(fk), added, removed)
         return added, removed
 
+    def _size(self, t: tuple[int, ...]) -> int:
+        """Selector members the group's layout deals: its backends, or its Maglev slots."""
+        if not self.maglev:
+            return len(t)
+        m = maglev_size(len(t))
+        assert m is not None, "offload_problem admits only sets that fit"
+        return m
+
     def _split(self, t: tuple[int, ...]) -> int:
-        k = split_bits(len(t), self.max_group)
+        k = split_bits(self._size(t), self.max_group)
         assert k is not None, "offload_problem admits only sets that fit"
         return k
+
+    def _slots(self, name: str, t: tuple[int, ...]) -> list[str]:
+        """The Maglev slot identities of a group (none with hash)."""
+        return [maglev_slot_ident(name, j) for j in range(self._size(t))] if self.maglev else []
+
+    def check(self, counts: Mapping[str, int]) -> None:
+        """The profile's own selector limits beyond P4Info, as `lower_services` checks them (on the
+        bundle's counts, before the P4Info capacities)."""
+        problems = []
+        name = self.schema.profile(SELECTOR).name
+        groups = counts.get(f"{name} (groups)", 0)
+        members = counts.get(f"{name} (members)", 0)
+        if self.limits.max_groups is not None and groups > self.limits.max_groups:
+            problems.append(f"needs {groups} groups, holds {self.limits.max_groups}")
+        if members > self.limits.max_members:
+            problems.append(f"needs {members} members, holds {self.limits.max_members}")
+        if problems:
+            raise BundleError(f"action selector {SELECTOR} ({self.limits.profile}): " + "; ".join(problems))
 
     def _parts(self, name: str, t: tuple[int, ...]) -> list[str]:
         return part_names(name, 1 << self._split(t))
@@ -242,19 +296,61 @@ class ServiceLowerer:
             return ()
         origin = tuple(sorted({str(k) for key in users for k in self.contrib[key].sources}))
         b = self.be_any[ident]
-        return backend_entities(self.schema, b, self.be_ids.ids[ident], origin)
+        member, nat = backend_entities(self.schema, b, self.be_ids.ids[ident], origin)
+        return (nat,) if self.maglev else (member, nat)
 
     def _group_unit(self, t: tuple[int, ...]) -> tuple[Entity, ...]:
         name = self.group_name.get(t)
         if name is None:
             return ()
         origin = tuple(sorted({str(k) for key in self.groups[t] for k in self.contrib[key].sources}))
-        parts = deal(t, self._split(t))
         ids = self.group_ids.ids
-        return tuple(
+        slots: tuple[Entity, ...] = ()
+        if self.maglev:
+            lay = self._maglev_layout(name, t)
+            parts = list(lay.parts)
+            slots = tuple(
+                self.schema.member(SELECTOR, mid, "set_backend", {"be_id": be_id}, origin)
+                for mid, be_id in lay.slots
+            )
+        else:
+            parts = deal(t, self._split(t))
+        return slots + tuple(
             self.schema.group(SELECTOR, ids[p], tuple((m, 1) for m in part), self.max_group, origin)
             for p, part in zip(self._parts(name, t), parts, strict=True)
         )
+
+    def _maglev_layout(self, name: str, t: tuple[int, ...]) -> GroupLayout:
+        """`lower_services`'s Maglev layout of one group: the backends' identities from a set using
+        it, the slot member ids from `slot_ids`."""
+        bset = self.contrib[next(iter(self.groups[t]))]
+        be_ids = self.be_ids.ids
+        idents = [(be_ids[i], i) for i in {_backend_ident(b) for b in usable_backends(bset)}]
+        slot_ids = {slot: MAGLEV_MEMBER_BASE + self.slot_ids.ids[slot] for slot in self._slots(name, t)}
+        return maglev_layout(name, idents, self.limits, slot_ids)
+
+    def notes(self) -> list[Diagnostic]:
+        """The fitting notes (`info`) `lower_services` gives each offloaded frontend of a split or
+        Maglev group."""
+        found: set[Diagnostic] = set()
+        for st in self.state.values():
+            if not st.offloaded or st.set_key is None or st.set_key not in self.set_tuple:
+                continue
+            t = self.set_tuple[st.set_key]
+            k = self._split(t)
+            if self.maglev:
+                m = self._size(t)
+                note: str | None = (
+                    f"Maglev table of {m} slots for {len(t)} endpoints"
+                    + (f", over {1 << k} groups picked by {_bits(k)} of a flow hash" if k else "")
+                    + f" ({m} members instead of {len(t)})"
+                )
+            else:
+                note = fitting_note(len(t), k, self.limits)
+            if note is not None:
+                where = f"{st.fe.vip} {st.fe.protocol.value}/{st.fe.port}"
+                found.add(Diagnostic(st.fe.service, f"{where}: {note}", severity="info"))
+        return sorted(found)
 
     def _frontend_unit(self, fk: FeKey) -> tuple[Entity, ...]:
         st = self.state.get(fk)

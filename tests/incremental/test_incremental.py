@@ -12,13 +12,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from compiler.bundle.model import Bundle
+from compiler.bundle.schema import BundleError
 from compiler.contract import default_schema
 from compiler.frontend.loader import KubeObject
 from compiler.frontend.model import ObjectKey, Pod
 from compiler.frontend.nodefacts import NodeFacts
-from compiler.incremental import Change, IncrementalCompiler, full_compile
+from compiler.incremental import Change, IncrementalCompiler
+from compiler.ir.build import build_ir
+from compiler.lower.bundle import lower
 from compiler.lower.ids import stable_ids
 from compiler.lower.idspace import IdSpace
+from compiler.passes.pipeline import LB_MODES, PASS_NAMES, PassConfig
+from compiler.passes.range_encoding import PROFILES
 from runtime.delta import apply_delta, delta_plan
 from runtime.entities import Item, Key, bundle_items, entity_value
 from runtime.plan import Plan, make_plan
@@ -32,27 +37,39 @@ def _ops(plan: Plan) -> list[tuple[int, Key, Any]]:
     return sorted(((op.type, op.item.key, entity_value(op.item.entity)) for op in plan.ops()), key=repr)
 
 
+PASS_CONFIGS = st.builds(
+    lambda profile, lb, enabled: PassConfig(enabled, profile, verify=True, lb=lb),
+    st.sampled_from(PROFILES),
+    st.sampled_from(LB_MODES),
+    st.frozensets(st.sampled_from(PASS_NAMES)) | st.just(frozenset(PASS_NAMES)),
+)
+"""Every target profile and load-balancing mode with a random subset of the passes (often all)."""
+
+
 class IncrementalMatchesFull(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.store: dict[ObjectKey, KubeObject] = {}
         self.facts: NodeFacts | None = None
+        self.passes = PassConfig(verify=True)
         self.compiler = IncrementalCompiler(SCHEMA, verify=True)
         self.last_good: Bundle | None = None
         self.desired: dict[Key, Item] = {}
         self.applied: bool = True
 
-    @initialize(with_facts=st.booleans(), first=st.lists(gen.any_object, max_size=12))
-    def start(self, with_facts: bool, first: list[dict[str, Any]]) -> None:
+    @initialize(with_facts=st.booleans(), first=st.lists(gen.any_object, max_size=12), passes=PASS_CONFIGS)
+    def start(self, with_facts: bool, first: list[dict[str, Any]], passes: PassConfig) -> None:
         self.facts = gen.facts() if with_facts else None
-        self.compiler = IncrementalCompiler(SCHEMA, self.facts, verify=True)
+        self.passes = passes
+        self.compiler = IncrementalCompiler(SCHEMA, self.facts, verify=True, passes=passes)
         objs = [gen.parse(b) for b in first]
         self.store = {o.key: o for o in objs}
         self._step(lambda: self.compiler.load(self.store.values()))
 
     def _step(self, action: Any) -> None:
         try:
-            expected: Bundle | None = full_compile(SCHEMA, self.store.values(), self.facts)
+            lowered = lower(build_ir(self.store.values(), self.facts), SCHEMA, self.passes)
+            expected: Bundle | None = lowered.bundle
             expected_error: type[Exception] | None = None
         except Exception as err:
             expected, expected_error = None, type(err)
@@ -64,6 +81,8 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
             return
         delta = action()
         assert self.compiler.bundle() == expected
+        # The Service section's notes (fitting, Maglev) and offload errors, as the full lowering's.
+        assert set(lowered.diagnostics) <= set(self.compiler.diagnostics())
         if self.last_good == expected and self.applied:
             # Nothing changed on the device (e.g. a pod no peer selects): nothing is sent.
             assert len(delta) == 0, delta
@@ -157,14 +176,12 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
     def ir_matches(self) -> None:
         if self.last_good is None or self.compiler._stale:
             return
-        from compiler.ir.build import build_ir
-
         assert self.compiler.ir() == build_ir(self.store.values(), self.facts)
 
 
 TestIncrementalMatchesFull = IncrementalMatchesFull.TestCase
 TestIncrementalMatchesFull.settings = settings(
-    max_examples=80, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=150, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
@@ -188,3 +205,26 @@ def test_idspace_equals_stable_ids(bits: int, ops: list[tuple[bool, str]]) -> No
         assert space.ids == stable_ids(current, bits)
         changed = {i for i in current if before.get(i) != space.ids.get(i)}
         assert changed <= moved | {ident}
+
+
+def test_dpdk_selector_limits_fail_as_the_full_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More selector groups than the dpdk target holds: the same error as `lower_services`."""
+    import compiler.lower.ecmp as ecmp
+
+    monkeypatch.setattr(ecmp, "DPDK_SELECTOR_GROUPS", 2)
+    bodies = [gen.pod("a", f"p{i}", "x", f"10.0.0.{i + 1}", "n0") for i in range(3)]
+    for i, name in enumerate(gen.SERVICES):
+        bodies.append(gen.service("a", name, gen.VIPS[i]))
+        bodies.append(gen.endpoint_slice("a", f"e{i}", name, [(f"10.0.0.{i + 1}", True)]))
+    objs = [gen.parse(b) for b in bodies]
+    passes = PassConfig(profile="dpdk")
+    with pytest.raises(BundleError) as full:
+        lower(build_ir(objs, None), SCHEMA, passes)
+    compiler = IncrementalCompiler(SCHEMA, passes=passes)
+    with pytest.raises(BundleError) as incremental:
+        compiler.load(objs)
+    assert str(incremental.value) == str(full.value)
+    assert "needs 3 groups, holds 2" in str(full.value)
+    # One Service fewer fits: the compiler recovers on the next change.
+    compiler.apply([Change(objs[-1].key, None)])
+    assert compiler.bundle() == lower(build_ir(objs[:-1], None), SCHEMA, passes).bundle
