@@ -31,6 +31,7 @@ from compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
 from compiler.frontend.sources import RawObject
 from compiler.incremental import Change, IncrementalCompiler
 from compiler.ir.nodes import Diagnostic
+from compiler.passes.pipeline import PassConfig
 
 from .delta import apply_delta
 from .entities import Item, Key, bundle_items, with_initial_defaults
@@ -92,9 +93,13 @@ class ClusterSource:
         api_client: Any,
         facts: NodeFacts | None,
         config: WatchConfig | None = None,
+        passes: PassConfig | None = None,
     ) -> None:
+        """`passes`: the target profile, load-balancing mode and passes to lower for, as for a
+        full compile (None: every pass, bmv2, hash)."""
         self.schema = schema
-        self.compiler = IncrementalCompiler(schema, facts)
+        self.passes = passes
+        self.compiler = IncrementalCompiler(schema, facts, passes=passes)
         self.watch = ClusterWatch(api_client, config)
         self.kinds = set(self.watch.config.kinds)
         self.listed: set[str] = set()
@@ -119,7 +124,7 @@ class ClusterSource:
     def set_facts(self, facts: NodeFacts | None) -> None:
         """New node facts (the CNI plugin attached a pod): recompile everything against them."""
         old = self.compiler
-        self.compiler = IncrementalCompiler(self.schema, facts)
+        self.compiler = IncrementalCompiler(self.schema, facts, passes=self.passes)
         self.compiler.entities, self.compiler.counts = old.entities, old.counts  # diff against them
         self._pending = [Change(o.key, o) for o in old.objects.values()] + self._pending
 

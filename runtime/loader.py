@@ -161,7 +161,7 @@ class Loader:
         if self.cluster is None:
             self.watcher.changed()  # the node facts file as it is now
             client = api_client(cfg.kubeconfig, service_account_dir=cfg.service_account_dir)
-            self.cluster = ClusterSource(self.schema, client, self._facts(), cfg.watch).start()
+            self.cluster = ClusterSource(self.schema, client, self._facts(), cfg.watch, cfg.passes).start()
         elif self.watcher.changed():
             try:
                 self.cluster.set_facts(self._facts())

@@ -114,10 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.manifests) == bool(args.kubeconfig or args.in_cluster):
         parser.error("give manifests, or --kubeconfig FILE / --in-cluster (not both)")
-    if (args.kubeconfig or args.in_cluster) and (args.target_profile != "bmv2" or args.lb != "hash"):
-        # The incremental compiler behind a live cluster lowers for bmv2 with the selector's hash
-        # only; loading other entries onto the device silently would be worse than refusing.
-        parser.error("--target-profile/--lb other than bmv2/hash apply to manifests only, not a live cluster")
     handler = logging.StreamHandler()
     if args.log_format == "json":
         handler.setFormatter(_JsonFormatter())

@@ -19,6 +19,7 @@ from compiler.bundle.schema import Schema
 from compiler.contract import default_schema, read_p4info
 from compiler.frontend.nodefacts import load_node_facts
 from compiler.incremental import full_compile
+from compiler.passes.pipeline import PassConfig
 from runtime.entities import Item, Key, bundle_items, device_items, entity_value, with_initial_defaults
 from runtime.live import parse_raw
 from runtime.loader import Loader, LoaderConfig
@@ -39,11 +40,11 @@ def _shop_objects() -> list[dict[str, Any]]:
     return out
 
 
-def _expected(server: FakeApiServer, schema: Schema) -> dict[Key, Item]:
+def _expected(server: FakeApiServer, schema: Schema, passes: PassConfig | None = None) -> dict[Key, Item]:
     with server.lock:
         bodies = list(server.objects.values())
     objs = [o for b in bodies if (o := parse_raw(b["kind"], b)[1]) is not None]
-    bundle = full_compile(schema, objs, load_node_facts(NODE))
+    bundle = full_compile(schema, objs, load_node_facts(NODE), passes)
     return with_initial_defaults(schema, bundle_items(schema, bundle))
 
 

@@ -17,6 +17,7 @@ from compiler.driver import compile_sources
 from compiler.passes.pipeline import PassConfig
 from runtime.entities import entity_value
 from runtime.loader import Loader, LoaderConfig
+from runtime.loader_cli import _config, _parser
 from runtime.loader_cli import main as loader_main
 from runtime.metrics import MetricsServer
 from runtime.switch import EmbeddedSwitch
@@ -68,11 +69,18 @@ def test_once_loads_entries_lowered_for_the_target_profile(
     _assert_device_holds(switch.address, p4info, schema, bundle)
 
 
-def test_live_cluster_refuses_options_the_incremental_path_lacks(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        loader_main(["--in-cluster", "--target-profile", "dpdk"])
-    assert exit_.value.code == 2
-    assert "apply to manifests only" in capsys.readouterr().err
+def test_live_cluster_takes_the_target_profile_and_lb(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The incremental compiler lowers for every profile and lb mode: no refusal; the options
+    reach the config that the loader hands to its ClusterSource (tests/live checks the device)."""
+    args = ["--kubeconfig", "kube.yaml", "--target-profile", "dpdk", "--lb", "maglev"]
+    cfg = _config(_parser().parse_args(args))
+    assert cfg.passes is not None and (cfg.passes.profile, cfg.passes.lb) == ("dpdk", "maglev")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert loader_main(["--in-cluster", "--target-profile", "dpdk", "--lb", "maglev"]) == 2
+    err = capsys.readouterr().err
+    assert "--in-cluster" in err and "manifests only" not in err  # only the missing service account
 
 
 def test_restart_writes_only_the_difference(switch: EmbeddedSwitch, shop_dir: Path) -> None:
