@@ -50,7 +50,15 @@ from compiler.frontend.model import (
 from compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
 from compiler.frontend.policy import NetworkPolicy
 from compiler.ir.build import build_ir
-from compiler.ir.nodes import BackendSet, BackendSetKey, ClusterIR, Diagnostic, PodEndpoint, ServiceFrontend
+from compiler.ir.nodes import (
+    BackendSet,
+    BackendSetKey,
+    ClusterIR,
+    Diagnostic,
+    PodEndpoint,
+    ServiceFrontend,
+    ServiceNode,
+)
 from compiler.ir.pods import Placement, attachable, namespace_node, place_pods, pod_endpoint
 from compiler.ir.rules import PodIsolation, PolicyIR, Rule, RuleSet, verify_policy_ir
 from compiler.ir.services import (
@@ -134,7 +142,9 @@ class IncrementalCompiler:
         self.ep_notes: dict[ObjectKey, tuple[Diagnostic, ...]] = {}
         self.services_by_ip: dict[IPAddress, set[ObjectKey]] = defaultdict(set)
         self.ns_use: Counter[str] = Counter()
-        self.services = ServiceLowerer(self.schema, self.passes.profile, self.passes.lb)
+        self.services = ServiceLowerer(
+            self.schema, self.passes.profile, self.passes.lb, self.facts or DEFAULT_NODE_FACTS
+        )
         self.resolver = PolicyResolver()
         self.policy = PolicySection(self.schema, self.passes.enabled, self.passes.profile)
         self._passed: dict[tuple[Rule, ...], RuleSet] = {}
@@ -144,8 +154,10 @@ class IncrementalCompiler:
         self._owned: dict[ObjectKey, tuple[IPAddress, ...]] = {}
         self._svc_vips: dict[ObjectKey, tuple[IPAddress, ...]] = {}
         self._pending_services: tuple[
-            dict[FeKey, ServiceFrontend | None], dict[BackendSetKey, BackendSet | None]
-        ] = ({}, {})
+            dict[FeKey, ServiceFrontend | None],
+            dict[BackendSetKey, BackendSet | None],
+            dict[ObjectKey, ServiceNode | None],
+        ] = ({}, {}, {})
 
     # ---- public -------------------------------------------------------------------------------
 
@@ -390,6 +402,7 @@ class IncrementalCompiler:
     def _update_services(self, services: set[ObjectKey], full: set[ObjectKey]) -> None:
         fes: dict[FeKey, ServiceFrontend | None] = {}
         sets: dict[BackendSetKey, BackendSet | None] = {}
+        nodes: dict[ObjectKey, ServiceNode | None] = {}
         pods_by_ip = self._pods_by_ip()
         for key in sorted(services, key=lambda k: (k.kind, k.namespace, k.name)):
             svc = self.objects.get(key)
@@ -402,11 +415,12 @@ class IncrementalCompiler:
                     self.vip_owners[vip].discard(key)
                     if not self.vip_owners[vip]:
                         del self.vip_owners[vip]
+                nodes[key] = service_node(svc) if isinstance(svc, Service) else None
                 if isinstance(svc, Service):
-                    self.frontends[key] = service_frontends(svc)
+                    self.frontends[key] = service_frontends(svc, self.facts)
                     for fe in self.frontends[key]:
                         fes[fe.sort_key] = fe
-                    notes = service_warnings(svc)
+                    notes = service_warnings(svc, self.facts)
                     if notes:
                         self.svc_notes[key] = notes
                     self._svc_vips[key] = svc.cluster_ips
@@ -432,7 +446,7 @@ class IncrementalCompiler:
                 for b in bset.backends:
                     self.services_by_ip[b.address].add(key)
         self._check_conflicts()
-        self._pending_services = (fes, sets)
+        self._pending_services = (fes, sets, nodes)
 
     def _endpoint_notes(self, key: ObjectKey) -> None:
         self.ep_notes.pop(key, None)
@@ -473,9 +487,9 @@ class IncrementalCompiler:
 
     def _commit(self, sections: Mapping[str, bool], full: bool) -> Delta:
         delta = Delta()
-        fes, sets = self._pending_services
-        self._pending_services = ({}, {})
-        added, removed = self.services.update(fes, sets)
+        fes, sets, nodes = self._pending_services
+        self._pending_services = ({}, {}, {})
+        added, removed = self.services.update(fes, sets, nodes)
         delta.added += added
         delta.removed += removed
         if sections.get("node"):

@@ -13,26 +13,33 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from compiler.bundle.model import ProfileGroup, ProfileMember, TableEntry
+from compiler.bundle.model import Exact, ProfileGroup, ProfileMember, TableEntry
 from compiler.bundle.schema import BundleError, Schema
-from compiler.ir.nodes import Backend, BackendSet, BackendSetKey, Diagnostic, ServiceFrontend
+from compiler.frontend.model import ObjectKey
+from compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
+from compiler.ir.nodes import Backend, BackendSet, BackendSetKey, Diagnostic, ServiceFrontend, ServiceNode
 from compiler.lower.ecmp import SELECTOR, deal, maglev_size, selector_limits, split_bits
 from compiler.lower.idspace import IdSpace
 from compiler.lower.services import (
+    CLUSTER,
     ID_BITS,
     MAGLEV_MEMBER_BASE,
     GroupLayout,
     _backend_ident,
     _bits,
     _frontend_ident,
+    _selection_name,
+    affinity_units,
     backend_entities,
+    cluster_backends,
     fitting_note,
     frontend_entries,
+    local_backends,
     maglev_layout,
     maglev_slot_ident,
     offload_problem,
     part_names,
-    usable_backends,
+    selections,
 )
 
 Entity = TableEntry | ProfileMember | ProfileGroup
@@ -46,13 +53,25 @@ class _FeState:
     offloaded: bool
     problem: Diagnostic | None
     set_key: BackendSetKey | None  # the set it uses, when offloaded and the set exists
+    plans: tuple[tuple[str, str, bool], ...]  # (table, selection, masquerade), when offloaded
+
+
+SelKey = tuple[BackendSetKey, str]
+"""A backend set and an endpoint selection (cluster or local): what a group is chosen from."""
+Members = tuple[str, ...]
+"""A group's backends: sorted backend identities (equal ids exactly when the identities are)."""
 
 
 class ServiceLowerer:
-    def __init__(self, schema: Schema, profile: str = "bmv2", lb: str = "hash") -> None:
+    def __init__(
+        self, schema: Schema, profile: str = "bmv2", lb: str = "hash", node: NodeFacts = DEFAULT_NODE_FACTS
+    ) -> None:
         """`profile` sets the selector limits (ecmp.py), `lb` the group layout: "hash" (one member
-        per backend) or "maglev" (slot members per group, their ids in `slot_ids`)."""
+        per backend) or "maglev" (slot members per group, their ids in `slot_ids`); `node` the node
+        facts in effect (local endpoints, topology zone, masquerade families)."""
         self.schema = schema
+        self.node = node
+        self.families = {ip.version for ip in node.node_ips}
         self.limits = selector_limits(schema, profile)
         self.max_group = self.limits.max_group_size
         self.lb = lb
@@ -60,35 +79,63 @@ class ServiceLowerer:
         self.slot_ids = IdSpace(ID_BITS)
         self.slot_name: dict[str, str] = {}
         """Maglev: slot identity -> the group name it belongs to."""
+        self.services: dict[ObjectKey, ServiceNode] = {}
         self.sets: dict[BackendSetKey, BackendSet] = {}
         self.frontends: dict[FeKey, ServiceFrontend] = {}
         self.fes_of_set: dict[BackendSetKey, set[FeKey]] = defaultdict(set)
+        self.fes_of_svc: dict[ObjectKey, set[FeKey]] = defaultdict(set)
         self.state: dict[FeKey, _FeState] = {}
         self.fe_of_ident: dict[str, FeKey] = {}
         self.used: Counter[BackendSetKey] = Counter()
+        self.sel_used: Counter[SelKey] = Counter()
+        self.sels_of_set: dict[BackendSetKey, set[str]] = defaultdict(set)
         self.contrib: dict[BackendSetKey, BackendSet] = {}
         self.be_sets: dict[str, set[BackendSetKey]] = {}
         self.be_any: dict[str, Backend] = {}
-        self.set_tuple: dict[BackendSetKey, tuple[int, ...]] = {}
-        self.groups: dict[tuple[int, ...], set[BackendSetKey]] = {}
-        self.group_name: dict[tuple[int, ...], str] = {}
-        self.name_tuple: dict[str, tuple[int, ...]] = {}
-        self.name_group: dict[str, tuple[int, ...]] = {}
+        self.chosen: dict[SelKey, Members] = {}
+        self.groups: dict[Members, set[SelKey]] = {}
+        self.group_name: dict[Members, str] = {}
+        self.name_tuple: dict[str, Members] = {}
+        self.name_group: dict[str, Members] = {}
         self.be_ids = IdSpace(ID_BITS)
         self.fe_ids = IdSpace(ID_BITS)
+        self.aff_ids = IdSpace(ID_BITS)
+        """Over the selection names of every (set, selection) with a group, as `lower_services`."""
+        self.sel_of_aff: dict[str, SelKey] = {}
         self.group_ids = IdSpace(32)
         self.units: dict[Unit, tuple[Entity, ...]] = {}
 
     def diagnostics(self) -> list[Diagnostic]:
-        return [s.problem for s in self.state.values() if s.problem is not None]
+        """Offload problems and the masquerade warnings (`lower_services`'s `_masquerade_warnings`)."""
+        found = [s.problem for s in self.state.values() if s.problem is not None]
+        warned: set[Diagnostic] = set()
+        for st in self.state.values():
+            fe = st.fe
+            if any(masq for _, _, masq in st.plans) and fe.vip.version not in self.families:
+                message = (
+                    f"{fe.kind} {fe.vip}: no IPv{fe.vip.version} node IP in the node facts to masquerade "
+                    "with; external traffic to endpoints on other nodes keeps its client address"
+                )
+                warned.add(Diagnostic(fe.service, message))
+        return found + sorted(warned)
 
     def update(
         self,
         frontends: Mapping[FeKey, ServiceFrontend | None],
         sets: Mapping[BackendSetKey, BackendSet | None],
+        services: Mapping[ObjectKey, ServiceNode | None] | None = None,
     ) -> tuple[list[Entity], list[Entity]]:
-        """Apply changed frontends (by sort key) and backend sets (None: gone); (added, removed)."""
+        """Apply changed frontends (by sort key), backend sets and Service nodes (None: gone);
+        (added, removed)."""
         dirty_fe: set[FeKey] = set(frontends)
+        dirty_sel: set[SelKey] = set()
+        for skey, svc in (services or {}).items():
+            if svc is None:
+                self.services.pop(skey, None)
+            else:
+                self.services[skey] = svc
+            # Selections, affinity and traffic policies of every frontend of the Service.
+            dirty_fe |= self.fes_of_svc.get(skey, set())
         for key, bset in sets.items():
             if bset is None:
                 self.sets.pop(key, None)
@@ -99,18 +146,25 @@ class ServiceLowerer:
             old_fe = self.frontends.pop(fk, None)
             if old_fe is not None:
                 self.fes_of_set[old_fe.backend_set].discard(fk)
+                self.fes_of_svc[old_fe.service].discard(fk)
             if fe is not None:
                 self.frontends[fk] = fe
                 self.fes_of_set[fe.backend_set].add(fk)
+                self.fes_of_svc[fe.service].add(fk)
 
         touched: set[BackendSetKey] = set(sets)
         fe_moved: set[str] = set()
         for fk in list(dirty_fe):
             prev_state = self.state.pop(fk, None)
             if prev_state is not None and prev_state.offloaded:
-                ident = _frontend_ident(prev_state.fe)
-                fe_moved |= self.fe_ids.remove(ident)
-                self.fe_of_ident.pop(ident, None)
+                for table, selection, _ in prev_state.plans:
+                    ident = _frontend_ident(prev_state.fe, table)
+                    fe_moved |= self.fe_ids.remove(ident)
+                    self.fe_of_ident.pop(ident, None)
+                    if prev_state.set_key is not None:
+                        sel = (prev_state.set_key, selection)
+                        self.sel_used[sel] -= 1
+                        dirty_sel.add(sel)
                 if prev_state.set_key is not None:
                     self.used[prev_state.set_key] -= 1
                     touched.add(prev_state.set_key)
@@ -121,24 +175,28 @@ class ServiceLowerer:
             problem = offload_problem(fe, bset, self.max_group, self.lb)
             offloaded = problem is None
             set_key = bset.key if offloaded and bset is not None else None
-            self.state[fk] = _FeState(fe, offloaded, problem, set_key)
-            if offloaded:
-                ident = _frontend_ident(fe)
+            plans = tuple(selections(fe, self.services.get(fe.service))) if offloaded else ()
+            self.state[fk] = _FeState(fe, offloaded, problem, set_key, plans)
+            for table, selection, _ in plans:
+                ident = _frontend_ident(fe, table)
                 self.fe_of_ident[ident] = fk
                 fe_moved |= self.fe_ids.add(ident)
                 if set_key is not None:
-                    self.used[set_key] += 1
-                    touched.add(set_key)
+                    sel = (set_key, selection)
+                    self.sel_used[sel] += 1
+                    dirty_sel.add(sel)
+            if set_key is not None:
+                self.used[set_key] += 1
+                touched.add(set_key)
 
-        # Backends and group membership of the sets whose use or content changed.
+        # Backends of the sets whose use or content changed.
         dirty_be: set[str] = set()
-        dirty_tuples: set[tuple[int, ...]] = set()
-        retuple: set[BackendSetKey] = set()
         be_moved: set[str] = set()
         for key in touched:
             new = self.sets.get(key) if self.used.get(key, 0) > 0 else None
             if self.used.get(key, 0) <= 0:
                 self.used.pop(key, None)
+            dirty_sel |= {(key, s) for s in self.sels_of_set.get(key, ())}
             old = self.contrib.get(key)
             if old == new:
                 continue
@@ -152,7 +210,6 @@ class ServiceLowerer:
                         del self.be_sets[ident]
                         del self.be_any[ident]
                         be_moved |= self.be_ids.remove(ident)
-                self._untuple(key, dirty_tuples)
                 del self.contrib[key]
             if new is not None:
                 self.contrib[key] = new
@@ -164,30 +221,77 @@ class ServiceLowerer:
                         self.be_any[ident] = b
                         be_moved |= self.be_ids.add(ident)
                     users.add(key)
-                retuple.add(key)
             dirty_fe |= self.fes_of_set.get(key, set())
+        # Selections of the Services whose node changed (topology, affinity).
+        for skey in services or {}:
+            for fk in self.fes_of_svc.get(skey, set()):
+                st = self.state.get(fk)
+                if st is not None and st.set_key is not None:
+                    dirty_sel |= {(st.set_key, s) for s in self.sels_of_set.get(st.set_key, ())}
+
+        # The chosen backends of each selection in use, and the groups they share.
+        dirty_tuples: set[Members] = set()
+        dirty_aff: set[SelKey] = set(dirty_sel)
+        aff_moved: set[str] = set()
+        for sel in dirty_sel:
+            set_key, selection = sel
+            in_use = self.sel_used.get(sel, 0) > 0
+            if not in_use:
+                self.sel_used.pop(sel, None)
+                self.sels_of_set[set_key].discard(selection)
+                if not self.sels_of_set[set_key]:
+                    del self.sels_of_set[set_key]
+            else:
+                self.sels_of_set[set_key].add(selection)
+            bset = self.contrib.get(set_key) if in_use else None
+            members: Members = ()
+            if bset is not None:
+                svc = self.services.get(set_key.service)
+                picked = (
+                    cluster_backends(bset, svc, self.node)
+                    if selection == CLUSTER
+                    else local_backends(bset, self.node)
+                )
+                members = tuple(sorted({_backend_ident(b) for b in picked}))
+            old_members = self.chosen.get(sel, ())
+            if old_members == members:
+                continue
+            if old_members:
+                self.groups[old_members].discard(sel)
+                dirty_tuples.add(old_members)
+                del self.chosen[sel]
+                if not members:
+                    aff_moved |= self.aff_ids.remove(_selection_name(*sel))
+                    del self.sel_of_aff[_selection_name(*sel)]
+            if members:
+                self.chosen[sel] = members
+                self.groups.setdefault(members, set()).add(sel)
+                dirty_tuples.add(members)
+                if not old_members:
+                    self.sel_of_aff[_selection_name(*sel)] = sel
+                    aff_moved |= self.aff_ids.add(_selection_name(*sel))
+            dirty_fe |= self.fes_of_set.get(set_key, set())
         for ident in be_moved:
             dirty_be.add(ident)
-            retuple |= self.be_sets.get(ident, set())
-        for key in retuple:
-            self._untuple(key, dirty_tuples)
-            bset = self.contrib.get(key)
-            if bset is None:
-                continue
-            members = tuple(sorted(self.be_ids.ids[_backend_ident(b)] for b in usable_backends(bset)))
-            if members:
-                self.set_tuple[key] = members
-                self.groups.setdefault(members, set()).add(key)
-                dirty_tuples.add(members)
-            dirty_fe |= self.fes_of_set.get(key, set())
+            for key in self.be_sets.get(ident, set()):
+                for selection in self.sels_of_set.get(key, ()):
+                    sel = (key, selection)
+                    dirty_aff.add(sel)
+                    if sel in self.chosen:
+                        dirty_tuples.add(self.chosen[sel])
+        for name in aff_moved:
+            key_sel = self.sel_of_aff.get(name)
+            if key_sel is not None:
+                dirty_aff.add(key_sel)
+                dirty_fe |= self.fes_of_set.get(key_sel[0], set())
 
-        # Group names (the first set key using the members) and their ids: remove, then add.
-        renamed: list[tuple[tuple[int, ...], str]] = []
+        # Group names (the first selection using the members) and their ids: remove, then add.
+        renamed: list[tuple[Members, str]] = []
         name_moved: set[str] = set()
         slot_moved: set[str] = set()
         for t in dirty_tuples:
             keys = self.groups.get(t)
-            new_name = str(min(keys)) if keys else None
+            new_name = _selection_name(*min(keys)) if keys else None
             old_name = self.group_name.get(t)
             if not keys:
                 self.groups.pop(t, None)
@@ -221,8 +325,8 @@ class ServiceLowerer:
             if group is not None:
                 dirty_tuples.add(self.name_group[group])
         for t in dirty_tuples:
-            for key in self.groups.get(t, ()):
-                dirty_fe |= self.fes_of_set.get(key, set())
+            for sel in self.groups.get(t, ()):
+                dirty_fe |= self.fes_of_set.get(sel[0], set())
         for ident in fe_moved:
             if ident in self.fe_of_ident:
                 dirty_fe.add(self.fe_of_ident[ident])
@@ -235,9 +339,11 @@ class ServiceLowerer:
             self._emit(("group", t), self._group_unit(t), added, removed)
         for fk in dirty_fe:
             self._emit(("fe", fk), self._frontend_unit(fk), added, removed)
+        for sel in dirty_aff:
+            self._emit(("aff", sel), self._affinity_unit(sel), added, removed)
         return added, removed
 
-    def _size(self, t: tuple[int, ...]) -> int:
+    def _size(self, t: Members) -> int:
         """Selector members the group's layout deals: its backends, or its Maglev slots."""
         if not self.maglev:
             return len(t)
@@ -245,12 +351,12 @@ class ServiceLowerer:
         assert m is not None, "offload_problem admits only sets that fit"
         return m
 
-    def _split(self, t: tuple[int, ...]) -> int:
+    def _split(self, t: Members) -> int:
         k = split_bits(self._size(t), self.max_group)
         assert k is not None, "offload_problem admits only sets that fit"
         return k
 
-    def _slots(self, name: str, t: tuple[int, ...]) -> list[str]:
+    def _slots(self, name: str, t: Members) -> list[str]:
         """The Maglev slot identities of a group (none with hash)."""
         return [maglev_slot_ident(name, j) for j in range(self._size(t))] if self.maglev else []
 
@@ -268,14 +374,8 @@ class ServiceLowerer:
         if problems:
             raise BundleError(f"action selector {SELECTOR} ({self.limits.profile}): " + "; ".join(problems))
 
-    def _parts(self, name: str, t: tuple[int, ...]) -> list[str]:
+    def _parts(self, name: str, t: Members) -> list[str]:
         return part_names(name, 1 << self._split(t))
-
-    def _untuple(self, key: BackendSetKey, dirty: set[tuple[int, ...]]) -> None:
-        t = self.set_tuple.pop(key, None)
-        if t is not None:
-            self.groups[t].discard(key)
-            dirty.add(t)
 
     def _emit(self, unit: Unit, new: tuple[Entity, ...], added: list[Entity], removed: list[Entity]) -> None:
         old = self.units.get(unit, ())
@@ -299,11 +399,11 @@ class ServiceLowerer:
         member, nat = backend_entities(self.schema, b, self.be_ids.ids[ident], origin)
         return (nat,) if self.maglev else (member, nat)
 
-    def _group_unit(self, t: tuple[int, ...]) -> tuple[Entity, ...]:
+    def _group_unit(self, t: Members) -> tuple[Entity, ...]:
         name = self.group_name.get(t)
         if name is None:
             return ()
-        origin = tuple(sorted({str(k) for key in self.groups[t] for k in self.contrib[key].sources}))
+        origin = tuple(sorted({str(k) for key, _ in self.groups[t] for k in self.contrib[key].sources}))
         ids = self.group_ids.ids
         slots: tuple[Entity, ...] = ()
         if self.maglev:
@@ -314,52 +414,88 @@ class ServiceLowerer:
                 for mid, be_id in lay.slots
             )
         else:
-            parts = deal(t, self._split(t))
+            parts = deal(self._ids(t), self._split(t))
         return slots + tuple(
             self.schema.group(SELECTOR, ids[p], tuple((m, 1) for m in part), self.max_group, origin)
             for p, part in zip(self._parts(name, t), parts, strict=True)
         )
 
-    def _maglev_layout(self, name: str, t: tuple[int, ...]) -> GroupLayout:
-        """`lower_services`'s Maglev layout of one group: the backends' identities from a set using
-        it, the slot member ids from `slot_ids`."""
-        bset = self.contrib[next(iter(self.groups[t]))]
+    def _maglev_layout(self, name: str, t: Members) -> GroupLayout:
+        """`lower_services`'s Maglev layout of one group, the slot member ids from `slot_ids`."""
         be_ids = self.be_ids.ids
-        idents = [(be_ids[i], i) for i in {_backend_ident(b) for b in usable_backends(bset)}]
+        idents = [(be_ids[i], i) for i in t]
         slot_ids = {slot: MAGLEV_MEMBER_BASE + self.slot_ids.ids[slot] for slot in self._slots(name, t)}
         return maglev_layout(name, idents, self.limits, slot_ids)
+
+    def _ids(self, t: Members) -> tuple[int, ...]:
+        """A group's member ids (backend ids), sorted, as `lower_services` keys its groups."""
+        return tuple(sorted(self.be_ids.ids[i] for i in t))
 
     def notes(self) -> list[Diagnostic]:
         """The fitting notes (`info`) `lower_services` gives each offloaded frontend of a split or
         Maglev group."""
         found: set[Diagnostic] = set()
         for st in self.state.values():
-            if not st.offloaded or st.set_key is None or st.set_key not in self.set_tuple:
+            if st.set_key is None:
                 continue
-            t = self.set_tuple[st.set_key]
-            k = self._split(t)
-            if self.maglev:
-                m = self._size(t)
-                note: str | None = (
-                    f"Maglev table of {m} slots for {len(t)} endpoints"
-                    + (f", over {1 << k} groups picked by {_bits(k)} of a flow hash" if k else "")
-                    + f" ({m} members instead of {len(t)})"
-                )
-            else:
-                note = fitting_note(len(t), k, self.limits)
-            if note is not None:
-                where = f"{st.fe.vip} {st.fe.protocol.value}/{st.fe.port}"
-                found.add(Diagnostic(st.fe.service, f"{where}: {note}", severity="info"))
+            for _, selection, _ in st.plans:
+                t = self.chosen.get((st.set_key, selection))
+                if t is None:
+                    continue
+                k = self._split(t)
+                if self.maglev:
+                    m = self._size(t)
+                    note: str | None = (
+                        f"Maglev table of {m} slots for {len(t)} endpoints"
+                        + (f", over {1 << k} groups picked by {_bits(k)} of a flow hash" if k else "")
+                        + f" ({m} members instead of {len(t)})"
+                    )
+                else:
+                    note = fitting_note(len(t), k, self.limits)
+                if note is not None:
+                    where = f"{st.fe.vip} {st.fe.protocol.value}/{st.fe.port}"
+                    found.add(Diagnostic(st.fe.service, f"{where}: {note}", severity="info"))
         return sorted(found)
 
     def _frontend_unit(self, fk: FeKey) -> tuple[Entity, ...]:
+        """`lower_services`'s entries of one frontend: per table (selection), the frontend, split,
+        backend and reverse NAT entries, and svc_affinity when its Service has ClientIP affinity."""
         st = self.state.get(fk)
         if st is None or not st.offloaded:
             return ()
         bset = self.contrib.get(st.set_key) if st.set_key is not None else None
-        groups = None
-        if bset is not None and bset.key in self.set_tuple:
-            t = self.set_tuple[bset.key]
-            groups = tuple(self.group_ids.ids[p] for p in self._parts(self.group_name[t], t))
-        fe_id = self.fe_ids.ids[_frontend_ident(st.fe)]
-        return tuple(frontend_entries(self.schema, st.fe, bset, fe_id, groups))
+        svc = self.services.get(st.fe.service)
+        out: list[Entity] = []
+        for table, selection, masq in st.plans:
+            groups = None
+            t = self.chosen.get((bset.key, selection)) if bset is not None else None
+            if t is not None:
+                groups = tuple(self.group_ids.ids[p] for p in self._parts(self.group_name[t], t))
+            fe_id = self.fe_ids.ids[_frontend_ident(st.fe, table)]
+            out += frontend_entries(self.schema, st.fe, bset, fe_id, groups, table=table, masq=masq)
+            if groups is None or bset is None or svc is None or svc.affinity_timeout is None:
+                continue
+            aff_id = self.aff_ids.ids[_selection_name(bset.key, selection)]
+            params = {"aff_id": aff_id, "timeout": affinity_units(svc.affinity_timeout)}
+            origin = tuple(str(k) for k in bset.sources)
+            out.append(
+                self.schema.entry(
+                    "svc_affinity", {"fe_id": Exact(fe_id)}, "set_affinity", params, origin=origin
+                )
+            )
+        return tuple(out)
+
+    def _affinity_unit(self, sel: SelKey) -> tuple[Entity, ...]:
+        """aff_backend entries of one selection's chosen backends, when its Service has affinity."""
+        t = self.chosen.get(sel)
+        svc = self.services.get(sel[0].service)
+        if t is None or svc is None or svc.affinity_timeout is None:
+            return ()
+        aff_id = self.aff_ids.ids[_selection_name(*sel)]
+        origin = tuple(str(k) for k in self.contrib[sel[0]].sources)
+        return tuple(
+            self.schema.entry(
+                "aff_backend", {"aff_id": Exact(aff_id), "be_id": Exact(be_id)}, "affinity_ok", origin=origin
+            )
+            for be_id in self._ids(t)
+        )

@@ -45,6 +45,18 @@ PASS_CONFIGS = st.builds(
 )
 """Every target profile and load-balancing mode with a random subset of the passes (often all)."""
 
+FACTS = st.sampled_from(
+    (
+        None,
+        gen.facts(),
+        gen.facts(zone="z0"),
+        gen.facts(zone="z1", node_ips=("192.168.0.1", "fd00::1")),
+        gen.facts(node_ips=("fd00::1",)),
+    )
+)
+"""No node facts, or node n0 with or without a zone (topology hints), and an IPv6-only node IP
+that leaves IPv4 external frontends nothing to masquerade with."""
+
 
 class IncrementalMatchesFull(RuleBasedStateMachine):
     def __init__(self) -> None:
@@ -57,9 +69,9 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
         self.desired: dict[Key, Item] = {}
         self.applied: bool = True
 
-    @initialize(with_facts=st.booleans(), first=st.lists(gen.any_object, max_size=12), passes=PASS_CONFIGS)
-    def start(self, with_facts: bool, first: list[dict[str, Any]], passes: PassConfig) -> None:
-        self.facts = gen.facts() if with_facts else None
+    @initialize(facts=FACTS, first=st.lists(gen.any_object, max_size=12), passes=PASS_CONFIGS)
+    def start(self, facts: NodeFacts | None, first: list[dict[str, Any]], passes: PassConfig) -> None:
+        self.facts = facts
         self.passes = passes
         self.compiler = IncrementalCompiler(SCHEMA, self.facts, verify=True, passes=passes)
         objs = [gen.parse(b) for b in first]
