@@ -1,10 +1,15 @@
-"""`lower_services`, kept up to date from changed frontends and backend sets.
+"""`lower_services`, kept up to date from changed frontends, backend sets and Service nodes.
 
-The full lowering's global parts are ids (`stable_ids`, here `IdSpace`), groups shared by every
-set with the same usable members, and origins unioned over the sets using a backend or group. This
-keeps them as indexes with reference counts, and re-emits only the units a change reaches: a
-backend (member + DNAT entry), a group, a frontend (frontend, group and reverse NAT entries). The
-output always equals `lower_services` on the same IR (tests/incremental checks it).
+The full lowering's global parts are ids (`stable_ids`, here `IdSpace`: backends, frontends per
+table, groups, Maglev slots, affinity), groups shared by every (set, selection) with the same chosen
+backends, and origins unioned over the sets using a backend or group. This keeps them as indexes
+with reference counts, and re-emits only the units a change reaches: a backend (member + DNAT
+entry), a group, a frontend (per table of its selections: frontend, split, group, reverse NAT and
+svc_affinity entries), a selection's aff_backend entries. Everything `lower_services` handles is
+covered: cluster and local (externalTrafficPolicy / internalTrafficPolicy Local) selections with
+svc_frontend_internal and masquerading, topology hints, ClientIP session affinity, the offload
+errors, fitting notes and masquerade warnings. The output always equals `lower_services` on the
+same IR (tests/incremental checks it).
 """
 
 from __future__ import annotations
