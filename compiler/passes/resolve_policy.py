@@ -10,15 +10,27 @@ any peer and empty `ports` any protocol and port.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import chain
+from operator import attrgetter
 
 from compiler.frontend.model import IPAddress, ObjectKey, Protocol
 from compiler.frontend.policy import NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule, PolicyType
 from compiler.ir.nodes import ClusterIR, NamespaceNode, PodEndpoint
-from compiler.ir.rules import PORT_MAX, PORT_MIN, AddressSet, PodIsolation, PolicyIR, PortRange, Rule, RuleSet
-from compiler.passes.cidr import address_set, span, subtract
+from compiler.ir.rules import (
+    PORT_MAX,
+    PORT_MIN,
+    AddressSet,
+    Intervals,
+    PodIsolation,
+    PolicyIR,
+    PortRange,
+    Rule,
+    RuleSet,
+)
+from compiler.passes.cidr import address_set, subtract
 from compiler.passes.merge_rules import canonical_ports, merge_policy_rules
 from compiler.passes.selectors import matches
 
@@ -32,8 +44,11 @@ class _Cluster:
         self.pods: dict[ObjectKey, PodEndpoint] = {}
         self.pods_by_ns: dict[str, dict[ObjectKey, PodEndpoint]] = defaultdict(dict)
         self.pods_by_label: dict[tuple[str, str], dict[ObjectKey, PodEndpoint]] = defaultdict(dict)
-        self._by_addr: list[tuple[tuple[int, int, tuple[str, str]], IPAddress, PodEndpoint]] | None = None
-        self._keys: list[tuple[int, int, tuple[str, str]]] = []
+        self._named: dict[tuple[str, Protocol], dict[ObjectKey, tuple[int, tuple[IPAddress, ...]]]] = {}
+        """Per named container port (name, protocol) some egress rule asked for: the pods whose
+        first port of that name and protocol has a number, with that number and their addresses."""
+        self._named_sets: dict[tuple[str, Protocol], list[tuple[int, AddressSet]]] = {}
+        """`_named` as address sets per number, in number order; dropped when its pods change."""
         if ir is not None:
             self.namespaces = {ns.key.name: ns for ns in ir.namespaces}
             for pod in ir.pods:
@@ -46,12 +61,11 @@ class _Cluster:
         self.pods_by_ns[pod.key.namespace][pod.key] = pod
         for label in pod.labels:
             self.pods_by_label[label][pod.key] = pod
-        if self._by_addr is not None:
-            for ip in pod.ips:
-                item = (_addr_key(ip, pod), ip, pod)
-                i = bisect_left(self._keys, item[0])
-                self._keys.insert(i, item[0])
-                self._by_addr.insert(i, item)
+        for name_proto, index in self._named.items():
+            number = _named(pod, *name_proto)
+            if number is not None:
+                index[pod.key] = (number, pod.ips)
+                self._named_sets.pop(name_proto, None)
 
     def remove_pod(self, key: ObjectKey) -> None:
         pod = self.pods.pop(key, None)
@@ -66,11 +80,9 @@ class _Cluster:
             del with_label[key]
             if not with_label:
                 del self.pods_by_label[label]
-        if self._by_addr is not None:
-            for ip in pod.ips:
-                i = bisect_left(self._keys, _addr_key(ip, pod))
-                del self._keys[i]
-                del self._by_addr[i]
+        for name_proto, index in self._named.items():
+            if index.pop(key, None) is not None:
+                self._named_sets.pop(name_proto, None)
 
     def namespace_labels(self, name: str) -> tuple[tuple[str, str], ...]:
         ns = self.namespaces.get(name)
@@ -101,25 +113,46 @@ class _Cluster:
             return list(candidates)
         return [pod for pod in candidates if matches(peer.pod_selector, pod.labels)]
 
-    def addresses_in(self, aset: AddressSet) -> list[tuple[IPAddress, PodEndpoint]]:
-        """Pod addresses inside the set, by bisection over all pod addresses sorted once."""
-        if self._by_addr is None:
-            self._by_addr = sorted(
-                ((_addr_key(ip, pod), ip, pod) for pod in self.pods.values() for ip in pod.ips),
-                key=lambda item: item[0],
-            )
-            self._keys = [k for k, _, _ in self._by_addr]
-        out: list[tuple[IPAddress, PodEndpoint]] = []
-        for net in aset.networks:
-            lo, hi = span(net)
-            i = bisect_left(self._keys, (net.version, lo, ("", "")))
-            j = bisect_right(self._keys, (net.version, hi, ("\U0010ffff", "")))
-            out.extend((ip, pod) for _, ip, pod in self._by_addr[i:j])
-        return out
+    def named_sets(self, name: str, protocol: Protocol) -> list[tuple[int, AddressSet]]:
+        """Per port number, in number order, the addresses of the pods that name the port so
+        (a pod's first container port of that name and protocol counts)."""
+        key = (name, protocol)
+        found = self._named_sets.get(key)
+        if found is None:
+            index = self._named.get(key)
+            if index is None:
+                index = self._named[key] = {
+                    pod.key: (number, pod.ips)
+                    for pod in self.pods.values()
+                    if (number := _named(pod, name, protocol)) is not None
+                }
+            by_number: dict[int, list[IPAddress]] = defaultdict(list)
+            for number, ips in index.values():
+                by_number[number].extend(ips)
+            found = self._named_sets[key] = [
+                (number, address_set((), by_number[number])) for number in sorted(by_number)
+            ]
+        return found
 
 
-def _addr_key(ip: IPAddress, pod: PodEndpoint) -> tuple[int, int, tuple[str, str]]:
-    return (ip.version, int(ip), (pod.key.namespace, pod.key.name))
+def _intersect(a: Intervals, b: Intervals) -> Intervals:
+    """The common part of two canonical interval sequences (sorted, disjoint, non-adjacent), in
+    canonical form: each interval of the shorter one is looked up in the other by bisection."""
+    if len(a) > len(b):
+        a, b = b, a
+    out: list[int] = []
+    end = len(b)
+    for k in range(0, len(a), 2):
+        lo, hi = a[k], a[k + 1]
+        t = bisect_left(b, lo) & ~1  # the first interval of b that does not end before lo
+        while t < end and b[t] <= hi:
+            out.append(max(lo, b[t]))
+            out.append(min(hi, b[t + 1]))
+            t += 2
+    return tuple(out)
+
+
+_IPS = attrgetter("ips")
 
 
 def _peer_set(cluster: _Cluster, policy: NetworkPolicy, peers: Sequence[PolicyPeer]) -> AddressSet | None:
@@ -131,7 +164,7 @@ def _peer_set(cluster: _Cluster, policy: NetworkPolicy, peers: Sequence[PolicyPe
         if peer.ip_block is not None:
             nets.extend(subtract(peer.ip_block.cidr, peer.ip_block.except_))
         else:
-            hosts.extend(ip for pod in cluster.peer_pods(policy, peer) for ip in pod.ips)
+            hosts.extend(chain.from_iterable(map(_IPS, cluster.peer_pods(policy, peer))))
     return address_set(nets, hosts)
 
 
@@ -191,18 +224,12 @@ def _rule_rules(
                 numeric.append(PortRange(p.protocol, number, number))
             continue
         # Egress: the destination pod names the port; only pod addresses inside the peer set count.
-        by_number: dict[int, list[IPAddress]] = defaultdict(list)
-        candidates = (
-            [(ip, pod) for pod in cluster.pods.values() for ip in pod.ips]
-            if peers is None
-            else cluster.addresses_in(peers)
-        )
-        for ip, pod in candidates:
-            number = _named(pod, p.port, p.protocol)
-            if number is not None:
-                by_number[number].append(ip)
-        for number, ips in sorted(by_number.items()):
-            out.append(Rule(address_set((), ips), (PortRange(p.protocol, number, number),)))
+        for number, named in cluster.named_sets(p.port, p.protocol):
+            if peers is not None:
+                named = AddressSet(v4=_intersect(named.v4, peers.v4), v6=_intersect(named.v6, peers.v6))
+                if not named:
+                    continue
+            out.append(Rule(named, (PortRange(p.protocol, number, number),)))
     if numeric:
         out.append(Rule(peers, canonical_ports(numeric)))
     return out
