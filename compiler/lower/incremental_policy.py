@@ -5,14 +5,15 @@ state mirrors what `lower_direction` computes from scratch:
 - rule sets by identity with their pods and the policies behind them (an entry's origin); set
   ids in an `IdSpace`, which always equals `stable_ids` over the current identities;
 - the distinct peer address sets with the (set, bit) using them, and every network of them with
-  its direct owners; a network's class is the sets owning it or one of its ancestors, its class
-  identity the digests of those sets; class ids in an `IdSpace`;
+  its direct owners; a network's class is the sets owning it or one of its ancestors (keyed here by
+  the digests of those sets), and a class's id is that of its name, its lowest network
+  (`class_name`), in an `IdSpace`: regrouping the sets behind a class keeps its id;
 - the peer-class LPM table as `IncrementalOrtc`, i.e. `lpm_compress`'s output kept up to date.
 Units (a pod's `*_pod` entry, a set's port entries, a set's peer-rule entries, the LPM table) are
 re-emitted only when something they read changed, and diffed against their previous entries, so
 `update` returns only entries that appeared or vanished. Content-derived ids are what make this
-possible: a set's or a class's id depends on its own identity and on the identities colliding
-with it, never on an index among all sets.
+possible: a set's or a class's id depends on its own identity (a class's: its lowest network) and
+on the identities colliding with it, never on an index among all sets.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from compiler.frontend.model import IPNetwork, ObjectKey
 from compiler.frontend.policy import PolicyType
 from compiler.ir.rules import AddressSet, PodIsolation, RuleSet
 from compiler.lower.idspace import IdSpace
-from compiler.lower.policy import _TABLES, CLASS_ID_BITS, RULE_BITS, SET_ID_BITS, _port_entries
+from compiler.lower.policy import _TABLES, CLASS_ID_BITS, RULE_BITS, SET_ID_BITS, _port_entries, class_name
 from compiler.passes.incremental_ortc import IncrementalOrtc
 from compiler.passes.lpm_compress import WIDTH
 from compiler.passes.ortc import MISS
@@ -70,6 +71,10 @@ class DirectionLowerer:
         self.class_nets: dict[str, set[NKey]] = defaultdict(set)
         self.class_sets: dict[str, frozenset[AddressSet]] = {}
         self.aset_classes: dict[AddressSet, set[str]] = defaultdict(set)
+        self.class_low: dict[str, NKey] = {}
+        """Each class's lowest network; `class_name` of it is the class's identity in `class_ids`."""
+        self.class_name: dict[str, str] = {}
+        self.name_class: dict[str, str] = {}
         self.class_ids = IdSpace(CLASS_ID_BITS)
         self.labels: dict[NKey, int] = {}
         self.lpm_keys: dict[NKey, tuple[int, int]] = {}
@@ -221,9 +226,13 @@ class DirectionLowerer:
         class_added: set[str] = set()
         class_gone: set[str] = set()
         idents: dict[frozenset[AddressSet], str] = {}
+        old_low: dict[str, NKey | None] = {}  # class -> its lowest network before this update
+        joined: dict[str, list[NKey]] = defaultdict(list)  # class -> networks that joined it
         for k in touched:
             old = self.cls.pop(k, None)
             if old is not None:
+                if old not in old_low:
+                    old_low[old] = self.class_low.get(old)
                 nets = self.class_nets[old]
                 nets.discard(k)
                 if not nets:
@@ -237,6 +246,9 @@ class DirectionLowerer:
             if ident is None:  # networks of one class share the membership: join its digests once
                 ident = idents[m] = "|".join(sorted(self._digest(a) for a in m))
             self.cls[k] = ident
+            if ident not in old_low:
+                old_low[ident] = self.class_low.get(ident)
+            joined[ident].append(k)
             if ident not in self.class_sets:
                 self.class_sets[ident] = m
             if not self.class_nets[ident]:
@@ -244,7 +256,6 @@ class DirectionLowerer:
             self.class_nets[ident].add(k)
         class_gone = {c for c in class_gone if not self.class_nets[c]}
         class_added -= class_gone
-        moved: set[str] = set()
         reached: set[AddressSet] = set()
         for ident in class_gone:
             reached |= self.class_sets[ident]
@@ -255,21 +266,55 @@ class DirectionLowerer:
                     found.discard(ident)
                     if not found:
                         del self.aset_classes[aset]
-            moved |= self.class_ids.remove(ident)
         for ident in class_added:
             for aset in self.class_sets[ident]:
                 self.aset_classes[aset].add(ident)
-            moved |= self.class_ids.add(ident)
-        for ident in class_added | moved:
+        # Names (lowest networks, `class_name`) of the classes touched, before and after; only a
+        # name that vanished or appeared changes the id space.
+        renamed: set[str] = set()
+        names_before: set[str] = set()
+        names_after: set[str] = set()
+        for ident, before in old_low.items():
+            now = self.class_nets.get(ident)
+            after: NKey | None = None
+            if now:
+                if before is not None and before in now:
+                    after = min([before, *joined.get(ident, ())])
+                else:
+                    after = min(now)
+            if before is not None:
+                name = class_name(before)
+                names_before.add(name)
+                if self.name_class.get(name) == ident:
+                    del self.name_class[name]
+            if after is None:
+                self.class_low.pop(ident, None)
+                self.class_name.pop(ident, None)
+            else:
+                self.class_low[ident] = after
+                self.class_name[ident] = class_name(after)
+                names_after.add(self.class_name[ident])
+            if before != after:
+                renamed.add(ident)
+        for ident in old_low:
+            if ident in self.class_name:
+                self.name_class[self.class_name[ident]] = ident
+        moved_names: set[str] = set()
+        for name in names_before - names_after:
+            moved_names |= self.class_ids.remove(name)
+        for name in names_after - names_before:
+            moved_names |= self.class_ids.add(name)
+        changed = renamed | {self.name_class[n] for n in moved_names if n in self.name_class}
+        for ident in changed:
             if ident in self.class_sets:
                 reached |= self.class_sets[ident]
         relabel: set[NKey] = set(touched)
-        for ident in moved:
+        for ident in changed:
             relabel |= self.class_nets.get(ident, set())
         lpm: list[tuple[int, int, int | None]] = []
         for k in relabel:
             ipnet = self.nets.get(k)
-            label = self.class_ids.ids[self.cls[k]] if ipnet is not None else None
+            label = self.class_ids.ids[self.class_name[self.cls[k]]] if ipnet is not None else None
             if self.labels.get(k) == label:
                 continue
             if label is None:
@@ -380,7 +425,7 @@ class DirectionLowerer:
         for bit, rule in enumerate(rs.rules):
             if rule.peers is not None:
                 for cls in self.aset_classes.get(rule.peers, ()):
-                    masks[self.class_ids.ids[cls]] |= 1 << bit
+                    masks[self.class_ids.ids[self.class_name[cls]]] |= 1 << bit
         return tuple(
             self.schema.entry(
                 f"{t.prefix}_peer_rules",

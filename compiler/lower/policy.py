@@ -4,12 +4,12 @@ classification").
 Per direction: each distinct rule set gets a content-derived id (a changed set is a new id, which
 lets the loader switch a pod to it with one MODIFY); rule i of a set is bit i of the masks; peer
 addresses are classified once for all sets by an LPM table whose classes are the distinct
-memberships of addresses in peer sets; ports are disjoint ranges per (set, protocol).
+memberships of addresses in peer sets, a class's id derived from its lowest network (so it survives
+changes of the peer sets behind it); ports are disjoint ranges per (set, protocol).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -48,6 +48,13 @@ class PolicyLowering:
 
 Prefix = tuple[int, int, int]
 """(version, network address as int, prefix length): `AddressSet.prefixes()`."""
+
+
+def class_name(nkey: Prefix) -> str:
+    """A peer class's identity (for `stable_ids`): its lowest network, in (version, address,
+    length) order, e.g. "4:a000000/8"."""
+    version, value, plen = nkey
+    return f"{version}:{value:x}/{plen}"
 
 
 def _classes(addr_sets: list[AddressSet]) -> dict[Prefix, frozenset[int]]:
@@ -159,17 +166,18 @@ def lower_direction(schema: Schema, pir: PolicyIR, direction: PolicyType, out: P
     index = {a: i for i, a in enumerate(addr_sets)}
     membership = _classes(addr_sets)
 
-    # Identity by content of member sets, not by index, so ids survive unrelated changes; a
-    # digest per set keeps identities short when sets hold thousands of networks.
-    digests = [hashlib.blake2b(str(a).encode(), digest_size=8).hexdigest() for a in addr_sets]
-    identities: dict[frozenset[int], str] = {}
+    # A class is named by its lowest network: unique (every network has exactly one membership,
+    # hence one class) and unchanged while the partition of networks into classes is, however the
+    # peer sets behind the memberships are regrouped (docs/ir.md, "Peer class ids").
+    names: dict[frozenset[int], str] = {}
+    for nkey, m in membership.items():  # in network order: the first of a class is its lowest
+        if m not in names:
+            names[m] = class_name(nkey)
 
     def class_identity(m: frozenset[int]) -> str:
-        if m not in identities:
-            identities[m] = "|".join(sorted(digests[i] for i in m))
-        return identities[m]
+        return names[m]
 
-    class_ids = stable_ids({class_identity(m) for m in membership.values()}, CLASS_ID_BITS)
+    class_ids = stable_ids(names.values(), CLASS_ID_BITS)
     # One entry per network: the first of each class goes through the schema's checks, the
     # others share its table, field and action call (an aligned prefix of 1..128 bits fits).
     first: dict[int, TableEntry] = {}
