@@ -54,6 +54,11 @@ LINKS = (
     Link("eg_isolate", "set_id", "eg_port_rules", "eg_set"),
     Link("in_isolate", "set_id", "in_peer_rules", "in_set"),
     Link("in_isolate", "set_id", "in_port_rules", "in_set"),
+    # A peer-class LPM entry is written after the (set, class) peer-rule entries of its class and
+    # removed before them: a class keeps its id across policy changes (its lowest network names it),
+    # so an address can move into an existing class or into a new one in the same delta.
+    Link("eg_set_peer_class", "peer_class", "eg_peer_rules", "eg_peer_class"),
+    Link("in_set_peer_class", "peer_class", "in_peer_rules", "in_peer_class"),
 )
 
 

@@ -70,6 +70,40 @@ def test_policy_change_is_a_two_phase_update(schema: Schema, shop_bundle: Bundle
     assert max(new_rules) < min(flips) and max(flips) < min(old_rules)
 
 
+def test_peer_class_entries_follow_the_peer_rules_of_their_class(
+    schema: Schema, shop_bundle: Bundle, shop_dir: Path
+) -> None:
+    """A new peer network: the class LPM entry pointing at a class is written after that class's
+    peer-rule entries and, going back, removed before them; the pod still flips in one MODIFY."""
+    f = shop_dir / "networkpolicies.yaml"
+    f.write_text(
+        f.read_text().replace(
+            "except: [192.168.10.0/24]\n",
+            "except: [192.168.10.0/24]\n        - ipBlock:\n            cidr: 172.16.0.0/12\n",
+            1,
+        )
+    )
+    changed = compile_sources([shop_dir], NODE, schema=schema).lowered.bundle
+    new, old = bundle_items(schema, changed), bundle_items(schema, shop_bundle)
+    refs = References(schema, [*new.values(), *old.values()])
+    linked = [
+        (k, t)
+        for k, it in new.items()
+        if k[0] == "table" and container(schema, k) == "eg_peer_class"
+        for t in refs.of(it)
+    ]
+    assert linked and all(container(schema, t) == "eg_peer_rules" for _, t in linked)
+    for plan, later in ((make_plan(schema, new, old), False), (make_plan(schema, old, new), True)):
+        stage = {op.item.key: n for n, s in enumerate(plan.stages) for op in s}
+        pairs = [(k, t) for k, t in linked if k in stage and t in stage]
+        assert pairs, "the new class's LPM entry and its peer rules are both in the plan"
+        assert all((stage[t] > stage[k]) if later else (stage[t] < stage[k]) for k, t in pairs)
+        flips = set(_stage_of(schema, plan).get((MODIFY, "eg_pod"), []))
+        assert len(flips) == 1  # the pod's entries flip together
+    forward = make_plan(schema, new, old)
+    assert _check_order(schema, forward, [*new.values(), *old.values()], later_refs=False) > 0
+
+
 def test_unchanged_bundle_plans_nothing(schema: Schema, shop_bundle: Bundle) -> None:
     items = bundle_items(schema, shop_bundle)
     assert len(make_plan(schema, items, dict(items))) == 0
