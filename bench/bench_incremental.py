@@ -82,8 +82,17 @@ class Bench:
         self.switch.stop()
         self.server.stop()
 
-    def measure(self, change: Callable[[], None], timeout: float = 60.0) -> tuple[float, int, int] | None:
-        """(latency, updates, minimal updates), or None when the event changed nothing on the device."""
+    def measure(
+        self, change: Callable[[], None], timeout: float = 60.0
+    ) -> tuple[float, int, int, dict[str, float]] | None:
+        """(latency, updates, minimal updates, seconds per phase), or None when the event changed
+        nothing on the device.
+
+        Phases: "watch" (server emits -> the loader dequeues it: the client's HTTP read and JSON
+        decoding, the watch thread), "decode" (-> Changes), "compile" (IncrementalCompiler.apply),
+        "items" (entities -> desired items), "plan" (delta_plan), "build" (Update protos), "write"
+        (the Write RPC), of which "target" is the embedded target applying the updates.
+        """
         assert self.loader.cluster is not None
         cluster = self.loader.cluster
         before = dict(cluster.desired)
@@ -102,13 +111,15 @@ class Bench:
             raise TimeoutError("delta never pushed")
         latency = time.perf_counter() - t0
         assert self.last is not None and self.last.ok
+        phases = {"watch": cluster.received_at - t0, **cluster.timings, **self.last.phases}
+        phases["target"] = self.switch.device().last_write_seconds
         minimal = len(make_plan(self.loader.schema, cluster.desired, before))
         if self.last.updates > minimal:
             print(
                 f"  note: {self.last.updates} updates for a minimal {minimal}: {self.last.counts}",
                 file=sys.stderr,
             )
-        return latency, self.last.updates, minimal
+        return latency, self.last.updates, minimal, phases
 
     # ---- the three event kinds ----------------------------------------------------------------
 
@@ -175,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
                 ("pod label change (local pod)", bench.pod_label_change),
                 ("policy change", bench.policy_change),
             ):
+                phase_sum: dict[str, list[float]] = {}
                 lat: list[float] = []
                 upd: list[int] = []
                 amp: list[float] = []
@@ -184,9 +196,15 @@ def main(argv: list[str] | None = None) -> None:
                     if r is None:
                         noop += 1
                         continue
-                    latency, updates, minimal = r
+                    latency, updates, minimal, phases = r
+                    for k, v in phases.items():
+                        phase_sum.setdefault(k, []).append(v * 1e3)
                     if args.verbose:
-                        print(f"  {name}: {latency * 1e3:.1f} ms, {updates} updates", file=sys.stderr)
+                        split = " ".join(f"{k} {v * 1e3:.1f}" for k, v in phases.items())
+                        print(
+                            f"  {name}: {latency * 1e3:.1f} ms, {updates} updates ({split} ms)",
+                            file=sys.stderr,
+                        )
                     lat.append(latency * 1e3)
                     upd.append(updates)
                     amp.append(updates / minimal if minimal else 1.0)
@@ -197,6 +215,11 @@ def main(argv: list[str] | None = None) -> None:
                     f"| {name} | {len(lat)} | {noop} | {statistics.median(lat):.1f} | {_pct(lat, 99):.1f} | "
                     f"{max(lat):.1f} | {statistics.mean(upd):.1f} | {max(amp):.2f}x |"
                 )
+                if args.verbose:
+                    split = ", ".join(
+                        f"{k} {statistics.median(v):.1f}/{max(v):.1f}" for k, v in phase_sum.items()
+                    )
+                    print(f"  {name}: phases p50/max ms: {split}", file=sys.stderr)
                 sys.stdout.flush()
         finally:
             bench.close()

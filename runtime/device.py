@@ -119,11 +119,20 @@ class Device:
         # Called at every point where packets may see the state between updates (tests probe there).
         self.between_updates: list[Callable[[], None]] = []
         self._epoch = time.monotonic()
+        self.last_write_seconds = 0.0  # time the last Write spent applying its updates (benchmarks)
 
     # ---- writes ---------------------------------------------------------------------------------
 
     def write(self, updates: list[Any], atomicity: int) -> list[tuple[int, str]] | None:
         """Apply a batch; None when all succeeded, else (code, message) per update in request order."""
+        assert self.pipeline is not None
+        start = time.perf_counter()
+        try:
+            return self._write(updates, atomicity)
+        finally:
+            self.last_write_seconds = time.perf_counter() - start
+
+    def _write(self, updates: list[Any], atomicity: int) -> list[tuple[int, str]] | None:
         assert self.pipeline is not None
         state = self.pipeline.state
         if atomicity == CONTINUE_ON_ERROR:

@@ -186,7 +186,9 @@ class Loader:
     def push_delta(self, new: Mapping[Key, Item], old: Mapping[Key, Item]) -> SyncResult | None:
         """Write only the changed entities; any doubt (a replace, a failure) means a full sync."""
         assert self.syncer is not None and self.cluster is not None
+        t0 = time.perf_counter()
         plan = delta_plan(self.schema, new, old)
+        planned = time.perf_counter() - t0
         if plan is None:
             self._need_sync = True
             return None
@@ -196,6 +198,7 @@ class Loader:
             log.warning("delta push interrupted: %s", err)
             self._need_sync = True
             return None
+        result.phases["plan"] = planned
         for op in plan.ops():
             if op.item.key[0] != "default" and op.type != MODIFY:
                 name = container(self.schema, op.item.key)

@@ -55,6 +55,9 @@ class SyncResult:
     reason: str = ""
     duration: float = 0.0
     entries: dict[str, int] = field(default_factory=dict)
+    # Seconds per phase of a delta push: "plan" (delta_plan), "build" (Update protos), "write"
+    # (the Write RPCs, the target's work included).
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 class Syncer:
@@ -133,7 +136,15 @@ class Syncer:
     def _write(self, ops: list[Op], atomicity: int, result: SyncResult) -> None:
         result.writes += 1
         result.updates += len(ops)
-        self.client.write([op.update() for op in ops], atomicity)
+        t0 = time.perf_counter()
+        updates = [op.update() for op in ops]
+        t1 = time.perf_counter()
+        try:
+            self.client.write(updates, atomicity)
+        finally:
+            phases = result.phases
+            phases["build"] = phases.get("build", 0.0) + t1 - t0
+            phases["write"] = phases.get("write", 0.0) + time.perf_counter() - t1
 
     def _fail(self, result: SyncResult, ops: list[Op], errors: tuple[UpdateError, ...], reason: str) -> None:
         result.ok = False
