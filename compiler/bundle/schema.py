@@ -179,6 +179,10 @@ class Schema:
             self._tables.setdefault(table.alias, table)
             self.table_order.append(table.name)
         self._checks: dict[str, _TableCheck] = {}
+        self._exact_plans: dict[
+            tuple[str, tuple[str, ...], str, tuple[str, ...]],
+            tuple[str, tuple[tuple[str, int, int], ...], str, tuple[tuple[str, int, int], ...]] | tuple[()],
+        ] = {}
         self._member_actions: dict[tuple[str, str], tuple[ProfileInfo, ActionInfo] | tuple[()]] = {}
 
     # -- lookups -----------------------------------------------------------------------------
@@ -238,6 +242,78 @@ class Schema:
             if built is not None:
                 return built
         return self._checked_entry(table, match, action, params, member_id, group_id, priority, origin)
+
+    def exact_entry(
+        self,
+        table: str,
+        keys: tuple[str, ...],
+        action: str,
+        params: tuple[str, ...],
+        key_values: tuple[int, ...],
+        param_values: tuple[int, ...],
+        origin: tuple[str, ...] = (),
+    ) -> TableEntry:
+        """`entry(table, {k: Exact(v)}, action, {p: v}, origin=origin)` for the many entries of
+        one shape (exact keys, a direct action): the shape is checked once per schema, and each
+        call then only checks that its values are ints that fit. Anything else goes through `entry`,
+        so an error reads exactly as it would there."""
+        shape = (table, keys, action, params)
+        plan = self._exact_plans.get(shape)
+        if plan is None:
+            plan = self._exact_plans[shape] = self._exact_plan(*shape)
+        if plan:
+            name, key_plan, act_name, param_plan = plan
+            ok = True
+            for v, (_, w, _) in zip(key_values, key_plan, strict=True):
+                if type(v) is not int or v < 0 or v >> w:
+                    ok = False
+            for v, (_, w, _) in zip(param_values, param_plan, strict=True):
+                if type(v) is not int or v < 0 or v >> w:
+                    ok = False
+            if ok:
+                match = tuple([(f, Exact(key_values[i])) for f, _, i in key_plan])
+                values = tuple([(n, param_values[i]) for n, _, i in param_plan])
+                return TableEntry(name, match, _call(act_name, values), None, None, 0, False, origin)
+        return self.entry(
+            table,
+            {k: Exact(v) for k, v in zip(keys, key_values, strict=True)},
+            action,
+            dict(zip(params, param_values, strict=True)),
+            origin=origin,
+        )
+
+    def _exact_plan(
+        self, table: str, keys: tuple[str, ...], action: str, params: tuple[str, ...]
+    ) -> tuple[str, tuple[tuple[str, int, int], ...], str, tuple[tuple[str, int, int], ...]] | tuple[()]:
+        """(table name, (field, width, index in keys) in field order, action name, (param,
+        width, index in params) in declaration order), or () when `entry` must decide."""
+        info = self._tables.get(table)
+        if info is None or info.needs_priority or info.profile is not None:
+            return ()
+        check = self._checks.get(table)
+        if check is None:
+            check = self._checks[table] = _TableCheck(self, info)
+        found: list[tuple[int, str, int, int]] = []
+        for i, key in enumerate(keys):
+            f = check.by_key.get(key)
+            if f is None or f.match_type != p4i.MatchField.EXACT:
+                return ()
+            found.append((check.order[f.name], f.name, f.bitwidth, i))
+        found.sort()
+        names = [f for _, f, _, _ in found]
+        if len(set(names)) != len(names) or len(names) != check.n_exact:
+            return ()
+        act = check.actions.get(action)
+        if act is None or len(set(params)) != len(params) or len(params) != len(act.params):
+            return ()
+        index = {p: i for i, p in enumerate(params)}
+        param_plan: list[tuple[str, int, int]] = []
+        for ap in act.params:
+            if ap.name not in index:
+                return ()
+            param_plan.append((ap.name, ap.bitwidth, index[ap.name]))
+        key_plan = tuple((f, w, i) for _, f, w, i in found)
+        return info.name, key_plan, act.name, tuple(param_plan)
 
     def _checked_entry(
         self,

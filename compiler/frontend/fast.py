@@ -165,12 +165,34 @@ def _meta(raw: dict[str, Any], kind: str) -> tuple[ObjectKey, Labels]:
         return ObjectKey(kind, namespace, name), ()
     if type(labels) is not dict:
         raise _SLOW
-    for k, v in labels.items():
+    return ObjectKey(kind, namespace, name), _labels(labels)
+
+
+_label_sets: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
+
+
+def _labels(labels: dict[Any, Any]) -> tuple[tuple[str, str], ...]:
+    """Checked labels, sorted; a label map seen before (in the same order) is looked up, not re-checked.
+
+    The cache is keyed by the exact items in the order given; only plain str keys and values
+    ever enter it, and a str equals only a str, so a hit stands for the same check."""
+    items = tuple(labels.items())
+    try:
+        known = _label_sets.get(items)
+    except TypeError:  # an unhashable key or value (a list, a map): the full parser words it
+        raise _SLOW from None
+    if known is not None:
+        return known
+    for k, v in items:
         if type(k) is not str or type(v) is not str:
             raise _SLOW
         _label_keys.check(k)
         _label_values.check(v)
-    return ObjectKey(kind, namespace, name), tuple(sorted(labels.items()))
+    ordered = tuple(sorted(items))
+    if len(_label_sets) >= _CACHE_LIMIT:
+        _label_sets.clear()
+    _label_sets[items] = ordered
+    return ordered
 
 
 def fast_pod(raw: dict[str, Any], location: Location) -> Pod | None:
@@ -199,6 +221,14 @@ def fast_pod(raw: dict[str, Any], location: Location) -> Pod | None:
 
 
 def _pod_ips(status: dict[str, Any]) -> tuple[IPAddress, ...]:
+    pod_ip = status.get("podIP")
+    entries = status.get("podIPs")
+    if type(entries) is list and len(entries) == 1 and type(pod_ip) is str and pod_ip:
+        # The common shape: podIPs holds podIP alone.
+        entry = entries[0]
+        if type(entry) is dict and entry.get("ip") == pod_ip:
+            ip = _ips.get(pod_ip)
+            return (ip if ip is not None else _ip(pod_ip),)
     pod_ip = _str(status, "podIP")
     entries = _list(status, "podIPs")
     ips: list[IPAddress] = []
@@ -229,8 +259,7 @@ def _container_ports(spec: dict[str, Any]) -> tuple[ContainerPort, ...]:
         return ()
     if type(containers) is not list:
         raise _SLOW
-    ports: list[ContainerPort] = []
-    names: set[str] = set()
+    raw: list[tuple[str | None, int, str | None]] = []
     for container in containers:
         if type(container) is not dict:
             raise _SLOW
@@ -245,24 +274,42 @@ def _container_ports(spec: dict[str, Any]) -> tuple[ContainerPort, ...]:
             name = port.get("name")
             number = port.get("containerPort")
             protocol = port.get("protocol")
-            # Exact types before the lookup: True == 1 and 80.0 == 80 would hit a cached port.
+            # Exact types before any lookup: True == 1 and 80.0 == 80 would hit a cached port.
             if type(number) is not int or not (name is None or type(name) is str):
                 raise _SLOW
             if not (protocol is None or type(protocol) is str):
                 raise _SLOW
-            known = _container_port_cache.get((name, number, protocol))
-            if known is None:
-                known = _container_port(name, number, protocol)
-            if known.name:
-                if known.name in names:
-                    raise _SLOW
-                names.add(known.name)
-            ports.append(known)
+            raw.append((name, number, protocol))
+    key = tuple(raw)
+    known = _port_lists.get(key)
+    if known is None:
+        known = _checked_ports(key)
+        if len(_port_lists) >= _CACHE_LIMIT:
+            _port_lists.clear()
+        _port_lists[key] = known
+    return known
+
+
+def _checked_ports(raw: tuple[tuple[str | None, int, str | None], ...]) -> tuple[ContainerPort, ...]:
+    """A pod's container ports (all containers, in order) checked and sorted; the result depends
+    on this sequence of (name, number, protocol) only, so pods with the same ports share it."""
+    ports: list[ContainerPort] = []
+    names: set[str] = set()
+    for name, number, protocol in raw:
+        known = _container_port_cache.get((name, number, protocol))
+        if known is None:
+            known = _container_port(name, number, protocol)
+        if known.name:
+            if known.name in names:
+                raise _SLOW
+            names.add(known.name)
+        ports.append(known)
     if len(ports) > 1:
         ports.sort(key=_PORT_ORDER)  # the dataclass order, compared as plain tuples
     return tuple(ports)
 
 
+_port_lists: dict[tuple[tuple[str | None, int, str | None], ...], tuple[ContainerPort, ...]] = {}
 _PORT_ORDER = operator.attrgetter("name", "port", "protocol")
 _container_port_cache: dict[tuple[str | None, int, str | None], ContainerPort] = {}
 

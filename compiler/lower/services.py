@@ -411,12 +411,8 @@ def backend_entities(
     """The selector member and DNAT entry of one backend (address, target port)."""
     member = schema.member(SELECTOR, be_id, "set_backend", {"be_id": be_id}, origin)
     action = "dnat4" if b.address.version == 4 else "dnat6"
-    nat = schema.entry(
-        "backend_nat",
-        {"be_id": Exact(be_id)},
-        action,
-        {"addr": int(b.address), "port": b.port},
-        origin=origin,
+    nat = schema.exact_entry(
+        "backend_nat", ("be_id",), action, ("addr", "port"), (be_id,), (int(b.address), b.port), origin
     )
     return member, nat
 
@@ -457,8 +453,8 @@ def frontend_entries(
         backend_key = {"fe_id": Exact(fe_id), "fe_bucket": Exact(bucket)}
         out.append(schema.entry("svc_backend", backend_key, group_id=gid, origin=origin))
     out.append(
-        schema.entry(
-            "rev_nat", {"ct_nat_id": Exact(fe_id)}, snat, {"vip": int(fe.vip), "port": fe.port}, origin=origin
+        schema.exact_entry(
+            "rev_nat", ("ct_nat_id",), snat, ("vip", "port"), (fe_id,), (int(fe.vip), fe.port), origin
         )
     )
     return out

@@ -189,3 +189,45 @@ def _checked_member(schema: Schema, profile: str, action: str, params: dict[str,
         return schema.member(profile, 5, action, params, ("o",))
     finally:
         schema._member_actions.clear()
+
+
+def test_exact_entry_agrees_with_entry(schema: Schema) -> None:
+    """`exact_entry` (one shape checked once, then values) builds what `entry` builds and raises
+    what it raises, for every table and action, with fitting, too wide, negative and non-int values."""
+    compared = ok = 0
+    for info in schema.tables():
+        keys = tuple(f.name.rsplit(".", 1)[-1] for f in info.fields)
+        for ref in info.actions.values():
+            act = ref.action
+            names = tuple(p.name for p in act.params)
+            good_keys = tuple(1 for _ in keys)
+            good_params = tuple((1 << p.bitwidth) - 1 for p in act.params)
+            variants: list[tuple[tuple[str, ...], tuple[str, ...], tuple[Any, ...], tuple[Any, ...]]] = [
+                (keys, names, good_keys, good_params),
+                (tuple(reversed(keys)), tuple(reversed(names)), good_keys, tuple(reversed(good_params))),
+                (keys[:-1], names, good_keys[:-1], good_params),
+                (keys, (*names, "extra"), good_keys, (*good_params, 1)),
+            ]
+            for i in range(len(keys)):
+                for bad in (-1, 1 << 130, True, None):
+                    variants.append(
+                        (keys, names, tuple(bad if j == i else 1 for j in range(len(keys))), good_params)
+                    )
+            for i in range(len(names)):
+                for bad in (-1, 1 << act.params[i].bitwidth, True):
+                    wrong = tuple(bad if j == i else v for j, v in enumerate(good_params))
+                    variants.append((keys, names, good_keys, wrong))
+            for k, n, kv, pv in variants:
+                fast = _outcome(schema.exact_entry, info.name, k, act.name, n, kv, pv, ("o",))
+                full = _outcome(
+                    schema.entry,
+                    info.name,
+                    {a: Exact(v) for a, v in zip(k, kv, strict=True)},
+                    act.name,
+                    dict(zip(n, pv, strict=True)),
+                    origin=("o",),
+                )
+                assert fast == full, f"{info.alias} {act.alias} {k} {kv} {pv}"
+                compared += 1
+                ok += fast[0] == "ok"
+    assert compared > 100 and ok > 5
