@@ -48,6 +48,7 @@ def delta_plan(schema: Schema, new: Mapping[Key, Item], old: Mapping[Key, Item])
     """The ordered updates taking the device from `old` to `new` on just these keys, or None when
     an entity must be replaced (a group's max_size changed): its unchanged referrers must be
     withdrawn too, which only a full sync sees."""
-    if _replaced(new, old, References(schema, [*new.values(), *old.values()])):
+    refs = References(schema, [*new.values(), *old.values()])
+    if _replaced(new, old, refs):
         return None
-    return make_plan(schema, new, old)
+    return make_plan(schema, new, old, refs)

@@ -121,10 +121,20 @@ def same(a: Item, b: Item) -> bool:
     return bool(entity_value(a.entity) == entity_value(b.entity))
 
 
+_NAMES: dict[int, tuple[Schema, dict[int, str]]] = {}
+
+
 def _names(schema: Schema) -> dict[int, str]:
+    """Table and profile names by id, built once per schema (the loader asks per written op)."""
+    cached = _NAMES.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
     info = schema.p4info
     names = {t.preamble.id: t.preamble.alias or t.preamble.name for t in info.tables}
     names.update({p.preamble.id: p.preamble.alias or p.preamble.name for p in info.action_profiles})
+    if len(_NAMES) >= 16:  # a few schemas per process; tests make many
+        _NAMES.clear()
+    _NAMES[id(schema)] = (schema, names)
     return names
 
 

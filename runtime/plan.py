@@ -106,25 +106,43 @@ class Plan:
                 yield stage[i : i + size]
 
 
+_Static = tuple[dict[int, int], dict[tuple[int, int], list[tuple[int, int]]], set[tuple[int, int]]]
+_STATIC: dict[int, tuple[Schema, _Static]] = {}
+
+
+def _static_links(schema: Schema) -> _Static:
+    """Per schema, built once (a delta plan builds `References` for a few hundred items):
+    table id -> profile id, (action id, param id) -> [(table id, field id)] of `LINKS`, and the
+    (table id, field id) those links point at."""
+    cached = _STATIC.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    info = schema.p4info
+    profile_of = {t.preamble.id: t.implementation_id for t in info.tables}
+    links: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for link in LINKS:
+        try:
+            act = schema.action(link.action)
+            table = schema.table(link.table)
+            fld = table.field(link.field)
+        except BundleError:
+            continue  # another program: the link does not apply
+        params = {p.name: p.id for p in act.params}
+        if link.param in params:
+            links[(act.id, params[link.param])].append((table.id, fld.id))
+    targets = {t for ts in links.values() for t in ts}
+    static = (profile_of, dict(links), targets)
+    if len(_STATIC) >= 16:  # a few schemas per process; tests make many
+        _STATIC.clear()
+    _STATIC[id(schema)] = (schema, static)
+    return static
+
+
 class References:
     """What each entity refers to, resolved against one P4Info."""
 
     def __init__(self, schema: Schema, items: Iterator[Item] | list[Item]) -> None:
-        info = schema.p4info
-        self._profile_of = {t.preamble.id: t.implementation_id for t in info.tables}
-        # (action id, param id) -> [(table id, field id)]
-        self._links: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-        for link in LINKS:
-            try:
-                act = schema.action(link.action)
-                table = schema.table(link.table)
-                fld = table.field(link.field)
-            except BundleError:
-                continue  # another program: the link does not apply
-            params = {p.name: p.id for p in act.params}
-            if link.param in params:
-                self._links[(act.id, params[link.param])].append((table.id, fld.id))
-        targets = {t for ts in self._links.values() for t in ts}
+        self._profile_of, self._links, targets = _static_links(schema)
         self._by_field: dict[tuple[int, int, bytes], list[Key]] = defaultdict(list)
         for item in items:
             if item.key[0] != "table":
@@ -229,12 +247,19 @@ def _delete_stages(deletes: list[Op], refs: References) -> list[list[Op]]:
     return _stages(deletes, _levels(deleting, referrers))
 
 
-def make_plan(schema: Schema, desired: Mapping[Key, Item], current: Mapping[Key, Item]) -> Plan:
+def make_plan(
+    schema: Schema,
+    desired: Mapping[Key, Item],
+    current: Mapping[Key, Item],
+    refs: References | None = None,
+) -> Plan:
     """The ordered updates that turn `current` into `desired`. Default entries are only modified
     (they always exist), and only for tables the desired state sets a default for. Entities that
     must be replaced (`_replaced`) are deleted first, referrers before what they refer to, then
-    inserted with the other INSERTs."""
-    refs = References(schema, [*desired.values(), *current.values()])
+    inserted with the other INSERTs. `refs`: `References` over both states' items, if the caller
+    has it already."""
+    if refs is None:
+        refs = References(schema, [*desired.values(), *current.values()])
     replaced = _replaced(desired, current, refs)
     kept = current.keys() - replaced
     inserts = [Op(INSERT, it) for k, it in desired.items() if k not in kept and k[0] != "default"]
