@@ -201,13 +201,23 @@ class DirectionLowerer:
         """Update networks, memberships, classes and class ids, and the LPM table; returns the
         address sets in a class that appeared, vanished or changed id."""
         touched: set[NKey] = set()
+        # A network's membership is the sets owning it or a network containing it, so a set
+        # that vanished (appeared) leaves (joins) exactly the memberships of its networks and
+        # their descendants: those are updated by difference; only networks that appeared in
+        # this update are looked up from scratch (`_membership`).
+        lost: dict[NKey, list[AddressSet]] = defaultdict(list)
+        won: dict[NKey, list[AddressSet]] = defaultdict(list)
+        fresh: set[NKey] = set()
         for aset in gone:
             for net in aset.networks:
                 k = _nkey(net)
                 owners = self.owners[k]
                 owners.discard(aset)
                 touched.add(k)
-                touched.update(self._descendants(k))
+                lost[k].append(aset)
+                for d in self._descendants(k):
+                    touched.add(d)
+                    lost[d].append(aset)
                 if not owners:
                     del self.owners[k]
                     del self.nets[k]
@@ -220,9 +230,14 @@ class DirectionLowerer:
                     self.owners[k] = set()
                     self.nets[k] = net
                     self._add_key(k)
+                    fresh.add(k)
                 self.owners[k].add(aset)
                 touched.add(k)
-                touched.update(self._descendants(k))
+                won[k].append(aset)
+                for d in self._descendants(k):
+                    touched.add(d)
+                    won[d].append(aset)
+        lengths = {v: sorted(c) for v, c in self.lengths.items()}
         class_added: set[str] = set()
         class_gone: set[str] = set()
         idents: dict[frozenset[AddressSet], str] = {}
@@ -240,7 +255,15 @@ class DirectionLowerer:
             if k not in self.owners:
                 self.member.pop(k, None)
                 continue
-            m = self._membership(k)
+            before_m = self.member.get(k)
+            if before_m is None or k in fresh:
+                m = self._membership(k, lengths[k[0]])
+            else:
+                m = before_m
+                if k in lost:
+                    m = m.difference(lost[k])
+                if k in won:
+                    m = m.union(won[k])
             self.member[k] = m
             ident = idents.get(m)
             if ident is None:  # networks of one class share the membership: join its digests once
@@ -346,11 +369,13 @@ class DirectionLowerer:
                 self._lpm_delta[0].append(self._lpm[p])
         return reached
 
-    def _membership(self, k: NKey) -> frozenset[AddressSet]:
+    def _membership(self, k: NKey, lengths: list[int] | None = None) -> frozenset[AddressSet]:
+        """The sets owning `k` or a network containing it; `lengths`: the prefix lengths present
+        for k's version, sorted (computed here when not given)."""
         version, value, plen = k
         width = 32 if version == 4 else 128
         member: set[AddressSet] = set()
-        for length in sorted(self.lengths[version]):
+        for length in sorted(self.lengths[version]) if lengths is None else lengths:
             if length > plen:
                 break
             found = self.owners.get((version, value >> (width - length) << (width - length), length))
