@@ -135,6 +135,7 @@ class IncrementalCompiler:
         self.ip_owners: dict[IPAddress, set[ObjectKey]] = defaultdict(set)
         self.vip_owners: dict[IPAddress, set[ObjectKey]] = defaultdict(set)
         self.conflicts: set[IPAddress] = set()
+        self.vip_conflicts: set[IPAddress] = set()  # VIPs of more than one Service
         self.endpoint_objs: dict[ObjectKey, dict[ObjectKey, KubeObject]] = defaultdict(dict)
         self.frontends: dict[ObjectKey, tuple[ServiceFrontend, ...]] = {}
         self.svc_sets: dict[ObjectKey, tuple[BackendSet, ...]] = {}
@@ -395,7 +396,7 @@ class IncrementalCompiler:
 
     def _check_conflicts(self) -> None:
         """Shared pod IPs or VIPs: let the full build report them exactly as it does."""
-        if self.conflicts or any(len(v) > 1 for v in self.vip_owners.values()):
+        if self.conflicts or self.vip_conflicts:
             build_ir(self.objects.values(), self.facts)
             raise AssertionError("the full build accepted a conflict the incremental one found")
 
@@ -413,6 +414,8 @@ class IncrementalCompiler:
                 old_svc = self._svc_vips.pop(key, ())
                 for vip in old_svc:
                     self.vip_owners[vip].discard(key)
+                    if len(self.vip_owners[vip]) < 2:
+                        self.vip_conflicts.discard(vip)
                     if not self.vip_owners[vip]:
                         del self.vip_owners[vip]
                 nodes[key] = service_node(svc) if isinstance(svc, Service) else None
@@ -426,6 +429,8 @@ class IncrementalCompiler:
                     self._svc_vips[key] = svc.cluster_ips
                     for vip in svc.cluster_ips:
                         self.vip_owners[vip].add(key)
+                        if len(self.vip_owners[vip]) > 1:
+                            self.vip_conflicts.add(vip)
             for bset in self.svc_sets.pop(key, ()):
                 sets[bset.key] = None
                 for b in bset.backends:

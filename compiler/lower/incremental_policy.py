@@ -241,6 +241,7 @@ class DirectionLowerer:
         class_added: set[str] = set()
         class_gone: set[str] = set()
         idents: dict[frozenset[AddressSet], str] = {}
+        moved: dict[_Step, frozenset[AddressSet]] = {}
         old_low: dict[str, NKey | None] = {}  # class -> its lowest network before this update
         joined: dict[str, list[NKey]] = defaultdict(list)  # class -> networks that joined it
         for k in touched:
@@ -258,12 +259,12 @@ class DirectionLowerer:
             before_m = self.member.get(k)
             if before_m is None or k in fresh:
                 m = self._membership(k, lengths[k[0]])
-            else:
-                m = before_m
-                if k in lost:
-                    m = m.difference(lost[k])
-                if k in won:
-                    m = m.union(won[k])
+            else:  # networks of one class mostly move together: one new membership object each
+                step = (before_m, tuple(lost.get(k, ())), tuple(won.get(k, ())))
+                found_m = moved.get(step)
+                if found_m is None:
+                    found_m = moved[step] = before_m.difference(step[1]).union(step[2])
+                m = found_m
             self.member[k] = m
             ident = idents.get(m)
             if ident is None:  # networks of one class share the membership: join its digests once
@@ -492,6 +493,10 @@ class DirectionLowerer:
             ActionCall(proto.action.name, ((proto.action.params[0][0], 0 if label == MISS else label),)),
             origin=PEERS_ORIGIN,
         )
+
+
+_Step = tuple[frozenset[AddressSet], tuple[AddressSet, ...], tuple[AddressSet, ...]]
+"""A membership, the sets it lost and the sets it won in one update."""
 
 
 def _nkey(net: IPNetwork) -> NKey:
