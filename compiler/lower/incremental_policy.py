@@ -66,7 +66,6 @@ class DirectionLowerer:
         self.nets: dict[NKey, IPNetwork] = {}
         self.keys: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
         self.lengths: dict[int, Counter[int]] = {4: Counter(), 6: Counter()}
-        self.member: dict[NKey, frozenset[AddressSet]] = {}
         self.cls: dict[NKey, str] = {}
         self.class_nets: dict[str, set[NKey]] = defaultdict(set)
         self.class_sets: dict[str, frozenset[AddressSet]] = {}
@@ -203,8 +202,8 @@ class DirectionLowerer:
         touched: set[NKey] = set()
         # A network's membership is the sets owning it or a network containing it, so a set
         # that vanished (appeared) leaves (joins) exactly the memberships of its networks and
-        # their descendants: those are updated by difference; only networks that appeared in
-        # this update are looked up from scratch (`_membership`).
+        # their descendants: those move by difference; only networks that appeared in this
+        # update are looked up from scratch (`_membership`).
         lost: dict[NKey, list[AddressSet]] = defaultdict(list)
         won: dict[NKey, list[AddressSet]] = defaultdict(list)
         fresh: set[NKey] = set()
@@ -240,44 +239,49 @@ class DirectionLowerer:
         lengths = {v: sorted(c) for v, c in self.lengths.items()}
         class_added: set[str] = set()
         class_gone: set[str] = set()
-        idents: dict[frozenset[AddressSet], str] = {}
-        moved: dict[_Step, frozenset[AddressSet]] = {}
         old_low: dict[str, NKey | None] = {}  # class -> its lowest network before this update
         joined: dict[str, list[NKey]] = defaultdict(list)  # class -> networks that joined it
+        # A class's networks share its membership (`class_sets`), so networks are grouped by
+        # (class before, sets lost, sets won) and each group moves to its new class at once.
+        owned, cls, class_sets, class_nets = self.owners, self.cls, self.class_sets, self.class_nets
+        lost_get, won_get = lost.get, won.get
+        steps: dict[tuple[str, _Sets, _Sets], list[NKey]] = defaultdict(list)
+        moves: dict[tuple[str | None, frozenset[AddressSet] | None], list[NKey]] = defaultdict(list)
         for k in touched:
-            old = self.cls.pop(k, None)
+            old = cls.get(k)
+            if k not in owned:
+                moves[(old, None)].append(k)
+            elif old is None or k in fresh:
+                moves[(old, self._membership(k, lengths[k[0]]))].append(k)
+            else:
+                steps[(old, tuple(lost_get(k, ())), tuple(won_get(k, ())))].append(k)
+        for (old, out, into), ks in steps.items():
+            moves[(old, class_sets[old].difference(out).union(into))] += ks
+        idents: dict[frozenset[AddressSet], str] = {}
+        for (old, m), ks in moves.items():
             if old is not None:
                 if old not in old_low:
                     old_low[old] = self.class_low.get(old)
-                nets = self.class_nets[old]
-                nets.discard(k)
+                nets = class_nets[old]
+                nets.difference_update(ks)
                 if not nets:
                     class_gone.add(old)
-            if k not in self.owners:
-                self.member.pop(k, None)
+            if m is None:
+                for k in ks:
+                    cls.pop(k, None)
                 continue
-            before_m = self.member.get(k)
-            if before_m is None or k in fresh:
-                m = self._membership(k, lengths[k[0]])
-            else:  # networks of one class mostly move together: one new membership object each
-                step = (before_m, tuple(lost.get(k, ())), tuple(won.get(k, ())))
-                found_m = moved.get(step)
-                if found_m is None:
-                    found_m = moved[step] = before_m.difference(step[1]).union(step[2])
-                m = found_m
-            self.member[k] = m
             ident = idents.get(m)
             if ident is None:  # networks of one class share the membership: join its digests once
                 ident = idents[m] = "|".join(sorted(self._digest(a) for a in m))
-            self.cls[k] = ident
+            cls.update(dict.fromkeys(ks, ident))
             if ident not in old_low:
                 old_low[ident] = self.class_low.get(ident)
-            joined[ident].append(k)
-            if ident not in self.class_sets:
-                self.class_sets[ident] = m
-            if not self.class_nets[ident]:
+            joined[ident] += ks
+            if ident not in class_sets:
+                class_sets[ident] = m
+            if not class_nets[ident]:
                 class_added.add(ident)
-            self.class_nets[ident].add(k)
+            class_nets[ident].update(ks)
         class_gone = {c for c in class_gone if not self.class_nets[c]}
         class_added -= class_gone
         reached: set[AddressSet] = set()
@@ -495,8 +499,7 @@ class DirectionLowerer:
         )
 
 
-_Step = tuple[frozenset[AddressSet], tuple[AddressSet, ...], tuple[AddressSet, ...]]
-"""A membership, the sets it lost and the sets it won in one update."""
+_Sets = tuple[AddressSet, ...]
 
 
 def _nkey(net: IPNetwork) -> NKey:
