@@ -340,10 +340,18 @@ class DirectionLowerer:
         for ident in changed:
             relabel |= self.class_nets.get(ident, set())
         lpm: list[tuple[int, int, int | None]] = []
+        nets_get, labels_get = self.nets.get, self.labels.get
+        ids, names = self.class_ids.ids, self.class_name
+        label_of: dict[str, int] = {}  # class -> its id, looked up once per class
         for k in relabel:
-            ipnet = self.nets.get(k)
-            label = self.class_ids.ids[self.class_name[self.cls[k]]] if ipnet is not None else None
-            if self.labels.get(k) == label:
+            ipnet = nets_get(k)
+            label: int | None = None
+            if ipnet is not None:
+                c = cls[k]
+                label = label_of.get(c)
+                if label is None:
+                    label = label_of[c] = ids[names[c]]
+            if labels_get(k) == label:
                 continue
             if label is None:
                 del self.labels[k]
