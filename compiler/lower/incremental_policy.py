@@ -19,6 +19,7 @@ on the identities colliding with it, never on an index among all sets.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter, defaultdict
 
@@ -208,8 +209,7 @@ class DirectionLowerer:
         won: dict[NKey, list[AddressSet]] = defaultdict(list)
         fresh: set[NKey] = set()
         for aset in gone:
-            for net in aset.networks:
-                k = _nkey(net)
+            for k in aset.prefixes():  # its networks as (version, address, length)
                 owners = self.owners[k]
                 owners.discard(aset)
                 touched.add(k)
@@ -223,11 +223,10 @@ class DirectionLowerer:
                     self._remove_key(k)
             self.digests.pop(aset, None)
         for aset in new:
-            for net in aset.networks:
-                k = _nkey(net)
+            for k in aset.prefixes():
                 if k not in self.owners:
                     self.owners[k] = set()
-                    self.nets[k] = net
+                    self.nets[k] = _network(k)
                     self._add_key(k)
                     fresh.add(k)
                 self.owners[k].add(aset)
@@ -510,8 +509,12 @@ class DirectionLowerer:
 _Sets = tuple[AddressSet, ...]
 
 
-def _nkey(net: IPNetwork) -> NKey:
-    return (net.version, int(net.network_address), net.prefixlen)
+def _network(k: NKey) -> IPNetwork:
+    """The `ipaddress` network of a key (built only for networks new to the section)."""
+    version, value, plen = k
+    if version == 4:
+        return ipaddress.IPv4Network((value, plen))
+    return ipaddress.IPv6Network((value, plen))
 
 
 class PolicySection:
