@@ -11,7 +11,6 @@ at test time and answers 401 without the token; the client is the real `kubernet
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,15 +20,19 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import MaxRetryError
 
 from compiler.contract import default_schema
-from runtime.loader import Loader, LoaderConfig
+from runtime.loader import LoaderConfig
 from runtime.loader_cli import main as loader_main
-from runtime.switch import EmbeddedSwitch
-from runtime.watch import WatchConfig, api_client
+from runtime.watch import api_client
 from tests.pki import SERVER_EXT, make_ca, make_leaf
 from tests.runtime.conftest import NODE
 
 from .apiserver import FakeApiServer
-from .test_watch_e2e import _device, _expected, _same, _shop_objects, _wait
+from .harness import device as _device
+from .harness import expected as _expected
+from .harness import fast_watch, loader_running
+from .harness import same as _same
+from .harness import shop_objects as _shop_objects
+from .harness import wait as _wait
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.service-account-token"
 
@@ -74,23 +77,18 @@ def test_loader_follows_the_cluster_with_the_pods_service_account(
     for name, value in _environ(server).items():
         monkeypatch.setenv(name, value)  # what the kubelet sets in every container
     sa = _service_account(tmp_path / "sa", pki / "cluster-ca.pem")
-    watch = WatchConfig(watch_timeout=30, read_timeout=5.0, backoff_initial=0.05, backoff_max=0.5)
     cfg = LoaderConfig(
-        sources=[], in_cluster=True, service_account_dir=str(sa), node=NODE, poll_interval=0.05, watch=watch
+        sources=[],
+        in_cluster=True,
+        service_account_dir=str(sa),
+        node=NODE,
+        poll_interval=0.05,
+        watch=fast_watch(),
     )
-    with EmbeddedSwitch() as sw:
-        cfg.target = sw.address
-        loader = Loader(cfg)
-        stop = threading.Event()
-        thread = threading.Thread(target=loader.run, args=(stop,), daemon=True)
-        thread.start()
-        try:
-            _wait(loader.metrics.ready)
-            want = _expected(server, default_schema())
-            _wait(lambda: _same(_device(sw.address), want), poll=0.5)
-        finally:
-            stop.set()
-            thread.join(timeout=10)
+    with loader_running(cfg) as (loader, sw):
+        _wait(loader.metrics.ready)
+        want = _expected(server, default_schema())
+        _wait(lambda: _same(_device(sw.address), want), poll=0.5)
     assert server.requests, "the loader never reached the API server"
     assert {r.authorization for r in server.requests} == {f"bearer {TOKEN}"}
     assert {r.kind for r in server.requests if not r.watch} >= {"Pod", "Service", "NetworkPolicy"}

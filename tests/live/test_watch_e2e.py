@@ -6,106 +6,41 @@ read back with a separate client and compared with a full compile of the server'
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from compiler.bundle.schema import Schema
-from compiler.contract import default_schema, read_p4info
-from compiler.frontend.nodefacts import load_node_facts
-from compiler.incremental import full_compile
-from compiler.passes.pipeline import PassConfig
-from runtime.entities import Item, Key, bundle_items, device_items, entity_value, with_initial_defaults
-from runtime.live import parse_raw
+from compiler.contract import default_schema
 from runtime.loader import Loader, LoaderConfig
 from runtime.plan import make_plan
 from runtime.switch import EmbeddedSwitch
-from runtime.watch import WatchConfig
-from tests.runtime.conftest import NODE, SHOP, connect
+from tests.runtime.conftest import NODE
 
 from .apiserver import FakeApiServer
-
-P4INFO = read_p4info()
-
-
-def _shop_objects() -> list[dict[str, Any]]:
-    out = []
-    for f in sorted(SHOP.glob("*.yaml")):
-        out += [d for d in yaml.safe_load_all(f.read_text()) if d]
-    return out
-
-
-def _expected(server: FakeApiServer, schema: Schema, passes: PassConfig | None = None) -> dict[Key, Item]:
-    with server.lock:
-        bodies = list(server.objects.values())
-    objs = [o for b in bodies if (o := parse_raw(b["kind"], b)[1]) is not None]
-    bundle = full_compile(schema, objs, load_node_facts(NODE), passes)
-    return with_initial_defaults(schema, bundle_items(schema, bundle))
-
-
-def _device(address: str) -> dict[Key, Item]:
-    reader = connect(address, election_id=2)  # a backup: reading does not depose the loader
-    try:
-        return device_items(reader.read_all(P4INFO))
-    finally:
-        reader.close()
-
-
-def _same(a: dict[Key, Item], b: dict[Key, Item]) -> bool:
-    return set(a) == set(b) and all(entity_value(a[k].entity) == entity_value(b[k].entity) for k in a)
-
-
-def _wait(cond: Callable[[], bool], timeout: float = 20.0, poll: float = 0.05) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(poll)
-    raise AssertionError("condition not reached in time")
-
-
-@pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    srv = FakeApiServer(bookmark_interval=0.2).start()
-    for obj in _shop_objects():
-        srv.apply(obj)
-    yield srv
-    srv.stop()
+from .harness import device as _device
+from .harness import expected as _expected
+from .harness import fast_watch, loader_running
+from .harness import same as _same
+from .harness import wait as _wait
 
 
 @pytest.fixture
 def running(server: FakeApiServer, tmp_path: Path) -> Iterator[tuple[Loader, EmbeddedSwitch]]:
-    watch = WatchConfig(watch_timeout=30, read_timeout=5.0, backoff_initial=0.05, backoff_max=0.5)
+    kubeconfig = str(server.kubeconfig(tmp_path / "kubeconfig"))
     cfg = LoaderConfig(
-        sources=[],
-        kubeconfig=str(server.kubeconfig(tmp_path / "kubeconfig")),
-        node=NODE,
-        poll_interval=0.05,
-        election_id=10,
-        watch=watch,
+        sources=[], kubeconfig=kubeconfig, node=NODE, poll_interval=0.05, election_id=10, watch=fast_watch()
     )
-    with EmbeddedSwitch() as sw:
-        cfg.target = sw.address
-        server.hold_lists.clear()  # the loader must not be ready before the first full list
-        loader = Loader(cfg)
-        stop = threading.Event()
-        thread = threading.Thread(target=loader.run, args=(stop,), daemon=True)
-        thread.start()
-        try:
-            _wait(lambda: loader.client is not None and loader.client.is_primary)
-            time.sleep(0.3)
-            assert not loader.metrics.ready()
-            server.hold_lists.set()
-            _wait(loader.metrics.ready)
-            yield loader, sw
-        finally:
-            stop.set()
-            thread.join(timeout=10)
+    server.hold_lists.clear()  # the loader must not be ready before the first full list
+    with loader_running(cfg) as (loader, sw):
+        _wait(lambda: loader.client is not None and loader.client.is_primary)
+        time.sleep(0.3)
+        assert not loader.metrics.ready()
+        server.hold_lists.set()
+        _wait(loader.metrics.ready)
+        yield loader, sw
 
 
 def _converges(server: FakeApiServer, loader: Loader, sw: EmbeddedSwitch, schema: Schema) -> None:

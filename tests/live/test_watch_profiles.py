@@ -4,22 +4,22 @@ the same options, before and after an event pushed as a minimal delta."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from compiler.contract import default_schema
 from compiler.passes.pipeline import PassConfig
-from runtime.loader import Loader, LoaderConfig
+from runtime.loader import LoaderConfig
 from runtime.plan import make_plan
-from runtime.switch import EmbeddedSwitch
-from runtime.watch import WatchConfig
 from tests.runtime.conftest import NODE
 
 from .apiserver import FakeApiServer
-from .test_watch_e2e import _device, _expected, _same, _shop_objects, _wait
+from .harness import device as _device
+from .harness import expected as _expected
+from .harness import fast_watch, loader_running
+from .harness import same as _same
+from .harness import wait as _wait
 
 CONFIGS = {
     "dpdk": PassConfig(profile="dpdk"),
@@ -27,55 +27,36 @@ CONFIGS = {
 }
 
 
-@pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    srv = FakeApiServer(bookmark_interval=0.2).start()
-    for obj in _shop_objects():
-        srv.apply(obj)
-    yield srv
-    srv.stop()
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_live_cluster_lowered_for_the_profile(server: FakeApiServer, tmp_path: Path, name: str) -> None:
     passes = CONFIGS[name]
     schema = default_schema()
-    watch = WatchConfig(watch_timeout=30, read_timeout=5.0, backoff_initial=0.05, backoff_max=0.5)
     cfg = LoaderConfig(
         sources=[],
         kubeconfig=str(server.kubeconfig(tmp_path / "kubeconfig")),
         node=NODE,
         poll_interval=0.05,
         election_id=10,
-        watch=watch,
+        watch=fast_watch(),
         passes=passes,
     )
     want = _expected(server, schema, passes)
     assert not _same(want, _expected(server, schema)), "the options must change the entries"
-    with EmbeddedSwitch() as sw:
-        cfg.target = sw.address
-        loader = Loader(cfg)
-        stop = threading.Event()
-        thread = threading.Thread(target=loader.run, args=(stop,), daemon=True)
-        thread.start()
-        try:
-            _wait(loader.metrics.ready)
-            _wait(lambda: _same(_device(sw.address), want), poll=0.5)
+    with loader_running(cfg) as (loader, sw):
+        _wait(loader.metrics.ready)
+        _wait(lambda: _same(_device(sw.address), want), poll=0.5)
 
-            # An endpoint goes: a delta push of exactly the minimal diff, then the device agrees.
-            before = want
-            pushes = loader.metrics.get("offload_delta_pushes_total")
-            eps = server.get("EndpointSlice", "shop", "cart-abc12")  # two ready endpoints
-            eps["endpoints"] = eps["endpoints"][:-1]
-            server.apply(eps)
-            want = _expected(server, schema, passes)
-            minimal = make_plan(schema, want, before)
-            assert len(minimal)
-            _wait(lambda: loader.metrics.get("offload_delta_pushes_total") > pushes)
-            _wait(lambda: _same(_device(sw.address), want), poll=0.5)
-            result = loader.last_result
-            assert result is not None and result.ok
-            assert result.updates == len(minimal)
-        finally:
-            stop.set()
-            thread.join(timeout=10)
+        # An endpoint goes: a delta push of exactly the minimal diff, then the device agrees.
+        before = want
+        pushes = loader.metrics.get("offload_delta_pushes_total")
+        eps = server.get("EndpointSlice", "shop", "cart-abc12")  # two ready endpoints
+        eps["endpoints"] = eps["endpoints"][:-1]
+        server.apply(eps)
+        want = _expected(server, schema, passes)
+        minimal = make_plan(schema, want, before)
+        assert len(minimal)
+        _wait(lambda: loader.metrics.get("offload_delta_pushes_total") > pushes)
+        _wait(lambda: _same(_device(sw.address), want), poll=0.5)
+        result = loader.last_result
+        assert result is not None and result.ok
+        assert result.updates == len(minimal)
