@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise, zip_longest
@@ -376,6 +376,19 @@ class PolicyIR:
             if iso.direction is direction:
                 seen.setdefault(iso.rule_set.identity, iso.rule_set)
         return tuple(seen[k] for k in sorted(seen))
+
+
+def map_rule_sets(pir: PolicyIR, rewrite: Callable[[tuple[Rule, ...]], tuple[Rule, ...]]) -> PolicyIR:
+    """A rule-level pass over every pod: `rewrite` runs once per distinct rule set, and pods that
+    shared a set share the result (so they still share one set id after lowering)."""
+    done: dict[tuple[Rule, ...], RuleSet] = {}
+    out: list[PodIsolation] = []
+    for iso in pir.isolations:
+        rules = iso.rule_set.rules
+        if rules not in done:
+            done[rules] = RuleSet(rewrite(rules))
+        out.append(PodIsolation(iso.pod, iso.direction, iso.addresses, done[rules], iso.policies))
+    return PolicyIR(tuple(out))
 
 
 def _check_intervals(flat: Intervals, bits: int) -> bool:

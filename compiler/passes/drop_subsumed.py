@@ -8,7 +8,7 @@ subsumed without being equal (e.g. a selector's pods inside an ipBlock with the 
 
 from __future__ import annotations
 
-from compiler.ir.rules import AddressSet, PodIsolation, PolicyIR, PortRange, Rule, RuleSet
+from compiler.ir.rules import AddressSet, PolicyIR, PortRange, Rule, map_rule_sets
 
 
 def _peers_within(inner: AddressSet | None, outer: AddressSet | None) -> bool:
@@ -41,11 +41,4 @@ def drop_subsumed_rules(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
 
 
 def drop_subsumed(pir: PolicyIR) -> PolicyIR:
-    done: dict[tuple[Rule, ...], RuleSet] = {}
-    out: list[PodIsolation] = []
-    for iso in pir.isolations:
-        rules = iso.rule_set.rules
-        if rules not in done:
-            done[rules] = RuleSet(drop_subsumed_rules(rules))
-        out.append(PodIsolation(iso.pod, iso.direction, iso.addresses, done[rules], iso.policies))
-    return PolicyIR(tuple(out))
+    return map_rule_sets(pir, drop_subsumed_rules)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from compiler.ir.rules import AddressSet, PodIsolation, PolicyIR, PortRange, Rule, RuleSet
+from compiler.ir.rules import AddressSet, PolicyIR, PortRange, Rule, map_rule_sets
 from compiler.passes.cidr import union
 
 
@@ -50,11 +50,4 @@ def merge_rules(rules: Iterable[Rule]) -> tuple[Rule, ...]:
 
 def merge_policy_rules(pir: PolicyIR) -> PolicyIR:
     """Pods with the same rules get the same merged set; each distinct set is merged once."""
-    done: dict[tuple[Rule, ...], RuleSet] = {}
-    out: list[PodIsolation] = []
-    for iso in pir.isolations:
-        rules = iso.rule_set.rules
-        if rules not in done:
-            done[rules] = RuleSet(merge_rules(rules))
-        out.append(PodIsolation(iso.pod, iso.direction, iso.addresses, done[rules], iso.policies))
-    return PolicyIR(tuple(out))
+    return map_rule_sets(pir, merge_rules)
