@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m compiler.demo
+	$(BIN)/python -m k8s_offload.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,7 +38,7 @@ lab: $(STAMP)
 	$(BIN)/offload-lab up
 	$(BIN)/offload-lab status
 
-# finsy (a third-party P4Runtime client, protobuf < 7) in its own venv; tests/runtime/test_finsy.py
+# finsy (a third-party P4Runtime client, protobuf < 7) in its own venv; tests/target/test_finsy.py
 # builds the same on first use.
 finsy-venv:
 	rm -rf .venv-finsy

@@ -1,6 +1,6 @@
 """Event to device: how long a watch event takes to reach the device, on a synthetic cluster.
 
-The whole live path runs: a loopback API server (tests/live/apiserver.py) holding a `bench.synth`
+The whole live path runs: a loopback API server (tests/cluster/apiserver.py) holding a `bench.synth`
 cluster, the `kubernetes` client's list/watch, the incremental compiler, the loader's delta push
 over gRPC to an in-process embedded target. Latency is from the server emitting the event to the
 loader's Write returning (the device holds the change). Write amplification is the updates sent
@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.synth import SIZES, cluster
-from runtime.loader import Loader, LoaderConfig
-from runtime.plan import make_plan
-from runtime.switch import EmbeddedSwitch
-from runtime.sync import SyncResult
-from runtime.watch import WatchConfig
-from tests.live.apiserver import FakeApiServer
+from k8s_offload.cluster.watch import WatchConfig
+from k8s_offload.loader.daemon import Loader, LoaderConfig
+from k8s_offload.loader.plan import make_plan
+from k8s_offload.loader.sync import SyncResult
+from k8s_offload.target.server import EmbeddedSwitch
+from tests.cluster.apiserver import FakeApiServer
 
 
 def _pct(xs: list[float], p: float) -> float:

@@ -16,9 +16,9 @@ from typing import Any
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from compiler.p4 import build_p4info, load_program
-from compiler.proto import p4runtime
-from compiler.sim.simulator import Simulator
+from k8s_offload.p4 import build_p4info, load_program
+from k8s_offload.p4rt.proto import p4runtime
+from k8s_offload.target.interpreter import Simulator
 
 FRONTENDS, PER_GROUP, ISOLATED = 1_000, 10, 200
 

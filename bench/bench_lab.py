@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lab.core import REPO, Lab, LabState, ns_run, run
+from k8s_offload.lab.core import REPO, Lab, LabState, ns_run, run
 
 CLIENT = """\
 import http.client, json, socket, sys, time

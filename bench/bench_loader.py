@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from compiler.bundle.model import Bundle, Exact, ProfileGroup, ProfileMember, TableEntry
-from compiler.bundle.schema import Schema
-from compiler.contract import default_schema
-from runtime.client import P4RuntimeClient
-from runtime.device import state_only_pipeline
-from runtime.entities import bundle_items
-from runtime.switch import EmbeddedSwitch
-from runtime.sync import Syncer
+from k8s_offload.compiler.bundle.model import Bundle, Exact, ProfileGroup, ProfileMember, TableEntry
+from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.contract import default_schema
+from k8s_offload.loader.entities import bundle_items
+from k8s_offload.loader.sync import Syncer
+from k8s_offload.p4rt.client import P4RuntimeClient
+from k8s_offload.target.device import state_only_pipeline
+from k8s_offload.target.server import EmbeddedSwitch
 
 V4 = 0xFFFF << 32
 

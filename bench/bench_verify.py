@@ -1,4 +1,4 @@
-"""Time of `compiler.verify` on large bundles.
+"""Time of `k8s_offload.analysis.verify` on large bundles.
 
 Two inputs:
 - `--size XS|S|M|L`: a synthetic cluster from bench/synth.py, compiled (compile time reported
@@ -20,11 +20,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from compiler.bundle.model import Bundle, Exact, Lpm, ProfileGroup, ProfileMember, Range, TableEntry
-from compiler.bundle.schema import Schema
-from compiler.contract import default_schema
-from compiler.ir.rules import PolicyIR
-from compiler.verify import Verifier
+from k8s_offload.analysis.verify import Verifier
+from k8s_offload.compiler.bundle.model import (
+    Bundle,
+    Exact,
+    Lpm,
+    ProfileGroup,
+    ProfileMember,
+    Range,
+    TableEntry,
+)
+from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.contract import default_schema
+from k8s_offload.compiler.ir.rules import PolicyIR
 
 V4 = 0xFFFF << 32
 
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         run(schema, large_bundle(schema, args.entries), None)
     if args.size:
         from bench.synth import SIZES, cluster, write
-        from compiler.driver import compile_sources
+        from k8s_offload.compiler.driver import compile_sources
 
         print(f"bench/synth.py cluster {args.size}, seed {args.seed}")
         with tempfile.TemporaryDirectory() as d:

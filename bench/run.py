@@ -28,7 +28,7 @@ from bench.synth import SIZES, cluster, write
 
 def _naive_policy(result: Any) -> int:
     """One entry per (local pod address, rule, peer network, port range): a flat ACL."""
-    from compiler.passes.resolve_policy import resolve_unmerged
+    from k8s_offload.compiler.passes.resolve_policy import resolve_unmerged
 
     total = 0
     for iso in resolve_unmerged(result.ir).isolations:
@@ -41,9 +41,9 @@ def _naive_policy(result: Any) -> int:
 
 def measure(files: list[str], node: str, no_opt: bool, profile: str, extras: bool) -> dict[str, Any]:
     """One compile in this process; called in a child so ru_maxrss is this compile's peak."""
-    from compiler.bundle.schema import BundleError
-    from compiler.driver import compile_sources
-    from compiler.passes.pipeline import PassConfig
+    from k8s_offload.compiler.bundle.schema import BundleError
+    from k8s_offload.compiler.driver import compile_sources
+    from k8s_offload.compiler.passes.pipeline import PassConfig
 
     config = PassConfig.parse(None, no_opt, profile)
     start = time.perf_counter()
@@ -90,9 +90,9 @@ def measure(files: list[str], node: str, no_opt: bool, profile: str, extras: boo
 
 def _maglev_cost(result: Any, profile: str) -> dict[str, Any]:
     """Table space of `--lb maglev`: members of the Service lowering alone (compiler/lower/ecmp.py)."""
-    from compiler.bundle.schema import BundleError
-    from compiler.lower.services import lower_services
-    from compiler.passes.pipeline import PassConfig
+    from k8s_offload.compiler.bundle.schema import BundleError
+    from k8s_offload.compiler.lower.services import lower_services
+    from k8s_offload.compiler.passes.pipeline import PassConfig
 
     try:
         svc = lower_services(result.ir, result.schema, PassConfig(profile=profile, lb="maglev"))

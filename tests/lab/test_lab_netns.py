@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import cli
-from lab.core import REPO, Lab, LabState, child_env, ns_run, process_alive, run
+from k8s_offload.lab import cli
+from k8s_offload.lab.core import REPO, Lab, LabState, child_env, ns_run, process_alive, run
 
 pytestmark = pytest.mark.root
 
@@ -102,7 +102,7 @@ def test_status_lists_pods_on_cni_assigned_ports(lab: Running, capsys: pytest.Ca
     assert {f"{p['namespace']}/{p['name']}": p["port"] for p in facts["pods"]} == ports
     addrs = ns_run(lab.state.pod("web-a").netns, "ip", "-br", "addr", "show", "eth0").stdout
     assert "10.244.1.10/32" in addrs and "fd00:244:1::10/128" in addrs
-    code = "from runtime.dataplane import tx_checksum; print(tx_checksum('eth0'))"
+    code = "from k8s_offload.target.dataplane import tx_checksum; print(tx_checksum('eth0'))"
     tx = ns_run(lab.state.pod("web-a").netns, sys.executable, "-c", code, env=child_env()).stdout
     assert tx.strip() == "False"  # checksum offload off, or the frames' L4 checksums are unfinished
 

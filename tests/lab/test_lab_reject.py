@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli
-from lab.core import REPO, Lab, LabState, ns_run
+from k8s_offload.lab import cli
+from k8s_offload.lab.core import REPO, Lab, LabState, ns_run
 
 pytestmark = pytest.mark.root
 

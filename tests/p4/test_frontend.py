@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler.p4 import P4FrontendError, load_program, parse_program_text
-from compiler.p4.ast import Assign, BitsType, Constant, Member, RegisterInstance, Switch
-from compiler.p4.p4info import jenkins_one_at_a_time
+from k8s_offload.p4 import P4FrontendError, load_program, parse_program_text
+from k8s_offload.p4.ast import Assign, BitsType, Constant, Member, RegisterInstance, Switch
+from k8s_offload.p4.p4info import jenkins_one_at_a_time
 
 REPO = Path(__file__).resolve().parents[2]
 

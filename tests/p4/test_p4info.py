@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from google.protobuf import json_format, text_format
 
-from compiler.cli import main, serialize_p4info
-from compiler.p4 import parse_program_text
-from compiler.p4.p4info import build_p4info, load_p4info
-from compiler.proto import p4info
+from k8s_offload.cli.main import main, serialize_p4info
+from k8s_offload.p4 import parse_program_text
+from k8s_offload.p4.p4info import build_p4info, load_p4info
+from k8s_offload.p4rt.proto import p4info
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "p4src" / "build" / "k8s_dp.p4info.txtpb"

@@ -14,12 +14,12 @@ from scapy.layers.l2 import Ether
 from scapy.layers.sctp import SCTP
 from scapy.packet import Packet
 
-from compiler.driver import compile_sources
-from compiler.frontend.model import Protocol
-from compiler.lower.services import usable_backends
-from compiler.sim.install import simulator_with
+from k8s_offload.compiler.driver import compile_sources
+from k8s_offload.compiler.frontend.model import Protocol
+from k8s_offload.compiler.lower.services import usable_backends
+from k8s_offload.target.install import simulator_with
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "compiler" / "golden"
 CASES = sorted(
     p
     for p in GOLDEN.iterdir()

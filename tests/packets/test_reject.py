@@ -23,16 +23,16 @@ from scapy.layers.l2 import Ether
 from scapy.layers.sctp import SCTP, SCTPChunkInit
 from scapy.packet import Packet, Raw
 
-from compiler.bundle.model import Exact
-from compiler.bundle.p4rt import table_entry_message
-from compiler.bundle.schema import Schema
-from compiler.cli import main
-from compiler.driver import compile_sources
-from compiler.proto import p4runtime
-from compiler.sim.install import simulator_with
-from compiler.sim.simulator import PacketResult, Simulator
+from k8s_offload.cli.main import main
+from k8s_offload.compiler.bundle.model import Exact
+from k8s_offload.compiler.bundle.p4rt import table_entry_message
+from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.driver import compile_sources
+from k8s_offload.p4rt.proto import p4runtime
+from k8s_offload.target.install import simulator_with
+from k8s_offload.target.interpreter import PacketResult, Simulator
 
-CASE = Path(__file__).resolve().parents[1] / "golden" / "reject-no-endpoints"
+CASE = Path(__file__).resolve().parents[1] / "compiler" / "golden" / "reject-no-endpoints"
 POD_PORT = 10
 UPLINK = 3
 POD_MAC = "02:00:00:00:00:0a"

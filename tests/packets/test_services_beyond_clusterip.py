@@ -16,11 +16,11 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
-from compiler.driver import compile_sources
-from compiler.sim.install import simulator_with
-from compiler.sim.simulator import Simulator
+from k8s_offload.compiler.driver import compile_sources
+from k8s_offload.target.install import simulator_with
+from k8s_offload.target.interpreter import Simulator
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "compiler" / "golden"
 CLIENT4 = "198.51.100.7"
 CLIENT6 = "2001:db8:100::7"
 NODE4 = "192.168.10.11"

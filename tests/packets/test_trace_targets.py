@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli import main
-from compiler.trace import make_probe
+from k8s_offload.analysis.trace import make_probe
+from k8s_offload.cli.main import main
 
-CASE = Path(__file__).resolve().parents[1] / "golden" / "nodeport-cluster"
+CASE = Path(__file__).resolve().parents[1] / "compiler" / "golden" / "nodeport-cluster"
 CLIENT = """
 apiVersion: v1
 kind: Pod

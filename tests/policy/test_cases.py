@@ -16,9 +16,9 @@ import yaml
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from compiler.cli import main
-from compiler.frontend.model import Protocol
-from compiler.trace import Probe, Tracer
+from k8s_offload.analysis.trace import Probe, Tracer
+from k8s_offload.cli.main import main
+from k8s_offload.compiler.frontend.model import Protocol
 from tests.policy.conformance.model import (
     Obj,
     Topology,
@@ -485,7 +485,7 @@ def test_non_canonical_cidr_means_its_network() -> None:
 
 # -- validation at the command line (object, field path, reason; exit 2, nothing on stdout) --------
 # The rules of the API server's ValidateNetworkPolicy; message texts are tested one per rule in
-# tests/frontend/test_frontend_validation.py, here both commands refuse the object as a whole.
+# tests/compiler/frontend/test_frontend_validation.py, here both commands refuse the object as a whole.
 
 INVALID = [
     (

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.driver import compile_sources
-from compiler.frontend.model import Protocol
-from compiler.sim.install import simulator_with
-from compiler.trace import Probe, Tracer
+from k8s_offload.analysis.trace import Probe, Tracer
+from k8s_offload.compiler.driver import compile_sources
+from k8s_offload.compiler.frontend.model import Protocol
+from k8s_offload.target.install import simulator_with
 
 MANIFESTS = """
 apiVersion: v1

@@ -8,11 +8,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.frontend.loader import load_text
-from compiler.frontend.policy import PolicyType
-from compiler.ir.build import build_ir
-from compiler.ir.rules import PolicyIR
-from compiler.passes.resolve_policy import resolve_policies
+from k8s_offload.compiler.frontend.loader import load_text
+from k8s_offload.compiler.frontend.policy import PolicyType
+from k8s_offload.compiler.ir.build import build_ir
+from k8s_offload.compiler.ir.rules import PolicyIR
+from k8s_offload.compiler.passes.resolve_policy import resolve_policies
 from tests.policy.reference import Cluster, Endpoint
 from tests.policy.strategies import PROTOCOLS, clusters
 

@@ -14,10 +14,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.driver import compile_sources
-from compiler.frontend.model import Protocol
-from compiler.sim.install import simulator_with
-from compiler.trace import Probe, Tracer
+from k8s_offload.analysis.trace import Probe, Tracer
+from k8s_offload.compiler.driver import compile_sources
+from k8s_offload.compiler.frontend.model import Protocol
+from k8s_offload.target.install import simulator_with
 from tests.policy.reference import Cluster, Endpoint
 from tests.policy.strategies import PROTOCOLS, clusters
 

@@ -26,10 +26,10 @@ from typing import Any
 
 import yaml
 
-from compiler.driver import compile_sources
-from compiler.frontend.model import Protocol
-from compiler.sim.install import simulator_with
-from compiler.trace import Probe, Tracer, Verdict
+from k8s_offload.analysis.trace import Probe, Tracer, Verdict
+from k8s_offload.compiler.driver import compile_sources
+from k8s_offload.compiler.frontend.model import Protocol
+from k8s_offload.target.install import simulator_with
 
 NAMESPACES = ("x", "y", "z")
 POD_NAMES = ("a", "b", "c")

@@ -1,1 +1,0 @@
-"""Subcommands of `offload-compile`, one module each; `compiler.cli` dispatches to them."""

@@ -1,0 +1,224 @@
+"""Counterexamples replayed in the interpreter: a BDD difference becomes a real frame, run
+through a simulator holding each bundle, and is confirmed when the packet-visible result differs.
+
+A key field that is not a packet field (fe_id, be_id, ...) is reached through the frontends that
+set it; a field only the flow cache sets (ct_nat_id) is not replayed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
+from scapy.layers.l2 import ARP, Ether
+from scapy.layers.sctp import SCTP
+from scapy.packet import Packet
+
+from k8s_offload.analysis.verify.policy import Direction, address_text, is_mapped
+from k8s_offload.analysis.verify.tables import entries_by_table
+from k8s_offload.compiler.bundle.model import Bundle
+from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.target.context import TableEvent
+from k8s_offload.target.install import simulator_with
+from k8s_offload.target.interpreter import PacketResult, Simulator
+
+CLIENT_PORT = 40000
+SPORT_TRIES = 48
+DROP_REASON_COUNTER = "drop_reasons"
+PORT_KINDS = {1: "pod", 2: "host", 3: "uplink", 4: "arp-proxy"}
+FILLER_V4 = 0xFFFF_C000_0201  # 192.0.2.1 (TEST-NET-1), mapped
+FILLER_V6 = int(ipaddress.IPv6Address("2001:db8::1"))
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    confirmed: bool
+    text: str
+
+
+def frame(src: int, dst: int, proto: int, sport: int, dport: int) -> bytes:
+    """An Ethernet frame with these addresses (mapped -> IPv4), protocol and ports."""
+    l4: Packet
+    if proto == 6:
+        l4 = TCP(sport=sport, dport=dport, flags="S")
+    elif proto == 17:
+        l4 = UDP(sport=sport, dport=dport)
+    elif proto == 132:
+        l4 = SCTP(sport=sport, dport=dport)
+    elif proto == 1 and is_mapped(dst):
+        l4 = ICMP()
+    else:
+        l4 = Packet()
+    if is_mapped(dst):
+        ip: Packet = IP(src=address_text(src), dst=address_text(dst), proto=proto)
+    else:
+        ip = IPv6(src=address_text(src), dst=address_text(dst), nh=proto)
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / ip / l4)
+
+
+def neigh_frame(target: int) -> bytes:
+    if is_mapped(target):
+        return bytes(
+            Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:01")
+            / ARP(op=1, psrc="192.0.2.1", pdst=address_text(target), hwsrc="02:00:00:00:00:01")
+        )
+    return bytes(
+        Ether(dst="33:33:ff:00:00:01", src="02:00:00:00:00:01")
+        / IPv6(src="2001:db8::1", dst="ff02::1:ff00:1")
+        / ICMPv6ND_NS(tgt=address_text(target))
+    )
+
+
+def event_text(ev: TableEvent | None) -> str:
+    if ev is None:
+        return "not applied"
+    return f"{'hit' if ev.hit else 'miss'} {ev.action.rsplit('.', 1)[-1]}{ev.args}"
+
+
+def _event(result: PacketResult, table: str) -> tuple[bool, str, tuple[int, ...]] | None:
+    ev = result.trace.table(table)
+    return None if ev is None else (ev.hit, ev.action.rsplit(".", 1)[-1], ev.args)
+
+
+def drop_reason(result: PacketResult) -> int:
+    for name, index in result.trace.counters:
+        if name.rsplit(".", 1)[-1] == DROP_REASON_COUNTER:
+            return index
+    return 0
+
+
+class Replayer:
+    """Simulators for one or two bundles, made on first use; a fresh pair per counterexample so
+    the flow cache of one replay cannot answer the next."""
+
+    def __init__(self, schema: Schema, a: Bundle, b: Bundle | None = None) -> None:
+        self.schema = schema
+        self.bundles = (a,) if b is None else (a, b)
+        self.ports: dict[str, list[int]] = {}
+        for bundle in self.bundles:
+            for e in entries_by_table(bundle).get(schema.table("port_class").name, []):
+                if e.action is None or e.is_default:
+                    continue
+                kind = PORT_KINDS.get(dict(e.action.params).get("kind", 0), "other")
+                (_, m), *_ = e.match
+                value = getattr(m, "value", 0)
+                if value not in self.ports.setdefault(kind, []):
+                    self.ports[kind].append(value)
+
+    def _sims(self) -> list[Simulator]:
+        return [simulator_with(self.schema, b) for b in self.bundles]
+
+    def _port(self, *kinds: str) -> int | None:
+        for k in kinds:
+            if self.ports.get(k):
+                return self.ports[k][0]
+        return None
+
+    # -- policy verdicts ---------------------------------------------------------------------
+    def policy_verdicts(self, d: Direction, values: Mapping[str, int]) -> tuple[list[bool], str]:
+        """Whether each bundle's pipeline lets the packet past direction `d`'s policy."""
+        src, dst = values["src_addr"], values["dst_addr"]
+        proto, dport = values["l4_proto"], values["dport"]
+        port = self._port("pod", "uplink") if d.name == "ingress" else self._port("pod", "uplink", "host")
+        if port is None:
+            return [], "no pod or uplink port to send from"
+        data = frame(src, dst, proto, CLIENT_PORT, dport)
+        verdicts = []
+        notes = []
+        for sim in self._sims():
+            r = sim.process(port, data)
+            reason = drop_reason(r)
+            verdicts.append(reason != d.drop_reason)
+            notes.append("dropped by " + d.name + " policy" if reason == d.drop_reason else _fate(r))
+        what = f"{address_text(src)} -> {address_text(dst)} proto {proto} dport {dport} on port {port}"
+        return verdicts, f"{what}: " + " | ".join(notes)
+
+    # -- one table ---------------------------------------------------------------------------
+    def table(self, table: str, key: Mapping[str, int]) -> Replay:
+        """Run frames that apply `table` with this key until the two bundles' events differ."""
+        tried = 0
+        for port, data, label in self._frames(table, key):
+            sims = self._sims()
+            results = [s.process(port, data) for s in sims]
+            events = [_event(r, table) for r in results]
+            tried += 1
+            if None in events:
+                continue
+            if events[0] != events[1]:
+                shown = " | ".join(event_text(r.trace.table(table)) for r in results)
+                return Replay(True, f"{label} on port {port}: {table} {shown}")
+        if tried == 0:
+            return Replay(False, "not replayed: no frame reaches this key from a packet")
+        return Replay(False, f"not confirmed by {tried} frames (the key is reached, outcomes chosen equal)")
+
+    def _frames(self, table: str, key: Mapping[str, int]) -> Iterator[tuple[int, bytes, str]]:
+        info = self.schema.table(table)
+        fields = {f.name.rsplit(".", 1)[-1] for f in info.fields}
+        ports = [p for k in ("pod", "host", "uplink", "arp-proxy") for p in self.ports.get(k, [])[:1]]
+        if fields == {"ingress_port"}:
+            yield key["ingress_port"], frame(FILLER_V4, FILLER_V4 + 1, 17, CLIENT_PORT, 9), "UDP frame"
+            return
+        if fields == {"neigh_target"}:
+            target = key["neigh_target"]
+            for port in ports:
+                yield port, neigh_frame(target), f"neighbour query for {address_text(target)}"
+            return
+        if fields <= {"dst_addr", "l4_proto", "dport"}:
+            dst = key["dst_addr"]
+            proto = key.get("l4_proto", 17)
+            dport = key.get("dport", 9)
+            src = FILLER_V4 if is_mapped(dst) else FILLER_V6
+            for port in ports:
+                yield port, frame(src, dst, proto, CLIENT_PORT, dport), f"{address_text(dst)} {proto}/{dport}"
+            return
+        if fields in ({"fe_id"}, {"be_id"}, {"fe_id", "fe_bucket"}):
+            which = "be_id" if "be_id" in fields else "fe_id"
+            for dst, proto, dport in self._frontends_reaching(which, key[which]):
+                src = FILLER_V4 if is_mapped(dst) else FILLER_V6
+                for port in ports:
+                    for i in range(SPORT_TRIES):
+                        yield (
+                            port,
+                            frame(src, dst, proto, CLIENT_PORT + i, dport),
+                            f"{address_text(src)}:{CLIENT_PORT + i} -> {address_text(dst)} {proto}/{dport}",
+                        )
+
+    def _frontends_reaching(self, field: str, value: int) -> list[tuple[int, int, int]]:
+        """(dst, proto, dport) of frontends whose fe_id is `value`, or whose backends include be_id."""
+        out: list[tuple[int, int, int]] = []
+        for bundle in self.bundles:
+            fe_ids = {value} if field == "fe_id" else self._fe_ids_for_backend(bundle, value)
+            for t in ("svc_frontend_internal", "svc_frontend"):
+                try:
+                    name = self.schema.table(t).name
+                except ValueError:
+                    continue
+                for e in entries_by_table(bundle).get(name, []):
+                    if e.action is None or e.is_default or dict(e.action.params).get("fe_id") not in fe_ids:
+                        continue
+                    key = {n.rsplit(".", 1)[-1]: getattr(m, "value", 0) for n, m in e.match}
+                    t3 = (key["dst_addr"], key["l4_proto"], key["dport"])
+                    if t3 not in out:
+                        out.append(t3)
+        return out
+
+    def _fe_ids_for_backend(self, bundle: Bundle, be_id: int) -> set[int]:
+        members = {m.member_id for m in bundle.members if dict(m.action.params).get("be_id") == be_id}
+        groups = {g.group_id for g in bundle.groups if any(mid in members for mid, _ in g.members)}
+        out: set[int] = set()
+        for e in entries_by_table(bundle).get(self.schema.table("svc_backend").name, []):
+            if e.member_id in members or e.group_id in groups:
+                for n, m in e.match:
+                    if n.endswith("fe_id"):
+                        out.add(getattr(m, "value", 0))
+        return out
+
+
+def _fate(r: PacketResult) -> str:
+    if r.dropped:
+        reason = drop_reason(r)
+        return f"dropped (reason {reason})" if reason else "dropped"
+    return f"passed, out port {r.egress_port}"

@@ -1,0 +1,162 @@
+"""From raw documents to typed objects: dispatch by kind, duplicate detection, unsupported-kind notes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from k8s_offload.compiler.errors import Location, ManifestError, ManifestErrors
+from k8s_offload.compiler.frontend.common import subject_of, unsupported
+from k8s_offload.compiler.frontend.fast import fast_endpoint_slice, fast_pod
+from k8s_offload.compiler.frontend.fields import Checker, Raw
+from k8s_offload.compiler.frontend.gc_pause import gc_paused
+from k8s_offload.compiler.frontend.model import (
+    Endpoints,
+    EndpointSlice,
+    Namespace,
+    ObjectKey,
+    Pod,
+    Service,
+    by_key,
+)
+from k8s_offload.compiler.frontend.parse_core import parse_namespace, parse_pod
+from k8s_offload.compiler.frontend.parse_endpoints import parse_endpoint_slice, parse_endpoints
+from k8s_offload.compiler.frontend.parse_policy import parse_network_policy
+from k8s_offload.compiler.frontend.parse_service import parse_service
+from k8s_offload.compiler.frontend.policy import NetworkPolicy
+from k8s_offload.compiler.frontend.sources import RawObject, parse_text, read_objects
+
+KubeObject = Namespace | Pod | Service | EndpointSlice | Endpoints | NetworkPolicy
+K = TypeVar("K", Namespace, Pod, Service, EndpointSlice, Endpoints, NetworkPolicy)
+Parser = Callable[[Checker, Raw, Location], KubeObject]
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    api_version: str
+    namespaced: bool
+    parse: Parser
+
+
+KINDS: dict[str, _Kind] = {
+    "Namespace": _Kind("v1", False, parse_namespace),
+    "Pod": _Kind("v1", True, parse_pod),
+    "Service": _Kind("v1", True, parse_service),
+    "Endpoints": _Kind("v1", True, parse_endpoints),
+    "EndpointSlice": _Kind("discovery.k8s.io/v1", True, parse_endpoint_slice),
+    "NetworkPolicy": _Kind("networking.k8s.io/v1", True, parse_network_policy),
+}
+_FAST: dict[str, Callable[[dict[str, Any], Location], KubeObject | None]] = {
+    "Pod": fast_pod,
+    "EndpointSlice": fast_endpoint_slice,
+}
+"""Validating fast paths (frontend/fast.py): None sends the object to the full parser above."""
+
+
+@dataclass(frozen=True, slots=True)
+class Manifests:
+    """Every supported object of a run, each tuple sorted by key, plus notes for the user."""
+
+    namespaces: tuple[Namespace, ...]
+    pods: tuple[Pod, ...]
+    services: tuple[Service, ...]
+    endpoint_slices: tuple[EndpointSlice, ...]
+    endpoints: tuple[Endpoints, ...]
+    network_policies: tuple[NetworkPolicy, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def objects(self) -> tuple[KubeObject, ...]:
+        return (
+            *self.namespaces,
+            *self.pods,
+            *self.services,
+            *self.endpoint_slices,
+            *self.endpoints,
+            *self.network_policies,
+        )
+
+
+def load_manifests(sources: Sequence[str | Path], *, stdin: TextIO | None = None) -> Manifests:
+    """Read files, directories (recursive, sorted) and `-` (stdin); raise ManifestErrors with all problems."""
+    errors: list[ManifestError] = []
+    with gc_paused():
+        return _collect(read_objects(sources, errors, stdin), errors)
+
+
+def load_text(text: str, source: str = "<text>") -> Manifests:
+    """Same as load_manifests for an in-memory YAML stream (tests, embedding)."""
+    errors: list[ManifestError] = []
+    return _collect(parse_text(text, source, errors), errors)
+
+
+def _collect(raws: Iterable[RawObject], errors: list[ManifestError]) -> Manifests:
+    seen: dict[ObjectKey, Location] = {}
+    skipped: Counter[str] = Counter()
+    parsed: list[KubeObject] = []
+    for raw in raws:
+        obj = parse_object(raw, errors, skipped)
+        if obj is None:
+            continue
+        first = seen.setdefault(obj.key, raw.location)
+        if first is not raw.location:
+            reason = f"Duplicate value: {obj.key} is already defined at {first}"
+            errors.append(ManifestError(raw.location, str(obj.key), "metadata.name", reason))
+            continue
+        parsed.append(obj)
+    if errors:
+        raise ManifestErrors(errors)
+    return _sorted(parsed, skipped)
+
+
+def parse_object(raw: RawObject, errors: list[ManifestError], skipped: Counter[str]) -> KubeObject | None:
+    """One typed object, or None when it is invalid (errors recorded) or of a kind we skip (counted)."""
+    body = raw.body
+    kind = body.get("kind")
+    if not isinstance(kind, str) or not kind:
+        errors.append(ManifestError(raw.location, "", "kind", "Required value"))
+        return None
+    spec = KINDS.get(kind)
+    if spec is None:
+        skipped[kind] += 1
+        return None
+    api_version = body.get("apiVersion")
+    fast = _FAST.get(kind)
+    if fast is not None and api_version == spec.api_version and type(body) is dict:
+        quick = fast(body, raw.location)
+        if quick is not None:
+            return quick
+    checker = Checker(raw.location, subject_of(kind, body, spec.namespaced), errors)
+    if api_version != spec.api_version:
+        checker.fail("apiVersion", unsupported(str(api_version), (spec.api_version,)))
+        return None
+    obj = spec.parse(checker, body, raw.location)
+    return obj if checker.ok else None
+
+
+def _of(objects: dict[type, list[KubeObject]], cls: type[K]) -> tuple[K, ...]:
+    return tuple(sorted(objects.get(cls, ()), key=by_key))  # type: ignore[arg-type]
+
+
+def _sorted(objects: list[KubeObject], skipped: Counter[str]) -> Manifests:
+    notes: tuple[str, ...] = ()
+    if skipped:
+        counts = ", ".join(f"{kind} ({n})" for kind, n in sorted(skipped.items()))
+        total = sum(skipped.values())
+        noun = "object" if total == 1 else "objects"
+        notes = (f"note: skipped {total} {noun} of unsupported kinds: {counts}",)
+    by_kind: dict[type, list[KubeObject]] = {}  # one pass; the parsers build these exact types
+    for obj in objects:
+        by_kind.setdefault(type(obj), []).append(obj)
+    return Manifests(
+        namespaces=_of(by_kind, Namespace),
+        pods=_of(by_kind, Pod),
+        services=_of(by_kind, Service),
+        endpoint_slices=_of(by_kind, EndpointSlice),
+        endpoints=_of(by_kind, Endpoints),
+        network_policies=_of(by_kind, NetworkPolicy),
+        notes=notes,
+    )

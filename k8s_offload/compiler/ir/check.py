@@ -1,0 +1,208 @@
+"""IR invariants, checked between passes so a bug shows up where it is made, not as a wrong entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from k8s_offload.compiler.errors import IRVerificationError
+from k8s_offload.compiler.frontend.gc_pause import gc_paused
+from k8s_offload.compiler.frontend.model import IPAddress, IPFamily, ObjectKey
+from k8s_offload.compiler.ir.model import (
+    Backend,
+    BackendSet,
+    BackendSetKey,
+    ClusterIR,
+    PodEndpoint,
+    ServiceFrontend,
+    ServiceNode,
+)
+
+T = TypeVar("T")
+
+
+def verify(ir: ClusterIR) -> None:
+    """Raise IRVerificationError naming every broken invariant; return None when the IR is sound.
+
+    The cyclic GC is paused as in building (frontend/gc_pause.py): the checks make hundreds of
+    thousands of short-lived keys while the whole IR is alive, and its rescans cost more than them."""
+    with gc_paused():
+        _verify(ir)
+
+
+def _verify(ir: ClusterIR) -> None:
+    problems: list[str] = []
+    _sorted_unique(problems, "namespaces", ir.namespaces, lambda n: n.key)
+    _sorted_unique(problems, "pods", ir.pods, lambda p: p.key)
+    _sorted_unique(problems, "services", ir.services, lambda s: s.key)
+    _sorted_unique(problems, "frontends", ir.frontends, lambda f: f.sort_key, what=_frontend_text)
+    _sorted_unique(problems, "backend_sets", ir.backend_sets, lambda b: b.key)
+    _sorted_unique(problems, "network_policies", ir.network_policies, lambda p: p.key)
+    _sorted_unique(problems, "diagnostics", ir.diagnostics, lambda d: d)
+
+    namespaces = {ns.key.name for ns in ir.namespaces}
+    pods = {pod.key: pod for pod in ir.pods}
+    services = {svc.key: svc for svc in ir.services}
+    sets = {bs.key: bs for bs in ir.backend_sets}
+
+    for i, ns in enumerate(ir.namespaces):
+        _labels_sorted(problems, f"namespaces[{i}] ({ns.key})", ns.labels)
+    local_ports: dict[int, ObjectKey] = {}
+    for i, pod in enumerate(ir.pods):
+        where = f"pods[{i}] ({pod.key})"
+        _labels_sorted(problems, where, pod.labels)
+        if pod.key.namespace not in namespaces:
+            problems.append(f"{where}: dangling reference to Namespace {pod.key.namespace}")
+        if pod.ipv4 is not None and pod.ipv4.version != 4:
+            problems.append(f"{where}: ipv4 holds an IPv6 address {pod.ipv4}")
+        if pod.ipv6 is not None and pod.ipv6.version != 6:
+            problems.append(f"{where}: ipv6 holds an IPv4 address {pod.ipv6}")
+        if pod.local != (pod.port is not None) or pod.local != (pod.mac is not None):
+            problems.append(f"{where}: local={pod.local} but port={pod.port} mac={pod.mac}")
+        if pod.port is not None:
+            other = local_ports.setdefault(pod.port, pod.key)
+            if other != pod.key:
+                problems.append(f"{where}: device port {pod.port} is also the port of {other}")
+
+    for i, svc in enumerate(ir.services):
+        where = f"services[{i}] ({svc.key})"
+        if svc.key.namespace not in namespaces:
+            problems.append(f"{where}: dangling reference to Namespace {svc.key.namespace}")
+        if svc.headless and svc.vips:
+            problems.append(f"{where}: headless but has VIPs")
+
+    referenced: set[BackendSetKey] = set()
+    for i, fe in enumerate(ir.frontends):
+        # Location texts are built only for a problem: formatting every VIP cost seconds at size M.
+        owner = services.get(fe.service)
+        backend_set = sets.get(fe.backend_set)
+        if (
+            IPFamily.of(fe.vip) is not fe.family
+            or not 1 <= fe.port <= 65535
+            or owner is None
+            or (not fe.external and fe.vip not in owner.vips)
+            or backend_set is None
+            or backend_set.protocol is not fe.protocol
+        ):
+            _check_frontend(problems, f"frontends[{i}] ({_frontend_text(fe)})", fe, owner, backend_set)
+        referenced.add(fe.backend_set)
+
+    for i, bs in enumerate(ir.backend_sets):
+        _check_backend_set(problems, f"backend_sets[{i}] ({bs.key})", bs, pods, services)
+        if bs.key not in referenced:
+            problems.append(f"backend_sets[{i}] ({bs.key}): no frontend refers to it")
+
+    for i, policy in enumerate(ir.network_policies):
+        if policy.key.namespace not in namespaces:
+            problems.append(
+                f"network_policies[{i}] ({policy.key}): dangling reference to Namespace "
+                f"{policy.key.namespace}"
+            )
+
+    if problems:
+        raise IRVerificationError("IR verification failed:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _check_frontend(
+    problems: list[str],
+    where: str,
+    fe: ServiceFrontend,
+    owner: ServiceNode | None,
+    backend_set: BackendSet | None,
+) -> None:
+    if IPFamily.of(fe.vip) is not fe.family:
+        problems.append(f"{where}: VIP {fe.vip} is not {fe.family}")
+    if not 1 <= fe.port <= 65535:
+        problems.append(f"{where}: port {fe.port} out of range")
+    if owner is None:
+        problems.append(f"{where}: dangling reference to {fe.service}")
+    elif not fe.external and fe.vip not in owner.vips:
+        problems.append(f"{where}: VIP {fe.vip} is not a VIP of {fe.service}")
+    if backend_set is None:
+        problems.append(f"{where}: dangling reference to backend set {fe.backend_set}")
+    elif backend_set.protocol is not fe.protocol:
+        problems.append(f"{where}: protocol {fe.protocol} but backend set has {backend_set.protocol}")
+
+
+def _check_backend_set(
+    problems: list[str],
+    where: str,
+    bs: BackendSet,
+    pods: dict[ObjectKey, PodEndpoint],
+    services: dict[ObjectKey, ServiceNode],
+) -> None:
+    if bs.key.service not in services:
+        problems.append(f"{where}: dangling reference to {bs.key.service}")
+    if bs.key.service not in bs.sources or list(bs.sources) != sorted(set(bs.sources)):
+        problems.append(f"{where}: sources must be sorted, unique and include {bs.key.service}")
+    _sorted_unique(problems, f"{where}.backends", bs.backends, lambda b: b.sort_key, what=_backend_text)
+    family = bs.key.family
+    for j, backend in enumerate(bs.backends):
+        pod = pods.get(backend.pod) if backend.pod is not None else None
+        if (
+            IPFamily.of(backend.address) is not family
+            or not 1 <= backend.port <= 65535
+            or (backend.pod is None and backend.local)
+            or (
+                backend.pod is not None
+                and (pod is None or not _owns(pod, backend.address) or backend.local != pod.local)
+            )
+        ):
+            _check_backend(problems, f"{where}.backends[{j}] ({_backend_text(backend)})", bs, backend, pod)
+
+
+def _owns(pod: PodEndpoint, address: IPAddress) -> bool:
+    """`address in pod.ips` without building the tuple; the front end shares address objects, so
+    identity usually answers."""
+    return address is pod.ipv4 or address is pod.ipv6 or address == pod.ipv4 or address == pod.ipv6
+
+
+def _check_backend(
+    problems: list[str], bwhere: str, bs: BackendSet, backend: Backend, pod: PodEndpoint | None
+) -> None:
+    if IPFamily.of(backend.address) is not bs.key.family:
+        problems.append(f"{bwhere}: address is not {bs.key.family}")
+    if not 1 <= backend.port <= 65535:
+        problems.append(f"{bwhere}: port {backend.port} out of range")
+    if backend.pod is not None:
+        if pod is None:
+            problems.append(f"{bwhere}: dangling reference to {backend.pod}")
+        elif backend.address not in pod.ips:
+            problems.append(f"{bwhere}: {backend.pod} does not have address {backend.address}")
+        elif backend.local != pod.local:
+            problems.append(f"{bwhere}: local={backend.local} but {backend.pod} has local={pod.local}")
+    elif backend.local:
+        problems.append(f"{bwhere}: local backend without a pod")
+
+
+def _sorted_unique(
+    problems: list[str],
+    name: str,
+    items: Sequence[T],
+    key: Callable[[T], Any],
+    what: Callable[[T], str] | None = None,
+) -> None:
+    def text(item: T) -> str:
+        return what(item) if what else str(key(item))
+
+    keys = [key(item) for item in items]
+    for i in range(1, len(keys)):
+        before, current = keys[i - 1], keys[i]
+        if current == before:
+            problems.append(f"{name}[{i}]: duplicate {text(items[i])}")
+        elif current < before:
+            problems.append(f"{name}[{i}]: not sorted: {text(items[i])} comes after {text(items[i - 1])}")
+
+
+def _labels_sorted(problems: list[str], where: str, labels: Sequence[tuple[str, str]]) -> None:
+    keys = [k for k, _ in labels]
+    if keys != sorted(set(keys)):
+        problems.append(f"{where}: labels must be sorted by key and unique")
+
+
+def _frontend_text(fe: ServiceFrontend) -> str:
+    return f"frontend {fe.vip} {fe.protocol} {fe.port} of {fe.service}"
+
+
+def _backend_text(b: Backend) -> str:
+    return f"backend {b.address}:{b.port}"

@@ -1,0 +1,451 @@
+"""The target's runtime state, written and read as P4Runtime entities and checked like PI does.
+
+This is what the embedded P4Runtime server will sit on: `apply(update)` either changes state or
+raises `P4RuntimeError` with the spec's canonical code and leaves state unchanged; `read(entity)`
+answers wildcard reads with entities in canonical (shortest bytestring) form. The interpreter
+reads the same objects directly (`tables`, `profiles`, `counters`, `registers`) on its fast path.
+`begin()` opens a transaction that `rollback()` undoes exactly (handles included) and `commit()`
+keeps: what ROLLBACK_ON_ERROR and DATAPLANE_ATOMIC batches need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from k8s_offload.p4rt.proto import code_pb2, p4runtime
+from k8s_offload.target.bytestrings import canonical, decode
+from k8s_offload.target.entries import ActionCall, parse_action, parse_match
+from k8s_offload.target.errors import P4RuntimeError
+from k8s_offload.target.handles import HandleAllocator
+from k8s_offload.target.journal import Journal
+from k8s_offload.target.match import Entry, KeyPart, MatchEngine, make_engine
+from k8s_offload.target.p4info_index import EXACT, LPM, OPTIONAL, RANGE, P4InfoIndex, TableInfo
+from k8s_offload.target.profiles import ProfileStore
+
+__all__ = ["TableState", "TargetState"]
+
+INVALID_ARGUMENT = code_pb2.INVALID_ARGUMENT
+INSERT = p4runtime.Update.INSERT
+MODIFY = p4runtime.Update.MODIFY
+DELETE = p4runtime.Update.DELETE
+
+
+@dataclass(slots=True)
+class TableState:
+    """One table: its engine, its default action (current and as compiled) and its profile, if any."""
+
+    info: TableInfo
+    engine: MatchEngine
+    default: ActionCall
+    initial_default: ActionCall
+    profile: ProfileStore | None
+    handles: HandleAllocator
+
+
+class TargetState:
+    """Tables, action profiles, counters and registers of one device running one P4Info."""
+
+    def __init__(self, info: Any, defaults: dict[int, ActionCall] | None = None) -> None:
+        """`defaults` supplies default actions the P4Info lacks (table id -> (action id, args))."""
+        self.index = P4InfoIndex(info)
+        self.journal = journal = Journal()
+        self.profiles = {pid: ProfileStore(p, journal) for pid, p in self.index.profiles.items()}
+        self.tables: dict[int, TableState] = {}
+        for tid, table in self.index.tables.items():
+            default = (defaults or {}).get(tid) or table.initial_default or (0, ())
+            profile = self.profiles.get(table.implementation_id) if table.implementation_id else None
+            self.tables[tid] = TableState(
+                table, make_engine(table.keys), default, default, profile, HandleAllocator(journal)
+            )
+        self.counters: dict[int, tuple[list[int], list[int]]] = {
+            cid: ([0] * size, [0] * size) for cid, (_, size, _) in self.index.counters.items()
+        }
+        self.registers: dict[int, list[int]] = {
+            rid: [0] * size for rid, (_, size, _) in self.index.registers.items()
+        }
+
+    # ---- transactions -------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Start recording undo actions; one transaction at a time."""
+        self.journal.begin()
+
+    def commit(self) -> None:
+        """Keep everything applied since `begin()`."""
+        self.journal.commit()
+
+    def rollback(self) -> None:
+        """Return to the state at `begin()`, entry and member handles included."""
+        self.journal.rollback()
+
+    # ---- writes -------------------------------------------------------------------------------
+
+    def write(self, updates: Iterable[Any]) -> list[P4RuntimeError | None]:
+        """Apply updates one by one (CONTINUE_ON_ERROR, the spec's default); per-update outcome."""
+        results: list[P4RuntimeError | None] = []
+        for update in updates:
+            try:
+                self.apply(update)
+                results.append(None)
+            except P4RuntimeError as err:
+                results.append(err)
+        return results
+
+    def apply(self, update: Any) -> None:
+        """Apply one `p4.v1.Update`, or raise P4RuntimeError and change nothing."""
+        kind = update.type
+        if kind not in (INSERT, MODIFY, DELETE):
+            raise P4RuntimeError(INVALID_ARGUMENT, f"update type {kind} is not INSERT, MODIFY or DELETE")
+        entity = update.entity
+        which = entity.WhichOneof("entity")
+        if which == "table_entry":
+            self._write_table_entry(kind, entity.table_entry)
+        elif which == "action_profile_member":
+            self._write_member(kind, entity.action_profile_member)
+        elif which == "action_profile_group":
+            msg = entity.action_profile_group
+            self._profile(msg.action_profile_id).write_group(kind, msg)
+        elif which == "counter_entry":
+            self._write_counter(kind, entity.counter_entry)
+        elif which == "register_entry":
+            self._write_register(kind, entity.register_entry)
+        else:
+            raise P4RuntimeError(
+                code_pb2.UNIMPLEMENTED, f"writing {which or 'an empty entity'} is not supported"
+            )
+
+    def _table(self, table_id: int) -> TableState:
+        table = self.tables.get(table_id)
+        if table is None:
+            raise P4RuntimeError(code_pb2.NOT_FOUND, f"no table with id {table_id}")
+        return table
+
+    def _profile(self, profile_id: int) -> ProfileStore:
+        profile = self.profiles.get(profile_id)
+        if profile is None:
+            raise P4RuntimeError(code_pb2.NOT_FOUND, f"no action profile with id {profile_id}")
+        return profile
+
+    def _write_member(self, kind: int, msg: Any) -> None:
+        profile = self._profile(msg.action_profile_id)
+        action = None
+        if kind != DELETE and msg.HasField("action"):
+            allowed: dict[int, int] = {}
+            for tid in profile.info.table_ids:
+                allowed.update(self.index.tables[tid].actions if tid in self.index.tables else {})
+            where = f"action profile {profile.info.name!r} member {msg.member_id}"
+            action = parse_action(self.index, allowed, msg.action, where, as_default=False)
+        profile.write_member(kind, msg, action)
+
+    def _write_table_entry(self, kind: int, msg: Any) -> None:
+        table = self._table(msg.table_id)
+        info = table.info
+        if msg.is_const:
+            raise P4RuntimeError(INVALID_ARGUMENT, f"table {info.name!r}: is_const must be false in writes")
+        if msg.is_default_action:
+            self._write_default(kind, table, msg)
+            return
+        if not info.keys:
+            raise P4RuntimeError(
+                INVALID_ARGUMENT, f"table {info.name!r} is keyless: only its default entry exists"
+            )
+        key = parse_match(info, msg.match)
+        if info.needs_priority and msg.priority <= 0:
+            raise P4RuntimeError(
+                INVALID_ARGUMENT,
+                f"table {info.name!r}: priority must be > 0 (ternary, range or optional key)",
+            )
+        if not info.needs_priority and msg.priority != 0:
+            raise P4RuntimeError(
+                INVALID_ARGUMENT, f"table {info.name!r}: priority must be 0 (no ternary key)"
+            )
+        existing = table.engine.find(key, msg.priority)
+        if kind == DELETE:
+            if existing is None:
+                raise P4RuntimeError(code_pb2.NOT_FOUND, f"table {info.name!r}: no such entry to delete")
+            self._release_refs(table, existing)
+            table.engine.remove(existing)
+            table.handles.release(existing.handle)
+            self.journal.record(lambda: self._restore_entry(table, existing))
+            return
+        if kind == INSERT and existing is not None:
+            raise P4RuntimeError(code_pb2.ALREADY_EXISTS, f"table {info.name!r}: entry already exists")
+        if kind == MODIFY and existing is None:
+            raise P4RuntimeError(code_pb2.NOT_FOUND, f"table {info.name!r}: no such entry to modify")
+        if not msg.HasField("action"):
+            if kind == INSERT:
+                raise P4RuntimeError(INVALID_ARGUMENT, f"table {info.name!r}: INSERT needs an action")
+            assert existing is not None
+            if self.journal.active:
+                old_proto = _copy(existing.proto)
+                self.journal.record(lambda: existing.proto.CopyFrom(old_proto))
+            existing.proto.metadata = msg.metadata
+            existing.proto.controller_metadata = msg.controller_metadata
+            return
+        target = self._table_action(table, msg.action)
+        if kind == INSERT and info.size and table.engine.count >= info.size:
+            raise P4RuntimeError(
+                code_pb2.RESOURCE_EXHAUSTED, f"table {info.name!r} is full ({info.size} entries)"
+            )
+        proto = self._canonical_entry(table, key, msg)
+        if existing is not None:
+            self._release_refs(table, existing)
+            entry = existing
+            old = (entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto)
+            self.journal.record(lambda: self._restore_action(table, entry, old))
+        else:
+            entry = Entry(key, msg.priority, table.handles.allocate())
+        entry.action_id, entry.args, entry.member_id, entry.group_id = target
+        self._take_refs(table, entry)
+        entry.proto = proto
+        if existing is None:
+            table.engine.add(entry)
+            self.journal.record(lambda: self._drop_entry(table, entry))
+
+    def _restore_entry(self, table: TableState, entry: Entry) -> None:
+        table.engine.add(entry)
+        self._take_refs(table, entry)
+
+    def _drop_entry(self, table: TableState, entry: Entry) -> None:
+        self._release_refs(table, entry)
+        table.engine.remove(entry)
+
+    def _restore_action(self, table: TableState, entry: Entry, old: tuple[Any, ...]) -> None:
+        self._release_refs(table, entry)
+        entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto = old
+        self._take_refs(table, entry)
+
+    def _table_action(self, table: TableState, action: Any) -> tuple[int, tuple[int, ...], int, int]:
+        """(action id, args, member id, group id) of a TableAction, checked against the table kind."""
+        info = table.info
+        which = action.WhichOneof("type")
+        where = f"table {info.name!r}"
+        if which == "action":
+            if table.profile is not None:
+                raise P4RuntimeError(INVALID_ARGUMENT, f"{where} is indirect: give a member or group id")
+            aid, args = parse_action(self.index, info.actions, action.action, where, as_default=False)
+            return aid, args, 0, 0
+        if which in ("action_profile_member_id", "action_profile_group_id"):
+            profile = table.profile
+            if profile is None:
+                raise P4RuntimeError(INVALID_ARGUMENT, f"{where} is direct: give an action, not a {which}")
+            if which == "action_profile_member_id":
+                mid = action.action_profile_member_id
+                if mid not in profile.members:
+                    raise P4RuntimeError(code_pb2.NOT_FOUND, f"{where}: member {mid} does not exist")
+                return 0, (), mid, 0
+            gid = action.action_profile_group_id
+            if not profile.info.with_selector:
+                raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: profile has no selector, no groups")
+            if gid not in profile.groups:
+                raise P4RuntimeError(code_pb2.NOT_FOUND, f"{where}: group {gid} does not exist")
+            return 0, (), 0, gid
+        if which == "action_profile_action_set":
+            raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{where}: one-shot action selector programming")
+        raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: empty action")
+
+    def _take_refs(self, table: TableState, entry: Entry) -> None:
+        if table.profile is None:
+            return
+        if entry.member_id:
+            table.profile.members[entry.member_id].table_refs += 1
+        if entry.group_id:
+            table.profile.groups[entry.group_id].table_refs += 1
+
+    def _release_refs(self, table: TableState, entry: Entry) -> None:
+        if table.profile is None:
+            return
+        if entry.member_id:
+            table.profile.members[entry.member_id].table_refs -= 1
+        if entry.group_id:
+            table.profile.groups[entry.group_id].table_refs -= 1
+
+    def _write_default(self, kind: int, table: TableState, msg: Any) -> None:
+        info = table.info
+        where = f"table {info.name!r} default entry"
+        if kind != MODIFY:
+            raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: only MODIFY is allowed (it always exists)")
+        if len(msg.match) or msg.priority:
+            raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: match must be empty and priority 0")
+        if info.const_default:
+            raise P4RuntimeError(code_pb2.PERMISSION_DENIED, f"{where} is const")
+        if table.profile is not None:
+            raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: the default of an indirect table cannot change")
+        if not msg.HasField("action"):
+            new = table.initial_default
+        elif msg.action.WhichOneof("type") != "action":
+            raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: a direct table's default needs an action")
+        else:
+            new = parse_action(self.index, info.actions, msg.action.action, where, as_default=True)
+        old = table.default
+        table.default = new
+        self.journal.record(lambda: setattr(table, "default", old))
+
+    def _write_counter(self, kind: int, msg: Any) -> None:
+        if msg.counter_id not in self.counters:
+            raise P4RuntimeError(code_pb2.NOT_FOUND, f"no counter with id {msg.counter_id}")
+        name = self.index.counters[msg.counter_id][0]
+        if kind != MODIFY:
+            raise P4RuntimeError(INVALID_ARGUMENT, f"counter {name!r}: only MODIFY is allowed")
+        packets, octets = self.counters[msg.counter_id]
+        cells = self._indices(msg, len(packets), f"counter {name!r}")
+        if self.journal.active:
+            self.journal.record(_restorer(packets, cells.start, packets[cells.start : cells.stop]))
+            self.journal.record(_restorer(octets, cells.start, octets[cells.start : cells.stop]))
+        for i in cells:
+            packets[i] = msg.data.packet_count
+            octets[i] = msg.data.byte_count
+
+    def _write_register(self, kind: int, msg: Any) -> None:
+        if msg.register_id not in self.registers:
+            raise P4RuntimeError(code_pb2.NOT_FOUND, f"no register with id {msg.register_id}")
+        name, _, width = self.index.registers[msg.register_id]
+        if kind != MODIFY:
+            raise P4RuntimeError(INVALID_ARGUMENT, f"register {name!r}: only MODIFY is allowed")
+        if msg.data.WhichOneof("data") != "bitstring":
+            raise P4RuntimeError(INVALID_ARGUMENT, f"register {name!r}: data must be a bitstring")
+        value = decode(msg.data.bitstring, width, f"register {name!r} data")
+        cells = self.registers[msg.register_id]
+        where = self._indices(msg, len(cells), f"register {name!r}")
+        if self.journal.active:
+            self.journal.record(_restorer(cells, where.start, cells[where.start : where.stop]))
+        for i in where:
+            cells[i] = value
+
+    @staticmethod
+    def _indices(msg: Any, size: int, what: str) -> range:
+        if not msg.HasField("index"):
+            return range(size)
+        i = msg.index.index
+        if not 0 <= i < size:
+            raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: index {i} outside 0..{size - 1}")
+        return range(i, i + 1)
+
+    def _canonical_entry(self, table: TableState, key: tuple[KeyPart, ...], msg: Any) -> Any:
+        out = p4runtime.TableEntry(table_id=table.info.id, priority=msg.priority)
+        out.metadata = msg.metadata
+        out.controller_metadata = msg.controller_metadata
+        for kf, part in zip(table.info.keys, key, strict=True):
+            if kf.kind == EXACT:
+                out.match.add(field_id=kf.id).exact.value = canonical(part)
+            elif kf.kind == LPM:
+                if part[1]:
+                    fm = out.match.add(field_id=kf.id)
+                    fm.lpm.value, fm.lpm.prefix_len = canonical(part[0]), part[1]
+            elif kf.kind == RANGE:
+                if part != (0, (1 << kf.bitwidth) - 1):
+                    fm = out.match.add(field_id=kf.id)
+                    fm.range.low, fm.range.high = canonical(part[0]), canonical(part[1])
+            elif kf.kind == OPTIONAL:
+                if part[1]:
+                    out.match.add(field_id=kf.id).optional.value = canonical(part[0])
+            elif part[1]:
+                fm = out.match.add(field_id=kf.id)
+                fm.ternary.value, fm.ternary.mask = canonical(part[0]), canonical(part[1])
+        action = msg.action
+        which = action.WhichOneof("type")
+        if which == "action":
+            self._fill_action(out.action.action, action.action.action_id, None, action.action)
+        elif which == "action_profile_member_id":
+            out.action.action_profile_member_id = action.action_profile_member_id
+        else:
+            out.action.action_profile_group_id = action.action_profile_group_id
+        return out
+
+    def _fill_action(self, out: Any, action_id: int, args: tuple[int, ...] | None, given: Any = None) -> None:
+        out.action_id = action_id
+        params = self.index.actions[action_id].params
+        if args is None:
+            values = {p.param_id: int.from_bytes(p.value, "big") for p in given.params}
+            args = tuple(values[pid] for pid in params)
+        for pid, value in zip(params, args, strict=True):
+            out.params.add(param_id=pid, value=canonical(value))
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    def read(self, entity: Any) -> list[Any]:
+        """Entities matching one read filter; 0 ids and unset fields are wildcards (spec "Wildcard Reads")."""
+        which = entity.WhichOneof("entity")
+        if which == "table_entry":
+            return [p4runtime.Entity(table_entry=e) for e in self._read_table_entries(entity.table_entry)]
+        if which == "action_profile_member":
+            f = entity.action_profile_member
+            return [
+                p4runtime.Entity(action_profile_member=m.proto)
+                for p in self._profiles_for(f.action_profile_id)
+                for m in sorted(p.members.values(), key=lambda m: m.id)
+                if f.member_id in (0, m.id)
+            ]
+        if which == "action_profile_group":
+            g = entity.action_profile_group
+            return [
+                p4runtime.Entity(action_profile_group=grp.proto)
+                for p in self._profiles_for(g.action_profile_id)
+                for grp in sorted(p.groups.values(), key=lambda grp: grp.id)
+                if g.group_id in (0, grp.id)
+            ]
+        if which == "counter_entry":
+            return list(self._read_counters(entity.counter_entry))
+        if which == "register_entry":
+            return list(self._read_registers(entity.register_entry))
+        raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"reading {which or 'an empty entity'} is not supported")
+
+    def _profiles_for(self, profile_id: int) -> list[ProfileStore]:
+        return list(self.profiles.values()) if profile_id == 0 else [self._profile(profile_id)]
+
+    def _read_table_entries(self, f: Any) -> Iterator[Any]:
+        tables = list(self.tables.values()) if f.table_id == 0 else [self._table(f.table_id)]
+        for table in tables:
+            if f.is_default_action:
+                out = p4runtime.TableEntry(table_id=table.info.id, is_default_action=True)
+                if table.default[0]:
+                    self._fill_action(out.action.action, table.default[0], table.default[1])
+                yield out
+                continue
+            if len(f.match):
+                entry = table.engine.find(parse_match(table.info, f.match), f.priority)
+                if entry is not None:
+                    yield entry.proto
+                continue
+            for entry in sorted(table.engine.entries(), key=lambda e: e.handle):
+                if f.priority in (0, entry.priority):
+                    yield entry.proto
+
+    def _read_counters(self, f: Any) -> Iterator[Any]:
+        ids = sorted(self.counters) if f.counter_id == 0 else [f.counter_id]
+        for cid in ids:
+            if cid not in self.counters:
+                raise P4RuntimeError(code_pb2.NOT_FOUND, f"no counter with id {cid}")
+            packets, octets = self.counters[cid]
+            for i in self._indices(f, len(packets), f"counter {cid}"):
+                entry = p4runtime.CounterEntry(counter_id=cid)
+                entry.index.index = i
+                entry.data.packet_count, entry.data.byte_count = packets[i], octets[i]
+                yield p4runtime.Entity(counter_entry=entry)
+
+    def _read_registers(self, f: Any) -> Iterator[Any]:
+        ids = sorted(self.registers) if f.register_id == 0 else [f.register_id]
+        for rid in ids:
+            if rid not in self.registers:
+                raise P4RuntimeError(code_pb2.NOT_FOUND, f"no register with id {rid}")
+            cells = self.registers[rid]
+            for i in self._indices(f, len(cells), f"register {rid}"):
+                entry = p4runtime.RegisterEntry(register_id=rid)
+                entry.index.index = i
+                entry.data.bitstring = canonical(cells[i])
+                yield p4runtime.Entity(register_entry=entry)
+
+
+def _restorer(cells: list[int], start: int, old: list[int]) -> Any:
+    def restore() -> None:
+        cells[start : start + len(old)] = old
+
+    return restore
+
+
+def _copy(msg: Any) -> Any:
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
