@@ -29,7 +29,7 @@ from k8s_offload.cluster.watch import WatchConfig
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.plan import make_plan
 from k8s_offload.loader.sync import SyncResult
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.cluster.apiserver import FakeApiServer
 
 
@@ -54,7 +54,7 @@ class Bench:
         self.policies = self._policy_candidates()
         node = workdir / "node.yaml"
         node.write_text(__import__("json").dumps(self.m["node"][0]))
-        self.switch = EmbeddedSwitch().start()
+        self.switch = EmbeddedTarget().start()
         cfg = LoaderConfig(
             sources=[],
             kubeconfig=str(self.server.kubeconfig(workdir / "kubeconfig")),

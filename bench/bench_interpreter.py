@@ -18,13 +18,13 @@ from scapy.layers.l2 import Ether
 
 from k8s_offload.p4 import build_p4info, load_program
 from k8s_offload.p4rt.proto import p4runtime
-from k8s_offload.target.interpreter import Simulator
+from k8s_offload.target.interpreter import Interpreter
 
 FRONTENDS, PER_GROUP, ISOLATED = 1_000, 10, 200
 
 
 class _Writer:
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Interpreter) -> None:
         self.sim, self.index = sim, sim.state.index
 
     def action(self, out: Any, name: str, params: dict[str, int]) -> None:
@@ -63,9 +63,9 @@ def _mapped(addr: int) -> int:
     return 0xFFFF << 32 | addr
 
 
-def build() -> tuple[Simulator, list[bytes], list[bytes]]:
+def build() -> tuple[Interpreter, list[bytes], list[bytes]]:
     program = load_program()
-    sim = Simulator(program, build_p4info(program))
+    sim = Interpreter(program, build_p4info(program))
     w = _Writer(sim)
     gw = 0x020000000001
     for port in range(1, 65):

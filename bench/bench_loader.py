@@ -21,7 +21,7 @@ from k8s_offload.loader.entities import bundle_items
 from k8s_offload.loader.sync import Syncer
 from k8s_offload.p4rt.client import P4RuntimeClient
 from k8s_offload.target.device import state_only_pipeline
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 
 V4 = 0xFFFF << 32
 
@@ -53,7 +53,7 @@ def synthetic(schema: Schema, entities: int) -> Bundle:
 def run(schema: Schema, bundle: Bundle, mode: str, batch_size: int) -> tuple[float, int, float, float, float]:
     """(sync seconds, updates, no-op resync seconds, sync CPU seconds, resync CPU seconds)."""
     desired = bundle_items(schema, bundle)
-    with EmbeddedSwitch(factory=state_only_pipeline) as sw:
+    with EmbeddedTarget(factory=state_only_pipeline) as sw:
         client = P4RuntimeClient(sw.address, timeout=600)
         client.connect()
         client.set_pipeline(schema.p4info)

@@ -15,7 +15,7 @@ from k8s_offload.compiler.contract import default_schema, read_p4info
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.loader.entities import Item, Key, bundle_items, device_items
 from k8s_offload.p4rt.client import P4RuntimeClient
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 
 REPO = Path(__file__).resolve().parents[1]
 SHOP = REPO / "examples" / "shop" / "cluster"
@@ -48,15 +48,15 @@ def shop_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def switch() -> Iterator[EmbeddedSwitch]:
-    with EmbeddedSwitch() as sw:
+def switch() -> Iterator[EmbeddedTarget]:
+    with EmbeddedTarget() as sw:
         yield sw
 
 
 @pytest.fixture
-def coe_switch() -> Iterator[EmbeddedSwitch]:
+def coe_switch() -> Iterator[EmbeddedTarget]:
     """A target that, like bmv2/Stratum/infrap4d, only offers CONTINUE_ON_ERROR."""
-    with EmbeddedSwitch(continue_on_error_only=True) as sw:
+    with EmbeddedTarget(continue_on_error_only=True) as sw:
         yield sw
 
 

@@ -3,7 +3,7 @@ compiled bundle, request first, then the reply from wherever the request was del
 
 A probe crosses nodes the way traffic does: a frame that leaves a node on its uplink towards a pod
 of another node enters that node's pipeline (compiled for it, with default placements) on its
-uplink. Flow state stays in each node's simulator, so the reply meets the state its request left.
+uplink. Flow state stays in each node's interpreter, so the reply meets the state its request left.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from k8s_offload.compiler.ir.model import ClusterIR, PodEndpoint
 from k8s_offload.compiler.ir.pods import FIRST_DEFAULT_POD_PORT, default_mac
 from k8s_offload.compiler.lower.bundle import lower
 from k8s_offload.p4 import load_program
-from k8s_offload.target.install import simulator_with
-from k8s_offload.target.interpreter import PacketResult, Simulator
+from k8s_offload.target.install import interpreter_with
+from k8s_offload.target.interpreter import Interpreter, PacketResult
 
 FIRST_CLIENT_PORT = 33000
 MAX_HOPS = 4
@@ -159,9 +159,9 @@ def make_probe(source: object, target: object, port: object, protocol: object) -
 
 
 class _Node:
-    """One node's pipeline: its IR, its compiled bundle in a simulator, and its port map."""
+    """One node's pipeline: its IR, its compiled bundle in an interpreter, and its port map."""
 
-    def __init__(self, name: str, ir: ClusterIR, sim: Simulator) -> None:
+    def __init__(self, name: str, ir: ClusterIR, sim: Interpreter) -> None:
         self.name = name
         self.ir = ir
         self.sim = sim
@@ -169,7 +169,7 @@ class _Node:
 
 
 class Tracer:
-    def __init__(self, manifests: Manifests, ir: ClusterIR, schema: Schema, sim: Simulator) -> None:
+    def __init__(self, manifests: Manifests, ir: ClusterIR, schema: Schema, sim: Interpreter) -> None:
         self.manifests = manifests
         self.schema = schema
         self.main = _Node(ir.node.node_name or "node", ir, sim)
@@ -209,7 +209,7 @@ class Tracer:
         facts = NodeFacts(name, (), DEFAULT_GATEWAY, DEFAULT_PORTS, attachments)
         ir = build_ir(self.manifests.objects, facts)
         lowered = lower(ir, self.schema)
-        return _Node(name, ir, simulator_with(self.schema, lowered.bundle))
+        return _Node(name, ir, interpreter_with(self.schema, lowered.bundle))
 
     # -- probes ------------------------------------------------------------------------------
     def run(self, probe: Probe) -> Verdict:

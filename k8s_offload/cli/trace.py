@@ -12,7 +12,7 @@ from k8s_offload.analysis.trace import Probe, Tracer, make_probe, parse_probes, 
 from k8s_offload.compiler.bundle.schema import BundleError
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.errors import ManifestErrors
-from k8s_offload.target.install import simulator_with
+from k8s_offload.target.install import interpreter_with
 
 EXAMPLES = """\
 examples:
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         probes = _probes(args)
         result = compile_sources(args.manifests, args.node, stdin=sys.stdin)
-        sim = simulator_with(result.schema, result.lowered.bundle)
+        sim = interpreter_with(result.schema, result.lowered.bundle)
         tracer = Tracer(result.manifests, result.ir, result.schema, sim)
         verdicts = [tracer.run(p) for p in probes]
     except ManifestErrors as err:

@@ -13,7 +13,7 @@ from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.loader import Manifests, load_manifests
 from k8s_offload.compiler.frontend.nodefacts import load_node_facts
 from k8s_offload.compiler.ir.build import build_ir
-from k8s_offload.compiler.ir.check import verify
+from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
 from k8s_offload.compiler.lower.bundle import Lowered, lower
 from k8s_offload.compiler.passes.pipeline import PassConfig
@@ -48,6 +48,6 @@ def compile_sources(
         manifests = load_manifests(sources, stdin=stdin)
         facts = load_node_facts(node) if node is not None else None
         ir = build_ir(manifests.objects, facts)
-        verify(ir)
+        check_ir(ir)
         schema = schema or default_schema()
         return CompileResult(manifests, ir, lower(ir, schema, passes), schema)

@@ -57,15 +57,15 @@ from k8s_offload.compiler.ir.model import (
     Diagnostic,
     PodEndpoint,
     ServiceFrontend,
-    ServiceNode,
+    ServiceInfo,
 )
-from k8s_offload.compiler.ir.pods import Placement, attachable, namespace_node, place_pods, pod_endpoint
-from k8s_offload.compiler.ir.rules import PodIsolation, PolicyIR, Rule, RuleSet, verify_policy_ir
+from k8s_offload.compiler.ir.pods import Placement, attachable, namespace_info, place_pods, pod_endpoint
+from k8s_offload.compiler.ir.rules import PodIsolation, PolicyIR, Rule, RuleSet, check_policy_ir
 from k8s_offload.compiler.ir.services import (
     backend_sets,
     endpoint_warnings,
     service_frontends,
-    service_node,
+    service_info,
     service_warnings,
 )
 from k8s_offload.compiler.lower.bundle import check_counts, entry_sort_key, lower
@@ -108,14 +108,14 @@ class IncrementalCompiler:
         self,
         schema: Schema,
         node_facts: NodeFacts | None = None,
-        verify: bool = False,
+        check: bool = False,
         passes: PassConfig | None = None,
     ) -> None:
         """`passes` picks the passes, target profile and load-balancing mode as for `lower` (None:
-        every pass, bmv2, hash); `verify` checks the policy IR of every new rule set as `lower`
+        every pass, bmv2, hash); `check` checks the policy IR of every new rule set as `lower`
         does (tests)."""
         self.schema = schema
-        self.verify = verify
+        self.check = check
         # Dumps are the full compile's business; the config is otherwise used as given.
         self.passes = replace(passes or PassConfig(), dump_after=None, dumps=[])
         self.facts = node_facts
@@ -157,7 +157,7 @@ class IncrementalCompiler:
         self._pending_services: tuple[
             dict[FeKey, ServiceFrontend | None],
             dict[BackendSetKey, BackendSet | None],
-            dict[ObjectKey, ServiceNode | None],
+            dict[ObjectKey, ServiceInfo | None],
         ] = ({}, {}, {})
 
     # ---- public -------------------------------------------------------------------------------
@@ -237,9 +237,9 @@ class IncrementalCompiler:
         names = sorted(set(declared) | {ns for ns, n in self.ns_use.items() if n > 0})
         return ClusterIR(
             node=facts,
-            namespaces=tuple(namespace_node(name, declared.get(name)) for name in names),
+            namespaces=tuple(namespace_info(name, declared.get(name)) for name in names),
             pods=tuple(sorted(self.pods.values(), key=by_key)),
-            services=tuple(service_node(s) for s in services) if with_services else (),
+            services=tuple(service_info(s) for s in services) if with_services else (),
             frontends=tuple(
                 sorted((f for fs in self.frontends.values() for f in fs), key=lambda f: f.sort_key)
             )
@@ -291,7 +291,7 @@ class IncrementalCompiler:
                 self.endpoint_objs[svc][obj.key] = obj
         for key, obj in self.objects.items():
             if isinstance(obj, Namespace):
-                self.resolver.set_namespace(key.name, namespace_node(key.name, obj))
+                self.resolver.set_namespace(key.name, namespace_info(key.name, obj))
             elif isinstance(obj, NetworkPolicy):
                 self.resolver.set_policy(None, obj)
         pods = {k for k, o in self.objects.items() if isinstance(o, Pod)}
@@ -342,7 +342,7 @@ class IncrementalCompiler:
                 )
             elif key.kind == "Namespace":
                 self.resolver.set_namespace(
-                    key.name, namespace_node(key.name, after) if isinstance(after, Namespace) else None
+                    key.name, namespace_info(key.name, after) if isinstance(after, Namespace) else None
                 )
         if self.facts is None and pods:
             sections["node"] = True
@@ -403,7 +403,7 @@ class IncrementalCompiler:
     def _update_services(self, services: set[ObjectKey], full: set[ObjectKey]) -> None:
         fes: dict[FeKey, ServiceFrontend | None] = {}
         sets: dict[BackendSetKey, BackendSet | None] = {}
-        nodes: dict[ObjectKey, ServiceNode | None] = {}
+        nodes: dict[ObjectKey, ServiceInfo | None] = {}
         pods_by_ip = self._pods_by_ip()
         for key in sorted(services, key=lambda k: (k.kind, k.namespace, k.name)):
             svc = self.objects.get(key)
@@ -418,7 +418,7 @@ class IncrementalCompiler:
                         self.vip_conflicts.discard(vip)
                     if not self.vip_owners[vip]:
                         del self.vip_owners[vip]
-                nodes[key] = service_node(svc) if isinstance(svc, Service) else None
+                nodes[key] = service_info(svc) if isinstance(svc, Service) else None
                 if isinstance(svc, Service):
                     self.frontends[key] = service_frontends(svc, self.facts)
                     for fe in self.frontends[key]:
@@ -478,8 +478,8 @@ class IncrementalCompiler:
         done = self._passed.get(rules)
         if done is None:
             done = self._passed[rules] = RuleSet(self._rule_passes.run(rules))
-            if self.verify:
-                verify_policy_ir(PolicyIR((replace(iso, rule_set=done),)))
+            if self.check:
+                check_policy_ir(PolicyIR((replace(iso, rule_set=done),)))
         return PodIsolation(iso.pod, iso.direction, iso.addresses, done, iso.policies)
 
     def _node_entries(self) -> tuple[Entity, ...]:

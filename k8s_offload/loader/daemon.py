@@ -40,7 +40,7 @@ from k8s_offload.p4rt.client import (
 )
 from k8s_offload.p4rt.errors import P4RuntimeRpcError
 from k8s_offload.p4rt.proto import p4runtime as p4r
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Loader:
         self.watcher = SourceWatcher(config.sources, config.node)
         self.desired: Mapping[Key, Item] | None = None
         self.compile_error: str | None = None
-        self.embedded: EmbeddedSwitch | None = None
+        self.embedded: EmbeddedTarget | None = None
         self.client: P4RuntimeClient | None = None
         self.syncer: Syncer | None = None
         self.last_result: SyncResult | None = None
@@ -126,7 +126,7 @@ class Loader:
         target = self.config.target
         if target in (None, "", "embedded"):
             if self.embedded is None:
-                self.embedded = EmbeddedSwitch(
+                self.embedded = EmbeddedTarget(
                     continue_on_error_only=self.config.embedded_continue_only
                 ).start()
             return self.embedded.address

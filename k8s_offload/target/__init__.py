@@ -1,7 +1,7 @@
 """A behavioural model of our P4 program on v1model, bit-exact with bmv2.
 
 `TargetState` holds what a P4Runtime server would install (validated like PI validates it);
-the interpreter (`Simulator`) runs packets through the program against that state.
+the interpreter (`Interpreter`) runs packets through the program against that state.
 """
 
 from __future__ import annotations

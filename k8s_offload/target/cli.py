@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from k8s_offload.target.dataplane import PortIO, flush_flow_cache, parse_port_map
-from k8s_offload.target.server import EmbeddedSwitch, ServerTls
+from k8s_offload.target.server import EmbeddedTarget, ServerTls
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    switch = EmbeddedSwitch(
+    switch = EmbeddedTarget(
         args.listen,
         device_ids=args.device_id or (1,),
         continue_on_error_only=args.continue_on_error_only,

@@ -70,7 +70,7 @@ def flush_flow_cache(device: Device) -> int:
         for rid, (name, _, _) in state.index.registers.items():
             if name.rsplit(".", 1)[-1] in FLOW_CACHE_REGISTERS:
                 cells = state.registers[rid]
-                cells[:] = [0] * len(cells)  # in place: the simulator holds this list
+                cells[:] = [0] * len(cells)  # in place: the interpreter holds this list
                 cleared += len(cells)
     return cleared
 

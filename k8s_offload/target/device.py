@@ -1,7 +1,7 @@
 """One device of the embedded target: its pipeline, its P4Runtime state and its data plane.
 
 The state is `k8s_offload.target`'s `TargetState` (validation and table semantics live there); packets
-go through the `Simulator` when the P4 front end can build one for the committed P4Info. Two locks
+go through the `Interpreter` when the P4 front end can build one for the committed P4Info. Two locks
 give the spec's guarantees: `write_lock` serializes Write batches (strict serializability, spec
 §"Batching and Ordering of Updates"), `state_lock` makes each update, or a whole DATAPLANE_ATOMIC
 batch, atomic with respect to packets (spec §"Atomicity of Individual Write and Read Operations").
@@ -51,15 +51,15 @@ class PipelineFactory(Protocol):
     def __call__(self, config: Any, state: TargetState | None = None) -> Pipeline: ...
 
 
-def simulator_pipeline(config: Any, state: TargetState | None = None) -> Pipeline:
+def interpreter_pipeline(config: Any, state: TargetState | None = None) -> Pipeline:
     """State plus the behavioral model of our program; state alone if the model cannot be built."""
     headers = controller_headers(config.p4info)
     try:
         from k8s_offload.p4 import load_program
-        from k8s_offload.target.interpreter import Simulator
+        from k8s_offload.target.interpreter import Interpreter
 
         program = load_program()
-        sim = Simulator(program, config.p4info, state)
+        sim = Interpreter(program, config.p4info, state)
         try:
             cpu = program.constant("CPU_PORT").value
             cpu_port = cpu.value if isinstance(cpu.value, int) else None

@@ -1,4 +1,4 @@
-"""The one error type of the simulator's control plane: a google.rpc code plus a message.
+"""The one error type of the interpreter's control plane: a google.rpc code plus a message.
 
 A P4Runtime server reports every rejected update as a canonical code; carrying that code in the
 exception lets the embedded server map it to a `p4.v1.Error` without re-deriving it from text.

@@ -21,7 +21,7 @@ from k8s_offload.target.layout import Layout
 from k8s_offload.target.parser_gen import gen_parser
 from k8s_offload.target.state import TargetState
 
-__all__ = ["PacketResult", "Simulator", "Trace"]
+__all__ = ["Interpreter", "PacketResult", "Trace"]
 
 DROP_PORT = 511
 _ROOTS = {"parser": ("packet", "hdr", "meta", "sm"), "deparser": ("packet", "hdr")}
@@ -59,7 +59,7 @@ class PacketResult:
         return self.egress_port is None
 
 
-class Simulator:
+class Interpreter:
     """A program compiled once into Python functions, running against a `TargetState`."""
 
     def __init__(self, program: ast.Program, p4info: Any, state: TargetState | None = None) -> None:

@@ -25,7 +25,7 @@ from k8s_offload.p4rt.grpc_api import add_p4runtime_servicer
 from k8s_offload.p4rt.packet_io import PacketMetadataError
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.p4rt.proto import p4runtime as p4r
-from k8s_offload.target.device import CONTINUE_ON_ERROR, Device, PipelineFactory, simulator_pipeline
+from k8s_offload.target.device import CONTINUE_ON_ERROR, Device, PipelineFactory, interpreter_pipeline
 from k8s_offload.target.errors import P4RuntimeError
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _grpc_code(code: int) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-class SwitchServicer:
+class TargetServicer:
     """P4Runtime service for a set of devices."""
 
     def __init__(
@@ -51,7 +51,7 @@ class SwitchServicer:
         device_ids: Iterable[int] = (1,),
         *,
         continue_on_error_only: bool = False,
-        factory: PipelineFactory = simulator_pipeline,
+        factory: PipelineFactory = interpreter_pipeline,
         cpu_port: int | None = None,
     ) -> None:
         self.devices = {d: Device(d, factory, cpu_port) for d in device_ids}
@@ -160,7 +160,7 @@ class SwitchServicer:
 class _Session:
     """The controller behind one StreamChannel: its arbitration and its PacketIn subscription."""
 
-    def __init__(self, servicer: SwitchServicer, outbox: queue.Queue[Any]) -> None:
+    def __init__(self, servicer: TargetServicer, outbox: queue.Queue[Any]) -> None:
         self.servicer = servicer
         self.outbox = outbox
         self.device: Device | None = None
@@ -249,8 +249,8 @@ class ServerTls:
         return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
 
 
-class EmbeddedSwitch:
-    """The target as a gRPC server in this process: `with EmbeddedSwitch() as sw: sw.address`."""
+class EmbeddedTarget:
+    """The target as a gRPC server in this process: `with EmbeddedTarget() as sw: sw.address`."""
 
     def __init__(
         self,
@@ -258,12 +258,12 @@ class EmbeddedSwitch:
         *,
         device_ids: Iterable[int] = (1,),
         continue_on_error_only: bool = False,
-        factory: PipelineFactory = simulator_pipeline,
+        factory: PipelineFactory = interpreter_pipeline,
         max_workers: int = 32,
         tls: ServerTls | None = None,
     ) -> None:
         self.tls = tls
-        self.servicer = SwitchServicer(
+        self.servicer = TargetServicer(
             device_ids, continue_on_error_only=continue_on_error_only, factory=factory
         )
         self._listen = listen
@@ -279,7 +279,7 @@ class EmbeddedSwitch:
     def device(self, device_id: int = 1) -> Device:
         return self.servicer.devices[device_id]
 
-    def start(self) -> EmbeddedSwitch:
+    def start(self) -> EmbeddedTarget:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="p4rt"),
             options=[  # a whole plan as one DATAPLANE_ATOMIC batch: ~4 MB per 100k updates
@@ -312,7 +312,7 @@ class EmbeddedSwitch:
         if self._server is not None:
             self._server.wait_for_termination()
 
-    def __enter__(self) -> EmbeddedSwitch:
+    def __enter__(self) -> EmbeddedTarget:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

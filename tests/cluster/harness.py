@@ -28,7 +28,7 @@ from k8s_offload.loader.entities import (
     entity_value,
     with_initial_defaults,
 )
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import NODE, SHOP, connect
 
 from .apiserver import FakeApiServer
@@ -78,10 +78,10 @@ def wait(cond: Callable[[], bool], timeout: float = 20.0, poll: float = 0.05) ->
 
 
 @contextlib.contextmanager
-def loader_running(cfg: LoaderConfig) -> Iterator[tuple[Loader, EmbeddedSwitch]]:
+def loader_running(cfg: LoaderConfig) -> Iterator[tuple[Loader, EmbeddedTarget]]:
     """`cfg`'s loader running in a thread against a fresh embedded target (its address set here);
     stopped and joined on exit."""
-    with EmbeddedSwitch() as sw:
+    with EmbeddedTarget() as sw:
         cfg.target = sw.address
         loader = Loader(cfg)
         stop = threading.Event()

@@ -16,7 +16,7 @@ from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.contract import default_schema
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.plan import make_plan
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import NODE
 
 from .apiserver import FakeApiServer
@@ -28,7 +28,7 @@ from .harness import wait as _wait
 
 
 @pytest.fixture
-def running(server: FakeApiServer, tmp_path: Path) -> Iterator[tuple[Loader, EmbeddedSwitch]]:
+def running(server: FakeApiServer, tmp_path: Path) -> Iterator[tuple[Loader, EmbeddedTarget]]:
     kubeconfig = str(server.kubeconfig(tmp_path / "kubeconfig"))
     cfg = LoaderConfig(
         sources=[], kubeconfig=kubeconfig, node=NODE, poll_interval=0.05, election_id=10, watch=fast_watch()
@@ -43,7 +43,7 @@ def running(server: FakeApiServer, tmp_path: Path) -> Iterator[tuple[Loader, Emb
         yield loader, sw
 
 
-def _converges(server: FakeApiServer, loader: Loader, sw: EmbeddedSwitch, schema: Schema) -> None:
+def _converges(server: FakeApiServer, loader: Loader, sw: EmbeddedTarget, schema: Schema) -> None:
     """The loader's desired state, then the device read back, equal a full compile of the server."""
     want = _expected(server, schema)
     _wait(lambda: loader.desired is not None and _same(dict(loader.desired), want))
@@ -51,7 +51,7 @@ def _converges(server: FakeApiServer, loader: Loader, sw: EmbeddedSwitch, schema
 
 
 def test_follows_the_cluster_with_minimal_writes(
-    server: FakeApiServer, running: tuple[Loader, EmbeddedSwitch]
+    server: FakeApiServer, running: tuple[Loader, EmbeddedTarget]
 ) -> None:
     loader, sw = running
     schema = default_schema()
@@ -91,7 +91,7 @@ def test_follows_the_cluster_with_minimal_writes(
 
 
 def test_resumes_after_dropped_connections_and_relists_after_410(
-    server: FakeApiServer, running: tuple[Loader, EmbeddedSwitch]
+    server: FakeApiServer, running: tuple[Loader, EmbeddedTarget]
 ) -> None:
     loader, sw = running
     schema = default_schema()

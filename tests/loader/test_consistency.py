@@ -22,7 +22,7 @@ from k8s_offload.loader.plan import DELETE, INSERT, make_plan
 from k8s_offload.p4rt.client import CONTINUE_ON_ERROR
 from k8s_offload.p4rt.errors import WriteError
 from k8s_offload.target.device import Device
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import NODE
 
 GW_MAC = "02:00:00:00:00:01"
@@ -98,7 +98,7 @@ def test_no_packet_sees_a_mix(
     probe: Callable[[Device], list[Outcome]],
     ok: set[Outcome],
 ) -> None:
-    with EmbeddedSwitch(continue_on_error_only=continue_only) as sw:
+    with EmbeddedTarget(continue_on_error_only=continue_only) as sw:
         loader = Loader(LoaderConfig(sources=[shop_dir], node=NODE, target=sw.address, batch_size=1))
         try:
             loader.reload(force=True)
@@ -125,7 +125,7 @@ def test_probes_catch_a_naive_order(
 ) -> None:
     """Control: deletes first, then modifies and inserts, one update per Write, retrying what the
     device refused (a member still in a group, a group naming a missing member): packets see a mix."""
-    with EmbeddedSwitch(continue_on_error_only=True) as sw:
+    with EmbeddedTarget(continue_on_error_only=True) as sw:
         loader = Loader(LoaderConfig(sources=[shop_dir], node=NODE, target=sw.address))
         try:
             loader.reload(force=True)

@@ -20,7 +20,7 @@ from k8s_offload.loader.cli import main as loader_main
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.entities import entity_value
 from k8s_offload.loader.metrics import MetricsServer
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import NODE, SHOP, connect, desired, device_state
 
 
@@ -44,7 +44,7 @@ def _assert_device_holds(address: str, p4info: Any, schema: Schema, bundle: Bund
 
 
 def test_once_leaves_exactly_the_compiled_bundle(
-    switch: EmbeddedSwitch, p4info: Any, schema: Schema, shop_bundle: Bundle
+    switch: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle
 ) -> None:
     """`offload-loader --once --target ADDR` exits 0 and the device holds the bundle, nothing else."""
     code = loader_main(["--once", "--target", switch.address, "--node", str(NODE), str(SHOP)])
@@ -54,7 +54,7 @@ def test_once_leaves_exactly_the_compiled_bundle(
 
 @pytest.mark.parametrize(("profile", "lb"), [("dpdk", "hash"), ("bmv2", "maglev")])
 def test_once_loads_entries_lowered_for_the_target_profile(
-    switch: EmbeddedSwitch, p4info: Any, schema: Schema, profile: str, lb: str
+    switch: EmbeddedTarget, p4info: Any, schema: Schema, profile: str, lb: str
 ) -> None:
     """`--target-profile`/`--lb` reach the loader's compile: the device holds what offload-compile
     gives with the same options, which differs from the default (dpdk: ranges as value/mask
@@ -82,7 +82,7 @@ def test_live_cluster_takes_the_target_profile_and_lb(
     assert "--in-cluster" in err and "manifests only" not in err  # only the missing service account
 
 
-def test_restart_writes_only_the_difference(switch: EmbeddedSwitch, shop_dir: Path) -> None:
+def test_restart_writes_only_the_difference(switch: EmbeddedTarget, shop_dir: Path) -> None:
     """State comes from the device on start, so an unchanged bundle costs zero updates."""
     assert _loader(switch.address, [shop_dir]).run_once() == 0
     writes = switch.servicer.write_count
@@ -105,7 +105,7 @@ def test_restart_writes_only_the_difference(switch: EmbeddedSwitch, shop_dir: Pa
     again.close()
 
 
-def test_compile_error_keeps_last_good_state(switch: EmbeddedSwitch, shop_dir: Path) -> None:
+def test_compile_error_keeps_last_good_state(switch: EmbeddedTarget, shop_dir: Path) -> None:
     loader = _loader(switch.address, [shop_dir])
     try:
         loader.step()  # compile + connect
@@ -126,7 +126,7 @@ def test_compile_error_keeps_last_good_state(switch: EmbeddedSwitch, shop_dir: P
 
 def test_target_restart_is_reconciled(p4info: Any, schema: Schema, shop_bundle: Bundle) -> None:
     """The target comes back empty, without a pipeline: reconnect, re-push the pipeline, resync."""
-    first = EmbeddedSwitch().start()
+    first = EmbeddedTarget().start()
     port = first.port
     loader = _loader(first.address, [SHOP], backoff_initial=0.01, backoff_max=0.05)
     stop = threading.Event()
@@ -136,7 +136,7 @@ def test_target_restart_is_reconciled(p4info: Any, schema: Schema, shop_bundle: 
         assert _until(lambda: loader.in_sync)
         first.stop(grace=None)
         assert _until(lambda: not loader.in_sync and loader.metrics.get("offload_connected") == 0)
-        second = EmbeddedSwitch(f"127.0.0.1:{port}").start()
+        second = EmbeddedTarget(f"127.0.0.1:{port}").start()
         try:
             assert _until(lambda: loader.in_sync and loader.metrics.get("offload_reconnects_total") >= 2)
             _assert_device_holds(second.address, p4info, schema, shop_bundle)
@@ -149,7 +149,7 @@ def test_target_restart_is_reconciled(p4info: Any, schema: Schema, shop_bundle: 
         first.stop()
 
 
-def test_metrics_and_health(switch: EmbeddedSwitch) -> None:
+def test_metrics_and_health(switch: EmbeddedTarget) -> None:
     loader = _loader(switch.address, [SHOP])
     server = MetricsServer(loader.metrics).start()
     base = f"http://127.0.0.1:{server.port}"

@@ -25,7 +25,7 @@ from k8s_offload.loader.plan import DELETE, INSERT, MODIFY, References, make_pla
 from k8s_offload.loader.sync import Syncer
 from k8s_offload.p4rt.client import CONTINUE_ON_ERROR, DATAPLANE_ATOMIC
 from k8s_offload.p4rt.proto import p4runtime as p4r
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import connect, device_state
 
 
@@ -67,7 +67,7 @@ def test_max_size_change_is_delete_then_insert_in_reference_order(
 
 @pytest.mark.parametrize("atomicity", [DATAPLANE_ATOMIC, CONTINUE_ON_ERROR])
 def test_max_size_change_reaches_the_device(
-    switch: EmbeddedSwitch, p4info: Any, schema: Schema, shop_bundle: Bundle, atomicity: int
+    switch: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle, atomicity: int
 ) -> None:
     client = connect(switch.address, p4info=p4info)
     try:
@@ -88,7 +88,7 @@ def test_max_size_change_reaches_the_device(
 
 
 def test_every_direct_default_entry_is_reconciled(
-    switch: EmbeddedSwitch, p4info: Any, schema: Schema, shop_bundle: Bundle
+    switch: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle
 ) -> None:
     """A default the bundle leaves alone still drifts back to the program's initial default."""
     desired = with_initial_defaults(schema, bundle_items(schema, shop_bundle))

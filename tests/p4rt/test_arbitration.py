@@ -14,7 +14,7 @@ from k8s_offload.p4rt.client import NotPrimaryError, P4RuntimeClient
 from k8s_offload.p4rt.errors import P4RuntimeRpcError
 from k8s_offload.p4rt.grpc_api import P4RuntimeStub
 from k8s_offload.p4rt.proto import p4runtime as p4r
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import connect
 
 
@@ -47,7 +47,7 @@ def _raw_write(address: str, election_id: int, p4info: Any) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-def test_lower_election_id_cannot_write(switch: EmbeddedSwitch, p4info: Any) -> None:
+def test_lower_election_id_cannot_write(switch: EmbeddedTarget, p4info: Any) -> None:
     """The highest election_id is primary; a Write carrying a backup's id gets PERMISSION_DENIED."""
     high = connect(switch.address, election_id=10, p4info=p4info)
     low = connect(switch.address, election_id=5)
@@ -63,7 +63,7 @@ def test_lower_election_id_cannot_write(switch: EmbeddedSwitch, p4info: Any) -> 
         low.close()
 
 
-def test_primary_change_and_demotion_stop_writes(switch: EmbeddedSwitch, p4info: Any) -> None:
+def test_primary_change_and_demotion_stop_writes(switch: EmbeddedTarget, p4info: Any) -> None:
     """A higher id takes over at once; the deposed client refuses to write before the server would.
     When the primary leaves, nobody is primary (NOT_FOUND) until an id >= the highest arrives."""
     first = connect(switch.address, election_id=1, p4info=p4info)
@@ -86,7 +86,7 @@ def test_primary_change_and_demotion_stop_writes(switch: EmbeddedSwitch, p4info:
         first.close()
 
 
-def test_duplicate_election_id_and_unknown_device_end_the_stream(switch: EmbeddedSwitch) -> None:
+def test_duplicate_election_id_and_unknown_device_end_the_stream(switch: EmbeddedTarget) -> None:
     """Spec §7.3 rules 1.1 and 1.2: NOT_FOUND for an unknown device, INVALID_ARGUMENT for an id in use."""
     holder = connect(switch.address, election_id=4)
     try:
@@ -105,7 +105,7 @@ def test_duplicate_election_id_and_unknown_device_end_the_stream(switch: Embedde
         holder.close()
 
 
-def test_capabilities_and_pipeline_round_trip(switch: EmbeddedSwitch, p4info: Any) -> None:
+def test_capabilities_and_pipeline_round_trip(switch: EmbeddedTarget, p4info: Any) -> None:
     """GetForwardingPipelineConfig leaves `config` unset before any Set, then returns what was set
     (spec §"GetForwardingPipelineConfig RPC": read-write symmetry, cookie included)."""
     client = connect(switch.address)

@@ -6,7 +6,7 @@ import queue
 from typing import Any
 
 from k8s_offload.p4rt.proto import code_pb2
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import connect
 
 FRAME = bytes.fromhex("02000000000202000000000188b5") + b"payload"  # local experimental ethertype
@@ -18,7 +18,7 @@ def _meta(p4info: Any, header: str, name: str) -> int:
 
 
 def test_packet_out_leaves_the_named_port_and_cpu_port_gives_packet_in(
-    switch: EmbeddedSwitch, p4info: Any
+    switch: EmbeddedTarget, p4info: Any
 ) -> None:
     client = connect(switch.address, p4info=p4info)
     wire: queue.Queue[tuple[int, bytes]] = queue.Queue()

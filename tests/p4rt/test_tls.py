@@ -13,7 +13,7 @@ import pytest
 
 from k8s_offload.loader.cli import main as loader_main
 from k8s_offload.p4rt.client import P4RuntimeClient, TlsOptions
-from k8s_offload.target.server import EmbeddedSwitch, ServerTls
+from k8s_offload.target.server import EmbeddedTarget, ServerTls
 from tests.embedded_fixtures import NODE, SHOP
 from tests.pki import CLIENT_EXT, SERVER_EXT, make_ca, make_leaf
 
@@ -52,7 +52,7 @@ def _try_connect(address: str, tls: TlsOptions | None) -> bool:
 
 
 def _served(tls: ServerTls) -> Any:
-    return EmbeddedSwitch(tls=tls)
+    return EmbeddedTarget(tls=tls)
 
 
 def test_tls_server_with_client_trusting_its_ca(pki: Pki) -> None:

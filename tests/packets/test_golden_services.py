@@ -17,7 +17,7 @@ from scapy.packet import Packet
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.frontend.model import Protocol
 from k8s_offload.compiler.lower.services import usable_backends
-from k8s_offload.target.install import simulator_with
+from k8s_offload.target.install import interpreter_with
 
 GOLDEN = Path(__file__).resolve().parents[1] / "compiler" / "golden"
 CASES = sorted(
@@ -62,7 +62,7 @@ def test_vip_dnat_and_reply(case: Path) -> None:
     manifests = sorted(str(p) for p in case.glob("*.yaml") if p.name != "node.yaml")
     node = case / "node.yaml"
     result = compile_sources(manifests, node if node.exists() else None)
-    sim = simulator_with(result.schema, result.lowered.bundle)
+    sim = interpreter_with(result.schema, result.lowered.bundle)
     uplink = result.ir.node.ports.uplink
     sets = {s.key: s for s in result.ir.backend_sets}
     checked = 0

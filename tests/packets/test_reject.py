@@ -29,8 +29,8 @@ from k8s_offload.compiler.bundle.p4rt import table_entry_message
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.p4rt.proto import p4runtime
-from k8s_offload.target.install import simulator_with
-from k8s_offload.target.interpreter import PacketResult, Simulator
+from k8s_offload.target.install import interpreter_with
+from k8s_offload.target.interpreter import Interpreter, PacketResult
 
 CASE = Path(__file__).resolve().parents[1] / "compiler" / "golden" / "reject-no-endpoints"
 POD_PORT = 10
@@ -47,13 +47,13 @@ DROP_NO_LOCAL_ENDPOINT = 9
 
 
 @pytest.fixture(scope="module")
-def compiled() -> tuple[Simulator, Schema]:
+def compiled() -> tuple[Interpreter, Schema]:
     result = compile_sources([CASE / "manifests.yaml"], CASE / "node.yaml")
-    return simulator_with(result.schema, result.lowered.bundle), result.schema
+    return interpreter_with(result.schema, result.lowered.bundle), result.schema
 
 
 @pytest.fixture
-def sim(compiled: tuple[Simulator, Schema]) -> Simulator:
+def sim(compiled: tuple[Interpreter, Schema]) -> Interpreter:
     return compiled[0]
 
 
@@ -108,7 +108,7 @@ REQUESTS4 = {
 
 
 @pytest.mark.parametrize("kind", sorted(REQUESTS4))
-def test_ipv4_no_endpoints_gets_port_unreachable(sim: Simulator, kind: str) -> None:
+def test_ipv4_no_endpoints_gets_port_unreachable(sim: Interpreter, kind: str) -> None:
     """TCP SYN, UDP datagram and SCTP INIT alike: kube-proxy's REJECT is protocol-independent."""
     request = _from_pod(REQUESTS4[kind])
     out = sim.process(POD_PORT, request, T0)
@@ -122,7 +122,7 @@ def test_ipv4_no_endpoints_gets_port_unreachable(sim: Simulator, kind: str) -> N
 
 
 @pytest.mark.parametrize("udp", [False, True], ids=["tcp-syn", "udp"])
-def test_ipv6_no_endpoints_gets_port_unreachable(sim: Simulator, udp: bool) -> None:
+def test_ipv6_no_endpoints_gets_port_unreachable(sim: Interpreter, udp: bool) -> None:
     l4: Packet = UDP(sport=40004, dport=53) / Raw(b"x" * 30) if udp else TCP(sport=40004, dport=80, flags="S")
     request = _from_pod(IPv6(src=CLIENT6, dst=EMPTY6, hlim=63) / l4)
     out = sim.process(POD_PORT, request, T0)
@@ -133,7 +133,7 @@ def test_ipv6_no_endpoints_gets_port_unreachable(sim: Simulator, udp: bool) -> N
     assert (reply[ICMPv6DestUnreach].type, reply[ICMPv6DestUnreach].code) == (1, 4)
 
 
-def test_the_reject_commits_nothing(sim: Simulator) -> None:
+def test_the_reject_commits_nothing(sim: Interpreter) -> None:
     """A rejected SYN leaves no flow-cache state: its retransmission is rejected again."""
     request = _from_pod(REQUESTS4["tcp-syn"])
     first = sim.process(POD_PORT, request, T0)
@@ -141,12 +141,12 @@ def test_the_reject_commits_nothing(sim: Simulator) -> None:
     assert first.data == again.data == _expected4(request)
 
 
-def test_internal_traffic_policy_local_without_local_endpoint_drops(sim: Simulator) -> None:
+def test_internal_traffic_policy_local_without_local_endpoint_drops(sim: Interpreter) -> None:
     out = sim.process(POD_PORT, _from_pod(IP(src=CLIENT4, dst="10.96.0.82") / TCP(dport=80, flags="S")), T0)
     _dropped(out, DROP_NO_LOCAL_ENDPOINT)
 
 
-def test_external_traffic_policy_local_without_local_endpoint_drops(sim: Simulator) -> None:
+def test_external_traffic_policy_local_without_local_endpoint_drops(sim: Interpreter) -> None:
     frame = bytes(
         Ether(src="02:bb:00:00:00:01", dst=GW_MAC)
         / IP(src="198.51.100.7", dst="192.168.10.11")
@@ -155,7 +155,7 @@ def test_external_traffic_policy_local_without_local_endpoint_drops(sim: Simulat
     _dropped(sim.process(UPLINK, frame, T0), DROP_NO_LOCAL_ENDPOINT)
 
 
-def test_link_layer_broadcast_and_multicast_sources_are_not_answered(sim: Simulator) -> None:
+def test_link_layer_broadcast_and_multicast_sources_are_not_answered(sim: Interpreter) -> None:
     syn = IP(src=CLIENT4, dst=EMPTY4) / TCP(sport=40006, dport=80, flags="S")
     _dropped(sim.process(POD_PORT, _from_pod(syn, dst_mac="ff:ff:ff:ff:ff:ff"), T0), DROP_NO_ENDPOINT)
     _dropped(sim.process(POD_PORT, _from_pod(syn, dst_mac="01:00:5e:00:00:01"), T0), DROP_NO_ENDPOINT)
@@ -166,7 +166,7 @@ def test_link_layer_broadcast_and_multicast_sources_are_not_answered(sim: Simula
     _dropped(sim.process(POD_PORT, _from_pod(bad6), T0), DROP_NO_ENDPOINT)
 
 
-def _install_reject(compiled: tuple[Simulator, Schema], proto: int, dport: int) -> Simulator:
+def _install_reject(compiled: tuple[Interpreter, Schema], proto: int, dport: int) -> Interpreter:
     """A hand-made frontend the compiler never writes (no port): only to reach RejectReply's guards."""
     sim, schema = compiled
     entry = schema.entry(
@@ -180,7 +180,7 @@ def _install_reject(compiled: tuple[Simulator, Schema], proto: int, dport: int) 
     return sim
 
 
-def test_an_icmp_error_is_never_answered(compiled: tuple[Simulator, Schema]) -> None:
+def test_an_icmp_error_is_never_answered(compiled: tuple[Interpreter, Schema]) -> None:
     """Even with a frontend catching ICMP, an ICMP error (here a port unreachable we sent) is dropped."""
     sim = _install_reject(compiled, 1, 0)
     request = _from_pod(REQUESTS4["tcp-syn"])
@@ -190,7 +190,7 @@ def test_an_icmp_error_is_never_answered(compiled: tuple[Simulator, Schema]) -> 
     _dropped(sim.process(POD_PORT, _from_pod(icmp_error), T0), DROP_NO_ENDPOINT)
 
 
-def test_fragments_are_never_answered(compiled: tuple[Simulator, Schema]) -> None:
+def test_fragments_are_never_answered(compiled: tuple[Interpreter, Schema]) -> None:
     """Fragments carry no parsed L4 header (dport 0): a first and a non-initial one, both dropped."""
     sim = _install_reject(compiled, 6, 0)
     syn = IP(src=CLIENT4, dst=EMPTY4, flags="MF") / TCP(sport=40007, dport=80, flags="S") / Raw(b"z" * 16)

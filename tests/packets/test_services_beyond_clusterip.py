@@ -17,8 +17,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
 from k8s_offload.compiler.driver import compile_sources
-from k8s_offload.target.install import simulator_with
-from k8s_offload.target.interpreter import Simulator
+from k8s_offload.target.install import interpreter_with
+from k8s_offload.target.interpreter import Interpreter
 
 GOLDEN = Path(__file__).resolve().parents[1] / "compiler" / "golden"
 CLIENT4 = "198.51.100.7"
@@ -32,12 +32,12 @@ SECOND = 1_000_000
 T0 = 5_000 * SECOND
 
 
-def _sim(case: str) -> Simulator:
+def _sim(case: str) -> Interpreter:
     d = GOLDEN / case
     manifests = sorted(str(p) for p in d.glob("*.yaml") if p.name != "node.yaml")
     node = d / "node.yaml"
     result = compile_sources(manifests, node if node.exists() else None)
-    return simulator_with(result.schema, result.lowered.bundle)
+    return interpreter_with(result.schema, result.lowered.bundle)
 
 
 def _frame(src: str, dst: str, sport: int, dport: int, udp: bool = False) -> bytes:
@@ -60,7 +60,7 @@ def _checksums_ok(data: bytes) -> bool:
     return bytes(Ether(bytes(rebuilt))) == data
 
 
-def _through(sim: Simulator, port: int, frame: bytes, now: int) -> tuple[int, tuple[str, int, str, int]]:
+def _through(sim: Interpreter, port: int, frame: bytes, now: int) -> tuple[int, tuple[str, int, str, int]]:
     out = sim.process(port, frame, now)
     assert out.egress_port is not None, out.trace.drop_reason
     assert _checksums_ok(out.data)

@@ -12,7 +12,7 @@ from pathlib import Path
 from k8s_offload.analysis.trace import Probe, Tracer
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.frontend.model import Protocol
-from k8s_offload.target.install import simulator_with
+from k8s_offload.target.install import interpreter_with
 
 MANIFESTS = """
 apiVersion: v1
@@ -43,7 +43,7 @@ def test_ipv6_any_block_does_not_open_ipv4(tmp_path: Path) -> None:
     path.write_text(MANIFESTS)
     result = compile_sources([str(path)])
     tracer = Tracer(
-        result.manifests, result.ir, result.schema, simulator_with(result.schema, result.lowered.bundle)
+        result.manifests, result.ir, result.schema, interpreter_with(result.schema, result.lowered.bundle)
     )
     v4 = tracer.run(Probe("app/client", "10.1.0.10", 80, Protocol.TCP))
     v6 = tracer.run(Probe("app/client", "fd00:1::10", 80, Protocol.TCP))

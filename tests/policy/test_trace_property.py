@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from k8s_offload.analysis.trace import Probe, Tracer
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.frontend.model import Protocol
-from k8s_offload.target.install import simulator_with
+from k8s_offload.target.install import interpreter_with
 from tests.policy.reference import Cluster, Endpoint
 from tests.policy.strategies import PROTOCOLS, clusters
 
@@ -31,7 +31,7 @@ def test_trace_matches_reference(
     path.write_text(yaml.safe_dump_all(objects))
     result = compile_sources([str(path)])
     tracer = Tracer(
-        result.manifests, result.ir, result.schema, simulator_with(result.schema, result.lowered.bundle)
+        result.manifests, result.ir, result.schema, interpreter_with(result.schema, result.lowered.bundle)
     )
     ref = Cluster(objects)
     pods = ref.pods

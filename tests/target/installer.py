@@ -1,17 +1,17 @@
-"""Write entries into a Simulator by table/action/field names, through the P4Runtime path."""
+"""Write entries into a Interpreter by table/action/field names, through the P4Runtime path."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from k8s_offload.p4rt.proto import p4runtime
-from k8s_offload.target.interpreter import Simulator
+from k8s_offload.target.interpreter import Interpreter
 
 Match = int | tuple[int, int]
 
 
 class Installer:
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Interpreter) -> None:
         self.sim = sim
         self.index = sim.state.index
 

@@ -21,7 +21,7 @@ from k8s_offload.loader.sync import Syncer
 from k8s_offload.p4rt.client import DATAPLANE_ATOMIC, ROLLBACK_ON_ERROR
 from k8s_offload.p4rt.errors import P4RuntimeRpcError, WriteError
 from k8s_offload.p4rt.proto import code_pb2
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import connect, device_state
 
 BROKEN = "Service default/broken"
@@ -49,7 +49,7 @@ def _bad_change(schema: Schema, bundle: Bundle) -> Bundle:
 
 @pytest.mark.parametrize("atomicity", [ROLLBACK_ON_ERROR, DATAPLANE_ATOMIC])
 def test_all_or_none_modes_leave_device_unchanged(
-    switch: EmbeddedSwitch, p4info: Any, schema: Schema, shop_bundle: Bundle, atomicity: int
+    switch: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle, atomicity: int
 ) -> None:
     client = connect(switch.address, p4info=p4info)
     try:
@@ -72,7 +72,7 @@ def test_all_or_none_modes_leave_device_unchanged(
 
 @pytest.mark.parametrize("mode", ["dataplane", "rollback"])
 def test_loader_reports_origin_and_keeps_state(
-    switch: EmbeddedSwitch, p4info: Any, schema: Schema, shop_bundle: Bundle, mode: str
+    switch: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle, mode: str
 ) -> None:
     client = connect(switch.address, p4info=p4info)
     try:
@@ -88,7 +88,7 @@ def test_loader_reports_origin_and_keeps_state(
         client.close()
 
 
-def test_continue_on_error_only_target_refuses_atomic_modes(coe_switch: EmbeddedSwitch, p4info: Any) -> None:
+def test_continue_on_error_only_target_refuses_atomic_modes(coe_switch: EmbeddedTarget, p4info: Any) -> None:
     """Like bmv2/PI: UNIMPLEMENTED for the optional modes, as an RPC-wide error without details."""
     client = connect(coe_switch.address, p4info=p4info)
     try:
@@ -101,7 +101,7 @@ def test_continue_on_error_only_target_refuses_atomic_modes(coe_switch: Embedded
 
 
 def test_continue_on_error_failure_is_compensated(
-    coe_switch: EmbeddedSwitch, p4info: Any, schema: Schema, shop_bundle: Bundle
+    coe_switch: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle
 ) -> None:
     """The valid updates of the failed batch were applied; the loader undoes them."""
     client = connect(coe_switch.address, p4info=p4info)

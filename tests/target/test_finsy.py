@@ -23,7 +23,7 @@ from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.loader.cli import main as loader_main
 from k8s_offload.loader.entities import device_items, entity_value
 from k8s_offload.p4rt.proto import p4runtime as p4r
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import NODE, REPO, SHOP, connect, desired
 
 FINSY = "finsy==0.30.0"
@@ -68,7 +68,7 @@ def _entities(result: dict[str, Any]) -> list[Any]:
 
 
 def test_finsy_reads_exactly_the_compiled_bundle(
-    finsy_python: Path, switch: EmbeddedSwitch, p4info: Any, schema: Schema, shop_bundle: Bundle
+    finsy_python: Path, switch: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle
 ) -> None:
     assert loader_main(["--once", "--target", switch.address, "--node", str(NODE), str(SHOP)]) == 0
     result = _finsy_read(finsy_python, switch.address, election_id=10)
@@ -92,7 +92,7 @@ def test_finsy_reads_exactly_the_compiled_bundle(
 
 
 def test_finsy_is_a_backup_while_the_loader_is_primary(
-    finsy_python: Path, switch: EmbeddedSwitch, p4info: Any
+    finsy_python: Path, switch: EmbeddedTarget, p4info: Any
 ) -> None:
     """Arbitration interoperates: a lower election id is told ALREADY_EXISTS and may still read."""
     loader = connect(switch.address, election_id=20, p4info=p4info)
@@ -107,7 +107,7 @@ def test_finsy_is_a_backup_while_the_loader_is_primary(
 
 
 def test_finsy_recovers_from_an_election_id_in_use(
-    finsy_python: Path, switch: EmbeddedSwitch, p4info: Any
+    finsy_python: Path, switch: EmbeddedTarget, p4info: Any
 ) -> None:
     """Our INVALID_ARGUMENT for a used election id is one finsy understands: it retries lower."""
     loader = connect(switch.address, election_id=10, p4info=p4info)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
-from k8s_offload.target.interpreter import Simulator
+from k8s_offload.target.interpreter import Interpreter
 
 from .installer import Installer
 from .test_packets import T0, VIP4, ip4, mapped, program, selector_index, send, sim, tcp4  # noqa: F401
@@ -24,7 +24,7 @@ def _backend(out_data: bytes) -> str:
     return str(Ether(out_data)[IP].dst)
 
 
-def test_syn_reusing_a_live_tuple_is_balanced_again(sim: Simulator) -> None:  # noqa: F811 (the fixture)
+def test_syn_reusing_a_live_tuple_is_balanced_again(sim: Interpreter) -> None:  # noqa: F811 (the fixture)
     first = send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80), T0)
     chosen = selector_index(
         int(0xFFFF << 32 | int.from_bytes(bytes(map(int, ip4(1).split("."))), "big")), CLIENT_PORT, 6, 3
@@ -41,7 +41,7 @@ def test_syn_reusing_a_live_tuple_is_balanced_again(sim: Simulator) -> None:  # 
     assert again.trace.table("svc_backend") is not None
 
 
-def test_fin_frees_the_slot_after_the_closing_timeout(sim: Simulator) -> None:  # noqa: F811 (the fixture)
+def test_fin_frees_the_slot_after_the_closing_timeout(sim: Interpreter) -> None:  # noqa: F811 (the fixture)
     syn = send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80), T0)
     backend = _backend(syn.data)
     send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80, flags="FA"), T0 + UNIT)
@@ -53,7 +53,7 @@ def test_fin_frees_the_slot_after_the_closing_timeout(sim: Simulator) -> None:  
     assert after.trace.table("svc_backend") is not None
 
 
-def test_without_fin_the_slot_lives_for_the_tcp_timeout(sim: Simulator) -> None:  # noqa: F811 (the fixture)
+def test_without_fin_the_slot_lives_for_the_tcp_timeout(sim: Interpreter) -> None:  # noqa: F811 (the fixture)
     send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80), T0)
     later = send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80, flags="A"), T0 + 3600 * UNIT)
     assert later.trace.table("svc_backend") is None  # still established after an idle hour

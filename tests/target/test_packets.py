@@ -16,7 +16,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Packet, Raw
 
 from k8s_offload.p4 import ast, build_p4info, load_program
-from k8s_offload.target.interpreter import PacketResult, Simulator
+from k8s_offload.target.interpreter import Interpreter, PacketResult
 
 from .installer import Installer
 
@@ -58,8 +58,8 @@ def program() -> ast.Program:
 
 
 @pytest.fixture
-def sim(program: ast.Program) -> Simulator:
-    s = Simulator(program, build_p4info(program))
+def sim(program: ast.Program) -> Interpreter:
+    s = Interpreter(program, build_p4info(program))
     w = Installer(s)
     for port in PODS:
         w.insert("port_class", {"meta.ingress_port": port}, "set_port_kind", kind=1)
@@ -115,7 +115,7 @@ def sim(program: ast.Program) -> Simulator:
     return s
 
 
-def send(sim: Simulator, port: int, pkt: Packet, t: int = T0) -> PacketResult:
+def send(sim: Interpreter, port: int, pkt: Packet, t: int = T0) -> PacketResult:
     return sim.process(port, bytes(pkt), t)
 
 
@@ -166,7 +166,7 @@ def tcp4(src_port: int, dst: str, sport: int, dport: int, flags: str = "S") -> P
 # ---- neighbour steering --------------------------------------------------------------------
 
 
-def test_arp_for_gateway_goes_to_proxy(sim: Simulator) -> None:
+def test_arp_for_gateway_goes_to_proxy(sim: Interpreter) -> None:
     pkt = Ether(src=mac(1), dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac(1), psrc=ip4(1), pdst=GW4)
     out = send(sim, 1, pkt)
     assert out.egress_port == PROXY_PORT
@@ -176,12 +176,12 @@ def test_arp_for_gateway_goes_to_proxy(sim: Simulator) -> None:
     assert event is not None and event.hit and event.action == "steer_to_port" and event.args == (PROXY_PORT,)
 
 
-def test_arp_for_pod_goes_to_pod(sim: Simulator) -> None:
+def test_arp_for_pod_goes_to_pod(sim: Interpreter) -> None:
     pkt = Ether(src=mac(1), dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, psrc=ip4(1), pdst=ip4(2))
     assert send(sim, 1, pkt).egress_port == 2
 
 
-def test_ipv6_ns_for_gateway_and_pod(sim: Simulator) -> None:
+def test_ipv6_ns_for_gateway_and_pod(sim: Interpreter) -> None:
     for target, port in ((GW6, PROXY_PORT), (ip6(3), 3)):
         pkt = (
             Ether(src=mac(1), dst="33:33:ff:00:00:01")
@@ -193,7 +193,7 @@ def test_ipv6_ns_for_gateway_and_pod(sim: Simulator) -> None:
         assert out.trace.parser_states[-1] == "parse_ndp"
 
 
-def test_unknown_port_dropped_and_counted(sim: Simulator) -> None:
+def test_unknown_port_dropped_and_counted(sim: Interpreter) -> None:
     out = send(sim, UNKNOWN_PORT, tcp4(1, ip4(2), 1234, 80))
     assert out.dropped and out.trace.drop_reason.startswith("ingress")
     drop_reasons = sim.state.counters[sim.state.index.id_of("drop_reasons")]
@@ -204,7 +204,7 @@ def test_unknown_port_dropped_and_counted(sim: Simulator) -> None:
 # ---- forwarding ------------------------------------------------------------------------------
 
 
-def test_forward_rewrites_macs(sim: Simulator) -> None:
+def test_forward_rewrites_macs(sim: Interpreter) -> None:
     pkt = tcp4(1, ip4(2), 40000, 8080)
     out = send(sim, 1, pkt)
     assert out.egress_port == 2
@@ -213,14 +213,14 @@ def test_forward_rewrites_macs(sim: Simulator) -> None:
     assert bytes(got[IP]) == bytes(pkt[IP])  # no NAT: L3 and up unchanged
 
 
-def test_ipv6_forward(sim: Simulator) -> None:
+def test_ipv6_forward(sim: Interpreter) -> None:
     pkt = Ether(src=mac(1), dst=GW_MAC) / IPv6(src=ip6(1), dst=ip6(4)) / UDP(sport=1, dport=2) / Raw(b"x")
     out = send(sim, 1, pkt)
     assert out.egress_port == 4
     assert Ether(out.data).dst == mac(4)
 
 
-def test_to_cpu_gets_packet_in_header(sim: Simulator) -> None:
+def test_to_cpu_gets_packet_in_header(sim: Interpreter) -> None:
     pkt = Ether(src=mac(3), dst=GW_MAC) / IP(src=ip4(3), dst="192.168.0.9") / ICMP()
     out = send(sim, 3, pkt)
     assert out.egress_port == CPU_PORT
@@ -228,7 +228,7 @@ def test_to_cpu_gets_packet_in_header(sim: Simulator) -> None:
     assert out.data[2:] == bytes(pkt)
 
 
-def test_packet_out_goes_to_named_port(sim: Simulator) -> None:
+def test_packet_out_goes_to_named_port(sim: Interpreter) -> None:
     frame = bytes(Ether(src=GW_MAC, dst=mac(4)) / ARP(op=2, psrc=GW4, pdst=ip4(4)))
     out = sim.process(CPU_PORT, (4 << 7).to_bytes(2, "big") + frame, T0)
     assert out.egress_port == 4
@@ -239,7 +239,7 @@ def test_packet_out_goes_to_named_port(sim: Simulator) -> None:
 # ---- service load balancing -------------------------------------------------------------------
 
 
-def test_tcp_syn_to_vip_dnat_reply_snat_and_stickiness(sim: Simulator) -> None:
+def test_tcp_syn_to_vip_dnat_reply_snat_and_stickiness(sim: Interpreter) -> None:
     client_port = 43210
     syn = tcp4(1, VIP4, client_port, 80)
     chosen = selector_index(mapped(ip4(1)), client_port, 6, 3)  # members 1,2,3 in handle order
@@ -275,7 +275,7 @@ def test_tcp_syn_to_vip_dnat_reply_snat_and_stickiness(sim: Simulator) -> None:
     assert ack.trace.table("svc_backend") is None  # established flows skip backend selection
 
 
-def test_udp_zero_checksum_stays_zero(sim: Simulator) -> None:
+def test_udp_zero_checksum_stays_zero(sim: Interpreter) -> None:
     pkt = (
         Ether(src=mac(3), dst=GW_MAC)
         / IP(src=ip4(3), dst=VIP4)
@@ -289,13 +289,13 @@ def test_udp_zero_checksum_stays_zero(sim: Simulator) -> None:
     assert (got[IP].dst, got[UDP].dport) == (ip4(2), 5353)
 
 
-def test_udp_nonzero_checksum_recomputed(sim: Simulator) -> None:
+def test_udp_nonzero_checksum_recomputed(sim: Interpreter) -> None:
     pkt = Ether(src=mac(3), dst=GW_MAC) / IP(src=ip4(3), dst=VIP4) / UDP(sport=5001, dport=53) / Raw(b"query")
     got = assert_checksums_valid(send(sim, 3, pkt).data)
     assert got[UDP].chksum != 0 and got[UDP].dport == 5353
 
 
-def test_ipv6_tcp_to_vip(sim: Simulator) -> None:
+def test_ipv6_tcp_to_vip(sim: Interpreter) -> None:
     sport = 50000
     pkt = Ether(src=mac(1), dst=GW_MAC) / IPv6(src=ip6(1), dst=VIP6) / TCP(sport=sport, dport=80) / Raw(b"v6")
     chosen = selector_index(v6(ip6(1)), sport, 6, 2)
@@ -328,7 +328,7 @@ def isolate_pod1_egress(w: Installer) -> None:
     w.insert("eg_port_rules", ports, "eg_set_port_rules", 1, rules=1)
 
 
-def test_egress_isolation(sim: Simulator) -> None:
+def test_egress_isolation(sim: Interpreter) -> None:
     isolate_pod1_egress(Installer(sim))
     assert send(sim, 1, tcp4(1, ip4(2), 40001, 8080)).egress_port == 2
     denied_port = send(sim, 1, tcp4(1, ip4(2), 40002, 22))
@@ -339,7 +339,7 @@ def test_egress_isolation(sim: Simulator) -> None:
     assert send(sim, 2, tcp4(2, ip4(3), 40004, 22)).egress_port == 3  # pod 2 is not isolated
 
 
-def test_reply_passes_although_other_side_isolated(sim: Simulator) -> None:
+def test_reply_passes_although_other_side_isolated(sim: Interpreter) -> None:
     w = Installer(sim)
     isolate_pod1_egress(w)
     # Pod 1 is also ingress-isolated with no rule: no new flow may reach it.
@@ -361,7 +361,7 @@ def test_reply_passes_although_other_side_isolated(sim: Simulator) -> None:
     assert out.trace.table("in_pod") is None  # replies skip policy
 
 
-def test_ingress_isolation(sim: Simulator) -> None:
+def test_ingress_isolation(sim: Interpreter) -> None:
     w = Installer(sim)
     w.insert(
         "in_pod",
@@ -382,7 +382,7 @@ def test_ingress_isolation(sim: Simulator) -> None:
     assert counts[5] == 2  # DROP_INGRESS_POLICY
 
 
-def test_truncated_packet_continues_with_parser_error(sim: Simulator) -> None:
+def test_truncated_packet_continues_with_parser_error(sim: Interpreter) -> None:
     """bmv2 does not drop on PacketTooShort: ingress sees what was extracted; the rest is payload."""
     frame = bytes(tcp4(1, ip4(2), 1, 2))[: 14 + 20 + 10]  # TCP header cut short
     out = sim.process(1, frame, T0)

@@ -12,12 +12,12 @@ from k8s_offload.p4 import load_program
 from k8s_offload.p4rt.client import RECONCILE_AND_COMMIT
 from k8s_offload.p4rt.proto import p4info as p4i
 from k8s_offload.target.device import Device, state_only_pipeline
-from k8s_offload.target.server import EmbeddedSwitch
+from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import connect, device_state
 
 
 def test_reconcile_with_the_same_p4info_keeps_the_state_object(
-    switch: EmbeddedSwitch, p4info: Any, schema: Schema, shop_bundle: Bundle
+    switch: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle
 ) -> None:
     client = connect(switch.address, p4info=p4info)
     try:
@@ -40,7 +40,7 @@ def test_reconcile_with_the_same_p4info_keeps_the_state_object(
         client.close()
 
 
-def test_cpu_port_comes_from_the_program(switch: EmbeddedSwitch, p4info: Any) -> None:
+def test_cpu_port_comes_from_the_program(switch: EmbeddedTarget, p4info: Any) -> None:
     declared = load_program().constant("CPU_PORT").value.value  # type: ignore[union-attr]
     client = connect(switch.address, p4info=p4info)
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from k8s_offload.p4 import build_p4info, parse_program_text
 from k8s_offload.target.hashes import csum16
-from k8s_offload.target.interpreter import Simulator
+from k8s_offload.target.interpreter import Interpreter
 
 PROGRAM = """#include <core.p4>
 #include <v1model.p4>
@@ -47,9 +47,9 @@ V1Switch(P(), V(), I(), E(), C(), D()) main;
 """
 
 
-def _sim() -> Simulator:
+def _sim() -> Interpreter:
     program = parse_program_text(PROGRAM, "truncate.p4", None)
-    return Simulator(program, build_p4info(program))
+    return Interpreter(program, build_p4info(program))
 
 
 def _frame(len1: int, len2: int, payload: bytes) -> bytes:

@@ -1,5 +1,5 @@
 """Counterexamples replayed in the interpreter: a BDD difference becomes a real frame, run
-through a simulator holding each bundle, and is confirmed when the packet-visible result differs.
+through an interpreter holding each bundle, and is confirmed when the packet-visible result differs.
 
 A key field that is not a packet field (fe_id, be_id, ...) is reached through the frontends that
 set it; a field only the flow cache sets (ct_nat_id) is not replayed.
@@ -22,8 +22,8 @@ from k8s_offload.analysis.verify.tables import entries_by_table
 from k8s_offload.compiler.bundle.model import Bundle
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.target.context import TableEvent
-from k8s_offload.target.install import simulator_with
-from k8s_offload.target.interpreter import PacketResult, Simulator
+from k8s_offload.target.install import interpreter_with
+from k8s_offload.target.interpreter import Interpreter, PacketResult
 
 CLIENT_PORT = 40000
 SPORT_TRIES = 48
@@ -91,7 +91,7 @@ def drop_reason(result: PacketResult) -> int:
 
 
 class Replayer:
-    """Simulators for one or two bundles, made on first use; a fresh pair per counterexample so
+    """Interpreters for one or two bundles, made on first use; a fresh pair per counterexample so
     the flow cache of one replay cannot answer the next."""
 
     def __init__(self, schema: Schema, a: Bundle, b: Bundle | None = None) -> None:
@@ -108,8 +108,8 @@ class Replayer:
                 if value not in self.ports.setdefault(kind, []):
                     self.ports[kind].append(value)
 
-    def _sims(self) -> list[Simulator]:
-        return [simulator_with(self.schema, b) for b in self.bundles]
+    def _sims(self) -> list[Interpreter]:
+        return [interpreter_with(self.schema, b) for b in self.bundles]
 
     def _port(self, *kinds: str) -> int | None:
         for k in kinds:

@@ -147,9 +147,9 @@ def program_default(schema: Schema, table: str) -> Outcome:
 
 @cache
 def _program_defaults(schema: Schema) -> dict[str, tuple[str, tuple[tuple[str, int], ...]]]:
-    from k8s_offload.target.install import simulator_with
+    from k8s_offload.target.install import interpreter_with
 
-    sim = simulator_with(schema, Bundle())
+    sim = interpreter_with(schema, Bundle())
     by_id = {}
     for a in schema.p4info.actions:
         by_id[a.preamble.id] = schema.action(a.preamble.name)

@@ -1,7 +1,7 @@
-"""Typed cluster IR: build it from front-end objects, verify its invariants, print it."""
+"""Typed cluster IR: build it from front-end objects, check its invariants, print it."""
 
 from k8s_offload.compiler.ir.build import build_ir
-from k8s_offload.compiler.ir.check import verify
+from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.dump import dump
 from k8s_offload.compiler.ir.model import (
     Backend,
@@ -9,10 +9,10 @@ from k8s_offload.compiler.ir.model import (
     BackendSetKey,
     ClusterIR,
     Diagnostic,
-    NamespaceNode,
+    NamespaceInfo,
     PodEndpoint,
     ServiceFrontend,
-    ServiceNode,
+    ServiceInfo,
 )
 
 __all__ = [
@@ -21,11 +21,11 @@ __all__ = [
     "BackendSetKey",
     "ClusterIR",
     "Diagnostic",
-    "NamespaceNode",
+    "NamespaceInfo",
     "PodEndpoint",
     "ServiceFrontend",
-    "ServiceNode",
+    "ServiceInfo",
     "build_ir",
+    "check_ir",
     "dump",
-    "verify",
 ]

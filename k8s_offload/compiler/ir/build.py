@@ -29,12 +29,12 @@ from k8s_offload.compiler.ir.model import (
     PodEndpoint,
     ServiceFrontend,
 )
-from k8s_offload.compiler.ir.pods import attachable, namespace_nodes, place_pods, pod_endpoint
+from k8s_offload.compiler.ir.pods import attachable, namespace_infos, place_pods, pod_endpoint
 from k8s_offload.compiler.ir.services import (
     backend_sets,
     endpoint_warnings,
     service_frontends,
-    service_node,
+    service_info,
     service_warnings,
 )
 
@@ -90,9 +90,9 @@ def _build(objects: Iterable[KubeObject], node_facts: NodeFacts | None) -> Clust
     used = {obj.key.namespace for group in (pods, services, slices, legacy, policies) for obj in group}
     return ClusterIR(
         node=node_facts or DEFAULT_NODE_FACTS,
-        namespaces=namespace_nodes(namespaces, used),
+        namespaces=namespace_infos(namespaces, used),
         pods=pod_nodes,
-        services=tuple(service_node(svc) for svc in services),
+        services=tuple(service_info(svc) for svc in services),
         frontends=unique_frontends,
         backend_sets=tuple(sorted(sets, key=lambda s: s.key)),
         network_policies=tuple(policies),

@@ -15,22 +15,22 @@ from k8s_offload.compiler.ir.model import (
     ClusterIR,
     PodEndpoint,
     ServiceFrontend,
-    ServiceNode,
+    ServiceInfo,
 )
 
 T = TypeVar("T")
 
 
-def verify(ir: ClusterIR) -> None:
+def check_ir(ir: ClusterIR) -> None:
     """Raise IRVerificationError naming every broken invariant; return None when the IR is sound.
 
     The cyclic GC is paused as in building (frontend/gc_pause.py): the checks make hundreds of
     thousands of short-lived keys while the whole IR is alive, and its rescans cost more than them."""
     with gc_paused():
-        _verify(ir)
+        _check(ir)
 
 
-def _verify(ir: ClusterIR) -> None:
+def _check(ir: ClusterIR) -> None:
     problems: list[str] = []
     _sorted_unique(problems, "namespaces", ir.namespaces, lambda n: n.key)
     _sorted_unique(problems, "pods", ir.pods, lambda p: p.key)
@@ -107,7 +107,7 @@ def _check_frontend(
     problems: list[str],
     where: str,
     fe: ServiceFrontend,
-    owner: ServiceNode | None,
+    owner: ServiceInfo | None,
     backend_set: BackendSet | None,
 ) -> None:
     if IPFamily.of(fe.vip) is not fe.family:
@@ -129,7 +129,7 @@ def _check_backend_set(
     where: str,
     bs: BackendSet,
     pods: dict[ObjectKey, PodEndpoint],
-    services: dict[ObjectKey, ServiceNode],
+    services: dict[ObjectKey, ServiceInfo],
 ) -> None:
     if bs.key.service not in services:
         problems.append(f"{where}: dangling reference to {bs.key.service}")

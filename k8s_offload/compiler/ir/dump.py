@@ -20,10 +20,10 @@ from k8s_offload.compiler.frontend.policy import (
 from k8s_offload.compiler.ir.model import (
     BackendSet,
     ClusterIR,
-    NamespaceNode,
+    NamespaceInfo,
     PodEndpoint,
     ServiceFrontend,
-    ServiceNode,
+    ServiceInfo,
 )
 
 
@@ -61,7 +61,7 @@ def _node(facts: NodeFacts) -> str:
     )
 
 
-def _namespace(ns: NamespaceNode) -> str:
+def _namespace(ns: NamespaceInfo) -> str:
     origin = "declared" if ns.declared else "implied"
     return f"namespace {ns.key.name} {origin} labels={_labels(ns.labels)}"
 
@@ -75,7 +75,7 @@ def _pod(pod: PodEndpoint) -> str:
     )
 
 
-def _service(svc: ServiceNode) -> str:
+def _service(svc: ServiceInfo) -> str:
     text = f"service {svc.key.ref} type={svc.type}"
     if svc.headless:
         return text + " headless"

@@ -41,7 +41,7 @@ class Diagnostic:
 
 
 @dataclass(frozen=True, slots=True)
-class NamespaceNode:
+class NamespaceInfo:
     key: ObjectKey
     labels: Labels
     """Includes kubernetes.io/metadata.name, as the API server guarantees."""
@@ -80,7 +80,7 @@ class PodEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class ServiceNode:
+class ServiceInfo:
     key: ObjectKey
     type: ServiceType
     vips: tuple[IPAddress, ...]
@@ -189,9 +189,9 @@ class BackendSet:
 class ClusterIR:
     node: NodeFacts
     """The node facts in effect (the documented defaults when none were given)."""
-    namespaces: tuple[NamespaceNode, ...]
+    namespaces: tuple[NamespaceInfo, ...]
     pods: tuple[PodEndpoint, ...]
-    services: tuple[ServiceNode, ...]
+    services: tuple[ServiceInfo, ...]
     frontends: tuple[ServiceFrontend, ...]
     """Sorted by (VIP, protocol, port): the lookup key of the data plane."""
     backend_sets: tuple[BackendSet, ...]

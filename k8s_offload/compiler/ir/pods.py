@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from k8s_offload.compiler.errors import ManifestError
 from k8s_offload.compiler.frontend.model import Namespace, ObjectKey, Pod
 from k8s_offload.compiler.frontend.nodefacts import CPU_PORT, NodeFacts
-from k8s_offload.compiler.ir.model import NAMESPACE_NAME_LABEL, Diagnostic, NamespaceNode, PodEndpoint
+from k8s_offload.compiler.ir.model import NAMESPACE_NAME_LABEL, Diagnostic, NamespaceInfo, PodEndpoint
 
 FIRST_DEFAULT_POD_PORT = 16
 """Without node facts pods get ports 16, 17, ... in (namespace, name) order; 0-15 stay for special ports."""
@@ -110,17 +110,17 @@ def pod_endpoint(pod: Pod, placement: Placement | None) -> PodEndpoint:
     )
 
 
-def namespace_node(name: str, declared: Namespace | None) -> NamespaceNode:
+def namespace_info(name: str, declared: Namespace | None) -> NamespaceInfo:
     """The API server always sets kubernetes.io/metadata.name to the namespace's name."""
     labels = dict(declared.labels) if declared else {}
     labels[NAMESPACE_NAME_LABEL] = name
-    return NamespaceNode(
+    return NamespaceInfo(
         ObjectKey("Namespace", "", name), tuple(sorted(labels.items())), declared is not None
     )
 
 
-def namespace_nodes(declared: Iterable[Namespace], used: Iterable[str]) -> tuple[NamespaceNode, ...]:
+def namespace_infos(declared: Iterable[Namespace], used: Iterable[str]) -> tuple[NamespaceInfo, ...]:
     """Declared namespaces plus every namespace some object lives in, so references never dangle."""
     by_name = {ns.key.name: ns for ns in declared}
     names = sorted(set(by_name) | set(used))
-    return tuple(namespace_node(name, by_name.get(name)) for name in names)
+    return tuple(namespace_info(name, by_name.get(name)) for name in names)

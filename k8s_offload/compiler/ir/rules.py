@@ -402,7 +402,7 @@ def _check_intervals(flat: Intervals, bits: int) -> bool:
     )
 
 
-def verify_policy_ir(ir: PolicyIR) -> None:
+def check_policy_ir(ir: PolicyIR) -> None:
     """Invariants the lowering relies on; raises ValueError naming the broken one."""
     keys = [(iso.direction.value, iso.pod) for iso in ir.isolations]
     if keys != sorted(keys) or len(set(keys)) != len(keys):

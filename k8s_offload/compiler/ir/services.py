@@ -29,7 +29,7 @@ from k8s_offload.compiler.ir.model import (
     FrontendKind,
     PodEndpoint,
     ServiceFrontend,
-    ServiceNode,
+    ServiceInfo,
 )
 
 _NODE_PORT_TYPES = (ServiceType.NodePort, ServiceType.LoadBalancer)
@@ -43,8 +43,8 @@ def uses_topology(svc: Service) -> bool:
     return svc.topology_mode in ("Auto", "auto")
 
 
-def service_node(svc: Service) -> ServiceNode:
-    return ServiceNode(
+def service_info(svc: Service) -> ServiceInfo:
+    return ServiceInfo(
         svc.key,
         svc.type,
         svc.cluster_ips,

@@ -9,7 +9,7 @@ from k8s_offload.compiler.bundle.model import Bundle, TableEntry, match_values
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
 from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
-from k8s_offload.compiler.ir.rules import PolicyIR, verify_policy_ir
+from k8s_offload.compiler.ir.rules import PolicyIR, check_policy_ir
 from k8s_offload.compiler.lower.node import lower_node
 from k8s_offload.compiler.lower.policy import lower_policies
 from k8s_offload.compiler.lower.services import lower_services
@@ -74,7 +74,7 @@ def _lower(ir: ClusterIR, schema: Schema, config: PassConfig) -> Lowered:
     svc = lower_services(ir, schema, config)
     entries.extend(svc.entries)
     policy = run_policy_passes(resolve_unmerged(ir), config)
-    verify_policy_ir(policy)
+    check_policy_ir(policy)
     entries.extend(lower_policies(schema, policy).entries)
     entries = run_entry_passes(entries, config)
     order = {name: i for i, name in enumerate(schema.table_order)}

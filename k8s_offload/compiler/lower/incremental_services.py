@@ -28,7 +28,7 @@ from k8s_offload.compiler.ir.model import (
     BackendSetKey,
     Diagnostic,
     ServiceFrontend,
-    ServiceNode,
+    ServiceInfo,
 )
 from k8s_offload.compiler.lower.ecmp import SELECTOR, deal, maglev_size, selector_limits, split_bits
 from k8s_offload.compiler.lower.idspace import IdSpace
@@ -91,7 +91,7 @@ class ServiceLowerer:
         self.slot_ids = IdSpace(ID_BITS)
         self.slot_name: dict[str, str] = {}
         """Maglev: slot identity -> the group name it belongs to."""
-        self.services: dict[ObjectKey, ServiceNode] = {}
+        self.services: dict[ObjectKey, ServiceInfo] = {}
         self.sets: dict[BackendSetKey, BackendSet] = {}
         self.frontends: dict[FeKey, ServiceFrontend] = {}
         self.fes_of_set: dict[BackendSetKey, set[FeKey]] = defaultdict(set)
@@ -135,7 +135,7 @@ class ServiceLowerer:
         self,
         frontends: Mapping[FeKey, ServiceFrontend | None],
         sets: Mapping[BackendSetKey, BackendSet | None],
-        services: Mapping[ObjectKey, ServiceNode | None] | None = None,
+        services: Mapping[ObjectKey, ServiceInfo | None] | None = None,
     ) -> tuple[list[Entity], list[Entity]]:
         """Apply changed frontends (by sort key), backend sets and Service nodes (None: gone);
         (added, removed)."""

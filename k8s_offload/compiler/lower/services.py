@@ -31,7 +31,7 @@ from k8s_offload.compiler.ir.model import (
     ClusterIR,
     Diagnostic,
     ServiceFrontend,
-    ServiceNode,
+    ServiceInfo,
 )
 from k8s_offload.compiler.lower.ecmp import (
     MAGLEV_SIZES,
@@ -99,7 +99,7 @@ def is_local(b: Backend, node: NodeFacts) -> bool:
     return b.local or (node.node_name is not None and b.node_name == node.node_name)
 
 
-def cluster_backends(bset: BackendSet, svc: ServiceNode | None, node: NodeFacts) -> tuple[Backend, ...]:
+def cluster_backends(bset: BackendSet, svc: ServiceInfo | None, node: NodeFacts) -> tuple[Backend, ...]:
     """Cluster endpoints: usable ones, restricted to those hinted for this node's zone when kube-proxy's
     canUseTopology holds (every ready endpoint has hints and one of them names the zone)."""
     usable = usable_backends(bset)
@@ -122,7 +122,7 @@ def local_backends(bset: BackendSet, node: NodeFacts) -> tuple[Backend, ...]:
     )
 
 
-def selections(fe: ServiceFrontend, svc: ServiceNode | None) -> list[tuple[str, str, bool]]:
+def selections(fe: ServiceFrontend, svc: ServiceInfo | None) -> list[tuple[str, str, bool]]:
     """(table, endpoint selection, masquerade) of every svc_frontend* entry a frontend needs."""
     if not fe.external:
         local = svc is not None and svc.internal_local

@@ -23,7 +23,7 @@ from collections import defaultdict
 
 from k8s_offload.compiler.frontend.model import Labels, ObjectKey
 from k8s_offload.compiler.frontend.policy import NetworkPolicy, PolicyPeer, PolicyType
-from k8s_offload.compiler.ir.model import NamespaceNode, PodEndpoint
+from k8s_offload.compiler.ir.model import NamespaceInfo, PodEndpoint
 from k8s_offload.compiler.ir.rules import AddressSet, PodIsolation, Rule, RuleSet
 from k8s_offload.compiler.passes.drop_subsumed import drop_subsumed_rules
 from k8s_offload.compiler.passes.merge_rules import merge_rules
@@ -60,7 +60,7 @@ class PolicyResolver:
 
     # ---- changes --------------------------------------------------------------------------------
 
-    def set_namespace(self, name: str, node: NamespaceNode | None) -> None:
+    def set_namespace(self, name: str, node: NamespaceInfo | None) -> None:
         """A declared Namespace changed (None: deleted, its labels fall back to the name only)."""
         before = self.cluster.namespace_labels(name)
         self._ns_before.setdefault(name, before)

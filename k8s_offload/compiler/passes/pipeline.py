@@ -4,7 +4,7 @@ Passes work at two levels (docs/passes.md):
 - `policy`: PolicyIR -> PolicyIR, between NetworkPolicy resolution and lowering;
 - `entries`: table entries -> table entries, after lowering, before capacity checks.
 A `PassConfig` says which passes run and for which target profile; the profile's mandatory
-lowering (dpdk: ranges as value/mask blocks) is not a pass and always runs. With `verify`, each
+lowering (dpdk: ranges as value/mask blocks) is not a pass and always runs. With `check`, each
 pass's verifier runs after it (tests always turn it on).
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from k8s_offload.compiler.bundle.model import Range, TableEntry
-from k8s_offload.compiler.ir.rules import PolicyIR, verify_policy_ir
+from k8s_offload.compiler.ir.rules import PolicyIR, check_policy_ir
 from k8s_offload.compiler.passes.drop_subsumed import drop_subsumed
 from k8s_offload.compiler.passes.lpm_compress import is_class_table, lpm_compress
 from k8s_offload.compiler.passes.merge_rules import merge_policy_rules
@@ -24,7 +24,7 @@ from k8s_offload.compiler.passes.range_encoding import PROFILES, expand_blocks, 
 LB_MODES = ("hash", "maglev")
 
 
-def _verify_entries(entries: list[TableEntry], profile: str, final: bool = False) -> None:
+def _check_entries(entries: list[TableEntry], profile: str, final: bool = False) -> None:
     """Keys unique per table (with priority); at the end, every range expressible on the profile."""
     seen: set[tuple[str, object, int]] = set()
     for e in entries:
@@ -61,7 +61,7 @@ PASS_NAMES = tuple(p.name for p in PASSES)
 class PassConfig:
     enabled: frozenset[str] = frozenset(PASS_NAMES)
     profile: str = "bmv2"
-    verify: bool = False
+    check: bool = False
     lb: str = "hash"
     """Service backend selection: "hash" (the selector's hash over one member per backend) or
     "maglev" (a Maglev lookup table of slot members per backend set; k8s_offload/compiler/lower/ecmp.py)."""
@@ -98,8 +98,8 @@ def run_policy_passes(pir: PolicyIR, config: PassConfig) -> PolicyIR:
     for p in PASSES:
         if p.level == "policy" and p.name in config.enabled:
             pir = p.run(pir)  # type: ignore[assignment]
-            if config.verify:
-                verify_policy_ir(pir)
+            if config.check:
+                check_policy_ir(pir)
             if config.dump_after == p.name:
                 from k8s_offload.compiler.ir.dump_rules import dump_rules
 
@@ -112,14 +112,14 @@ def run_entry_passes(entries: Sequence[TableEntry], config: PassConfig) -> list[
     for p in PASSES:
         if p.level == "entries" and p.name in config.enabled:
             out = p.run(out, config.profile)  # type: ignore[assignment]
-            if config.verify:
-                _verify_entries(out, config.profile)
+            if config.check:
+                _check_entries(out, config.profile)
             if config.dump_after == p.name:
                 config.dumps.append(
                     "".join(f"{e}\n" for e in out if is_class_table(e.table) or is_port_table(e.table))
                 )
     if config.profile == "dpdk":
         out = expand_blocks(out)
-    if config.verify:
-        _verify_entries(out, config.profile, final=True)
+    if config.check:
+        _check_entries(out, config.profile, final=True)
     return out

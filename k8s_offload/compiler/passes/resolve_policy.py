@@ -18,7 +18,7 @@ from operator import attrgetter
 
 from k8s_offload.compiler.frontend.model import IPAddress, ObjectKey, Protocol
 from k8s_offload.compiler.frontend.policy import NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule, PolicyType
-from k8s_offload.compiler.ir.model import ClusterIR, NamespaceNode, PodEndpoint
+from k8s_offload.compiler.ir.model import ClusterIR, NamespaceInfo, PodEndpoint
 from k8s_offload.compiler.ir.rules import (
     PORT_MAX,
     PORT_MIN,
@@ -40,7 +40,7 @@ class _Cluster:
     pod by pod by the incremental resolver (k8s_offload/compiler/passes/incremental_resolve.py)."""
 
     def __init__(self, ir: ClusterIR | None = None) -> None:
-        self.namespaces: dict[str, NamespaceNode] = {}
+        self.namespaces: dict[str, NamespaceInfo] = {}
         self.pods: dict[ObjectKey, PodEndpoint] = {}
         self.pods_by_ns: dict[str, dict[ObjectKey, PodEndpoint]] = defaultdict(dict)
         self.pods_by_label: dict[tuple[str, str], dict[ObjectKey, PodEndpoint]] = defaultdict(dict)

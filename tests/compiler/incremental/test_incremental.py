@@ -38,7 +38,7 @@ def _ops(plan: Plan) -> list[tuple[int, Key, Any]]:
 
 
 PASS_CONFIGS = st.builds(
-    lambda profile, lb, enabled: PassConfig(enabled, profile, verify=True, lb=lb),
+    lambda profile, lb, enabled: PassConfig(enabled, profile, check=True, lb=lb),
     st.sampled_from(PROFILES),
     st.sampled_from(LB_MODES),
     st.frozensets(st.sampled_from(PASS_NAMES)) | st.just(frozenset(PASS_NAMES)),
@@ -63,8 +63,8 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
         super().__init__()
         self.store: dict[ObjectKey, KubeObject] = {}
         self.facts: NodeFacts | None = None
-        self.passes = PassConfig(verify=True)
-        self.compiler = IncrementalCompiler(SCHEMA, verify=True)
+        self.passes = PassConfig(check=True)
+        self.compiler = IncrementalCompiler(SCHEMA, check=True)
         self.last_good: Bundle | None = None
         self.desired: dict[Key, Item] = {}
         self.applied: bool = True
@@ -73,7 +73,7 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
     def start(self, facts: NodeFacts | None, first: list[dict[str, Any]], passes: PassConfig) -> None:
         self.facts = facts
         self.passes = passes
-        self.compiler = IncrementalCompiler(SCHEMA, self.facts, verify=True, passes=passes)
+        self.compiler = IncrementalCompiler(SCHEMA, self.facts, check=True, passes=passes)
         objs = [gen.parse(b) for b in first]
         self.store = {o.key: o for o in objs}
         self._step(lambda: self.compiler.load(self.store.values()))

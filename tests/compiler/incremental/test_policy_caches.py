@@ -72,7 +72,7 @@ def _cluster() -> tuple[IncrementalCompiler, dict[ObjectKey, Any]]:
         gen.policy("a", "np0", "x", "y", "t2"),
     ]
     objs = {o.key: o for o in map(gen.parse, bodies)}
-    c = IncrementalCompiler(SCHEMA, gen.facts(), verify=True)
+    c = IncrementalCompiler(SCHEMA, gen.facts(), check=True)
     c.load(objs.values())
     return c, objs
 

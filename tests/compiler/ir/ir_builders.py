@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from k8s_offload.compiler.frontend import NodeFacts, load_text
-from k8s_offload.compiler.ir import ClusterIR, build_ir, verify
+from k8s_offload.compiler.ir import ClusterIR, build_ir, check_ir
 
 Doc = dict[str, Any]
 
@@ -65,5 +65,5 @@ def to_text(docs: list[Doc]) -> str:
 
 def build(*docs: Doc, facts: NodeFacts | None = None) -> ClusterIR:
     ir = build_ir(load_text(to_text(list(docs)), "test.yaml").objects, facts)
-    verify(ir)
+    check_ir(ir)
     return ir

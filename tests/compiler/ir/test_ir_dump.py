@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from k8s_offload.compiler.frontend import load_manifests, load_text
-from k8s_offload.compiler.ir import build_ir, dump, verify
+from k8s_offload.compiler.ir import build_ir, check_ir, dump
 from tests.compiler.ir.ir_builders import Doc, build, endpoint, endpoint_slice, pod, service, to_text
 
 POLICY: Doc = {
@@ -91,7 +91,7 @@ def test_files_in_any_layout_give_identical_dump(tmp_path: Path) -> None:
         folder = tmp_path / "sub" if i % 2 else tmp_path
         (folder / f"{len(docs) - i:02}.yaml").write_text(to_text([doc]))
     ir = build_ir(load_manifests([tmp_path]).objects)
-    verify(ir)
+    check_ir(ir)
     assert dump(ir) == EXPECTED
 
 

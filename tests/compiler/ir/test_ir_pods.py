@@ -7,7 +7,7 @@ import pytest
 from k8s_offload.compiler.errors import Location, ManifestErrors
 from k8s_offload.compiler.frontend import parse_node_facts
 from k8s_offload.compiler.frontend.model import ObjectKey
-from k8s_offload.compiler.ir import NamespaceNode
+from k8s_offload.compiler.ir import NamespaceInfo
 from tests.compiler.ir.ir_builders import build, pod
 
 FACTS = {
@@ -105,8 +105,8 @@ def test_namespaces_get_the_automatic_name_label() -> None:
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"team": "a"}}}
     ir = build(ns, pod("a", "10.0.0.1"), pod("b", "10.0.0.2", ns="apps"))
     assert ir.namespaces == (
-        NamespaceNode(ObjectKey("Namespace", "", "apps"), (("kubernetes.io/metadata.name", "apps"),), False),
-        NamespaceNode(
+        NamespaceInfo(ObjectKey("Namespace", "", "apps"), (("kubernetes.io/metadata.name", "apps"),), False),
+        NamespaceInfo(
             ObjectKey("Namespace", "", "shop"), (("kubernetes.io/metadata.name", "shop"), ("team", "a")), True
         ),
     )

@@ -31,8 +31,8 @@ from k8s_offload.compiler.passes.pipeline import PassConfig
 from k8s_offload.loader.entities import bundle_items
 from k8s_offload.loader.plan import make_plan
 from k8s_offload.p4rt.proto import p4info as p4info_pb
-from k8s_offload.target.install import simulator_with
-from k8s_offload.target.interpreter import Simulator
+from k8s_offload.target.install import interpreter_with
+from k8s_offload.target.interpreter import Interpreter
 from tests.compiler.incremental.objects import parse
 
 VIP = "10.96.0.20"
@@ -127,7 +127,7 @@ def test_split_service_reaches_every_backend_in_the_interpreter() -> None:
     schema = _schema(8)  # 20 backends over 4 groups of 5
     lowered = _compile(_objects(20), schema)
     assert len(lowered.bundle.groups) == 4
-    sim = simulator_with(schema, lowered.bundle)
+    sim = interpreter_with(schema, lowered.bundle)
     port = _port()
     got = Counter(_backend_flows(sim, port, 800, 1_000_000))
     assert None not in got and len(got) == 20
@@ -139,7 +139,7 @@ def _port() -> int:
     return 1
 
 
-def _backend_flows(sim: Simulator, port: int, count: int, t: int) -> list[int | None]:
+def _backend_flows(sim: Interpreter, port: int, count: int, t: int) -> list[int | None]:
     out: list[int | None] = []
     for i in range(count):
         src = str(ipaddress.IPv4Address("198.51.100.1") + i % 200)
@@ -169,7 +169,7 @@ def test_maglev_table_balance_and_disruption() -> None:
                 assert moved <= 0.01 * m
 
 
-def _apply(sim: Simulator, schema: Schema, before: Bundle, after: Bundle) -> None:
+def _apply(sim: Interpreter, schema: Schema, before: Bundle, after: Bundle) -> None:
     plan = make_plan(schema, bundle_items(schema, after), bundle_items(schema, before))
     for stage in plan.stages:
         errors = sim.state.write([op.update() for op in stage])
@@ -182,7 +182,7 @@ def test_removing_a_backend_moves_only_its_flows(lb: str) -> None:
     config = PassConfig(lb=lb)
     before = _compile(_objects(6), schema, config).bundle
     after = _compile(_objects(6, skip=2), schema, config).bundle
-    sim = simulator_with(schema, before)
+    sim = interpreter_with(schema, before)
     port = _port()
     first = _backend_flows(sim, port, 400, 1_000_000)
     _apply(sim, schema, before, after)

@@ -21,7 +21,7 @@ from k8s_offload.compiler.driver import CompileResult, compile_sources
 from k8s_offload.compiler.frontend.model import Protocol
 from k8s_offload.compiler.passes.pipeline import PASS_NAMES, PassConfig
 from k8s_offload.compiler.passes.range_encoding import PROFILES
-from k8s_offload.target.install import simulator_with
+from k8s_offload.target.install import interpreter_with
 from tests.policy.strategies import PROTOCOLS, clusters
 
 CHOICES = [(name, profile) for name in (*PASS_NAMES, "all") for profile in PROFILES]
@@ -29,7 +29,7 @@ CHOICES = [(name, profile) for name in (*PASS_NAMES, "all") for profile in PROFI
 
 def _verdicts(result: CompileResult, probes: list[Probe]) -> list[tuple[bool, str]]:
     tracer = Tracer(
-        result.manifests, result.ir, result.schema, simulator_with(result.schema, result.lowered.bundle)
+        result.manifests, result.ir, result.schema, interpreter_with(result.schema, result.lowered.bundle)
     )
     out = []
     for p in probes:
@@ -49,8 +49,8 @@ def test_pass_keeps_verdicts(
     path = tmp_path_factory.mktemp("cluster") / "cluster.yaml"
     path.write_text(yaml.safe_dump_all(objects))
     enabled = frozenset(PASS_NAMES) if pass_name == "all" else frozenset({pass_name})
-    off = compile_sources([str(path)], passes=PassConfig(frozenset(), profile, verify=True))
-    on = compile_sources([str(path)], passes=PassConfig(enabled, profile, verify=True))
+    off = compile_sources([str(path)], passes=PassConfig(frozenset(), profile, check=True))
+    on = compile_sources([str(path)], passes=PassConfig(enabled, profile, check=True))
     pods = [f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in objects if o["kind"] == "Pod"]
     if not pods:
         return

@@ -29,7 +29,7 @@ import yaml
 from k8s_offload.analysis.trace import Probe, Tracer, Verdict
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.frontend.model import Protocol
-from k8s_offload.target.install import simulator_with
+from k8s_offload.target.install import interpreter_with
 
 NAMESPACES = ("x", "y", "z")
 POD_NAMES = ("a", "b", "c")
@@ -216,7 +216,7 @@ def manifests(objects: Iterable[Obj]) -> str:
     return yaml.safe_dump_all(list(objects))
 
 
-@functools.lru_cache(maxsize=8)  # a case's states; a tracer with its simulators is a few MB
+@functools.lru_cache(maxsize=8)  # a case's states; a tracer with its interpreters is a few MB
 def tracer_for(text: str, facts: str | None) -> Tracer:
     """Compile one cluster state once; every matrix of that state runs against this tracer."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -225,7 +225,7 @@ def tracer_for(text: str, facts: str | None) -> Tracer:
             node = Path(tmp) / "node.yaml"
             node.write_text(facts)
         result = compile_sources(["-"], node, stdin=io.StringIO(text))
-    sim = simulator_with(result.schema, result.lowered.bundle)
+    sim = interpreter_with(result.schema, result.lowered.bundle)
     return Tracer(result.manifests, result.ir, result.schema, sim)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from k8s_offload.compiler.errors import IRVerificationError
 from k8s_offload.compiler.frontend.model import IPFamily, ObjectKey
-from k8s_offload.compiler.ir import ClusterIR, verify
+from k8s_offload.compiler.ir import ClusterIR, check_ir
 from tests.compiler.ir.ir_builders import build, endpoint, endpoint_slice, pod, service
 
 
@@ -25,7 +25,7 @@ def sample() -> ClusterIR:
 
 def problems(ir: ClusterIR) -> str:
     with pytest.raises(IRVerificationError) as exc:
-        verify(ir)
+        check_ir(ir)
     return str(exc.value)
 
 
@@ -34,7 +34,7 @@ def replace_at(items: tuple[Any, ...], index: int, **changes: Any) -> tuple[Any,
 
 
 def test_sample_is_sound() -> None:
-    verify(sample())
+    check_ir(sample())
 
 
 def test_unsorted_collection() -> None:
