@@ -1,0 +1,42 @@
+"""The real P4 toolchain for differential tests: p4c, bmv2's simple_switch_grpc and DPDK SWX.
+
+`.ci/run` installs `../shared/p4-reference` and exports its prefix as K8S_OFFLOAD_P4REF; a clone
+without it skips these tests with the reason, never silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ENV = "K8S_OFFLOAD_P4REF"
+
+
+def prefix() -> Path | None:
+    value = os.environ.get(ENV)
+    if not value:
+        return None
+    path = Path(value)
+    return path if (path / "bin").is_dir() else None
+
+
+def require() -> Path:
+    """The toolchain's prefix, or skip the calling test saying how to get it."""
+    found = prefix()
+    if found is None:
+        pytest.skip(
+            f"the P4 reference toolchain is not installed ({ENV} unset or not a prefix): "
+            "bash ../shared/p4-reference/install.sh PREFIX && export K8S_OFFLOAD_P4REF=PREFIX "
+            "(.ci/run does this when ../shared/p4-reference exists)"
+        )
+    return found
+
+
+def tool(name: str) -> Path:
+    """One binary of the toolchain (p4c-bm2-ss, p4c-dpdk, simple_switch_grpc, swx-run, ...)."""
+    path = require() / "bin" / name
+    if not path.exists():
+        pytest.fail(f"{path} missing from the P4 reference toolchain")
+    return path
