@@ -1,0 +1,462 @@
+"""A small incremental-computation engine: tables of units, each unit one function of its key.
+
+In the spirit of salsa and of OVN northd's incremental processing engine (docs/engine.md):
+
+- an `Input` table holds values the driver sets (Kubernetes objects by key, node facts);
+- a `Rule` table holds units: `fn(r, key)` computes the unit's value and reads other tables only
+  through `r`, which records each (table, key) it read. Its keys are those of another table
+  (`over`), or it is computed on demand when some unit first reads it (`over=None`);
+- an `Index` regroups a table's values (`fn(key, value)` gives (group, item) pairs), so a unit
+  can read "the EndpointSlices of this Service" or "the pods with this label" as one group;
+- a `Stateful` table wraps an algorithm that keeps its own incremental state (id allocation,
+  peer classes, ORTC) behind `update(changes)`.
+
+Tables are declared in order and a unit reads only tables declared before its own, so one pass
+over the tables in declaration order settles everything. A full compile is a run over an empty
+state where every key is new; a change re-runs only the units that read something that changed,
+and a unit whose new value equals its old one changes nothing downstream (early cut-off).
+
+With `track=False` (a one-shot compile) no read is recorded and no old value compared: the same
+units run once each, and the engine cannot take changes afterwards.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Unit = tuple["Rule", Hashable]
+"""A unit: its table and its key."""
+
+_ABSENT = object()
+
+
+class EngineError(Exception):
+    """The engine was used against its rules (a unit read a later table, a one-shot engine was
+    changed): a bug in the compiler, never bad input."""
+
+
+@dataclass
+class Stats:
+    """What the last run did, per table name: units that ran, and of those, units whose value was
+    unchanged (cut off: their readers did not run because of them)."""
+
+    ran: Counter[str] = field(default_factory=Counter)
+    cut: Counter[str] = field(default_factory=Counter)
+    units: set[tuple[str, Hashable]] = field(default_factory=set)
+    """(table, key) of every unit that ran (kept only by tracking engines)."""
+
+    def ran_keys(self, table: str) -> set[Hashable]:
+        return {k for t, k in self.units if t == table}
+
+
+class Node:
+    """A table: values by key, and who read which key."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.level = len(engine.nodes)
+        self.readers: dict[Hashable, set[Unit]] = {}
+        self.followers: list[Follower] = []
+        """Tables fed by every change of this one (an Index, a Stateful, a Rule over it)."""
+        engine.nodes.append(self)
+        engine.by_name[name] = self
+
+    def get(self, key: Hashable) -> Any:
+        raise NotImplementedError
+
+    def keys(self) -> Iterable[Hashable]:
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        """Process what changed upstream since the last run."""
+
+    def _changed(self, key: Hashable, old: Any, new: Any) -> None:
+        engine = self.engine
+        if engine.track:
+            readers = self.readers.get(key)
+            if readers:
+                for rule, ukey in readers:
+                    rule.dirty.add(ukey)
+        for f in self.followers:
+            f.source_changed(key, old, new)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class Follower(Protocol):
+    def source_changed(self, key: Hashable, old: Any, new: Any) -> None: ...
+
+
+class Input(Node):
+    def __init__(self, engine: Engine, name: str) -> None:
+        super().__init__(engine, name)
+        self.values: dict[Any, Any] = {}
+
+    def get(self, key: Hashable) -> Any:
+        return self.values.get(key)
+
+    def keys(self) -> Iterable[Any]:
+        return self.values.keys()
+
+    def set(self, key: Any, value: Any) -> None:
+        """Set a value (None: delete it); readers run on the next `Engine.run`."""
+        self.engine.check_open()
+        old = self.values.get(key)
+        if old is value or (old is not None and value is not None and old == value):
+            return
+        if value is None:
+            del self.values[key]
+        else:
+            self.values[key] = value
+        self._changed(key, old, value)
+
+
+class Reads:
+    """What a unit reads through: every call records (table, key) for the unit being computed."""
+
+    __slots__ = ("engine", "reads", "unit")
+
+    def __init__(self, engine: Engine, unit: Unit | None) -> None:
+        self.engine = engine
+        self.unit = unit
+        self.reads: list[tuple[Node, Hashable]] = []
+
+    def __call__(self, node: Node, key: Hashable) -> Any:
+        """The value of `node` at `key` (None when absent)."""
+        value = node.get(key)
+        unit = self.unit
+        if unit is not None:
+            if node.level >= unit[0].level:
+                raise EngineError(f"{unit[0].name} reads {node.name}, which is not declared before it")
+            self.reads.append((node, key))
+            readers = node.readers.get(key)
+            if readers is None:
+                node.readers[key] = {unit}
+            else:
+                readers.add(unit)
+        return value
+
+    def group(self, index: Index, group: Hashable) -> Mapping[Hashable, Any]:
+        """The items of one group of an index ({source key: item}; empty when there are none)."""
+        found = self(index, group)
+        return found if found is not None else _EMPTY
+
+
+_EMPTY: Mapping[Hashable, Any] = {}
+
+
+class Rule(Node):
+    """Units computed by `fn(r, key)`, one per key of `over` (or on demand when `over` is None).
+
+    `out`: None, or the name of an engine collection the units' values (tuples) feed:
+    "entities" (the bundle), "diagnostics", "errors".
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        name: str,
+        fn: Callable[[Reads, Any], Any],
+        over: Node | None = None,
+        out: str | None = None,
+    ) -> None:
+        super().__init__(engine, name)
+        self.fn = fn
+        self.over = over
+        self.out = out
+        self.values: dict[Any, Any] = {}
+        self.reads: dict[Any, list[tuple[Node, Hashable]]] = {}
+        self.dirty: set[Any] = set()
+        if over is not None:
+            over.followers.append(self)
+            if engine.ran:
+                raise EngineError(f"{name}: tables are declared before the first run")
+
+    def keys(self) -> Iterable[Any]:
+        return self.values.keys()
+
+    def get(self, key: Hashable) -> Any:
+        found = self.values.get(key, _ABSENT)
+        if found is not _ABSENT:
+            return found
+        if self.over is None:  # on demand: computed at its first read
+            return self._compute(key)
+        return None
+
+    def source_changed(self, key: Hashable, old: Any, new: Any) -> None:
+        self.dirty.add(key)
+
+    def settle(self) -> None:
+        if not self.dirty:
+            return
+        dirty, self.dirty = self.dirty, set()
+        over = self.over
+        for key in dirty:
+            if over is not None:
+                present = over.get(key) is not None
+            else:  # on demand: kept only while some unit reads it
+                present = key in self.values and bool(self.readers.get(key))
+            if present:
+                self._compute(key)
+            elif key in self.values:
+                self._remove(key)
+
+    def _compute(self, key: Any) -> Any:
+        engine = self.engine
+        engine.stats.ran[self.name] += 1
+        if not engine.track:
+            value = self.fn(engine.untracked, key)
+            self.values[key] = value
+            if self.out is not None:
+                engine.collect(self.out, (), value)
+            if self.followers:
+                self._changed(key, None, value)
+            return value
+        engine.stats.units.add((self.name, key))
+        for node, k in self.reads.pop(key, ()):
+            readers = node.readers.get(k)
+            if readers is not None:
+                readers.discard((self, key))
+                if not readers:
+                    del node.readers[k]
+                    if isinstance(node, Rule) and node.over is None:
+                        engine.orphans.append((node, k))
+        r = Reads(engine, (self, key))
+        value = self.fn(r, key)
+        if r.reads:
+            self.reads[key] = r.reads
+        old = self.values.get(key, _ABSENT)
+        self.values[key] = value
+        if old is _ABSENT:
+            old = None
+        elif old is value or old == value:
+            engine.stats.cut[self.name] += 1
+            return value
+        if self.out is not None:
+            engine.collect(self.out, old, value)
+        self._changed(key, old, value)
+        return value
+
+    def _remove(self, key: Any) -> None:
+        engine = self.engine
+        engine.stats.ran[self.name] += 1
+        engine.stats.units.add((self.name, key))
+        for node, k in self.reads.pop(key, ()):
+            readers = node.readers.get(k)
+            if readers is not None:
+                readers.discard((self, key))
+                if not readers:
+                    del node.readers[k]
+                    if isinstance(node, Rule) and node.over is None:
+                        engine.orphans.append((node, k))
+        old = self.values.pop(key)
+        if self.out is not None:
+            engine.collect(self.out, old, None)
+        self._changed(key, old, None)
+
+
+class Index(Node):
+    """Groups of a table's values: `fn(key, value)` yields the (group, item) pairs of one source
+    value; a group reads as {source key: item}. Readers of a group run when its items change."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        name: str,
+        source: Node,
+        fn: Callable[[Any, Any], Iterable[tuple[Hashable, Any]]],
+    ) -> None:
+        super().__init__(engine, name)
+        self.source = source
+        self.fn = fn
+        self.groups: dict[Any, dict[Any, Any]] = {}
+        self.pending: dict[Any, Any] = {}
+        """Source keys changed since the last run, with their value before the first change."""
+        source.followers.append(self)
+
+    def get(self, key: Hashable) -> dict[Any, Any] | None:
+        return self.groups.get(key)
+
+    def keys(self) -> Iterable[Any]:
+        return self.groups.keys()
+
+    def source_changed(self, key: Hashable, old: Any, new: Any) -> None:
+        self.pending.setdefault(key, old)
+
+    def settle(self) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, {}
+        groups, fn, source = self.groups, self.fn, self.source
+        before: dict[Any, dict[Any, Any]] = {}
+        """Per touched group, the items before this run of the source keys that changed (the
+        group's other items are untouched); `existed`: the group had items before the run."""
+        existed: dict[Any, bool] = {}
+        for key, old in pending.items():
+            new = source.get(key)
+            if old is not None:
+                for g, _ in fn(key, old):
+                    members = groups.get(g)
+                    if members is not None and key in members:
+                        if g not in before:
+                            before[g], existed[g] = {}, True
+                        before[g].setdefault(key, members.pop(key))
+            if new is not None:
+                for g, item in fn(key, new):
+                    members = groups.get(g)
+                    if g not in before:
+                        before[g], existed[g] = {}, members is not None
+                    if members is None:
+                        members = groups[g] = {}
+                    was = before[g]
+                    if key not in was:
+                        was[key] = members.get(key, _ABSENT)
+                    members[key] = item
+        for g, was in before.items():
+            members = groups[g]
+            if not members:
+                del groups[g]
+            if all(members.get(k, _ABSENT) == item for k, item in was.items()):
+                continue
+            self._changed(g, True if existed[g] else None, members or None)
+
+
+class StatefulImpl(Protocol):
+    """An algorithm with its own incremental form: the values of its source table change
+    (key -> (old, new), None for absent) and it returns the output keys whose value changed."""
+
+    def update(self, changes: Mapping[Any, tuple[Any, Any]]) -> Iterable[Hashable]: ...
+
+    def get(self, key: Hashable) -> Any: ...
+
+
+class Stateful(Node):
+    """A table whose values an algorithm keeps (`StatefulImpl`), fed by the changes of `source`."""
+
+    def __init__(self, engine: Engine, name: str, source: Node, impl: StatefulImpl) -> None:
+        super().__init__(engine, name)
+        self.source = source
+        self.impl = impl
+        self.pending: dict[Hashable, Any] = {}
+        source.followers.append(self)
+
+    def get(self, key: Hashable) -> Any:
+        return self.impl.get(key)
+
+    def keys(self) -> Iterable[Hashable]:
+        return ()
+
+    def source_changed(self, key: Hashable, old: Any, new: Any) -> None:
+        self.pending.setdefault(key, old)
+
+    def settle(self) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, {}
+        source = self.source
+        changes = {k: (old, source.get(k)) for k, old in pending.items()}
+        self.engine.stats.ran[self.name] += 1
+        for key in self.impl.update(changes):
+            self._changed(key, _ABSENT, _ABSENT)
+
+
+class Engine:
+    """Tables in declaration order, the collections units feed, and what the last run did."""
+
+    def __init__(self, track: bool = True) -> None:
+        self.track = track
+        self.nodes: list[Node] = []
+        self.by_name: dict[str, Node] = {}
+        self.stats = Stats()
+        self.ran = False
+        self.orphans: list[tuple[Rule, Hashable]] = []
+        self.untracked = Reads(self, None)
+        self.collections: dict[str, Collection] = {}
+        self.after_table: Callable[[Node], None] | None = None
+        """Called after each table settles (the pipeline's dump and check hooks)."""
+
+    def collection(self, name: str) -> Collection:
+        found = self.collections.get(name)
+        if found is None:
+            found = self.collections[name] = Collection(self.track)
+        return found
+
+    def collect(self, name: str, old: Any, new: Any) -> None:
+        self.collection(name).update(old or (), new or ())
+
+    def check_open(self) -> None:
+        if self.ran and not self.track:
+            raise EngineError("a one-shot engine (track=False) takes no changes after its run")
+
+    def run(self) -> Stats:
+        """Settle every table in declaration order; returns what ran."""
+        self.stats = Stats()
+        self.ran = True
+        hook = self.after_table
+        for node in self.nodes:
+            node.settle()
+            if hook is not None:
+                hook(node)
+        self._evict()
+        return self.stats
+
+    def _evict(self) -> None:
+        """Drop on-demand units nobody reads any more (their own reads may orphan more)."""
+        while self.orphans:
+            rule, key = self.orphans.pop()
+            if key in rule.values and not rule.readers.get(key):
+                rule._remove(key)
+
+    def table(self, name: str) -> Node:
+        return self.by_name[name]
+
+
+class Collection:
+    """What the units of some tables feed, as one multiset (an item two units give counts twice):
+    the current items, and the net change since `take_delta` last ran."""
+
+    def __init__(self, track: bool) -> None:
+        self.track = track
+        self.counts: dict[Any, int] = {}
+        self.delta: dict[Any, int] = {}
+        self.flat: list[Any] = []
+        """Without tracking: every item given, in order (nothing is ever taken back)."""
+
+    def update(self, old: Iterable[Any], new: Iterable[Any]) -> None:
+        if not self.track:
+            self.flat.extend(new)
+            return
+        counts, delta = self.counts, self.delta
+        for item in old:
+            n = counts[item] - 1
+            if n:
+                counts[item] = n
+            else:
+                del counts[item]
+                d = delta.get(item, 0) - 1
+                if d:
+                    delta[item] = d
+                else:
+                    del delta[item]
+        for item in new:
+            n = counts.get(item, 0)
+            counts[item] = n + 1
+            if not n:
+                d = delta.get(item, 0) + 1
+                if d:
+                    delta[item] = d
+                else:
+                    del delta[item]
+
+    def items(self) -> Iterator[Any]:
+        return iter(self.counts) if self.track else iter(self.flat)
+
+    def take_delta(self) -> tuple[list[Any], list[Any]]:
+        """(appeared, vanished) since the last call."""
+        delta, self.delta = self.delta, {}
+        return [i for i, d in delta.items() if d > 0], [i for i, d in delta.items() if d < 0]
