@@ -31,6 +31,8 @@ Unit = tuple["Rule", Hashable]
 """A unit: its table and its key."""
 
 _ABSENT = object()
+KEYS = object()
+"""The key of an index's set of groups (read by `Reads.keys`)."""
 
 
 class EngineError(Exception):
@@ -82,14 +84,14 @@ class Node:
                 for rule, ukey in readers:
                     rule.dirty.add(ukey)
         for f in self.followers:
-            f.source_changed(key, old, new)
+            f.source_changed(self, key, old, new)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
 
 class Follower(Protocol):
-    def source_changed(self, key: Hashable, old: Any, new: Any) -> None: ...
+    def source_changed(self, source: Node, key: Hashable, old: Any, new: Any) -> None: ...
 
 
 class Input(Node):
@@ -141,17 +143,26 @@ class Reads:
                 readers.add(unit)
         return value
 
-    def group(self, index: Index, group: Hashable) -> Mapping[Hashable, Any]:
+    def keys(self, index: Index) -> Iterable[Any]:
+        """The groups an index has; the unit runs again when one appears or vanishes."""
+        self(index, KEYS)
+        return index.groups.keys()
+
+    def group(self, index: Index, group: Hashable) -> Mapping[Any, Any]:
         """The items of one group of an index ({source key: item}; empty when there are none)."""
         found = self(index, group)
         return found if found is not None else _EMPTY
 
 
-_EMPTY: Mapping[Hashable, Any] = {}
+_EMPTY: Mapping[Any, Any] = {}
 
 
 class Rule(Node):
     """Units computed by `fn(r, key)`, one per key of `over` (or on demand when `over` is None).
+
+    An on-demand unit is kept while some unit reads it and recomputed (in its table's turn) when
+    what it read changed, even if its readers are about to stop reading it: its function must
+    give an empty value for a key that no longer makes sense (a rule of a deleted policy).
 
     `out`: None, or the name of an engine collection the units' values (tuples) feed:
     "entities" (the bundle), "diagnostics", "errors".
@@ -174,6 +185,7 @@ class Rule(Node):
         self.dirty: set[Any] = set()
         if over is not None:
             over.followers.append(self)
+            self.dirty.update(over.keys())  # keys set before this table was declared
             if engine.ran:
                 raise EngineError(f"{name}: tables are declared before the first run")
 
@@ -188,7 +200,7 @@ class Rule(Node):
             return self._compute(key)
         return None
 
-    def source_changed(self, key: Hashable, old: Any, new: Any) -> None:
+    def source_changed(self, source: Node, key: Hashable, old: Any, new: Any) -> None:
         self.dirty.add(key)
 
     def settle(self) -> None:
@@ -261,23 +273,25 @@ class Rule(Node):
 
 
 class Index(Node):
-    """Groups of a table's values: `fn(key, value)` yields the (group, item) pairs of one source
-    value; a group reads as {source key: item}. Readers of a group run when its items change."""
+    """Groups of tables' values: `fn(key, value)` yields the (group, item) pairs of one source
+    value; a group reads as {source key: item}. Readers of a group run when its items change.
+    Several sources may feed one index when their keys never collide (e.g. two kinds of object)."""
 
     def __init__(
         self,
         engine: Engine,
         name: str,
-        source: Node,
-        fn: Callable[[Any, Any], Iterable[tuple[Hashable, Any]]],
+        source: Node | tuple[Node, ...],
+        fn: Callable[[Any, Any], Iterable[tuple[Any, Any]]],
     ) -> None:
         super().__init__(engine, name)
-        self.source = source
+        self.sources = source if isinstance(source, tuple) else (source,)
         self.fn = fn
         self.groups: dict[Any, dict[Any, Any]] = {}
-        self.pending: dict[Any, Any] = {}
-        """Source keys changed since the last run, with their value before the first change."""
-        source.followers.append(self)
+        self.pending: dict[tuple[Node, Any], Any] = {}
+        """(source, key) changed since the last run, with the value before the first change."""
+        for src in self.sources:
+            src.followers.append(self)
 
     def get(self, key: Hashable) -> dict[Any, Any] | None:
         return self.groups.get(key)
@@ -285,19 +299,19 @@ class Index(Node):
     def keys(self) -> Iterable[Any]:
         return self.groups.keys()
 
-    def source_changed(self, key: Hashable, old: Any, new: Any) -> None:
-        self.pending.setdefault(key, old)
+    def source_changed(self, source: Node, key: Hashable, old: Any, new: Any) -> None:
+        self.pending.setdefault((source, key), old)
 
     def settle(self) -> None:
         if not self.pending:
             return
         pending, self.pending = self.pending, {}
-        groups, fn, source = self.groups, self.fn, self.source
+        groups, fn = self.groups, self.fn
         before: dict[Any, dict[Any, Any]] = {}
         """Per touched group, the items before this run of the source keys that changed (the
         group's other items are untouched); `existed`: the group had items before the run."""
         existed: dict[Any, bool] = {}
-        for key, old in pending.items():
+        for (source, key), old in pending.items():
             new = source.get(key)
             if old is not None:
                 for g, _ in fn(key, old):
@@ -317,20 +331,26 @@ class Index(Node):
                     if key not in was:
                         was[key] = members.get(key, _ABSENT)
                     members[key] = item
+        reshaped = False
         for g, was in before.items():
             members = groups[g]
             if not members:
                 del groups[g]
+            reshaped = reshaped or existed[g] != bool(members)
             if all(members.get(k, _ABSENT) == item for k, item in was.items()):
                 continue
             self._changed(g, True if existed[g] else None, members or None)
+        if reshaped and self.engine.track:
+            for rule, ukey in self.readers.get(KEYS, ()):
+                rule.dirty.add(ukey)
 
 
 class StatefulImpl(Protocol):
     """An algorithm with its own incremental form: the values of its source table change
-    (key -> (old, new), None for absent) and it returns the output keys whose value changed."""
+    (key -> (old, new), None for absent) and it returns (key, old, new) of its outputs that
+    changed."""
 
-    def update(self, changes: Mapping[Any, tuple[Any, Any]]) -> Iterable[Hashable]: ...
+    def update(self, changes: Mapping[Any, tuple[Any, Any]]) -> Iterable[tuple[Hashable, Any, Any]]: ...
 
     def get(self, key: Hashable) -> Any: ...
 
@@ -338,10 +358,14 @@ class StatefulImpl(Protocol):
 class Stateful(Node):
     """A table whose values an algorithm keeps (`StatefulImpl`), fed by the changes of `source`."""
 
-    def __init__(self, engine: Engine, name: str, source: Node, impl: StatefulImpl) -> None:
+    def __init__(
+        self, engine: Engine, name: str, source: Node, impl: StatefulImpl, out: str | None = None
+    ) -> None:
         super().__init__(engine, name)
         self.source = source
         self.impl = impl
+        self.out = out
+        """A collection the impl's `take_output()` (removed, added) feeds after each update."""
         self.pending: dict[Hashable, Any] = {}
         source.followers.append(self)
 
@@ -351,7 +375,7 @@ class Stateful(Node):
     def keys(self) -> Iterable[Hashable]:
         return ()
 
-    def source_changed(self, key: Hashable, old: Any, new: Any) -> None:
+    def source_changed(self, source: Node, key: Hashable, old: Any, new: Any) -> None:
         self.pending.setdefault(key, old)
 
     def settle(self) -> None:
@@ -361,8 +385,11 @@ class Stateful(Node):
         source = self.source
         changes = {k: (old, source.get(k)) for k, old in pending.items()}
         self.engine.stats.ran[self.name] += 1
-        for key in self.impl.update(changes):
-            self._changed(key, _ABSENT, _ABSENT)
+        for key, old, new in self.impl.update(changes):
+            self._changed(key, old, new)
+        if self.out is not None:
+            removed, added = self.impl.take_output()  # type: ignore[attr-defined]
+            self.engine.collect(self.out, removed, added)
 
 
 class Engine:
@@ -456,7 +483,10 @@ class Collection:
     def items(self) -> Iterator[Any]:
         return iter(self.counts) if self.track else iter(self.flat)
 
-    def take_delta(self) -> tuple[list[Any], list[Any]]:
-        """(appeared, vanished) since the last call."""
-        delta, self.delta = self.delta, {}
+    def pending(self) -> tuple[list[Any], list[Any]]:
+        """(appeared, vanished) since `clear` last ran."""
+        delta = self.delta
         return [i for i, d in delta.items() if d > 0], [i for i, d in delta.items() if d < 0]
+
+    def clear(self) -> None:
+        self.delta = {}

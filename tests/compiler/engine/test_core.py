@@ -10,6 +10,13 @@ import pytest
 from k8s_offload.compiler.engine.core import Engine, EngineError, Index, Input, Reads, Rule
 
 
+def _take(e: Engine) -> tuple[list[Any], list[Any]]:
+    c = e.collection("entities")
+    out = c.pending()
+    c.clear()
+    return out
+
+
 def _words(track: bool = True) -> tuple[Engine, Input, Rule, Index, Rule]:
     """Input: word by id. Rule `length` per id; index `by_length`; rule `count` per length."""
     e = Engine(track)
@@ -35,22 +42,22 @@ def test_change_reruns_only_its_readers_and_cut_off_stops_propagation() -> None:
     for i, w in enumerate(["a", "bb", "cc", "ddd"]):
         words.set(i, w)
     e.run()
-    e.collection("entities").take_delta()
+    _take(e)
     words.set(1, "xy")  # same length: `length` re-runs and is cut off, `count` does not run
     stats = e.run()
     assert stats.units == {("length", 1)}
     assert stats.cut["length"] == 1
-    assert e.collection("entities").take_delta() == ([], [])
+    assert _take(e) == ([], [])
     words.set(1, "xyz")  # length 2 -> 3: both counts change
     stats = e.run()
     assert stats.ran_keys("count") == {2, 3}
     assert stats.ran_keys("length") == {1}
-    added, removed = e.collection("entities").take_delta()
+    added, removed = _take(e)
     assert sorted(added) == [(2, 1), (3, 2)] and sorted(removed) == [(2, 2), (3, 1)]
     words.set(0, None)  # the only word of length 1: its count unit goes
     stats = e.run()
     assert 1 not in count.values
-    assert e.collection("entities").take_delta() == ([], [(1, 1)])
+    assert _take(e) == ([], [(1, 1)])
 
 
 def test_on_demand_units_are_shared_and_evicted_when_unread() -> None:
