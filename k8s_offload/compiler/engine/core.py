@@ -73,16 +73,22 @@ class Node:
     def keys(self) -> Iterable[Hashable]:
         raise NotImplementedError
 
+    def items(self) -> Iterable[tuple[Any, Any]]:
+        """(key, value) of every present value (what a one-shot run reads a whole table by)."""
+        raise NotImplementedError
+
     def settle(self) -> None:
         """Process what changed upstream since the last run."""
 
     def _changed(self, key: Hashable, old: Any, new: Any) -> None:
-        engine = self.engine
-        if engine.track:
-            readers = self.readers.get(key)
-            if readers:
-                for rule, ukey in readers:
-                    rule.dirty.add(ukey)
+        """Readers of `key` run again, followers hear of it. A one-shot run propagates nothing:
+        every table takes all of its sources' values when its turn comes."""
+        if not self.engine.track:
+            return
+        readers = self.readers.get(key)
+        if readers:
+            for rule, ukey in readers:
+                rule.dirty.add(ukey)
         for f in self.followers:
             f.source_changed(self, key, old, new)
 
@@ -104,6 +110,9 @@ class Input(Node):
 
     def keys(self) -> Iterable[Any]:
         return self.values.keys()
+
+    def items(self) -> Iterable[tuple[Any, Any]]:
+        return self.values.items()
 
     def set(self, key: Any, value: Any) -> None:
         """Set a value (None: delete it); readers run on the next `Engine.run`."""
@@ -175,11 +184,14 @@ class Rule(Node):
         fn: Callable[[Reads, Any], Any],
         over: Node | None = None,
         out: str | None = None,
+        emit: Callable[[Any], Iterable[Any]] | None = None,
     ) -> None:
         super().__init__(engine, name)
         self.fn = fn
         self.over = over
         self.out = out
+        self.emit = emit
+        """What of a value feeds `out` (None: the value itself, a tuple)."""
         self.values: dict[Any, Any] = {}
         self.reads: dict[Any, list[tuple[Node, Hashable]]] = {}
         self.dirty: set[Any] = set()
@@ -203,7 +215,26 @@ class Rule(Node):
     def source_changed(self, source: Node, key: Hashable, old: Any, new: Any) -> None:
         self.dirty.add(key)
 
+    def items(self) -> Iterable[tuple[Any, Any]]:
+        return ((k, v) for k, v in self.values.items() if v is not None)
+
     def settle(self) -> None:
+        engine = self.engine
+        if not engine.track:  # every key of the source, once (the loop of `_compute`, inlined)
+            self.dirty = set()
+            if self.over is None:
+                return
+            fn, values, r, emit = self.fn, self.values, engine.untracked, self.emit
+            flat = engine.collection(self.out).flat if self.out is not None else None
+            n = 0
+            for key, _ in self.over.items():
+                if key not in values:
+                    value = values[key] = fn(r, key)
+                    n += 1
+                    if flat is not None:
+                        flat.extend(value if emit is None else emit(value))
+            engine.stats.ran[self.name] += n
+            return
         if not self.dirty:
             return
         dirty, self.dirty = self.dirty, set()
@@ -225,9 +256,7 @@ class Rule(Node):
             value = self.fn(engine.untracked, key)
             self.values[key] = value
             if self.out is not None:
-                engine.collect(self.out, (), value)
-            if self.followers:
-                self._changed(key, None, value)
+                engine.collect(self.out, (), value if self.emit is None else self.emit(value))
             return value
         engine.stats.units.add((self.name, key))
         for node, k in self.reads.pop(key, ()):
@@ -250,7 +279,11 @@ class Rule(Node):
             engine.stats.cut[self.name] += 1
             return value
         if self.out is not None:
-            engine.collect(self.out, old, value)
+            emit = self.emit
+            if emit is None:
+                engine.collect(self.out, old, value)
+            else:
+                engine.collect(self.out, () if old is None else emit(old), emit(value))
         self._changed(key, old, value)
         return value
 
@@ -267,8 +300,8 @@ class Rule(Node):
                     if isinstance(node, Rule) and node.over is None:
                         engine.orphans.append((node, k))
         old = self.values.pop(key)
-        if self.out is not None:
-            engine.collect(self.out, old, None)
+        if self.out is not None and old is not None:
+            engine.collect(self.out, old if self.emit is None else self.emit(old), ())
         self._changed(key, old, None)
 
 
@@ -299,10 +332,24 @@ class Index(Node):
     def keys(self) -> Iterable[Any]:
         return self.groups.keys()
 
+    def items(self) -> Iterable[tuple[Any, Any]]:
+        return self.groups.items()
+
     def source_changed(self, source: Node, key: Hashable, old: Any, new: Any) -> None:
         self.pending.setdefault((source, key), old)
 
     def settle(self) -> None:
+        if not self.engine.track:  # every value of the sources, once
+            groups, fn = self.groups, self.fn
+            for src in self.sources:
+                for key, value in src.items():
+                    for g, item in fn(key, value):
+                        members = groups.get(g)
+                        if members is None:
+                            groups[g] = {key: item}
+                        else:
+                            members[key] = item
+            return
         if not self.pending:
             return
         pending, self.pending = self.pending, {}
@@ -332,6 +379,7 @@ class Index(Node):
                         was[key] = members.get(key, _ABSENT)
                     members[key] = item
         reshaped = False
+        deep = any(not isinstance(f, Rule) for f in self.followers)
         for g, was in before.items():
             members = groups[g]
             if not members:
@@ -339,7 +387,15 @@ class Index(Node):
             reshaped = reshaped or existed[g] != bool(members)
             if all(members.get(k, _ABSENT) == item for k, item in was.items()):
                 continue
-            self._changed(g, True if existed[g] else None, members or None)
+            previous: Any = None
+            if existed[g]:
+                # The group before the run, for followers that take a value back (an index
+                # over this one); readers and rules only need to know it changed.
+                previous = True
+                if deep:
+                    previous = {k: v for k, v in members.items() if k not in was}
+                    previous.update((k, v) for k, v in was.items() if v is not _ABSENT)
+            self._changed(g, previous, members or None)
         if reshaped and self.engine.track:
             for rule, ukey in self.readers.get(KEYS, ()):
                 rule.dirty.add(ukey)
@@ -366,6 +422,8 @@ class Stateful(Node):
         self.impl = impl
         self.out = out
         """A collection the impl's `take_output()` (removed, added) feeds after each update."""
+        self.last: list[tuple[Any, Any]] = []
+        """One-shot: the (key, value) outputs of its one update (what a follower reads)."""
         self.pending: dict[Hashable, Any] = {}
         source.followers.append(self)
 
@@ -375,18 +433,26 @@ class Stateful(Node):
     def keys(self) -> Iterable[Hashable]:
         return ()
 
+    def items(self) -> Iterable[tuple[Any, Any]]:
+        return self.last
+
     def source_changed(self, source: Node, key: Hashable, old: Any, new: Any) -> None:
         self.pending.setdefault(key, old)
 
     def settle(self) -> None:
-        if not self.pending:
-            return
-        pending, self.pending = self.pending, {}
-        source = self.source
-        changes = {k: (old, source.get(k)) for k, old in pending.items()}
-        self.engine.stats.ran[self.name] += 1
-        for key, old, new in self.impl.update(changes):
-            self._changed(key, old, new)
+        if not self.engine.track:
+            changes = {k: (None, v) for k, v in self.source.items()}
+            self.engine.stats.ran[self.name] += 1
+            self.last = [(k, new) for k, _, new in self.impl.update(changes) if new is not None]
+        else:
+            if not self.pending:
+                return
+            pending, self.pending = self.pending, {}
+            source = self.source
+            changes = {k: (old, source.get(k)) for k, old in pending.items()}
+            self.engine.stats.ran[self.name] += 1
+            for key, old, new in self.impl.update(changes):
+                self._changed(key, old, new)
         if self.out is not None:
             removed, added = self.impl.take_output()  # type: ignore[attr-defined]
             self.engine.collect(self.out, removed, added)

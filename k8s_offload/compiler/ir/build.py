@@ -6,7 +6,7 @@ per-object functions of pods.py and services.py:
 | table | key | value |
 |---|---|---|
 | `pod_ir` | Pod key | `PodEndpoint` (placement from the node facts, or the default ports) |
-| `ip_owner` | pod IP | the key of the pod owning it (errors: the others) |
+| `ip_owner` | pod IP | the pod owning it (errors: the others claiming it) |
 | `service_ir` | Service key | `ServiceInfo` |
 | `service_frontends` | Service key | its `ServiceFrontend`s |
 | `frontend_ir` | (VIP, protocol, port) | the frontend that wins the address (notes: the others) |
@@ -23,7 +23,6 @@ lowering units on an IR built elsewhere.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from k8s_offload.compiler.errors import ManifestError
@@ -50,9 +49,11 @@ from k8s_offload.compiler.ir.model import (
 from k8s_offload.compiler.ir.pods import (
     Placement,
     attachable,
+    default_placement,
     namespace_info,
-    place_pods,
+    place_pod,
     pod_endpoint,
+    unused_attachment,
 )
 from k8s_offload.compiler.ir.services import (
     backend_sets,
@@ -124,14 +125,14 @@ def declare_ir(b: Build) -> None:
             Index(e, "placeable_pods", pods, lambda k, p: (("all", p),) if p.ips and attachable(p) else ())
         )
 
-        def default_placement(r: Reads, _: object) -> tuple[dict[ObjectKey, Placement], tuple[Any, ...]]:
+        def placements(r: Reads, _: object) -> tuple[dict[ObjectKey, Placement], tuple[Any, ...]]:
             """Ports in pod order: one placement depends on every pod before it."""
             errors: list[ManifestError] = []
             pods_in_order = sorted(r.group(placeable, "all").values(), key=lambda p: p.key)
-            placed, _ = place_pods(pods_in_order, None, errors)
+            placed = default_placement(pods_in_order, errors)
             return placed, tuple(((0,), err) for err in errors)
 
-        placement = b.add(Rule(e, "default_placement", default_placement))
+        placement = b.add(Rule(e, "default_placement", placements))
 
         def place(r: Reads, key: ObjectKey) -> Placement | None:
             return r(placement, ())[0].get(key)  # type: ignore[no-any-return]
@@ -140,18 +141,16 @@ def declare_ir(b: Build) -> None:
     else:
         attached = {(a.namespace, a.name): a for a in facts.pods}
 
+        def placed(r: Reads, key: ObjectKey) -> tuple[Placement | None, Diagnostic | None]:
+            return place_pod(r(pods, key), facts, attached.get((key.namespace, key.name)))
+
         def place(r: Reads, key: ObjectKey) -> Placement | None:
-            pod = r(pods, key)
-            mine = attached.get((key.namespace, key.name))
-            if mine is None or pod.node_name != facts.node_name or not attachable(pod):
-                return None
-            return Placement(mine.port, mine.mac)
+            return placed(r, key)[0]
 
         def pod_notes(r: Reads, key: ObjectKey) -> tuple[Diagnostic, ...]:
-            """Node facts and the pod disagree on where it runs (place_pods words it)."""
-            mine = attached.get((key.namespace, key.name))
-            _, notes = place_pods([r(pods, key)], replace(facts, pods=(mine,) if mine else ()), [])
-            return tuple(d for d in notes if d.subject == key)
+            """Node facts and the pod disagree on where it runs."""
+            note = placed(r, key)[1]
+            return () if note is None else (note,)
 
         b.add(Rule(e, "pod_notes", pod_notes, over=pods, out="ir_diagnostics"))
         listed = b.add(Input(e, "attachments"))
@@ -159,14 +158,9 @@ def declare_ir(b: Build) -> None:
             listed.set((a.namespace, a.name), a)
 
         def attachment_note(r: Reads, ident: tuple[str, str]) -> tuple[Diagnostic, ...]:
-            key = ObjectKey("Pod", *ident)
-            if r(pods, key) is not None:
+            if r(pods, ObjectKey("Pod", *ident)) is not None:
                 return ()
-            message = (
-                f"listed in node facts (port {r(listed, ident).port}) but not in the manifests; "
-                "the port is unused"
-            )
-            return (Diagnostic(key, message),)
+            return (unused_attachment(r(listed, ident)),)
 
         b.add(Rule(e, "attachment_notes", attachment_note, over=listed, out="ir_diagnostics"))
 
@@ -179,21 +173,22 @@ def declare_ir(b: Build) -> None:
             lambda k, p: tuple((ip, i) for i, ip in enumerate(_first_ips(p))) if attachable(p) else (),
         )
     )
-    owner = b.add(Rule(e, "ip_owner", lambda r, ip: min(r.group(owned, ip).keys()), over=owned))
 
-    def ip_conflicts(r: Reads, ip: IPAddress) -> tuple[tuple[Any, ManifestError], ...]:
-        """Two live pods must not share an IP: every pod after the first (in key order) is an error."""
+    def ip_owner(r: Reads, ip: IPAddress) -> tuple[PodEndpoint, tuple[tuple[Any, ManifestError], ...]]:
+        """The pod owning an IP (the first by key) and, for every other live pod claiming it,
+        an error: two live pods must not share an IP."""
         claims = r.group(owned, ip)
-        if len(claims) < 2:
-            return ()
+        if len(claims) == 1:
+            return r(pod_ir, next(iter(claims))), ()
         first, *others = sorted(claims)
         reason = f"IP {ip} is also the IP of {first}"
-        return tuple(
+        errors = tuple(
             ((1, key, claims[key]), ManifestError(r(pods, key).location, str(key), "status.podIPs", reason))
             for key in others
         )
+        return r(pod_ir, first), errors
 
-    b.add(Rule(e, "ip_conflicts", ip_conflicts, over=owned, out="errors"))
+    owner = b.add(Rule(e, "ip_owner", ip_owner, over=owned, out="errors", emit=lambda v: v[1]))
 
     # ---- services -----------------------------------------------------------------------------
     b.add(Rule(e, "service_ir", lambda r, k: service_info(r(services, k)), over=services))
@@ -309,6 +304,25 @@ def declare_ir(b: Build) -> None:
     b.add(Rule(e, "namespace_ir", ns_info, over=used))
     policies = ins["NetworkPolicy"]
     b.add(Rule(e, "policy_ir", lambda r, k: r(policies, k), over=policies))
+    _declare_local_pods(b)
+
+
+def _declare_local_pods(b: Build) -> None:
+    """`local_pods`: per key of a pod attached to this device, a group holding its PodEndpoint.
+    With node facts only the pods they attach can be local, so the index looks at those alone."""
+    from k8s_offload.compiler.engine.core import Index, Rule
+
+    e, pods = b.engine, b.t["pod_ir"]
+    if b.facts is None or "attachments" not in b.t:
+        b.add(Index(e, "local_pods", pods, lambda k, p: ((k, p),) if p.local else ()))
+        return
+
+    def attached(r: Reads, ident: tuple[str, str]) -> PodEndpoint | None:
+        pod = r(pods, ObjectKey("Pod", *ident))
+        return pod if pod is not None and pod.local else None
+
+    candidates = b.add(Rule(e, "attached_pods", attached, over=b.t["attachments"]))
+    b.add(Index(e, "local_pods", candidates, lambda k, p: ((p.key, p),)))
 
 
 def _claims(key: ObjectKey, frontends: tuple[ServiceFrontend, ...]) -> Iterator[tuple[Any, Any]]:
@@ -326,6 +340,7 @@ def declare_ir_inputs(b: Build) -> None:
 
     for name in IR_TABLES:
         b.add(Input(b.engine, name))
+    _declare_local_pods(b)
 
 
 def ir_inputs(b: Build, ir: ClusterIR) -> None:
@@ -355,7 +370,7 @@ class _PodsByIp(Mapping[IPAddress, PodEndpoint]):
 
     def get(self, ip: IPAddress, default: Any = None) -> Any:
         owner = self.r(self.owners, ip)
-        return default if owner is None else self.r(self.pods, owner)
+        return default if owner is None else owner[0]
 
     def __getitem__(self, ip: IPAddress) -> PodEndpoint:
         found = self.get(ip)

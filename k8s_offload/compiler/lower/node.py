@@ -147,10 +147,9 @@ def pod_entries(pod: PodEndpoint, facts: NodeFacts, schema: Schema) -> list[Tabl
 def declare_node(b: Build) -> None:
     """Node entries as units: one for the node facts, one per local pod (`local_pods`, also read
     by policy resolution)."""
-    from k8s_offload.compiler.engine.core import Index, Rule
+    from k8s_offload.compiler.engine.core import Rule
 
-    facts, schema = b.facts or DEFAULT_NODE_FACTS, b.schema
-    pods = b.add(Index(b.engine, "local_pods", b.t["pod_ir"], lambda k, p: ((k, p),) if p.local else ()))
+    facts, schema, pods = b.facts or DEFAULT_NODE_FACTS, b.schema, b.t["local_pods"]
     b.add(
         Rule(
             b.engine,
@@ -164,7 +163,7 @@ def declare_node(b: Build) -> None:
         Rule(
             b.engine,
             "pod_entries",
-            lambda r, k: tuple(pod_entries(r.group(pods, k)[k], facts, schema)),
+            lambda r, k: tuple(pod_entries(next(iter(r(pods, k).values())), facts, schema)),
             over=pods,
             out="entities",
         )

@@ -17,7 +17,7 @@ endpoints. No endpoint in the selection: the frontend drops.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -300,22 +300,18 @@ def declare_services(b: Build) -> None:
         Index(e, "set_users", plans, lambda sk, p: ((p.set_key, sk),) if p.set_key is not None else ())
     )
     used_sets = b.add(Rule(e, "used_set", lambda r, k: r(set_ir, k), over=set_users))
-    backend_users = b.add(
-        Index(
-            e,
-            "backend_users",
-            used_sets,
-            lambda k, bset: ((_backend_ident(be), (be, bset.sources)) for be in bset.backends),
-        )
-    )
+    backend_users = b.add(Index(e, "backend_users", used_sets, _backend_users))
     be_ids = b.add(Stateful(e, "be_ids", backend_users, IdAllocator(ID_BITS)))
 
     def backend(r: Reads, ident: str) -> tuple[Entity, ...]:
         """One member (hash) and one DNAT entry per distinct backend any used set has (ready or
         draining: flows pinned to it survive)."""
         users = r.group(backend_users, ident)
-        origin = tuple(sorted({str(k) for _, sources in users.values() for k in sources}))
-        be = next(iter(users.values()))[0]
+        if len(users) == 1:
+            be, origin = next(iter(users.values()))
+        else:
+            origin = tuple(sorted({name for _, names in users.values() for name in names}))
+            be = next(iter(users.values()))[0]
         member, nat = backend_entities(schema, be, r(be_ids, ident), origin)
         return (nat,) if maglev else (member, nat)
 
@@ -440,6 +436,16 @@ def declare_services(b: Build) -> None:
         return tuple(found)
 
     b.add(Rule(e, "fitting_notes", notes, over=plans, out="diagnostics"))
+
+
+def _backend_users(
+    key: BackendSetKey, bset: BackendSet
+) -> Iterator[tuple[str, tuple[Backend, tuple[str, ...]]]]:
+    """A used set's backends by identity, each with the set's sources as sorted names (an
+    entity's origin, formatted once per set)."""
+    names = tuple(sorted({str(k) for k in bset.sources}))
+    for be in bset.backends:
+        yield _backend_ident(be), (be, names)
 
 
 Members = tuple[str, ...]

@@ -237,8 +237,8 @@ def declare_resolution(b: Build) -> None:
         Index(
             e,
             "isolation_keys",
-            pods,
-            lambda k, p: (((d, k), p) for d in DIRECTIONS) if p.local and p.ips else (),
+            t["local_pods"],
+            _isolation_keys,
         )
     )
 
@@ -277,6 +277,12 @@ def declare_resolution(b: Build) -> None:
         return PodIsolation(key[1], key[0], ips, RuleSet(r(canon, keys)), policies)
 
     b.add(Table(e, "isolation_unmerged", isolation, over=selections))
+
+
+def _isolation_keys(key: ObjectKey, local: Mapping[Any, PodEndpoint]) -> list[tuple[Any, PodEndpoint]]:
+    """(direction, pod) of a local pod with addresses (`local_pods` groups hold the one pod)."""
+    (pod,) = local.values()
+    return [((d, key), pod) for d in DIRECTIONS] if pod.ips else []
 
 
 def _port_names(
