@@ -298,6 +298,12 @@ class Compilation:
             found |= set(c["diagnostics"].items())
         return tuple(sorted(found))
 
+    def release(self) -> None:
+        """Done with this compilation: free the engine's state now (`Engine.release`)."""
+        self.engine.release()
+        self.b.t.clear()
+        self.b.cache.clear()
+
     def lowering_diagnostics(self) -> tuple[Diagnostic, ...]:
         c = self.engine.collections
         return tuple(sorted(set(c["diagnostics"].items()))) if "diagnostics" in c else ()

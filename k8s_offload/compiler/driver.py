@@ -50,4 +50,6 @@ def compile_sources(
         schema = schema or default_schema()
         c = compile_objects(manifests.objects, facts, schema, passes)
         lowered = Lowered(c.bundle(), c.lowering_diagnostics(), c.policy())
-        return CompileResult(manifests, c.ir(), lowered, schema)
+        result = CompileResult(manifests, c.ir(), lowered, schema)
+        c.release()
+        return result

@@ -80,6 +80,18 @@ class Node:
     def settle(self) -> None:
         """Process what changed upstream since the last run."""
 
+    def release(self) -> None:
+        """Drop every value (`Engine.release`)."""
+        self.readers.clear()
+        self.followers.clear()
+        for name in ("values", "groups", "reads", "pending", "last"):
+            found = getattr(self, name, None)
+            if isinstance(found, dict | list):
+                found.clear()
+        impl = getattr(self, "impl", None)
+        if impl is not None and hasattr(impl, "__dict__"):
+            impl.__dict__.clear()
+
     def _changed(self, key: Hashable, old: Any, new: Any) -> None:
         """Readers of `key` run again, followers hear of it. A one-shot run propagates nothing:
         every table takes all of its sources' values when its turn comes."""
@@ -507,6 +519,17 @@ class Engine:
 
     def table(self, name: str) -> Node:
         return self.by_name[name]
+
+    def release(self) -> None:
+        """Free every table's values now. Tables, their functions and the engine refer to each
+        other, so without this the whole state waits for a full collection of the cyclic GC
+        (at size M, 2.6 s at interpreter exit); a released engine takes no more runs."""
+        for node in self.nodes:
+            node.release()
+        self.nodes.clear()
+        self.by_name.clear()
+        self.collections.clear()
+        self.ran, self.track = True, False
 
 
 class Collection:

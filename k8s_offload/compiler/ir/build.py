@@ -82,7 +82,9 @@ def build_ir(objects: Iterable[KubeObject], node_facts: NodeFacts | None = None)
     for obj in objects:
         c.b.t[obj.key.kind].set(obj.key, obj)  # type: ignore[attr-defined]
     c.run()
-    return c.ir()
+    ir = c.ir()
+    c.release()
+    return ir
 
 
 def _first_ips(pod: Pod) -> tuple[IPAddress, ...]:

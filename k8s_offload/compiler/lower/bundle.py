@@ -64,4 +64,6 @@ def lower(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> Lo
 
     c = Compilation(schema, None if ir.node is DEFAULT_NODE_FACTS else ir.node, config, track=False, ir=ir)
     c.run()
-    return Lowered(c.bundle(), c.lowering_diagnostics(), c.policy())
+    out = Lowered(c.bundle(), c.lowering_diagnostics(), c.policy())
+    c.release()
+    return out

@@ -312,7 +312,9 @@ def resolve_unmerged(ir: ClusterIR) -> PolicyIR:
 
     c = Compilation(None, None, track=False, ir=ir, until="resolve_policy")  # type: ignore[arg-type]
     c.run()
-    return c.policy("isolation_unmerged")
+    out = c.policy("isolation_unmerged")
+    c.release()
+    return out
 
 
 def resolve_policies(ir: ClusterIR) -> PolicyIR:
@@ -322,4 +324,6 @@ def resolve_policies(ir: ClusterIR) -> PolicyIR:
 
     c = Compilation(None, None, PassConfig(frozenset({"merge_rules"})), track=False, ir=ir, until="isolation")  # type: ignore[arg-type]
     c.run()
-    return c.policy()
+    out = c.policy()
+    c.release()
+    return out
