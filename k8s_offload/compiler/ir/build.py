@@ -154,7 +154,20 @@ def declare_ir(b: Build) -> None:
             note = placed(r, key)[1]
             return () if note is None else (note,)
 
-        b.add(Rule(e, "pod_notes", pod_notes, over=pods, out="ir_diagnostics"))
+        # Only a pod on this node or attached by the facts can disagree with them.
+        maybe = b.add(
+            Index(
+                e,
+                "pods_here_or_attached",
+                pods,
+                lambda k, p: (
+                    ((k, True),)
+                    if p.node_name == facts.node_name or (k.namespace, k.name) in attached
+                    else ()
+                ),
+            )
+        )
+        b.add(Rule(e, "pod_notes", pod_notes, over=maybe, out="ir_diagnostics"))
         listed = b.add(Input(e, "attachments"))
         for a in facts.pods:
             listed.set((a.namespace, a.name), a)
