@@ -16,9 +16,10 @@ MAX_YAML_NODES = 8_000_000
 built node by node in Python, so this bounds its time (tens of seconds) and memory (about 1 GiB)
 before the byte limit would."""
 
-MAX_DEPTH = 1000
-"""Nesting of mappings and sequences. libyaml refuses deeper YAML itself; JSON gets the same bound.
-The deepest field the compiler reads is about 12 levels down (a List item's NetworkPolicy peer)."""
+MAX_DEPTH = 999
+"""Nesting of mappings and sequences: the deepest YAML libyaml reads in every style (it refuses a
+1000th level of block mappings), and JSON gets the same bound. The deepest field the compiler reads
+is about 12 levels down (a List item's NetworkPolicy peer)."""
 
 MAX_ERRORS = 1000
 """Problems recorded in one run; the rest are counted in one last line. Bounds the output and the

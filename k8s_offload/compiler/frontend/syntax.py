@@ -433,7 +433,7 @@ def load_json(text: str) -> Document:
 def _json_depth_unchecked() -> bool:
     """True when json.loads may have accepted deeper nesting than MAX_DEPTH without a
     RecursionError: Python 3.12+ counts C recursion apart, and a raised recursion limit allows more."""
-    return sys.version_info >= (3, 12) or sys.getrecursionlimit() > MAX_DEPTH
+    return sys.version_info >= (3, 12) or sys.getrecursionlimit() > MAX_DEPTH + 1
 
 
 def _deep_json(text: str, pairs_hook: Any, int_hook: Any) -> Any:
