@@ -144,7 +144,8 @@ def test_pod_macs_are_unique_and_not_the_gateways() -> None:
         {"namespace": "shop", "name": "c", "port": 12, "mac": "02:00:00:00:00:01"},
     ]
     assert errors(data) == [
-        "node.yaml: NodeFacts node-a: pods[1].mac: Duplicate value: 02:00:00:00:00:0a is also the MAC of pods[0]",
+        "node.yaml: NodeFacts node-a: pods[1].mac: Duplicate value: 02:00:00:00:00:0a is also the MAC of "
+        "pods[0]",
         "node.yaml: NodeFacts node-a: pods[2].mac: must differ from the gateway's MAC, got 02:00:00:00:00:01 "
         "(gateway.mac)",
     ]
