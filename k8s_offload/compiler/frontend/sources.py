@@ -25,7 +25,14 @@ from typing import Any, BinaryIO, TextIO
 from k8s_offload.compiler.errors import Location, ManifestError
 from k8s_offload.compiler.frontend.fields import type_name
 from k8s_offload.compiler.frontend.limits import MAX_SOURCE_BYTES
-from k8s_offload.compiler.frontend.syntax import Document, Problem, SyntaxFailure, load_json, load_yaml
+from k8s_offload.compiler.frontend.syntax import (
+    Document,
+    Problem,
+    SyntaxFailure,
+    load_json,
+    load_yaml,
+)
+from k8s_offload.compiler.frontend.syntax import Path as FieldPath
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_NAME = "<stdin>"
@@ -349,29 +356,46 @@ def _flatten(location: Location, document: Document, errors: list[ManifestError]
     kind = body.get("kind")
     item_kind = kind.removesuffix("List") if isinstance(kind, str) else ""
     api_version = body.get("apiVersion")
-    # Breadth-first like kubectl: (location, object, path of the object in the document)
-    queue: list[tuple[Location, Any, tuple[str | int, ...]]] = []
+    source, index = location.source, location.document
+    nested: list[tuple[Location, list[Any], FieldPath]] = []  # kubectl's order: breadth first
     for i, item in enumerate(items):
-        if isinstance(item, Mapping) and not item.get("kind") and not item.get("apiVersion"):
+        if isinstance(item, dict) and not item.get("kind") and not item.get("apiVersion"):
             item = {**item, "kind": item_kind, "apiVersion": api_version}
-        queue.append((Location(location.source, location.document, i), item, ("items", i)))
-    for item_location, item, path in queue:
-        mine = [_relative(p, path) for p in problems if p.path[: len(path)] == path] if problems else []
-        if not isinstance(item, Mapping):
-            errors.append(ManifestError(item_location, "", "", f"must be an object, got {type_name(item)}"))
+        if type(item) is dict and not problems and type(item.get("items")) is not list:
+            yield RawObject(Location(source, index, i), item)  # the common case, kept fast
             continue
-        nested = item.get("items")
-        if not isinstance(nested, list):
-            yield RawObject(item_location, item, tuple(mine))
-            continue
-        for p in mine:
-            if not (len(p.path) >= 2 and p.path[0] == "items" and isinstance(p.path[1], int)):
-                errors.append(ManifestError(item_location, "", p.field_path, p.with_position()))
-        for j, inner in enumerate(nested):
-            inner_location = Location(
-                location.source, location.document, item_location.item, (*item_location.nested, j)
-            )
-            queue.append((inner_location, inner, (*path, "items", j)))
+        raw = _item(Location(source, index, i), item, ("items", i), problems, errors, nested)
+        if raw is not None:
+            yield raw
+    for list_location, inner_items, path in nested:
+        for j, inner in enumerate(inner_items):
+            inner_location = Location(source, index, list_location.item, (*list_location.nested, j))
+            raw = _item(inner_location, inner, (*path, "items", j), problems, errors, nested)
+            if raw is not None:
+                yield raw
+
+
+def _item(
+    location: Location,
+    item: Any,
+    path: FieldPath,
+    problems: list[Problem],
+    errors: list[ManifestError],
+    nested: list[tuple[Location, list[Any], FieldPath]],
+) -> RawObject | None:
+    """One List item: an object, or a List whose items are queued in `nested`."""
+    mine = [_relative(p, path) for p in problems if p.path[: len(path)] == path] if problems else []
+    if not isinstance(item, Mapping):
+        errors.append(ManifestError(location, "", "", f"must be an object, got {type_name(item)}"))
+        return None
+    inner = item.get("items")
+    if not isinstance(inner, list):
+        return RawObject(location, item, tuple(mine))
+    for p in mine:
+        if not (len(p.path) >= 2 and p.path[0] == "items" and isinstance(p.path[1], int)):
+            errors.append(ManifestError(location, "", p.field_path, p.with_position()))
+    nested.append((location, inner, path))
+    return None
 
 
 def _relative(problem: Problem, prefix: tuple[str | int, ...]) -> Problem:
