@@ -14,7 +14,7 @@ import pytest
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.sources import SourceWatcher, fingerprint
 from k8s_offload.target.server import EmbeddedTarget
-from tests.compiler.frontend.test_frontend_bounds import bomb, configmap_volume
+from tests.compiler.frontend.test_frontend_bounds import bomb, configmap_volume, deny_listing
 from tests.embedded_fixtures import NODE, SHOP
 
 
@@ -115,14 +115,7 @@ def test_unreadable_directory_is_a_compile_error_not_an_empty_source(
     try:
         _synced(loader)
         good = dict(loader.desired or {})
-        real_scandir = os.scandir
-
-        def scandir(path: str) -> Any:
-            if path == str(shop_dir):
-                raise PermissionError(13, "Permission denied", path)
-            return real_scandir(path)
-
-        monkeypatch.setattr(os, "scandir", scandir)
+        deny_listing(monkeypatch, shop_dir)
         _touch(shop_dir)
         loader.step()
         assert loader.compile_error is not None and "cannot list directory" in loader.compile_error

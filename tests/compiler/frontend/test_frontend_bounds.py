@@ -258,20 +258,25 @@ def test_fifo_with_a_writer_is_read(tmp_path: Path) -> None:
     assert [p.key.name for p in m.pods] == ["a"]
 
 
+def deny_listing(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+    """os.scandir fails on `directory` as it does for a user without the read permission."""
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:
+        if path == str(directory):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
 def test_unreadable_subdirectory_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "ok.yaml").write_text(POD.format(name="a", ip="10.0.0.1"))
     hidden = tmp_path / "sub"
     hidden.mkdir()
     (hidden / "b.yaml").write_text(POD.format(name="b", ip="10.0.0.2"))
     if os.geteuid() == 0:  # root lists every directory: make the system call fail as for a user
-        real_scandir = os.scandir
-
-        def scandir(path: str) -> object:
-            if path == str(hidden):
-                raise PermissionError(13, "Permission denied", path)
-            return real_scandir(path)
-
-        monkeypatch.setattr(os, "scandir", scandir)
+        deny_listing(monkeypatch, hidden)
     hidden.chmod(0)
     try:
         with pytest.raises(ManifestErrors) as exc:
