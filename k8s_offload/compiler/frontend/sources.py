@@ -80,7 +80,10 @@ def read_path(path: str | Path) -> str:
     except OSError as exc:
         raise SourceError(_os_reason(exc)) from None
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
+        mode = st.st_mode
+        if stat.S_ISREG(mode) and st.st_size > MAX_SOURCE_BYTES:
+            raise SourceError(_too_big())  # known without reading a byte
         if stat.S_ISDIR(mode):
             raise SourceError("is a directory")
         if stat.S_ISFIFO(mode):
