@@ -137,3 +137,16 @@ def test_alias_bomb_in_a_watched_directory_fails_fast(switch: EmbeddedTarget, sh
         assert loader.desired == good and loader.metrics.healthy()
     finally:
         loader.close()
+
+
+def test_a_directory_becoming_unreadable_is_a_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.yaml").write_text("kind: Namespace\n")
+    watcher = SourceWatcher([tmp_path])
+    assert watcher.changed()
+    deny_listing(monkeypatch, sub)
+    assert watcher.changed()  # the loader recompiles and reports it, instead of dropping sub/
+    assert not watcher.changed()
+    monkeypatch.undo()
+    assert watcher.changed()

@@ -504,3 +504,26 @@ def test_builder_equals_pyyaml_on_the_repository_manifests() -> None:
         except yaml.YAMLError:
             continue
         assert [d.value for d in load_yaml(text)] == expected, f
+
+
+def test_configmap_volume_items_in_subdirectories_and_foreign_data_links(tmp_path: Path) -> None:
+    """`items[].path` may put a key in a subdirectory of the volume; `..data` naming anything but a
+    sibling directory is not the kubelet's layout and is refused rather than followed."""
+    volume = tmp_path / "vol"
+    configmap_volume(volume, "v1", {"a.yaml": POD.format(name="a", ip="10.0.0.1")})
+    (volume / "..v1" / "conf").mkdir()
+    (volume / "..v1" / "conf" / "b.yaml").write_text(POD.format(name="b", ip="10.0.0.2"))
+    (volume / "conf").symlink_to("..data/conf")
+    m = load_manifests([volume])
+    assert [str(p.location) for p in m.pods] == [
+        f"{volume}/a.yaml: document 1",
+        f"{volume}/conf/b.yaml: document 1",
+    ]
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "..data").symlink_to(tmp_path / "vol")
+    with pytest.raises(ManifestErrors) as exc:
+        load_manifests([odd])
+    assert messages(exc) == [
+        f"{odd}/..data: points outside its volume ({tmp_path}/vol); a kubelet volume's ..data names a sibling"
+    ]
