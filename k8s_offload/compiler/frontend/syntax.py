@@ -185,8 +185,8 @@ class _YamlBuilder:
             container, key = frame[0], frame[1]
             if type(container) is list:
                 out.append(len(container))
-            elif key is not _NO_KEY:
-                out.append("<<" if key is _MERGE_KEY else key)
+            elif key is not _NO_KEY:  # a key that is no string (`1: x`) is still a field, not an index
+                out.append("<<" if key is _MERGE_KEY else key if isinstance(key, str) else str(key))
         return tuple(out)
 
     def stop(self, reason: str, mark: Any = None) -> _Stop:
@@ -357,7 +357,7 @@ class _YamlBuilder:
         for source in reversed(sources):  # yaml.v2 merges the last first
             for key, item in source.items():
                 if key in mapping:
-                    path = (*self.path()[:-1], key)
+                    path = (*self.path()[:-1], key if isinstance(key, str) else str(key))
                     self.problems.append(
                         Problem(path, "duplicate field (set by a merge and again)", ev.start_mark.line + 1)
                     )
