@@ -36,7 +36,7 @@ from k8s_offload.compiler.frontend.model import (
     Pod,
     Service,
 )
-from k8s_offload.compiler.frontend.nodefacts import NodeFacts
+from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
 from k8s_offload.compiler.frontend.policy import NetworkPolicy
 from k8s_offload.compiler.ir.model import (
     BackendSet,
@@ -50,6 +50,7 @@ from k8s_offload.compiler.ir.pods import (
     Placement,
     attachable,
     default_placement,
+    gateway_conflict,
     namespace_info,
     place_pod,
     pod_endpoint,
@@ -204,6 +205,25 @@ def declare_ir(b: Build) -> None:
         return r(pod_ir, first), errors
 
     owner = b.add(Rule(e, "ip_owner", ip_owner, over=owned, out="errors", emit=lambda v: v[1]))
+    facts_in_effect = facts or DEFAULT_NODE_FACTS
+    gateways = {ip for ip in (facts_in_effect.gateway.ipv4, facts_in_effect.gateway.ipv6) if ip is not None}
+    holders = b.add(
+        Index(
+            e,
+            "gateway_holders",
+            pods,
+            lambda k, p: ((k, True),) if attachable(p) and gateways.intersection(_first_ips(p)) else (),
+        )
+    )
+
+    def gateway_errors(r: Reads, key: ObjectKey) -> tuple[tuple[Any, ManifestError], ...]:
+        """A live pod must not hold the gateway's address (before its IP conflicts, in pod order)."""
+        errors: list[ManifestError] = []
+        pod = r(pods, key)
+        gateway_conflict(pod, _first_ips(pod), facts_in_effect, errors)
+        return tuple(((1, key, -1), err) for err in errors)
+
+    b.add(Rule(e, "gateway_conflicts", gateway_errors, over=holders, out="errors"))
 
     # ---- services -----------------------------------------------------------------------------
     b.add(Rule(e, "service_ir", lambda r, k: service_info(r(services, k)), over=services))
