@@ -231,7 +231,8 @@ class Compilation:
                     check_ir(self.ir())
             elif step == "check_policy_ir" and self.config.check:
                 table = self.b.t["isolation"]
-                keys = table.keys() if not self.track else self.engine.stats.ran_keys("isolation")
+                stats = self.engine.stats
+                keys = stats.ran_keys("isolation") if self.track and stats.complete else list(table.keys())
                 for key in keys:
                     iso = table.get(key)
                     if iso is not None:

@@ -32,6 +32,7 @@ Unit = tuple["Rule", Hashable]
 
 _ABSENT = object()
 KEYS = object()
+UNITS_KEPT = 10_000
 """The key of an index's set of groups (read by `Reads.keys`)."""
 
 
@@ -48,9 +49,19 @@ class Stats:
     ran: Counter[str] = field(default_factory=Counter)
     cut: Counter[str] = field(default_factory=Counter)
     units: set[tuple[str, Hashable]] = field(default_factory=set)
-    """(table, key) of every unit that ran (kept only by tracking engines)."""
+    """(table, key) of every unit that ran (kept only by tracking engines, and only up to
+    `UNITS_KEPT` of them: a full load runs millions, and freeing their list cost the next run
+    0.1 s at size M); `complete` says whether all are there."""
+    complete: bool = True
+
+    def note(self, table: str, key: Hashable) -> None:
+        if len(self.units) < UNITS_KEPT:
+            self.units.add((table, key))
+        else:
+            self.complete = False
 
     def ran_keys(self, table: str) -> set[Hashable]:
+        assert self.complete, "more units ran than Stats keeps"
         return {k for t, k in self.units if t == table}
 
 
@@ -270,7 +281,7 @@ class Rule(Node):
             if self.out is not None:
                 engine.collect(self.out, (), value if self.emit is None else self.emit(value))
             return value
-        engine.stats.units.add((self.name, key))
+        engine.stats.note(self.name, key)
         for node, k in self.reads.pop(key, ()):
             readers = node.readers.get(k)
             if readers is not None:
@@ -302,7 +313,7 @@ class Rule(Node):
     def _remove(self, key: Any) -> None:
         engine = self.engine
         engine.stats.ran[self.name] += 1
-        engine.stats.units.add((self.name, key))
+        engine.stats.note(self.name, key)
         for node, k in self.reads.pop(key, ()):
             readers = node.readers.get(k)
             if readers is not None:

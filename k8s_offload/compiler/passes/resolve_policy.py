@@ -47,18 +47,34 @@ class _View:
     """What resolution reads of the cluster, through a unit's reads: namespaces' labels, pods by
     namespace and by label (pods with addresses only), and the named-port address sets."""
 
-    __slots__ = ("by_label", "by_ns", "named", "namespaces", "r")
+    __slots__ = ("by_label", "by_ns", "ips_by_ns", "named", "namespaces", "r")
 
     def __init__(self, r: Reads, t: Mapping[str, Any]) -> None:
         self.r = r
         self.namespaces = t["namespace_ir"]
         self.by_ns = t["pods_by_namespace"]
+        self.ips_by_ns = t["pod_ips_by_namespace"]
         self.by_label = t["pods_by_label"]
         self.named = t["named_port_sets"]
 
     def namespace_labels(self, name: str) -> tuple[tuple[str, str], ...]:
         ns = self.r(self.namespaces, name)
         return ns.labels if ns is not None else ((NAME_LABEL, name),)
+
+    def peer_addresses(self, policy_ns: str, peer: PolicyPeer) -> Iterable[IPAddress]:
+        """The addresses of the pods a peer selects. A peer without podSelector takes every pod
+        of its namespaces: it reads only their addresses, so relabelling a pod does not touch it."""
+        if peer.pod_selector is None:
+            r = self.r
+            if peer.namespace_selector is None:
+                namespaces: Iterable[str] = (policy_ns,)
+            else:
+                sel = peer.namespace_selector
+                namespaces = [ns for ns in r.keys(self.ips_by_ns) if matches(sel, self.namespace_labels(ns))]
+            return chain.from_iterable(
+                ips for ns in namespaces for ips in r.group(self.ips_by_ns, ns).values()
+            )
+        return chain.from_iterable(map(_IPS, self.peer_pods(policy_ns, peer)))
 
     def peer_pods(self, policy_ns: str, peer: PolicyPeer) -> list[PodEndpoint]:
         r = self.r
@@ -113,7 +129,7 @@ def _peer_set(view: _View, policy_ns: str, peers: Sequence[PolicyPeer]) -> Addre
         if peer.ip_block is not None:
             nets.extend(subtract(peer.ip_block.cidr, peer.ip_block.except_))
         else:
-            hosts.extend(chain.from_iterable(map(_IPS, view.peer_pods(policy_ns, peer))))
+            hosts.extend(view.peer_addresses(policy_ns, peer))
     return address_set(nets, hosts)
 
 
@@ -194,6 +210,7 @@ def declare_resolution(b: Build) -> None:
     pods, policies = t["pod_ir"], t["policy_ir"]
     b.add(Index(e, "pods_by_namespace", pods, lambda k, p: ((k.namespace, p),) if p.ips else ()))
     b.add(Index(e, "pods_by_label", pods, lambda k, p: ((kv, p) for kv in p.labels) if p.ips else ()))
+    b.add(Index(e, "pod_ips_by_namespace", pods, lambda k, p: ((k.namespace, p.ips),) if p.ips else ()))
     by_port = b.add(Index(e, "pods_by_port_name", pods, _port_names))
     by_ns = b.add(Index(e, "policies_by_namespace", policies, lambda k, pol: ((k.namespace, pol),)))
     interned: dict[AddressSet, AddressSet] = b.cache.setdefault("interned peer sets", {})
