@@ -282,14 +282,7 @@ class Rule(Node):
                 engine.collect(self.out, (), value if self.emit is None else self.emit(value))
             return value
         engine.stats.note(self.name, key)
-        for node, k in self.reads.pop(key, ()):
-            readers = node.readers.get(k)
-            if readers is not None:
-                readers.discard((self, key))
-                if not readers:
-                    del node.readers[k]
-                    if isinstance(node, Rule) and node.over is None:
-                        engine.orphans.append((node, k))
+        self._forget_reads(key)
         r = Reads(engine, (self, key))
         value = self.fn(r, key)
         if r.reads:
@@ -310,10 +303,10 @@ class Rule(Node):
         self._changed(key, old, value)
         return value
 
-    def _remove(self, key: Any) -> None:
+    def _forget_reads(self, key: Any) -> None:
+        """The unit stops reading what it read; an on-demand unit nobody reads is evicted after
+        the run."""
         engine = self.engine
-        engine.stats.ran[self.name] += 1
-        engine.stats.note(self.name, key)
         for node, k in self.reads.pop(key, ()):
             readers = node.readers.get(k)
             if readers is not None:
@@ -322,6 +315,12 @@ class Rule(Node):
                     del node.readers[k]
                     if isinstance(node, Rule) and node.over is None:
                         engine.orphans.append((node, k))
+
+    def _remove(self, key: Any) -> None:
+        engine = self.engine
+        engine.stats.ran[self.name] += 1
+        engine.stats.note(self.name, key)
+        self._forget_reads(key)
         old = self.values.pop(key)
         if self.out is not None and old is not None:
             engine.collect(self.out, old if self.emit is None else self.emit(old), ())

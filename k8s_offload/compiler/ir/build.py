@@ -90,6 +90,9 @@ def build_ir(objects: Iterable[KubeObject], node_facts: NodeFacts | None = None)
 
 def _first_ips(pod: Pod) -> tuple[IPAddress, ...]:
     """A pod's addresses as its `PodEndpoint.ips`: the first of each family, IPv4 first."""
+    ips = pod.ips
+    if len(ips) == 1:
+        return ips
     v4 = next((ip for ip in pod.ips if ip.version == 4), None)
     v6 = next((ip for ip in pod.ips if ip.version == 6), None)
     return tuple(ip for ip in (v4, v6) if ip is not None)
@@ -137,22 +140,23 @@ def declare_ir(b: Build) -> None:
 
         placement = b.add(Rule(e, "default_placement", placements))
 
-        def place(r: Reads, key: ObjectKey) -> Placement | None:
-            return r(placement, ())[0].get(key)  # type: ignore[no-any-return]
+        def place(r: Reads, pod: Pod) -> Placement | None:
+            return r(placement, ())[0].get(pod.key)  # type: ignore[no-any-return]
 
         b.add(Rule(e, "placement_errors", lambda r, k: r(placement, ())[1], over=b.one, out="errors"))
     else:
         attached = {(a.namespace, a.name): a for a in facts.pods}
 
-        def placed(r: Reads, key: ObjectKey) -> tuple[Placement | None, Diagnostic | None]:
-            return place_pod(r(pods, key), facts, attached.get((key.namespace, key.name)))
+        def placed(pod: Pod) -> tuple[Placement | None, Diagnostic | None]:
+            key = pod.key
+            return place_pod(pod, facts, attached.get((key.namespace, key.name)))
 
-        def place(r: Reads, key: ObjectKey) -> Placement | None:
-            return placed(r, key)[0]
+        def place(r: Reads, pod: Pod) -> Placement | None:
+            return placed(pod)[0]
 
         def pod_notes(r: Reads, key: ObjectKey) -> tuple[Diagnostic, ...]:
             """Node facts and the pod disagree on where it runs."""
-            note = placed(r, key)[1]
+            note = placed(r(pods, key))[1]
             return () if note is None else (note,)
 
         # Only a pod on this node or attached by the facts can disagree with them.
@@ -180,7 +184,11 @@ def declare_ir(b: Build) -> None:
 
         b.add(Rule(e, "attachment_notes", attachment_note, over=listed, out="ir_diagnostics"))
 
-    pod_ir = b.add(Rule(e, "pod_ir", lambda r, k: pod_endpoint(r(pods, k), place(r, k)), over=pods))
+    def pod_record(r: Reads, key: ObjectKey) -> PodEndpoint:
+        pod = r(pods, key)
+        return pod_endpoint(pod, place(r, pod))
+
+    pod_ir = b.add(Rule(e, "pod_ir", pod_record, over=pods))
     owned = b.add(
         Index(
             e,
