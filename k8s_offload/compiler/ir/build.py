@@ -88,6 +88,16 @@ def build_ir(objects: Iterable[KubeObject], node_facts: NodeFacts | None = None)
     return ir
 
 
+def _owned_ips(key: ObjectKey, pod: Pod) -> tuple[tuple[IPAddress, int], ...]:
+    """The addresses a live pod owns, with their position in its `PodEndpoint.ips`."""
+    if not attachable(pod):
+        return ()
+    ips = pod.ips
+    if len(ips) == 1:
+        return ((ips[0], 0),)
+    return tuple((ip, i) for i, ip in enumerate(_first_ips(pod)))
+
+
 def _first_ips(pod: Pod) -> tuple[IPAddress, ...]:
     """A pod's addresses as its `PodEndpoint.ips`: the first of each family, IPv4 first."""
     ips = pod.ips
@@ -194,44 +204,35 @@ def declare_ir(b: Build) -> None:
             e,
             "pod_ips",
             pods,
-            lambda k, p: tuple((ip, i) for i, ip in enumerate(_first_ips(p))) if attachable(p) else (),
+            _owned_ips,
         )
     )
+
+    in_effect = facts or DEFAULT_NODE_FACTS
+    gateways = {ip for ip in (in_effect.gateway.ipv4, in_effect.gateway.ipv6) if ip is not None}
 
     def ip_owner(r: Reads, ip: IPAddress) -> tuple[PodEndpoint, tuple[tuple[Any, ManifestError], ...]]:
         """The pod owning an IP (the first by key) and, for every other live pod claiming it,
-        an error: two live pods must not share an IP."""
+        an error: two live pods must not share an IP. No live pod may hold the gateway's address
+        (its error comes before the pod's IP conflicts)."""
         claims = r.group(owned, ip)
-        if len(claims) == 1:
+        if len(claims) == 1 and ip not in gateways:
             return r(pod_ir, next(iter(claims))), ()
         first, *others = sorted(claims)
+        errors: list[tuple[Any, ManifestError]] = []
+        if ip in gateways:
+            for key in sorted(claims):
+                found: list[ManifestError] = []
+                gateway_conflict(r(pods, key), (ip,), in_effect, found)
+                errors += (((1, key, -1, claims[key]), err) for err in found)
         reason = f"IP {ip} is also the IP of {first}"
-        errors = tuple(
+        errors += (
             ((1, key, claims[key]), ManifestError(r(pods, key).location, str(key), "status.podIPs", reason))
             for key in others
         )
-        return r(pod_ir, first), errors
+        return r(pod_ir, first), tuple(errors)
 
     owner = b.add(Rule(e, "ip_owner", ip_owner, over=owned, out="errors", emit=lambda v: v[1]))
-    facts_in_effect = facts or DEFAULT_NODE_FACTS
-    gateways = {ip for ip in (facts_in_effect.gateway.ipv4, facts_in_effect.gateway.ipv6) if ip is not None}
-    holders = b.add(
-        Index(
-            e,
-            "gateway_holders",
-            pods,
-            lambda k, p: ((k, True),) if attachable(p) and gateways.intersection(_first_ips(p)) else (),
-        )
-    )
-
-    def gateway_errors(r: Reads, key: ObjectKey) -> tuple[tuple[Any, ManifestError], ...]:
-        """A live pod must not hold the gateway's address (before its IP conflicts, in pod order)."""
-        errors: list[ManifestError] = []
-        pod = r(pods, key)
-        gateway_conflict(pod, _first_ips(pod), facts_in_effect, errors)
-        return tuple(((1, key, -1), err) for err in errors)
-
-    b.add(Rule(e, "gateway_conflicts", gateway_errors, over=holders, out="errors"))
 
     # ---- services -----------------------------------------------------------------------------
     b.add(Rule(e, "service_ir", lambda r, k: service_info(r(services, k)), over=services))
