@@ -189,6 +189,21 @@ class Reads:
 _EMPTY: Mapping[Any, Any] = {}
 
 
+class _Untracked(Reads):
+    """A one-shot run's reads: nothing is recorded."""
+
+    __slots__ = ()
+
+    def __call__(self, node: Node, key: Hashable) -> Any:
+        return node.get(key)
+
+    def group(self, index: Index, group: Hashable) -> Mapping[Any, Any]:
+        return index.groups.get(group) or _EMPTY
+
+    def keys(self, index: Index) -> Iterable[Any]:
+        return index.groups.keys()
+
+
 class Rule(Node):
     """Units computed by `fn(r, key)`, one per key of `over` (or on demand when `over` is None).
 
@@ -250,8 +265,10 @@ class Rule(Node):
             fn, values, r, emit = self.fn, self.values, engine.untracked, self.emit
             flat = engine.collection(self.out).flat if self.out is not None else None
             n = 0
-            for key, _ in self.over.items():
-                if key not in values:
+            source = self.over
+            keys = source.values if isinstance(source, Rule | Input) else source.groups  # type: ignore[attr-defined]
+            for key, source_value in keys.items():
+                if source_value is not None and key not in values:
                     value = values[key] = fn(r, key)
                     n += 1
                     if flat is not None:
@@ -490,7 +507,7 @@ class Engine:
         self.stats = Stats()
         self.ran = False
         self.orphans: list[tuple[Rule, Hashable]] = []
-        self.untracked = Reads(self, None)
+        self.untracked: Reads = _Untracked(self, None)
         self.collections: dict[str, Collection] = {}
         self.after_table: Callable[[Node], None] | None = None
         """Called after each table settles (the pipeline's dump and check hooks)."""
