@@ -127,6 +127,14 @@ class Compilation:
             t[c.key.kind].set(c.key, c.obj)  # type: ignore[attr-defined]
         return self.run()
 
+    def fill(self, objects: Iterable[KubeObject]) -> None:
+        """The objects of a one-shot compilation, set at once."""
+        by_kind: dict[str, list[tuple[ObjectKey, KubeObject]]] = {kind: [] for kind in KINDS}
+        for obj in objects:
+            by_kind[obj.key.kind].append((obj.key, obj))
+        for kind, items in by_kind.items():
+            self.b.t[kind].fill(items)  # type: ignore[attr-defined]
+
     def objects(self) -> Iterator[ObjectKey]:
         for kind in KINDS:
             node = self.b.t.get(kind)
@@ -373,8 +381,6 @@ def compile_objects(
 ) -> Compilation:
     """A one-shot compile (no reads recorded); raises as `Compilation.run` does."""
     c = Compilation(schema, facts, passes, track=False)
-    t = c.b.t
-    for obj in objects:
-        t[obj.key.kind].set(obj.key, obj)  # type: ignore[attr-defined]
+    c.fill(objects)
     c.run()
     return c

@@ -137,6 +137,11 @@ class Input(Node):
     def items(self) -> Iterable[tuple[Any, Any]]:
         return self.values.items()
 
+    def fill(self, items: Iterable[tuple[Any, Any]]) -> None:
+        """Set many values of an empty one-shot input at once (nothing reads it yet)."""
+        assert not self.engine.track and not self.engine.ran and not self.values
+        self.values.update(items)
+
     def set(self, key: Any, value: Any) -> None:
         """Set a value (None: delete it); readers run on the next `Engine.run`."""
         self.engine.check_open()
@@ -381,7 +386,10 @@ class Index(Node):
         if not self.engine.track:  # every value of the sources, once
             groups, fn = self.groups, self.fn
             for src in self.sources:
-                for key, value in src.items():
+                values = src.values if isinstance(src, Rule | Input) else dict(src.items())
+                for key, value in values.items():
+                    if value is None:
+                        continue
                     for g, item in fn(key, value):
                         members = groups.get(g)
                         if members is None:

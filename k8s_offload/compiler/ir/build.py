@@ -80,8 +80,7 @@ def build_ir(objects: Iterable[KubeObject], node_facts: NodeFacts | None = None)
     from k8s_offload.compiler.compilation import Compilation
 
     c = Compilation(None, node_facts, track=False, until="ir")  # type: ignore[arg-type]
-    for obj in objects:
-        c.b.t[obj.key.kind].set(obj.key, obj)  # type: ignore[attr-defined]
+    c.fill(objects)
     c.run()
     ir = c.ir()
     c.release()

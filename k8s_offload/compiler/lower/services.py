@@ -241,6 +241,16 @@ def declare_services(b: Build) -> None:
     maglev = config.lb == "maglev"
     families = {ip.version for ip in node.node_ips}
     frontend_ir, set_ir, service_ir = t["frontend_ir"], t["backend_set_ir"], t["service_ir"]
+    idents: dict[int, str] | None = None if e.track else {}
+    """A one-shot run holds every Backend until it ends: each one's identity is formatted once."""
+
+    def ident(be: Backend) -> str:
+        if idents is None:
+            return _backend_ident(be)
+        found = idents.get(id(be))
+        if found is None:
+            found = idents[id(be)] = _backend_ident(be)
+        return found
 
     def plan(r: Reads, sk: object) -> FrontendPlan:
         fe = r(frontend_ir, sk)
@@ -293,14 +303,22 @@ def declare_services(b: Build) -> None:
             picked = cluster_backends(bset, r(service_ir, set_key.service), node)
         else:
             picked = local_backends(bset, node)
-        return tuple(sorted({_backend_ident(be) for be in picked}))
+        return tuple(sorted({ident(be) for be in picked}))
 
     choices = b.add(Rule(e, "selection", chosen, over=sel_users))
     set_users = b.add(
         Index(e, "set_users", plans, lambda sk, p: ((p.set_key, sk),) if p.set_key is not None else ())
     )
     used_sets = b.add(Rule(e, "used_set", lambda r, k: r(set_ir, k), over=set_users))
-    backend_users = b.add(Index(e, "backend_users", used_sets, _backend_users))
+
+    def users_of(key: BackendSetKey, bset: BackendSet) -> Iterator[tuple[str, BackendUse]]:
+        """A used set's backends by identity, each with the set's sources as sorted names (an
+        entity's origin, formatted once per set)."""
+        names = tuple(sorted({str(k) for k in bset.sources}))
+        for be in bset.backends:
+            yield ident(be), (be, names)
+
+    backend_users = b.add(Index(e, "backend_users", used_sets, users_of))
     be_ids = b.add(Stateful(e, "be_ids", backend_users, IdAllocator(ID_BITS)))
 
     def backend(r: Reads, ident: str) -> tuple[Entity, ...]:
@@ -438,16 +456,8 @@ def declare_services(b: Build) -> None:
     b.add(Rule(e, "fitting_notes", notes, over=plans, out="diagnostics"))
 
 
-def _backend_users(
-    key: BackendSetKey, bset: BackendSet
-) -> Iterator[tuple[str, tuple[Backend, tuple[str, ...]]]]:
-    """A used set's backends by identity, each with the set's sources as sorted names (an
-    entity's origin, formatted once per set)."""
-    names = tuple(sorted({str(k) for k in bset.sources}))
-    for be in bset.backends:
-        yield _backend_ident(be), (be, names)
-
-
+BackendUse = tuple[Backend, tuple[str, ...]]
+"""A backend as one used set has it, with that set's sources as names."""
 Members = tuple[str, ...]
 """A group's backends: sorted backend identities (equal ids exactly when the identities are)."""
 
