@@ -4,6 +4,14 @@ is compared with it in tests/reference/test_oracle.py. Shared with the compiler:
 (frontend model, IR records, rule IR, bundle model and schema), nothing that computes.
 
 `compile_reference(objects, facts, schema, config)` is `lower(build_ir(objects, facts), ...)`.
+
+Why it stays (for now): the engine's one-shot and tracking runs are the same units, so comparing
+them can only catch engine bugs, not a unit computing the wrong thing; this copy is the only
+independent implementation, and the state machine, the golden replay and the synthetic-cluster
+tests compare with it. Its cost: a semantic change made on purpose must be made here too (done
+for main's gateway-address check) or the comparisons adjusted. When the next such change would
+mean rewriting part of it (a leaner Service layout, policy tiers), retire it in favour of the
+golden cases and the IR text fixtures.
 """
 
 from __future__ import annotations
