@@ -1,12 +1,12 @@
 """The cluster IR as engine units (docs/engine.md): Kubernetes objects in, IR records out.
 
-Inputs: `objects` (every object by key). Each IR record is one unit of its key, built by the
-per-object functions of pods.py and services.py:
+Inputs: one table per kind of object (`Pod`, `Service`, ...), by key. Each IR record is one unit
+of its key, built by the per-object functions of pods.py and services.py:
 
 | table | key | value |
 |---|---|---|
 | `pod_ir` | Pod key | `PodEndpoint` (placement from the node facts, or the default ports) |
-| `ip_owner` | pod IP | the pod owning it (errors: the others claiming it) |
+| `ip_conflicts` | pod IP claimed twice, or the gateway's | errors (a backend's pod: the first claimant) |
 | `service_ir` | Service key | `ServiceInfo` |
 | `service_frontends` | Service key | its `ServiceFrontend`s |
 | `frontend_ir` | (VIP, protocol, port) | the frontend that wins the address (notes: the others) |
@@ -210,13 +210,11 @@ def declare_ir(b: Build) -> None:
     in_effect = facts or DEFAULT_NODE_FACTS
     gateways = {ip for ip in (in_effect.gateway.ipv4, in_effect.gateway.ipv6) if ip is not None}
 
-    def ip_owner(r: Reads, ip: IPAddress) -> tuple[PodEndpoint, tuple[tuple[Any, ManifestError], ...]]:
-        """The pod owning an IP (the first by key) and, for every other live pod claiming it,
-        an error: two live pods must not share an IP. No live pod may hold the gateway's address
-        (its error comes before the pod's IP conflicts)."""
+    def ip_errors(r: Reads, ip: IPAddress) -> tuple[tuple[Any, ManifestError], ...]:
+        """Two live pods must not share an IP: every claimant after the first (by key) is an
+        error. No live pod may hold the gateway's address (its error comes before the pod's IP
+        conflicts)."""
         claims = r.group(owned, ip)
-        if len(claims) == 1 and ip not in gateways:
-            return r(pod_ir, next(iter(claims))), ()
         first, *others = sorted(claims)
         errors: list[tuple[Any, ManifestError]] = []
         if ip in gateways:
@@ -229,9 +227,18 @@ def declare_ir(b: Build) -> None:
             ((1, key, claims[key]), ManifestError(r(pods, key).location, str(key), "status.podIPs", reason))
             for key in others
         )
-        return r(pod_ir, first), tuple(errors)
+        return tuple(errors)
 
-    owner = b.add(Rule(e, "ip_owner", ip_owner, over=owned, out="errors", emit=lambda v: v[1]))
+    # Only an address with several claimants, or the gateway's, can be an error.
+    suspect = b.add(
+        Index(
+            e,
+            "suspect_ips",
+            owned,
+            lambda ip, claims: ((ip, True),) if len(claims) > 1 or ip in gateways else (),
+        )
+    )
+    b.add(Rule(e, "ip_conflicts", ip_errors, over=suspect, out="errors"))
 
     # ---- services -----------------------------------------------------------------------------
     b.add(Rule(e, "service_ir", lambda r, k: service_info(r(services, k)), over=services))
@@ -310,7 +317,7 @@ def declare_ir(b: Build) -> None:
         eps = r.group(endpoints_of, key)
         in_order = sorted((o for o in eps.values() if isinstance(o, EndpointSlice)), key=lambda o: o.key)
         old = next((o for o in eps.values() if isinstance(o, Endpoints)), None)
-        return backend_sets(r(services, key), in_order, old, _PodsByIp(r, owner, pod_ir))
+        return backend_sets(r(services, key), in_order, old, _PodsByIp(r, owned, pod_ir))
 
     sets = b.add(Rule(e, "backend_sets_of", sets_of, over=services))
     set_index = b.add(Index(e, "backend_sets", sets, lambda k, ss: ((s.key, s) for s in ss)))
@@ -412,8 +419,11 @@ class _PodsByIp(Mapping[IPAddress, PodEndpoint]):
         self.r, self.owners, self.pods = r, owners, pods
 
     def get(self, ip: IPAddress, default: Any = None) -> Any:
-        owner = self.r(self.owners, ip)
-        return default if owner is None else owner[0]
+        """The first live pod (by key) claiming the address."""
+        claims = self.r.group(self.owners, ip)
+        if not claims:
+            return default
+        return self.r(self.pods, next(iter(claims)) if len(claims) == 1 else min(claims))
 
     def __getitem__(self, ip: IPAddress) -> PodEndpoint:
         found = self.get(ip)
