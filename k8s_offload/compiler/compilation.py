@@ -84,8 +84,9 @@ class Compilation:
         self.until = until
         self.counts: Counter[str] = Counter()
         """Entities per table (and per action profile's members and groups) of the bundle."""
-        self.entities: dict[Entity, None] = {}
-        """The bundle of the last successful run (what `apply`'s deltas are against)."""
+        self._baseline: set[Entity] | None = None
+        """After a rebuild: the bundle of the last successful run, which the next delta is
+        against (otherwise the entities collection's pending change says it)."""
         self._declare()
         if ir is not None:
             ir_inputs(self.b, ir)
@@ -104,7 +105,6 @@ class Compilation:
                 break
         self.engine.after_table = self._after_table
         self._broken = False
-        self._resync = False
         self._ir: ClusterIR | None = None
 
     # ---- changes ----------------------------------------------------------------------------
@@ -153,16 +153,28 @@ class Compilation:
         new = Compilation(self.schema, facts, self.config, track=self.track)
         for obj in self.object_values():
             new.b.t[obj.key.kind].set(obj.key, obj)  # type: ignore[attr-defined]
-        new.entities, new.counts, new._resync = self.entities, self.counts, True
+        new.counts, new._baseline = self.counts, self.committed()
         return new
 
+    def committed(self) -> set[Entity]:
+        """The bundle of the last successful run: what `apply`'s deltas are against."""
+        if self._baseline is not None:
+            return set(self._baseline)
+        c = self.engine.collections.get("entities")
+        if c is None:
+            return set()
+        out = {e for e in c.counts if c.delta.get(e, 0) <= 0}
+        out.update(e for e, d in c.delta.items() if d < 0)
+        return out
+
     def _rebuild(self) -> None:
-        """A unit raised: start over from the objects (the delta stays against `entities`)."""
+        """A unit raised: start over from the objects (the delta stays against `committed()`)."""
         objects = list(self.object_values())
+        baseline = self.committed()
         self._declare()
+        self._baseline = baseline
         for obj in objects:
             self.b.t[obj.key.kind].set(obj.key, obj)  # type: ignore[attr-defined]
-        self._resync = True
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -191,10 +203,10 @@ class Compilation:
             counts: Counter[str] = Counter(count_key(e) for e in delta.added)
         else:
             added, removed = entities.pending()
-            if self._resync:  # everything recomputed: diff against the last good bundle
-                now = entities.counts
-                added = [e for e in now if e not in self.entities]
-                removed = [e for e in self.entities if e not in now]
+            if self._baseline is not None:  # everything recomputed: diff against the last good bundle
+                now, before = entities.counts, self._baseline
+                added = [e for e in now if e not in before]
+                removed = [e for e in before if e not in now]
             delta = Delta(added, removed)
             counts = Counter(self.counts)
             for e in removed:
@@ -210,11 +222,7 @@ class Compilation:
             self.config.dumps.append(self.dump(self.config.dump_after))
         if self.track:
             entities.clear()
-            self._resync = False
-            for e in delta.removed:
-                self.entities.pop(e, None)
-            for e in delta.added:
-                self.entities[e] = None
+            self._baseline = None
             self.counts = Counter({k: n for k, n in counts.items() if n})
         return delta
 

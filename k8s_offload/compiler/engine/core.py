@@ -72,7 +72,9 @@ class Node:
         self.engine = engine
         self.name = name
         self.level = len(engine.nodes)
-        self.readers: dict[Hashable, set[Unit]] = {}
+        self.readers: dict[Hashable, Unit | set[Unit]] = {}
+        """Who read each key: one unit, or a set of them (most keys have one reader, and a set
+        per key cost about 200 MB at size M)."""
         self.followers: list[Follower] = []
         """Tables fed by every change of this one (an Index, a Stateful, a Rule over it)."""
         engine.nodes.append(self)
@@ -110,13 +112,21 @@ class Node:
             return
         readers = self.readers.get(key)
         if readers:
-            for rule, ukey in readers:
-                rule.dirty.add(ukey)
+            _dirty(readers)
         for f in self.followers:
             f.source_changed(self, key, old, new)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+def _dirty(readers: Unit | set[Unit]) -> None:
+    """Mark the units that read something as due to run."""
+    if isinstance(readers, set):
+        for rule, ukey in readers:
+            rule.dirty.add(ukey)
+    else:
+        readers[0].dirty.add(readers[1])
 
 
 class Follower(Protocol):
@@ -163,7 +173,8 @@ class Reads:
     def __init__(self, engine: Engine, unit: Unit | None) -> None:
         self.engine = engine
         self.unit = unit
-        self.reads: list[tuple[Node, Hashable]] = []
+        self.reads: list[Any] = []
+        """Flat: table, key, table, key, ... (a tuple per read cost 60 MB at size M)."""
 
     def __call__(self, node: Node, key: Hashable) -> Any:
         """The value of `node` at `key` (None when absent)."""
@@ -172,12 +183,14 @@ class Reads:
         if unit is not None:
             if node.level >= unit[0].level:
                 raise EngineError(f"{unit[0].name} reads {node.name}, which is not declared before it")
-            self.reads.append((node, key))
+            self.reads += (node, key)
             readers = node.readers.get(key)
             if readers is None:
-                node.readers[key] = {unit}
-            else:
+                node.readers[key] = unit
+            elif type(readers) is set:
                 readers.add(unit)
+            elif readers != unit:
+                node.readers[key] = {readers, unit}  # type: ignore[arg-type]
         return value
 
     def keys(self, index: Index) -> Iterable[Any]:
@@ -236,7 +249,7 @@ class Rule(Node):
         self.emit = emit
         """What of a value feeds `out` (None: the value itself, a tuple)."""
         self.values: dict[Any, Any] = {}
-        self.reads: dict[Any, list[tuple[Node, Hashable]]] = {}
+        self.reads: dict[Any, list[Any]] = {}
         self.dirty: set[Any] = set()
         if over is not None:
             over.followers.append(self)
@@ -329,14 +342,21 @@ class Rule(Node):
         """The unit stops reading what it read; an on-demand unit nobody reads is evicted after
         the run."""
         engine = self.engine
-        for node, k in self.reads.pop(key, ()):
+        reads = self.reads.pop(key, ())
+        for i in range(0, len(reads), 2):
+            node, k = reads[i], reads[i + 1]
             readers = node.readers.get(k)
-            if readers is not None:
+            if readers is None:
+                continue
+            if type(readers) is set:
                 readers.discard((self, key))
-                if not readers:
-                    del node.readers[k]
-                    if isinstance(node, Rule) and node.over is None:
-                        engine.orphans.append((node, k))
+                emptied = not readers
+            else:
+                emptied = readers == (self, key)
+            if emptied:
+                del node.readers[k]
+                if isinstance(node, Rule) and node.over is None:
+                    engine.orphans.append((node, k))
 
     def _remove(self, key: Any) -> None:
         engine = self.engine
@@ -444,8 +464,9 @@ class Index(Node):
                     previous.update((k, v) for k, v in was.items() if v is not _ABSENT)
             self._changed(g, previous, members or None)
         if reshaped and self.engine.track:
-            for rule, ukey in self.readers.get(KEYS, ()):
-                rule.dirty.add(ukey)
+            readers = self.readers.get(KEYS)
+            if readers:
+                _dirty(readers)
 
 
 class StatefulImpl(Protocol):

@@ -104,10 +104,10 @@ def test_remote_pod_relabel_reaches_only_rules_selecting_it() -> None:
     got = _apply(c, objs, replace(p4, labels=(("app", "z"),)))
     assert got == {ObjectKey("Pod", "a", "p0"), ObjectKey("Pod", "a", "p1")}
     # Relabelled again to another label no peer selects: no pod recomputed, nothing sent.
-    before = set(c.entities)
+    before = c.committed()
     got = _apply(c, objs, replace(p4, labels=(("app", "w"),)))
     assert got == set()
-    assert set(c.entities) == before
+    assert c.committed() == before
 
 
 def test_policy_in_namespace_without_local_pods_is_an_empty_delta() -> None:
