@@ -14,7 +14,7 @@ from k8s_offload.compiler.driver import CompileResult, compile_sources
 from k8s_offload.compiler.errors import CompilerError, ManifestErrors
 from k8s_offload.compiler.ir.dump import dump
 from k8s_offload.compiler.ir.dump_rules import dump_rules
-from k8s_offload.compiler.passes.pipeline import LB_MODES, PASS_NAMES, PassConfig
+from k8s_offload.compiler.passes.pipeline import LB_MODES, PASS_NAMES, STEP_NAMES, PassConfig, list_pipeline
 from k8s_offload.compiler.passes.range_encoding import PROFILES
 
 EXIT_OK = 0
@@ -43,7 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Service backend selection: the selector's hash, or a Maglev table (consistent; costs members)",
     )
     opt.add_argument(
-        "--dump-after", metavar="PASS", choices=PASS_NAMES, help="print the pass's output on stderr"
+        "--dump-after", metavar="STEP", choices=STEP_NAMES, help="print a PIPELINE step's output on stderr"
+    )
+    opt.add_argument("--check-each", action="store_true", help="run every check step of the PIPELINE")
+    opt.add_argument(
+        "--list-passes", action="store_true", help="print the PIPELINE (stages, passes, checks, in order)"
     )
 
 
@@ -63,11 +67,23 @@ def summary(result: CompileResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.list_passes:
+        try:
+            config = PassConfig.parse(
+                args.passes, args.no_opt, args.target_profile, None, args.lb, args.check_each
+            )
+        except ValueError as err:
+            print(f"offload-compile: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        sys.stdout.write(list_pipeline(config))
+        return EXIT_OK
     if not args.manifests:
         print("offload-compile: no manifests given (use - for stdin); see --help", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        passes = PassConfig.parse(args.passes, args.no_opt, args.target_profile, args.dump_after, args.lb)
+        passes = PassConfig.parse(
+            args.passes, args.no_opt, args.target_profile, args.dump_after, args.lb, args.check_each
+        )
     except ValueError as err:
         print(f"offload-compile: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

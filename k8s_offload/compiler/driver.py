@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TextIO
 
 from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.compilation import compile_objects
 from k8s_offload.compiler.contract import default_schema
 from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.loader import Manifests, load_inputs
-from k8s_offload.compiler.ir.build import build_ir
-from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
-from k8s_offload.compiler.lower.bundle import Lowered, lower
+from k8s_offload.compiler.lower.bundle import Lowered
 from k8s_offload.compiler.passes.pipeline import PassConfig
 
 
@@ -38,14 +37,17 @@ def compile_sources(
     schema: Schema | None = None,
     passes: PassConfig | None = None,
 ) -> CompileResult:
-    """Raises ManifestErrors for bad input and BundleError/CapacityError when entries do not fit.
+    """Raises ManifestErrors for bad input and BundleError/CapacityError when entries do not fit;
+    the PIPELINE's units run once (compiler/compilation.py).
 
     The cyclic GC stays paused for the whole compile rather than per stage: each stage that
     re-enabled it paid a collection over everything the earlier stages had built (frontend/gc_pause.py).
     """
     with gc_paused():
         manifests, facts = load_inputs(sources, node, stdin=stdin)
-        ir = build_ir(manifests.objects, facts)
-        check_ir(ir)
         schema = schema or default_schema()
-        return CompileResult(manifests, ir, lower(ir, schema, passes), schema)
+        c = compile_objects(manifests.objects, facts, schema, passes)
+        lowered = Lowered(c.bundle(), c.lowering_diagnostics(), c.policy())
+        result = CompileResult(manifests, c.ir(), lowered, schema)
+        c.release()
+        return result

@@ -14,9 +14,9 @@ from scapy.layers.l2 import Ether
 
 from k8s_offload.compiler.bundle.model import Bundle, Exact
 from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.compilation import Compilation
 from k8s_offload.compiler.contract import default_schema, read_p4info
 from k8s_offload.compiler.frontend.loader import KubeObject
-from k8s_offload.compiler.incremental import IncrementalCompiler
 from k8s_offload.compiler.ir.build import build_ir
 from k8s_offload.compiler.lower.bundle import lower
 from k8s_offload.compiler.lower.ecmp import (
@@ -200,7 +200,7 @@ def test_removing_a_backend_moves_only_its_flows(lb: str) -> None:
 
 def test_incremental_matches_full_across_the_split() -> None:
     schema = default_schema()
-    inc = IncrementalCompiler(schema)
+    inc = Compilation(schema)
     for n, skip in ((500, None), (600, None), (600, 7), (1100, None), (3, None)):
         objs = _objects(n, skip)
         inc.load(objs)
