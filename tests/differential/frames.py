@@ -94,7 +94,8 @@ def conversation(
     close: bool = True,
 ) -> Generator[Send, Outcome | None, tuple[int, bytes] | None]:
     """Request, reply from wherever it went, then (TCP) the client's ACK, more data and, with
-    `close`, a FIN. Returns the server side's (port, reply frame), to send again later."""
+    `close`, a FIN from each side (each marks the flow-cache slot it hits as closing).
+    Returns the server side's (port, reply frame), to send again later."""
     request = frame(client.mac, gateway_mac, client.ip, dst, l4(protocol, sport, dport))
     got = yield Send(client.port, request, f"{label}:request")
     if got is None or len(got.outputs) != 1 or _is_icmp_error(got.outputs[0][1]):
@@ -111,6 +112,7 @@ def conversation(
     if close:
         fin = frame(client.mac, gateway_mac, client.ip, dst, l4(protocol, sport, dport, "FA"))
         yield Send(client.port, fin, f"{label}:fin")
+        yield Send(out_port, answer(out_frame, "FA"), f"{label}:fin")  # both slots closing
     return (out_port, answer(out_frame, "A"))
 
 
@@ -295,7 +297,7 @@ def ageing(ir: ClusterIR, seconds: float) -> Scenario:
     gw = ir.node.gateway.mac
     clients = [c for c in pods_of(ir) if c.ip.version == 4][:3]
     targets = [t for t in _targets(ir) if t[1].version == 4 and t[2] is Protocol.TCP][:6]
-    later: list[tuple[int, bytes]] = []
+    later: list[tuple[str, int, bytes]] = []
     sport = 50000
     for i, client in enumerate(clients):
         for j, (_, dst, proto, dport) in enumerate(targets):
@@ -303,10 +305,10 @@ def ageing(ir: ClusterIR, seconds: float) -> Scenario:
             close = (i + j) % 2 == 0
             server = yield from conversation("age", client, gw, dst, proto, sport, dport, close=close)
             if server is not None:
-                later.append(server)
+                later.append(("aged-closed" if close else "aged-open", *server))
     yield Wait(seconds, "age")
-    for port, data in later:
-        yield Send(port, data, "aged:reply")
+    for label, port, data in later:
+        yield Send(port, data, f"{label}:reply")
     for client in clients:
         for _, dst, proto, dport in targets:
             sport += 1

@@ -142,6 +142,7 @@ class DeviceDataplane:
 class Report:
     """What a run compared and where the targets differed."""
 
+    cases: int = 1
     frames: int = 0
     forwarded: int = 0
     dropped: int = 0
@@ -151,6 +152,7 @@ class Report:
     """Our outcomes of the steps whose label starts with one of `run(keep=...)`."""
 
     def add(self, other: Report) -> None:
+        self.cases += other.cases
         self.frames += other.frames
         self.forwarded += other.forwarded
         self.dropped += other.dropped
