@@ -18,6 +18,7 @@ from k8s_offload.compiler.driver import CompileResult, compile_sources
 from k8s_offload.loader.bootstrap import PipelineManager
 from k8s_offload.loader.daemon import Loader, LoaderConfig, pipeline_cookie
 from k8s_offload.p4rt.client import P4RuntimeClient
+from k8s_offload.p4rt.errors import P4RuntimeRpcError
 from k8s_offload.p4rt.proto import code_pb2, p4runtime
 from k8s_offload.target.device import Device, Pipeline
 from k8s_offload.target.errors import P4RuntimeError
@@ -99,6 +100,15 @@ def _foreign_config(address: str) -> None:
         client.close()
 
 
+def _failed_reconcile(address: str, p4info: Any, cookie: int) -> P4RuntimeClient:
+    """A RECONCILE_AND_COMMIT the half-committing device refuses; the client stays connected."""
+    client = P4RuntimeClient(address, election_id=1)
+    assert client.connect()
+    with pytest.raises(P4RuntimeRpcError, match="reconciling"):
+        client.set_pipeline(p4info, b"", cookie, REQ.RECONCILE_AND_COMMIT)
+    return client
+
+
 def test_fresh_device(tmp_path: Path) -> None:
     with EmbeddedTarget() as target:
         loader = _loader(target.address)
@@ -134,12 +144,9 @@ def test_failed_commit_is_caught_by_the_probe(caplog: pytest.LogCaptureFixture) 
         target.servicer.devices[1] = device = HalfCommittingDevice(1, target.device().factory)
         _foreign_config(target.address)
         first = _loader(target.address)
-        client = P4RuntimeClient(target.address, election_id=1)
+        cfg = first.config
+        client = _failed_reconcile(target.address, first.p4info, first.cookie)
         try:
-            assert client.connect()
-            cfg = first.config
-            with pytest.raises(Exception, match="reconciling"):
-                client.set_pipeline(first.p4info, cfg.device_config, first.cookie, REQ.RECONCILE_AND_COMMIT)
             manager = PipelineManager(client, first.p4info, cfg.device_config, first.cookie, "cookie")
             assert manager.device_cookie() == first.cookie and manager.prove()  # the cookie is fooled
             probe = PipelineManager(client, first.p4info, cfg.device_config, first.cookie, probe_timeout=0.5)
@@ -159,15 +166,9 @@ def test_failed_commit_then_push_finishes_the_swap_first(caplog: pytest.LogCaptu
     with EmbeddedTarget() as target:
         target.servicer.devices[1] = device = HalfCommittingDevice(1, target.device().factory)
         _foreign_config(target.address)
-        client = P4RuntimeClient(target.address, election_id=1)
-        try:
-            assert client.connect()
-            other = read_p4info()
-            other.pkg_info.version = "0.9"
-            with pytest.raises(Exception, match="reconciling"):
-                client.set_pipeline(other, b"", 0xBEEF, REQ.RECONCILE_AND_COMMIT)
-        finally:
-            client.close()
+        other = read_p4info()
+        other.pkg_info.version = "0.9"
+        _failed_reconcile(target.address, other, 0xBEEF).close()
         loader = _loader(target.address)
         assert loader.run_once() == 0
         assert "committing the pending config first" in caplog.text
