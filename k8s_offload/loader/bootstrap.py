@@ -193,7 +193,15 @@ class PipelineManager:
         entity = p4r.Entity()
         entity.counter_entry.counter_id = counter_id
         entity.counter_entry.index.index = PROBE_REASON
-        return sum(int(e.counter_entry.data.packet_count) for e in self.client.read([entity]))
+        try:
+            return sum(int(e.counter_entry.data.packet_count) for e in self.client.read([entity]))
+        except P4RuntimeRpcError as err:
+            if err.code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND):
+                raise PipelineError(
+                    f"cannot read {PROBE_COUNTER}[{PROBE_REASON}] to probe the pipeline ({err}); "
+                    "--pipeline-check cookie relies on the cookie alone"
+                ) from err
+            raise
 
     def _unproven(self) -> str:
         return (

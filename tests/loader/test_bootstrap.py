@@ -20,7 +20,7 @@ from k8s_offload.loader.daemon import Loader, LoaderConfig, pipeline_cookie
 from k8s_offload.p4rt.client import P4RuntimeClient
 from k8s_offload.p4rt.errors import P4RuntimeRpcError
 from k8s_offload.p4rt.proto import code_pb2, p4runtime
-from k8s_offload.target.device import Device, Pipeline
+from k8s_offload.target.device import Device, Pipeline, state_only_pipeline
 from k8s_offload.target.errors import P4RuntimeError
 from k8s_offload.target.server import EmbeddedTarget
 from tests.differential import frames
@@ -212,3 +212,13 @@ def test_p4c_p4info_converges_without_rewrites() -> None:
         assert again.run_once() == 0
         assert again.last_result is not None and again.last_result.updates == 0
         assert again.desired is not None and sum(1 for k in again.desired if k[0] == "default") == 19
+
+
+def test_a_target_that_cannot_be_probed_is_not_reported_ready(caplog: pytest.LogCaptureFixture) -> None:
+    """A target without a data plane (packets go nowhere): the probe never moves the counter, so
+    --once fails and says why; --pipeline-check cookie accepts the cookie read-back instead."""
+    with EmbeddedTarget(factory=state_only_pipeline) as target:
+        loader = _loader(target.address, probe_timeout=0.3)
+        assert loader.run_once() == 1
+        assert "did not move drop_reasons[1]" in caplog.text and not loader.metrics.ready()
+        assert _loader(target.address, pipeline_check="cookie").run_once() == 0
