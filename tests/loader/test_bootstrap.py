@@ -222,3 +222,15 @@ def test_a_target_that_cannot_be_probed_is_not_reported_ready(caplog: pytest.Log
         assert loader.run_once() == 1
         assert "did not move drop_reasons[1]" in caplog.text and not loader.metrics.ready()
         assert _loader(target.address, pipeline_check="cookie").run_once() == 0
+
+
+def test_protobuf_backend_is_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader says at start which protobuf backend it runs on, and warns on the slow one."""
+    caplog.set_level("INFO")
+    _loader("embedded")
+    assert "protobuf backend: upb" in caplog.text
+    monkeypatch.setattr("k8s_offload.loader.daemon.protobuf_backend", lambda: "python")
+    _loader("embedded")
+    assert any(r.levelname == "WARNING" and "pure-Python backend" in r.message for r in caplog.records)
