@@ -131,6 +131,7 @@ class Loader:
         self.in_sync = False
         self._need_sync = True
         self._pipeline_ok = False
+        self.pipeline_error = ""
         self._heartbeat = time.monotonic()
         self._last_sync = 0.0
         self._attempt = 0
@@ -333,10 +334,16 @@ class Loader:
             self.client, self.p4info, cfg.device_config, self.cookie, cfg.pipeline_check, cfg.probe_timeout
         )
         self._pipeline_ok = False
-        if manager.ensure():
+        try:
+            changed = manager.ensure()
+        except PipelineError as err:
+            self.pipeline_error = str(err)  # why /readyz stays 503
+            raise
+        if changed:
             self.in_sync = False
             self._need_sync = True
             self._entries = {}
+        self.pipeline_error = ""
         self._pipeline_ok = True
 
     def sync(self) -> SyncResult | None:

@@ -221,6 +221,7 @@ def test_a_target_that_cannot_be_probed_is_not_reported_ready(caplog: pytest.Log
         loader = _loader(target.address, probe_timeout=0.3)
         assert loader.run_once() == 1
         assert "did not move drop_reasons[1]" in caplog.text and not loader.metrics.ready()
+        assert "did not move" in loader.pipeline_error
         assert _loader(target.address, pipeline_check="cookie").run_once() == 0
 
 
