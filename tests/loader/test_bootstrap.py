@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from k8s_offload.compiler.bundle.p4rt import updates
@@ -235,3 +236,53 @@ def test_protobuf_backend_is_logged(
     monkeypatch.setattr("k8s_offload.loader.daemon.protobuf_backend", lambda: "python")
     _loader("embedded")
     assert any(r.levelname == "WARNING" and "pure-Python backend" in r.message for r in caplog.records)
+
+
+class StratumLikeDevice(Device):
+    """Stratum's P4Service (which infrap4d builds on): RECONCILE_AND_COMMIT is UNIMPLEMENTED."""
+
+    def set_pipeline(self, action: int, config: Any, has_config: bool) -> None:
+        if action == REQ.RECONCILE_AND_COMMIT:
+            raise P4RuntimeError(code_pb2.UNIMPLEMENTED, "RECONCILE_AND_COMMIT action not supported yet")
+        super().set_pipeline(action, config, has_config)
+
+
+def _stratum_like(target: EmbeddedTarget) -> StratumLikeDevice:
+    """Also a Get before any push answered FAILED_PRECONDITION, as Stratum and PI do."""
+    target.servicer.devices[1] = device = StratumLikeDevice(1, target.device().factory)
+    spec_get = target.servicer.GetForwardingPipelineConfig
+
+    def get(request: Any, context: Any) -> Any:
+        if device.pipeline is None:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "No valid forwarding pipeline config has been pushed"
+            )
+        return spec_get(request, context)
+
+    target.servicer.GetForwardingPipelineConfig = get  # type: ignore[method-assign]
+    return device
+
+
+def test_stratum_like_target(caplog: pytest.LogCaptureFixture) -> None:
+    """Fresh: FAILED_PRECONDITION means no pipeline. Foreign: RECONCILE is UNIMPLEMENTED, so
+    VERIFY_AND_COMMIT replaces it (its state cleared and written again)."""
+    caplog.set_level("INFO")
+    target = EmbeddedTarget()
+    device = _stratum_like(target)  # before start: the server binds its handlers then
+    target.start()
+    try:
+        assert _loader(target.address).run_once() == 0
+        assert "the device has no pipeline" in caplog.text
+        other = read_p4info()
+        other.pkg_info.version = "0.9"
+        client = P4RuntimeClient(target.address, election_id=1)
+        try:
+            assert client.connect()
+            client.set_pipeline(other, b"", 0xBEEF, REQ.VERIFY_AND_COMMIT)
+        finally:
+            client.close()
+        assert _loader(target.address).run_once() == 0
+        assert "RECONCILE_AND_COMMIT failed (UNIMPLEMENTED" in caplog.text
+        _forwards(device, _compiled())
+    finally:
+        target.stop()
