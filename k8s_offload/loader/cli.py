@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--p4info", type=Path, help="P4Info text file (default: the committed contract)")
     p.add_argument("--device-config", type=Path, help="target pipeline binary (e.g. bmv2 JSON)")
+    p.add_argument(
+        "--pipeline-check",
+        choices=("probe", "cookie"),
+        default="probe",
+        help="how the pipeline is shown to forward: a PacketOut probe through the data plane (needs "
+        "packet I/O; bmv2: --cpu-port 510), or the cookie read-back alone (docs/runtime.md)",
+    )
     p.add_argument("--tls-ca", help="CA certificate (PEM) that signed the server's; enables TLS")
     p.add_argument("--tls-cert", help="client certificate (PEM) for mutual TLS")
     p.add_argument("--tls-key", help="client private key (PEM) for mutual TLS")
@@ -124,6 +131,7 @@ def _config(args: argparse.Namespace) -> LoaderConfig:
         resync_interval=args.resync_interval,
         max_delete_share=args.max_delete_share,
         passes=PassConfig(profile=args.target_profile, lb=args.lb),
+        pipeline_check=args.pipeline_check,
     )
 
 

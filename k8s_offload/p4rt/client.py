@@ -225,6 +225,15 @@ class P4RuntimeClient:
         req.config.cookie.cookie = cookie
         self._call(self.stub.SetForwardingPipelineConfig, req)
 
+    def commit_pipeline(self) -> None:
+        """SetForwardingPipelineConfig COMMIT, which takes no config: realize the one saved but not
+        committed (spec §16; NOT_FOUND when there is none)."""
+        req = p4r.SetForwardingPipelineConfigRequest(
+            device_id=self.device_id, role=self.role, action=p4r.SetForwardingPipelineConfigRequest.COMMIT
+        )
+        set_election_id(req.election_id, self.election_id)
+        self._call(self.stub.SetForwardingPipelineConfig, req)
+
     def write(self, updates: Sequence[Any], atomicity: int = CONTINUE_ON_ERROR) -> None:
         """One batch. Raises WriteError (per-update errors in request order), P4RuntimeRpcError or
         NotPrimaryError (checked before sending: a deposed client must not write)."""

@@ -54,8 +54,9 @@ class TargetState:
         self.profiles = {pid: ProfileStore(p, journal) for pid, p in self.index.profiles.items()}
         self.tables: dict[int, TableState] = {}
         for tid, table in self.index.tables.items():
-            default = (defaults or {}).get(tid) or table.initial_default or (0, ())
             profile = self.profiles.get(table.implementation_id) if table.implementation_id else None
+            # An indirect table holds no default action (as bmv2: PI reads it back without one).
+            default = (0, ()) if profile else (defaults or {}).get(tid) or table.initial_default or (0, ())
             self.tables[tid] = TableState(
                 table, make_engine(table.keys), default, default, profile, HandleAllocator(journal)
             )
@@ -241,6 +242,11 @@ class TargetState:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: profile has no selector, no groups")
             if gid not in profile.groups:
                 raise P4RuntimeError(code_pb2.NOT_FOUND, f"{where}: group {gid} does not exist")
+            if not profile.groups[gid].member_ids:
+                # bmv2 refuses this too (EMPTY_GRP; PI answers UNKNOWN). The spec leaves what a
+                # packet does on an empty group to the target ("Constraints on action selector
+                # programming"); bmv2 makes it a hit that runs no action.
+                raise P4RuntimeError(code_pb2.FAILED_PRECONDITION, f"{where}: group {gid} is empty")
             return 0, (), 0, gid
         if which == "action_profile_action_set":
             raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{where}: one-shot action selector programming")

@@ -159,7 +159,7 @@ def fitting_note(n: int, k: int, limits: SelectorLimits) -> str | None:
     if k == 0:
         return None
     parts = 1 << k
-    lo, hi = n // parts, -(-n // parts)
+    lo, hi = max(1, n // parts), -(-n // parts)
     bound = split_imbalance(n, k) * limits.slot_imbalance(lo)
     return (
         f"{n} endpoints exceed the selector's max_group_size {limits.max_group_size} ({limits.profile}): "
@@ -190,7 +190,7 @@ def maglev_layout(
     assert k is not None
     owners = maglev_table([i for _, i in idents], m)
     slots = tuple((slot_ids[maglev_slot_ident(name, j)], idents[o][0]) for j, o in enumerate(owners))
-    parts = tuple(tuple(mid for mid, _ in slots[b :: 1 << k]) for b in range(1 << k))
+    parts = tuple(deal(tuple(mid for mid, _ in slots), k))
     return GroupLayout(parts, slots, k, maglev_note(len(idents), m, k))
 
 
