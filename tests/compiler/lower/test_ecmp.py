@@ -104,7 +104,7 @@ def test_no_group_is_ever_empty(lb: str) -> None:
     for n, limit in ((3, 1), (2, 1), (5, 2), (700, 512)):
         objs = _objects(n)
         full = _compile(objs, _schema(limit), PassConfig(lb=lb)).bundle
-        inc = IncrementalCompiler(_schema(limit), passes=PassConfig(lb=lb))
+        inc = Compilation(_schema(limit), passes=PassConfig(lb=lb))
         inc.load(objs)
         for bundle in (full, inc.bundle()):
             members = {g.group_id: g.members for g in bundle.groups}
