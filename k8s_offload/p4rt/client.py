@@ -18,7 +18,7 @@ import grpc
 
 from k8s_offload.p4rt.arbitration import election_id_of, set_election_id
 from k8s_offload.p4rt.errors import P4RuntimeRpcError, WriteError, decode_rpc_error
-from k8s_offload.p4rt.grpc_api import P4RuntimeStub
+from k8s_offload.p4rt.grpc_api import P4RuntimeStub, grpc_options
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.p4rt.proto import p4runtime as p4r
 
@@ -78,10 +78,7 @@ class P4RuntimeClient:
         self.election_id = election_id
         self.role = role
         self.timeout = timeout
-        options: list[tuple[str, Any]] = [
-            ("grpc.max_receive_message_length", 256 << 20),
-            ("grpc.max_send_message_length", 256 << 20),
-        ]
+        options = grpc_options()
         if tls is None:
             self.channel = grpc.insecure_channel(address, options=options)
         else:

@@ -109,5 +109,7 @@ def decode_rpc_error(err: grpc.RpcError, n_updates: int | None = None) -> Except
         p4err = p4r.Error.FromString(detail.value)
         errors.append(UpdateError(p4err.canonical_code, p4err.message))
     if n_updates is not None and len(errors) != n_updates:
-        errors = [UpdateError(code_pb2.UNKNOWN, f"server sent {len(errors)} error details")] * n_updates
+        # Not one outcome per update (spec §"Write RPC / Error Reporting"): which updates applied
+        # is unknown, exactly as when the details are missing altogether.
+        return P4RuntimeRpcError(code, f"{message} ({len(errors)} error details for {n_updates} updates)")
     return WriteError(message or "write failed", errors)

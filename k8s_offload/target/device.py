@@ -174,7 +174,8 @@ class Device:
         except P4RuntimeError as err:
             with self.state_lock:
                 state.rollback()
-            aborted = (code_pb2.ABORTED, f"not applied: update {done} failed and the batch was rolled back")
+            # Short: one of these per update travels in the status trailer (errors.batch_status).
+            aborted = (code_pb2.ABORTED, f"rolled back: update {done} failed")
             out = [aborted] * len(updates)
             out[done] = (err.code, err.message)
             return out

@@ -21,7 +21,7 @@ import grpc
 
 from k8s_offload.p4rt.arbitration import ArbitrationError, Controller, election_id_of
 from k8s_offload.p4rt.errors import abort_with_details, batch_status
-from k8s_offload.p4rt.grpc_api import add_p4runtime_servicer
+from k8s_offload.p4rt.grpc_api import add_p4runtime_servicer, grpc_options
 from k8s_offload.p4rt.packet_io import PacketMetadataError
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.p4rt.proto import p4runtime as p4r
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "1.6.0"
 READ_CHUNK = 1000
-MAX_MESSAGE = 256 << 20
 _CLOSE = object()
 
 
@@ -282,10 +281,7 @@ class EmbeddedTarget:
     def start(self) -> EmbeddedTarget:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="p4rt"),
-            options=[  # a whole plan as one DATAPLANE_ATOMIC batch: ~4 MB per 100k updates
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
-                ("grpc.max_send_message_length", MAX_MESSAGE),
-            ],
+            options=grpc_options(),
         )
         add_p4runtime_servicer(server, self.servicer)
         if self.tls is None:
