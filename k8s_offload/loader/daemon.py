@@ -34,6 +34,7 @@ from k8s_offload.loader.sync import Syncer, SyncResult
 from k8s_offload.p4rt.client import (
     RECONCILE_AND_COMMIT,
     VERIFY_AND_COMMIT,
+    Arbitration,
     NotPrimaryError,
     P4RuntimeClient,
     TlsOptions,
@@ -113,12 +114,51 @@ class Loader:
         self.metrics.healthy = lambda: (
             time.monotonic() - self._heartbeat < max(30.0, 5 * config.poll_interval)
         )
-        self.metrics.ready = lambda: (
-            self.in_sync
-            and self.client is not None
-            and self.client.is_primary
-            and (self.cluster is None or self.cluster.ready)  # not before the first full list
+        self.metrics.unready_reason = self.unready_reason
+        self._connect_error = ""
+        self._arbitration_seen: tuple[str, int | None] | None = None
+        self._publish_arbitration(None)
+
+    def unready_reason(self) -> str:
+        """Why the device is not known to hold the desired state ("" when it is): for /readyz."""
+        if self.cluster is not None and not self.cluster.ready:
+            return "waiting for the first list of every watched kind"
+        if self.desired is None:
+            return (
+                f"no desired state: {self.compile_error}" if self.compile_error else "sources not loaded yet"
+            )
+        client = self.client
+        if client is None or not client.connected:
+            target = self.config.target or "embedded"
+            return f"not connected to {target}" + (f": {self._connect_error}" if self._connect_error else "")
+        if not client.is_primary:
+            return client.arbitration().explain()
+        if not self.in_sync:
+            r = self.last_result
+            return f"last sync failed: {r.reason}" if r is not None and not r.ok else "first sync pending"
+        return ""
+
+    def _publish_arbitration(self, client: P4RuntimeClient | None) -> None:
+        """Metric and one log line whenever our standing or the primary's election id changes."""
+        cfg = self.config
+        state = (
+            client.arbitration()
+            if client is not None
+            else Arbitration(cfg.device_id, cfg.role, cfg.election_id, None, "disconnected")
         )
+        self.metrics.set_info(
+            "offload_arbitration_info",
+            device_id=str(state.device_id),
+            role=state.role,
+            election_id=str(state.election_id),
+            primary_election_id="" if state.primary_election_id is None else str(state.primary_election_id),
+            status=state.status,
+        )
+        seen = (state.status, state.primary_election_id)
+        if client is not None and seen != self._arbitration_seen:
+            level = logging.INFO if state.status == "primary" else logging.WARNING
+            log.log(level, "%s", state.explain())
+        self._arbitration_seen = seen
 
     # ---- pieces -----------------------------------------------------------------------------
 
@@ -227,6 +267,7 @@ class Loader:
         )
         try:
             client.on_primary_change.append(self._primary_changed)
+            client.on_arbitration.append(lambda: self._publish_arbitration(client))
             client.connect(cfg.connect_timeout)
             self.metrics.set("offload_connected", 1)
             self.client = client
@@ -248,6 +289,7 @@ class Loader:
             self.syncer = None
         self.metrics.set("offload_connected", 0)
         self.metrics.set("offload_primary", 0)
+        self._publish_arbitration(None)
 
     def _primary_changed(self, primary: bool) -> None:
         self.metrics.set("offload_primary", 1 if primary else 0)
@@ -291,8 +333,9 @@ class Loader:
 
     def _record(self, r: SyncResult) -> None:
         m = self.metrics
-        m.inc("offload_sync_duration_seconds_sum", r.duration)
-        m.inc("offload_sync_duration_seconds_count")
+        m.observe("offload_sync_duration_seconds", r.duration)
+        for seconds in r.write_seconds:
+            m.observe("offload_write_duration_seconds", seconds)
         m.set("offload_last_sync_duration_seconds", r.duration)
         for kind, n in r.counts.items():
             if n:
@@ -369,8 +412,10 @@ class Loader:
         try:
             self.connect()
             self._attempt = 0
+            self._connect_error = ""
             log.info("connected to %s", self.client.address if self.client else "?")
         except Exception as err:
+            self._connect_error = str(err)
             self._attempt += 1
             delay = self.backoff(self._attempt)
             log.warning("cannot reach the target (%s); retrying in %.2fs", err, delay)

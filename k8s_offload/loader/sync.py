@@ -67,6 +67,7 @@ class SyncResult:
     # Seconds per phase of a delta push: "plan" (delta_plan), "build" (Update protos), "write"
     # (the Write RPCs, the target's work included).
     phases: dict[str, float] = field(default_factory=dict)
+    write_seconds: list[float] = field(default_factory=list)  # per Write RPC, for the histogram
 
 
 def applied(op: Op, device: Mapping[Key, Item]) -> bool:
@@ -163,7 +164,9 @@ class Syncer:
         finally:
             phases = result.phases
             phases["build"] = phases.get("build", 0.0) + t1 - t0
-            phases["write"] = phases.get("write", 0.0) + time.perf_counter() - t1
+            took = time.perf_counter() - t1
+            phases["write"] = phases.get("write", 0.0) + took
+            result.write_seconds.append(took)
 
     def _unknown_outcome(
         self, ops: list[Op], err: P4RuntimeRpcError, last_good: Mapping[Key, Item], result: SyncResult

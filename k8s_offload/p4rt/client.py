@@ -42,6 +42,38 @@ class NotPrimaryError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Arbitration:
+    """Our standing for (device, role): `status` is primary, backup (another controller is
+    primary), no_primary (the primary left; only an id >= `primary_election_id` takes the role
+    again, spec §7.3), disconnected or unknown."""
+
+    device_id: int
+    role: str
+    election_id: int
+    primary_election_id: int | None
+    status: str
+
+    def explain(self) -> str:
+        """One line for logs and /readyz: who is primary and how to take over."""
+        role = f"device {self.device_id} role {self.role!r}"
+        ours = f"our election id is {self.election_id}"
+        top = self.primary_election_id
+        if self.status == "primary":
+            return f"primary for {role} ({ours})"
+        if self.status == "backup" and top is not None:
+            return (
+                f"backup for {role}: the controller with election id {top} is primary ({ours}); "
+                f"to take over, stop it or restart the loader with --election-id {top + 1} or higher"
+            )
+        if self.status == "no_primary" and top is not None:
+            return (
+                f"no primary for {role}: the device's highest election id is {top} ({ours}); "
+                f"only --election-id {top} or higher becomes primary (or restart the device)"
+            )
+        return f"{self.status} for {role} ({ours})"
+
+
+@dataclass(frozen=True, slots=True)
 class TlsOptions:
     """PEM files: the CA that signed the server; our certificate and key for mTLS."""
 
@@ -95,7 +127,11 @@ class P4RuntimeClient:
         self._requests: queue.Queue[Any] = queue.Queue()
         self._reader: threading.Thread | None = None
         self._stream: Any = None
+        # From the last MasterArbitrationUpdate: the highest election id the device has seen for
+        # our (device, role) (the primary's, if there is one), and the status code it gave us.
         self.primary_election_id: int | None = None
+        self.arbitration_code: int | None = None
+        self.on_arbitration: list[Callable[[], None]] = []
         self.stream_status: grpc.StatusCode | None = None
 
     # ---- session ------------------------------------------------------------------------------
@@ -168,8 +204,25 @@ class P4RuntimeClient:
 
     def _on_arbitration(self, arb: Any) -> None:
         self.primary_election_id = election_id_of(arb.election_id) if arb.HasField("election_id") else None
+        self.arbitration_code = arb.status.code
         self._set_primary(arb.status.code == code_pb2.OK)
+        for callback in list(self.on_arbitration):
+            callback()
         self._arbitrated.set()
+
+    def arbitration(self) -> Arbitration:
+        """Where this client stands, from the server's last MasterArbitrationUpdate (spec §7.2)."""
+        if not self._connected:
+            status = "disconnected"
+        elif self.is_primary:
+            status = "primary"
+        elif self.arbitration_code == code_pb2.ALREADY_EXISTS:
+            status = "backup"
+        elif self.arbitration_code == code_pb2.NOT_FOUND:
+            status = "no_primary"
+        else:
+            status = "unknown"
+        return Arbitration(self.device_id, self.role, self.election_id, self.primary_election_id, status)
 
     def _set_primary(self, value: bool) -> None:
         changed = value != self._primary
@@ -282,6 +335,7 @@ __all__ = [
     "RECONCILE_AND_COMMIT",
     "ROLLBACK_ON_ERROR",
     "VERIFY_AND_COMMIT",
+    "Arbitration",
     "NotPrimaryError",
     "P4RuntimeClient",
     "P4RuntimeRpcError",

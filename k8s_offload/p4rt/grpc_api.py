@@ -36,6 +36,7 @@ def grpc_options() -> list[tuple[str, Any]]:
         ("grpc.absolute_max_metadata_size", MAX_METADATA),
     ]
 
+
 # method -> (request class, response class, request streams, response streams)
 _METHODS: dict[str, tuple[Any, Any, bool, bool]] = {
     "Write": (p4r.WriteRequest, p4r.WriteResponse, False, False),
