@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from k8s_offload.p4rt.arbitration import election_id_of, set_election_id
-from k8s_offload.p4rt.errors import P4RuntimeRpcError, WriteError, decode_rpc_error
+from k8s_offload.p4rt.errors import P4RuntimeRpcError, WriteError, decode_read_error, decode_rpc_error
 from k8s_offload.p4rt.grpc_api import P4RuntimeStub, grpc_options
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.p4rt.proto import p4runtime as p4r
@@ -298,7 +298,7 @@ class P4RuntimeClient:
             for resp in self.stub.Read(req, timeout=max(self.timeout, READ_DEADLINE)):
                 yield from resp.entities
         except grpc.RpcError as err:
-            raise decode_rpc_error(err) from None
+            raise decode_read_error(err) from None
 
     def read_all(self, p4info: Any, defaults: bool = True) -> list[Any]:
         """Wildcard reads of every table (and its default entry) and every action profile."""
