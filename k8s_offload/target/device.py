@@ -54,6 +54,12 @@ class PipelineFactory(Protocol):
 def interpreter_pipeline(config: Any, state: TargetState | None = None) -> Pipeline:
     """State plus the behavioral model of our program; state alone if the model cannot be built."""
     headers = controller_headers(config.p4info)
+    from k8s_offload.compiler.contract import default_schema
+    from k8s_offload.target.p4info_check import describe, p4info_mismatches
+
+    problems = p4info_mismatches(default_schema().p4info, config.p4info)
+    if problems:  # sizes, widths or objects the program does not have: refuse (issue 17.5)
+        raise ValueError(describe(problems))
     try:
         from k8s_offload.p4 import load_program
         from k8s_offload.target.interpreter import Interpreter
