@@ -86,6 +86,8 @@ class Syncer:
     ) -> None:
         if mode not in (*MODES, "continue"):
             raise ValueError(f"unknown atomicity mode {mode!r}")
+        if batch_size < 1:  # 0 would send empty writes and call the sync a success
+            raise ValueError(f"batch size must be at least 1, not {batch_size}")
         self.client = client
         self.schema = schema
         self.batch_size = batch_size

@@ -21,6 +21,7 @@ from k8s_offload.p4rt.errors import P4RuntimeRpcError, WriteError, decode_read_e
 from k8s_offload.p4rt.grpc_api import P4RuntimeStub, grpc_options
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.p4rt.proto import p4runtime as p4r
+from k8s_offload.p4rt.tls import check_tls_files, explain_connect_failure
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,13 @@ class TlsOptions:
     key: str | None = None
     server_name: str | None = None
 
+    def check(self) -> None:
+        """ValueError naming the option and file when the material is incomplete or unusable."""
+        check_tls_files(self.ca, self.cert, self.key)
+
     def credentials(self) -> grpc.ChannelCredentials:
+        self.check()  # gRPC aborts the process for a certificate without its key
+
         def read(path: str | None) -> bytes | None:
             if path is None:
                 return None
@@ -106,6 +113,7 @@ class P4RuntimeClient:
         timeout: float = 10.0,
     ) -> None:
         self.address = address
+        self.tls = tls
         self.device_id = device_id
         self.election_id = election_id
         self.role = role
@@ -146,7 +154,10 @@ class P4RuntimeClient:
 
     def connect(self, timeout: float | None = None) -> bool:
         """Open the stream and arbitrate; True when we became primary. Raises P4RuntimeRpcError."""
-        grpc.channel_ready_future(self.channel).result(timeout=timeout or self.timeout)
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout or self.timeout)
+        except grpc.FutureTimeoutError:
+            raise P4RuntimeRpcError(grpc.StatusCode.UNAVAILABLE, self._why_unreachable()) from None
         self._arbitrated.clear()
         self.stream_status = None
         self._requests = queue.Queue()
@@ -161,6 +172,16 @@ class P4RuntimeClient:
             code = self.stream_status or grpc.StatusCode.UNAVAILABLE
             raise P4RuntimeRpcError(code, "the server closed the stream during arbitration")
         return self.is_primary
+
+    def _why_unreachable(self) -> str:
+        """gRPC's reason for the channel not getting ready (TLS, refused, ...) as one line: a
+        fail-fast RPC carries the last connection error that channel_ready_future does not."""
+        try:
+            self.stub.Capabilities(p4r.CapabilitiesRequest(), timeout=self.timeout)
+            last = "the channel did not become ready in time"
+        except grpc.RpcError as err:
+            last = (err.details() if isinstance(err, grpc.Call) else str(err)) or ""
+        return explain_connect_failure(self.address, last, self.tls is not None)
 
     def send_arbitration(self, election_id: int | None = None) -> None:
         if election_id is not None:

@@ -57,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         switch.start()
         if ports:
             port_io = PortIO(switch.device((args.device_id or [1])[0]), ports).start()
+    except ValueError as err:  # TLS material that cannot be used: an option error
+        switch.stop()
+        print(f"offload-switch: {err}", file=sys.stderr)
+        return 2
     except OSError as err:
         switch.stop()
         print(f"offload-switch: {err}", file=sys.stderr)

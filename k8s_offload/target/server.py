@@ -27,6 +27,7 @@ from k8s_offload.p4rt.grpc_api import add_p4runtime_servicer, grpc_options
 from k8s_offload.p4rt.packet_io import PacketMetadataError
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.p4rt.proto import p4runtime as p4r
+from k8s_offload.p4rt.tls import TlsFlags, check_tls_files
 from k8s_offload.target.device import CONTINUE_ON_ERROR, Device, PipelineFactory, interpreter_pipeline
 from k8s_offload.target.errors import P4RuntimeError
 
@@ -291,6 +292,7 @@ class ServerTls:
     client_ca: str | None = None
 
     def credentials(self) -> grpc.ServerCredentials:
+        check_tls_files(self.client_ca, self.cert, self.key, TlsFlags(ca="--tls-client-ca"))
         ca = Path(self.client_ca).read_bytes() if self.client_ca else None
         pair = (Path(self.key).read_bytes(), Path(self.cert).read_bytes())
         return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
