@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import math
 import signal
 import sys
@@ -20,25 +18,11 @@ from kubernetes.config.config_exception import ConfigException
 from k8s_offload.cluster.watch import api_client
 from k8s_offload.compiler.passes.pipeline import LB_MODES, PassConfig
 from k8s_offload.compiler.passes.range_encoding import PROFILES
+from k8s_offload.console import LOG_FORMATS, Progress, finish_cli, setup_logging
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.metrics import MetricsServer, split_listen
 from k8s_offload.p4rt.client import TlsOptions
 from k8s_offload.p4rt.proto import p4info as p4i
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line: what log pipelines in a cluster ingest without parsing rules."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out)
 
 
 def _int_in(name: str, low: int, high: int) -> Callable[[str], int]:
@@ -84,22 +68,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--node-name", help="this node's name (overrides nodeName of the node facts)")
     p.add_argument("--node", help="node facts file (docs/node-facts.md)")
-    p.add_argument("--target", default="embedded", help="P4Runtime server address, or 'embedded' (default)")
+    p.add_argument(
+        "--target",
+        default="embedded",
+        help="P4Runtime server address, or 'embedded' (a target in this process)",
+    )
     p.add_argument("--once", action="store_true", help="sync once; exit 0 when the device matches")
     p.add_argument(
         "--device-id",
         type=_int_in("uint64", 0, (1 << 64) - 1),
         default=1,
-        help="P4Runtime device id (default 1)",
+        help="P4Runtime device id",
     )
     p.add_argument(
         "--election-id",
         type=_int_in("uint128", 0, (1 << 128) - 1),
         default=1,
         help="election id for primary arbitration; the highest the device has seen is primary, so "
-        "a higher id takes over (docs/runtime.md, Arbitration) (default 1)",
+        "a higher id takes over (docs/runtime.md, Arbitration)",
     )
-    p.add_argument("--role", default="", help="P4Runtime role name (default: the default role '')")
+    p.add_argument("--role", default="", help="P4Runtime role name ('': the default role)")
     p.add_argument("--target-profile", choices=PROFILES, default="bmv2", help="target the entries are for")
     p.add_argument(
         "--lb", choices=LB_MODES, default="hash", help="Service backend selection (docs/passes.md)"
@@ -108,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=_int_in("at least 1", 1, 1 << 24),
         default=1000,
-        help="updates per Write (staged mode) (default 1000)",
+        help="updates per Write (staged mode)",
     )
     p.add_argument(
         "--atomicity",
@@ -116,27 +104,38 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto: DATAPLANE_ATOMIC, falling back to staged CONTINUE_ON_ERROR writes",
     )
-    p.add_argument("--p4info", type=Path, help="P4Info text file (default: the committed contract)")
-    p.add_argument("--device-config", type=Path, help="target pipeline binary (e.g. bmv2 JSON)")
-    p.add_argument("--tls-ca", help="CA certificate (PEM) that signed the server's; enables TLS")
+    p.add_argument("--p4info", type=Path, help="P4Info text file (unset: the committed contract)")
+    p.add_argument("--device-config", type=Path, help="target pipeline binary (e.g. bmv2 JSON); unset: none")
+    p.add_argument(
+        "--tls-ca", help="CA certificate (PEM) that signed the server's; enables TLS (unset: plaintext)"
+    )
     p.add_argument("--tls-cert", help="client certificate (PEM) for mutual TLS; needs --tls-key")
     p.add_argument("--tls-key", help="client private key (PEM) for mutual TLS; needs --tls-cert")
-    p.add_argument("--tls-server-name", help="expected server name, if not the target host")
-    p.add_argument(
-        "--poll-interval", type=_seconds, default=1.0, help="seconds between source checks (default 1)"
-    )
-    p.add_argument(
-        "--resync-interval", type=_seconds, default=60.0, help="seconds between full reconciles (default 60)"
-    )
+    p.add_argument("--tls-server-name", help="expected server name (unset: the target's host)")
+    p.add_argument("--poll-interval", type=_seconds, default=1.0, help="seconds between source checks")
+    p.add_argument("--resync-interval", type=_seconds, default=60.0, help="seconds between full reconciles")
     p.add_argument(
         "--metrics",
         type=_listen,
         default="127.0.0.1:9464",
-        help="metrics/health listen address, HOST:PORT or [IPv6]:PORT; '' disables (default 127.0.0.1:9464)",
+        help="metrics/health listen address, HOST:PORT or [IPv6]:PORT; '' disables",
     )
-    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines (default text)")
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="log lines: text or one JSON object per line",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="--once: no phase progress on stderr")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return p
+    return finish_cli(p, EXIT_CODES)
+
+
+EXIT_CODES = {
+    0: "--once: the device matches the sources; daemon: stopped by SIGTERM or SIGINT",
+    1: "--once: the device does not match (sync failed, not primary, target unreachable)",
+    2: "bad options or sources (one line on stderr), or --once could not compile them",
+}
 
 
 def _config(args: argparse.Namespace) -> LoaderConfig:
@@ -169,6 +168,7 @@ def _config(args: argparse.Namespace) -> LoaderConfig:
         poll_interval=args.poll_interval,
         resync_interval=args.resync_interval,
         passes=PassConfig(profile=args.target_profile, lb=args.lb),
+        progress=Progress("offload-loader", quiet=args.quiet) if args.once else None,
     )
 
 
@@ -177,12 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.manifests) == bool(args.kubeconfig or args.in_cluster):
         parser.error("give manifests, or --kubeconfig FILE / --in-cluster (not both)")
-    handler = logging.StreamHandler()
-    if args.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    setup_logging(args.log_format, args.verbose)
     try:
         loader = Loader(_config(args))
         if args.kubeconfig or args.in_cluster:

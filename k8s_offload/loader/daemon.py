@@ -25,6 +25,7 @@ from k8s_offload.compiler.contract import read_p4info
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.frontend.nodefacts import NodeFacts, load_node_facts
 from k8s_offload.compiler.passes.pipeline import PassConfig
+from k8s_offload.console import PhaseHook
 from k8s_offload.loader.delta import delta_plan
 from k8s_offload.loader.entities import Item, Key, bundle_items, container, with_initial_defaults
 from k8s_offload.loader.metrics import Metrics, loader_metrics
@@ -76,6 +77,8 @@ class LoaderConfig:
     service_account_dir: str = SERVICE_ACCOUNT_DIR
     node_name: str | None = None
     watch: WatchConfig | None = None
+    # Called after each compile phase and each sync (k8s_offload.console.Progress); None: silent.
+    progress: PhaseHook | None = None
 
     @property
     def follows_cluster(self) -> bool:
@@ -181,7 +184,11 @@ class Loader:
             return False
         try:
             result = compile_sources(
-                self.config.sources, self.config.node, schema=self.schema, passes=self.config.passes
+                self.config.sources,
+                self.config.node,
+                schema=self.schema,
+                passes=self.config.passes,
+                progress=self.config.progress,
             )
         except Exception as err:  # any compile failure: keep the last good state, keep watching
             self.compile_error = str(err)
@@ -321,6 +328,8 @@ class Loader:
         if self.desired is None or self.syncer is None or self.client is None or not self.client.is_primary:
             return None
         result = self.syncer.sync(self.desired)
+        if self.config.progress is not None:
+            self.config.progress("sync", result.updates, "updates")
         self._entries = dict(result.entries)
         self.last_result = result
         self._record(result)
