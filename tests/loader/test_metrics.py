@@ -24,7 +24,7 @@ from k8s_offload.loader import metrics as metrics_module
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.metrics import MAX_CONNECTIONS, Metrics, MetricsServer, loader_metrics, split_listen
 from k8s_offload.target.server import EmbeddedTarget
-from tests.embedded_fixtures import NODE, SHOP, connect
+from tests.embedded_fixtures import NODE, SHOP, connect, until
 
 P4RT_SHELL_ELECTION_ID = 1 << 64  # p4runtime-shell's default (high=1, low=0)
 
@@ -47,15 +47,6 @@ def _get(url: str) -> tuple[int, str]:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
-
-
-def _until(cond: Any, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_every_series_exists_from_the_start_with_prometheus_names() -> None:
@@ -143,7 +134,7 @@ def test_idle_connections_do_not_pile_up_threads(monkeypatch: pytest.MonkeyPatch
         time.sleep(0.2)  # let the server accept what it will
         assert threading.active_count() - base <= MAX_CONNECTIONS
         # the idle ones time out; a scrape is served again
-        assert _until(lambda: _get(f"http://127.0.0.1:{server.port}/healthz")[0] == 200)
+        assert until(lambda: _get(f"http://127.0.0.1:{server.port}/healthz")[0] == 200)
     finally:
         for s in idle:
             s.close()
@@ -182,7 +173,7 @@ def test_a_backup_loader_says_who_is_primary_and_how_to_take_over(
         assert _get(f"{base}/readyz") == (200, "ready\n")
         caplog.set_level(logging.WARNING, logger="k8s_offload.loader.daemon")
         other = connect(switch.address, election_id=P4RT_SHELL_ELECTION_ID)
-        assert _until(lambda: not loader.metrics.ready())
+        assert until(lambda: not loader.metrics.ready())
         loader.step()
         status, body = _get(f"{base}/readyz")
         top = P4RT_SHELL_ELECTION_ID
@@ -195,7 +186,7 @@ def test_a_backup_loader_says_who_is_primary_and_how_to_take_over(
         # The primary leaves: the device remembers its id (spec §7), so we stay a backup and say so.
         other.close()
         other = None
-        assert _until(lambda: "no primary" in loader.unready_reason())
+        assert until(lambda: "no primary" in loader.unready_reason())
         loader.step()
         assert f"only --election-id {top} or higher" in _get(f"{base}/readyz")[1]
         assert not loader.metrics.ready()
