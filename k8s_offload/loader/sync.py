@@ -177,7 +177,10 @@ class Syncer:
         a deadline, a broken connection, an RPC-wide error): which updates applied is unknown, so
         ask the device. True when every update is there after all (carry on); else the missing
         ones are reported with their objects and the device is compensated. Re-raises `err` when
-        the device cannot be read either: the next session's full sync reconciles then."""
+        we are no longer primary or the device cannot be read either: the next session's full
+        sync reconciles then."""
+        if err.code == grpc.StatusCode.PERMISSION_DENIED or not self.client.is_primary:
+            raise err  # deposed: we may not write, so not compensate either; the next primary reconciles
         try:
             device = self.read_device()
         except (P4RuntimeRpcError, NotPrimaryError):

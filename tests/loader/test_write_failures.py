@@ -22,6 +22,7 @@ from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.loader.entities import Item, Key, bundle_items
 from k8s_offload.loader.sync import Syncer
 from k8s_offload.p4rt import client as client_module
+from k8s_offload.p4rt.errors import P4RuntimeRpcError
 from k8s_offload.p4rt.grpc_api import MAX_MESSAGE
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.target.server import EmbeddedTarget
@@ -150,6 +151,8 @@ def _faulty(apply: str) -> Iterator[EmbeddedTarget]:
     def write(request: Any, context: grpc.ServicerContext) -> Any:
         if armed[0]:
             armed[0] = False
+            if apply == "denied":  # as if another controller had just taken over
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "not the primary")
             if apply == "half":
                 del request.updates[len(request.updates) // 2 :]
             real(request, context)
@@ -196,5 +199,25 @@ def test_fully_applied_write_whose_reply_was_lost_counts_as_done(
         result = Syncer(client, schema, batch_size=5000, mode="continue").sync(want)
         assert result.ok and not result.errors
         assert set(want) <= set(device_state(client, p4info))
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def denying() -> Iterator[EmbeddedTarget]:
+    yield from _faulty("denied")
+
+
+def test_a_deposed_loader_neither_blames_objects_nor_compensates(
+    denying: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle
+) -> None:
+    """PERMISSION_DENIED is about us, not the updates: the error goes up to the loop (which
+    re-arbitrates), no update is reported as rejected and nothing is written back."""
+    client = connect(denying.address, p4info=p4info)
+    try:
+        with pytest.raises(P4RuntimeRpcError) as err:
+            Syncer(client, schema, mode="continue").sync(bundle_items(schema, shop_bundle))
+        assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
+        assert denying.servicer.write_count == 0
     finally:
         client.close()
