@@ -10,6 +10,7 @@ from pathlib import Path
 
 from k8s_offload.arp_proxy.daemon import ArpProxyDaemon
 from k8s_offload.arp_proxy.frames import normalize_mac, split_addresses
+from k8s_offload.console import finish_cli
 
 log = logging.getLogger("arp_proxy")
 
@@ -30,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="IPv4 or IPv6 gateway address to answer for (repeatable)",
     )
     p.add_argument("--mac", help="answer with this MAC instead of the interface's")
-    p.add_argument("--rate", type=float, default=20.0, help="replies per second per source MAC (20)")
-    p.add_argument("--burst", type=int, default=40, help="reply burst per source MAC (40)")
+    p.add_argument("--rate", type=float, default=20.0, help="replies per second per source MAC")
+    p.add_argument("--burst", type=int, default=40, help="reply burst per source MAC")
     p.add_argument("--stats-file", type=Path, help="write counters here as JSON, atomically")
     p.add_argument("--poll-interval", type=float, default=0.25, help="seconds between link checks")
     p.add_argument("--announce-count", type=int, default=3, help="gratuitous ARP/unsolicited NA repeats")
@@ -41,8 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="clear the Override flag in NAs (proxy service where the owner may also answer)",
     )
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    return p
+    p.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level"
+    )
+    return finish_cli(p, EXIT_CODES)
+
+
+EXIT_CODES = {0: "stopped by SIGTERM or SIGINT", 1: "fatal error", 2: "bad options or network namespace"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from k8s_offload.compiler.ir.dump import dump
 from k8s_offload.compiler.ir.dump_rules import dump_rules
 from k8s_offload.compiler.passes.pipeline import LB_MODES, PASS_NAMES, STEP_NAMES, PassConfig, list_pipeline
 from k8s_offload.compiler.passes.range_encoding import PROFILES
+from k8s_offload.console import Progress
 
 EXIT_OK = 0
 EXIT_DOES_NOT_FIT = 1
@@ -31,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--emit", choices=("entries", "ir", "p4info"), default="entries", help="what to print"
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary line and no phase progress on stderr"
+    )
     opt = parser.add_argument_group("optimization (docs/passes.md)")
     opt.add_argument("--passes", metavar="A,B", help=f"run only these passes, of: {','.join(PASS_NAMES)}")
     opt.add_argument("--no-opt", action="store_true", help="run no optimization pass")
@@ -88,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"offload-compile: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        result = compile_sources(args.manifests, args.node, stdin=sys.stdin, passes=passes)
+        progress = Progress("offload-compile", quiet=args.quiet)
+        result = compile_sources(args.manifests, args.node, stdin=sys.stdin, passes=passes, progress=progress)
     except ManifestErrors as err:
         print(str(err), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -108,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         data = (dump(result.ir) + dump_rules(result.lowered.policy)).encode()
     else:
         data = render(result.schema, result.lowered.bundle, args.format)
+    progress("render", len(data), "bytes")
     if args.output:
         Path(args.output).write_bytes(data)
     else:

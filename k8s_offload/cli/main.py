@@ -15,10 +15,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from k8s_offload.console import finish_cli
 from k8s_offload.p4.errors import P4FrontendError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_CODES = {
+    0: "ok",
+    1: "the entries do not fit the device",
+    2: "bad input or usage (message on stderr, nothing on stdout)",
+    70: "internal error",
+}
+COMMAND_EXIT_CODES = {
+    "p4info": {0: "ok", 2: "bad program or usage"},
+    "verify": {0: "proved", 1: "the proof failed, or the entries do not fit", 2: "bad input or usage"},
+    "trace": {0: "traced", 1: "the entries do not fit", 2: "bad input or usage"},
+}
 
 _EXAMPLES = """\
 examples:
@@ -160,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     is_subcommand = bool(args_list) and args_list[0] in SUBCOMMANDS
-    parser = build_parser() if is_subcommand else build_compile_parser()
+    parser = finish_cli(
+        build_parser() if is_subcommand else build_compile_parser(), EXIT_CODES, COMMAND_EXIT_CODES
+    )
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for usage errors

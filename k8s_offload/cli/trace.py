@@ -47,7 +47,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--port", type=int, help="one probe: destination port (the service port for svc:)")
     p.add_argument("--protocol", default="TCP", help="one probe: TCP, UDP or SCTP (default TCP)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="verdicts for people or tools")
     p.set_defaults(func=run)
 
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from k8s_offload.console import finish_cli
+
 from .core import DEFAULT_CLUSTER, REPO, STATE_ROOT, Lab, LabError
 
 
@@ -25,12 +27,17 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", parents=[common], help="create the lab and start its processes")
     up.add_argument("--cluster", type=Path, help=f"manifests directory (default {DEFAULT_CLUSTER})")
     up.add_argument("--node", type=Path, help="node facts file (default: node.yaml next to the cluster dir)")
-    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness (60)")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
     sub.add_parser("down", parents=[common], help="stop everything and delete the namespaces")
     sub.add_parser("flush", parents=[common], help="make the software target forget all connections")
     st = sub.add_parser("status", parents=[common], help="what runs; exit 0 healthy, 1 not, 3 not up")
     st.add_argument("--json", action="store_true", help="machine-readable output")
-    return p
+    return finish_cli(
+        p, EXIT_CODES, {"status": {0: "healthy", 1: "not healthy", 2: "bad options", 3: "not up"}}
+    )
+
+
+EXIT_CODES = {0: "ok", 1: "failed (status: not healthy)", 2: "bad options", 3: "status: the lab is not up"}
 
 
 def _default_cluster() -> Path:

@@ -26,6 +26,7 @@ from k8s_offload.compiler.contract import read_p4info
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.frontend.nodefacts import NodeFacts, load_node_facts
 from k8s_offload.compiler.passes.pipeline import PassConfig
+from k8s_offload.console import PhaseHook
 from k8s_offload.loader.bootstrap import PipelineError, PipelineManager
 from k8s_offload.loader.delta import delta_plan
 from k8s_offload.loader.entities import (
@@ -41,6 +42,7 @@ from k8s_offload.loader.plan import INSERT, MODIFY
 from k8s_offload.loader.sources import SourceWatcher
 from k8s_offload.loader.sync import Syncer, SyncResult
 from k8s_offload.p4rt.client import (
+    Arbitration,
     NotPrimaryError,
     P4RuntimeClient,
     TlsOptions,
@@ -86,6 +88,8 @@ class LoaderConfig:
     service_account_dir: str = SERVICE_ACCOUNT_DIR
     node_name: str | None = None
     watch: WatchConfig | None = None
+    # Called after each compile phase and each sync (k8s_offload.console.Progress); None: silent.
+    progress: PhaseHook | None = None
     # Deletion guard (docs/runtime.md): a reload of manifest files that would delete more than this
     # share of the entities waits for a second read to confirm it; 1.0 turns the guard off.
     max_delete_share: float = 0.5
@@ -148,13 +152,53 @@ class Loader:
         self.metrics.healthy = lambda: (
             time.monotonic() - self._heartbeat < max(30.0, 5 * config.poll_interval)
         )
-        self.metrics.ready = lambda: (
-            self.in_sync
-            and self._pipeline_ok  # proven to forward with our pipeline
-            and self.client is not None
-            and self.client.is_primary
-            and (self.cluster is None or self.cluster.ready)  # not before the first full list
+        self.metrics.unready_reason = self.unready_reason
+        self._connect_error = ""
+        self._arbitration_seen: tuple[str, int | None] | None = None
+        self._publish_arbitration(None)
+
+    def unready_reason(self) -> str:
+        """Why the device is not known to hold the desired state ("" when it is): for /readyz."""
+        if self.cluster is not None and not self.cluster.ready:
+            return "waiting for the first list of every watched kind"
+        if self.desired is None:
+            return (
+                f"no desired state: {self.compile_error}" if self.compile_error else "sources not loaded yet"
+            )
+        client = self.client
+        if client is None or not client.connected:
+            target = self.config.target or "embedded"
+            return f"not connected to {target}" + (f": {self._connect_error}" if self._connect_error else "")
+        if not client.is_primary:
+            return client.arbitration().explain()
+        if not self._pipeline_ok:
+            return f"pipeline not proven to forward: {self.pipeline_error or 'not checked yet'}"
+        if not self.in_sync:
+            r = self.last_result
+            return f"last sync failed: {r.reason}" if r is not None and not r.ok else "first sync pending"
+        return ""
+
+    def _publish_arbitration(self, client: P4RuntimeClient | None) -> None:
+        """Metric and one log line whenever our standing or the primary's election id changes."""
+        cfg = self.config
+        state = (
+            client.arbitration()
+            if client is not None
+            else Arbitration(cfg.device_id, cfg.role, cfg.election_id, None, "disconnected")
         )
+        self.metrics.set_info(
+            "offload_arbitration_info",
+            device_id=str(state.device_id),
+            role=state.role,
+            election_id=str(state.election_id),
+            primary_election_id="" if state.primary_election_id is None else str(state.primary_election_id),
+            status=state.status,
+        )
+        seen = (state.status, state.primary_election_id)
+        if client is not None and seen != self._arbitration_seen:
+            level = logging.INFO if state.status == "primary" else logging.WARNING
+            log.log(level, "%s", state.explain())
+        self._arbitration_seen = seen
 
     # ---- pieces -----------------------------------------------------------------------------
 
@@ -178,7 +222,11 @@ class Loader:
         self._recheck = False
         try:
             result = compile_sources(
-                self.config.sources, self.config.node, schema=self.schema, passes=self.config.passes
+                self.config.sources,
+                self.config.node,
+                schema=self.schema,
+                passes=self.config.passes,
+                progress=self.config.progress,
             )
         except Exception as err:  # any compile failure: keep the last good state, keep watching
             self.compile_error = str(err)
@@ -296,6 +344,7 @@ class Loader:
         )
         try:
             client.on_primary_change.append(self._primary_changed)
+            client.on_arbitration.append(lambda: self._publish_arbitration(client))
             client.connect(cfg.connect_timeout)
             self.metrics.set("offload_connected", 1)
             self.client = client
@@ -317,6 +366,7 @@ class Loader:
             self.syncer = None
         self.metrics.set("offload_connected", 0)
         self.metrics.set("offload_primary", 0)
+        self._publish_arbitration(None)
 
     def _primary_changed(self, primary: bool) -> None:
         self.metrics.set("offload_primary", 1 if primary else 0)
@@ -351,6 +401,8 @@ class Loader:
         if self.desired is None or self.syncer is None or self.client is None or not self.client.is_primary:
             return None
         result = self.syncer.sync(self.desired)
+        if self.config.progress is not None:
+            self.config.progress("sync", result.updates, "updates")
         self._entries = dict(result.entries)
         self.last_result = result
         self._record(result)
@@ -363,8 +415,9 @@ class Loader:
 
     def _record(self, r: SyncResult) -> None:
         m = self.metrics
-        m.inc("offload_sync_duration_seconds_sum", r.duration)
-        m.inc("offload_sync_duration_seconds_count")
+        m.observe("offload_sync_duration_seconds", r.duration)
+        for seconds in r.write_seconds:
+            m.observe("offload_write_duration_seconds", seconds)
         m.set("offload_last_sync_duration_seconds", r.duration)
         for kind, n in r.counts.items():
             if n:
@@ -445,8 +498,10 @@ class Loader:
         try:
             self.connect()
             self._attempt = 0
+            self._connect_error = ""
             log.info("connected to %s", self.client.address if self.client else "?")
         except Exception as err:
+            self._connect_error = str(err)
             self._attempt += 1
             delay = self.backoff(self._attempt)
             log.warning("cannot reach the target (%s); retrying in %.2fs", err, delay)

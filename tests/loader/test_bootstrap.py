@@ -21,7 +21,7 @@ from k8s_offload.loader.daemon import Loader, LoaderConfig, pipeline_cookie
 from k8s_offload.p4rt.client import P4RuntimeClient
 from k8s_offload.p4rt.errors import P4RuntimeRpcError
 from k8s_offload.p4rt.proto import code_pb2, p4runtime
-from k8s_offload.target.device import Device, Pipeline, state_only_pipeline
+from k8s_offload.target.device import Device, Pipeline, interpreter_pipeline, state_only_pipeline
 from k8s_offload.target.errors import P4RuntimeError
 from k8s_offload.target.server import EmbeddedTarget
 from tests.differential import frames
@@ -81,6 +81,14 @@ def _forwards(device: Device, result: CompileResult) -> None:
     assert report.forwarded > 50, report
 
 
+def _two_programs(config: Any, state: Any = None) -> Pipeline:
+    """A device that also runs the foreign program: our program for our P4Info (which the
+    interpreter checks against the program), the foreign one as state alone."""
+    if config.p4info.pkg_info.name == "someone-else":
+        return state_only_pipeline(config, state)
+    return interpreter_pipeline(config, state)
+
+
 def _foreign_config(address: str) -> None:
     """Another controller's pipeline (a P4Info ours cannot replay into) with entries in it."""
     foreign = read_p4info()
@@ -125,6 +133,7 @@ def test_foreign_pipeline_is_replaced(caplog: pytest.LogCaptureFixture) -> None:
     """RECONCILE_AND_COMMIT cannot carry the foreign state over (INVALID_ARGUMENT), so the loader
     falls back to VERIFY_AND_COMMIT; the foreign entry is gone and ours are all there."""
     with EmbeddedTarget() as target:
+        target.servicer.devices[1] = Device(1, _two_programs)
         _foreign_config(target.address)
         loader = _loader(target.address)
         assert loader.run_once() == 0
@@ -142,7 +151,7 @@ def test_failed_commit_is_caught_by_the_probe(caplog: pytest.LogCaptureFixture) 
     check alone would now report success over an empty data plane. The probe sees that the new
     pipeline does not forward; the loader commits it and the device forwards."""
     with EmbeddedTarget() as target:
-        target.servicer.devices[1] = device = HalfCommittingDevice(1, target.device().factory)
+        target.servicer.devices[1] = device = HalfCommittingDevice(1, _two_programs)
         _foreign_config(target.address)
         first = _loader(target.address)
         cfg = first.config
@@ -165,7 +174,7 @@ def test_failed_commit_then_push_finishes_the_swap_first(caplog: pytest.LogCaptu
     """A different cookie on a half-committed device: RECONCILE is refused, VERIFY_AND_COMMIT is
     refused until the pending swap is done (bmv2 ONGOING_SWAP); COMMIT, then VERIFY_AND_COMMIT."""
     with EmbeddedTarget() as target:
-        target.servicer.devices[1] = device = HalfCommittingDevice(1, target.device().factory)
+        target.servicer.devices[1] = device = HalfCommittingDevice(1, _two_programs)
         _foreign_config(target.address)
         other = read_p4info()
         other.pkg_info.version = "0.9"
