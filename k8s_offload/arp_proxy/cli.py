@@ -10,6 +10,7 @@ from pathlib import Path
 
 from k8s_offload.arp_proxy.daemon import ArpProxyDaemon
 from k8s_offload.arp_proxy.frames import normalize_mac, split_addresses
+from k8s_offload.version import add_version_argument
 
 log = logging.getLogger("arp_proxy")
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="clear the Override flag in NAs (proxy service where the owner may also answer)",
     )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_version_argument(p)
     return p
 
 

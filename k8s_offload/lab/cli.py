@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .core import DEFAULT_CLUSTER, REPO, STATE_ROOT, Lab, LabError
+from k8s_offload.version import add_version_argument
+
+from .core import DEFAULT_CLUSTER, STATE_ROOT, Lab, LabError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,9 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--name", default="lab", help="lab name, prefix of its namespaces (default lab)")
     common.add_argument("--state-dir", type=Path, help=f"state directory (default {STATE_ROOT}/NAME)")
     p = argparse.ArgumentParser(prog="offload-lab", description=__doc__)
+    add_version_argument(p)
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", parents=[common], help="create the lab and start its processes")
-    up.add_argument("--cluster", type=Path, help=f"manifests directory (default {DEFAULT_CLUSTER})")
+    up.add_argument("--cluster", type=Path, help="manifests directory (default: the shipped lab example)")
     up.add_argument("--node", type=Path, help="node facts file (default: node.yaml next to the cluster dir)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness (60)")
     sub.add_parser("down", parents=[common], help="stop everything and delete the namespaces")
@@ -31,10 +34,6 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", parents=[common], help="what runs; exit 0 healthy, 1 not, 3 not up")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     return p
-
-
-def _default_cluster() -> Path:
-    return DEFAULT_CLUSTER if DEFAULT_CLUSTER.is_dir() else REPO / DEFAULT_CLUSTER
 
 
 def _print_status(st: dict[str, Any]) -> None:
@@ -61,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lab = Lab(args.name, args.state_dir)
         if args.command == "up":
-            cluster = args.cluster or _default_cluster()
+            cluster = args.cluster or DEFAULT_CLUSTER
             state = lab.up(cluster, args.node, args.timeout)
             print(f"offload-lab: lab {state.name} is up with {len(state.pods)} pods", file=sys.stderr)
             for pod in state.pods:

@@ -30,8 +30,9 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CLUSTER = Path("examples/lab/cluster")
+from k8s_offload.resources import EXAMPLES
+
+DEFAULT_CLUSTER = (EXAMPLES / "lab" / "cluster").resolve()
 STATE_ROOT = Path("/run/offload-lab")
 P4RT_ADDRESS = "127.0.0.1:9559"
 METRICS_ADDRESS = "127.0.0.1:9464"
@@ -110,8 +111,11 @@ def ns_run(ns: str, *cmd: str, check: bool = True, **kw: Any) -> subprocess.Comp
 
 
 def child_env() -> dict[str, str]:
+    """This interpreter's environment, with the directory this package was imported from first on
+    PYTHONPATH, so `python -m` children import the same code (an installed package, or a checkout)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH", "")]))
     return env
 
 

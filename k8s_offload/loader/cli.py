@@ -23,6 +23,7 @@ from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.metrics import MetricsServer
 from k8s_offload.p4rt.client import TlsOptions
 from k8s_offload.p4rt.proto import p4info as p4i
+from k8s_offload.version import add_version_argument
 
 
 class _JsonFormatter(logging.Formatter):
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="127.0.0.1:9464", help="metrics/health listen address; '' disables")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("-v", "--verbose", action="store_true")
+    add_version_argument(p)
     return p
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from k8s_offload.target.dataplane import PortIO, flush_flow_cache, parse_port_map
 from k8s_offload.target.server import EmbeddedTarget, ServerTls
+from k8s_offload.version import add_version_argument
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tls-key", help="server private key (PEM)")
     parser.add_argument("--tls-client-ca", help="CA (PEM) that must have signed client certificates (mTLS)")
     parser.add_argument("-v", "--verbose", action="store_true")
+    add_version_argument(parser)
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
         parser.error("--tls-cert and --tls-key go together, and --tls-client-ca needs them")

@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 from k8s_offload.lab import cli
-from k8s_offload.lab.core import REPO, Lab, LabState, child_env, ns_run, process_alive, run
+from k8s_offload.lab.core import Lab, LabState, child_env, ns_run, process_alive, run
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.root
 

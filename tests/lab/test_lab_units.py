@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from k8s_offload.lab.core import REPO, Lab, LabError, load_cluster
+from k8s_offload.lab.core import Lab, LabError, load_cluster
 from k8s_offload.loader.metrics import Metrics
 from k8s_offload.target.dataplane import parse_port_map
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_load_cluster_picks_local_pods_with_addresses_and_tcp_ports() -> None:
