@@ -172,12 +172,14 @@ def needs_node_branch(container: str) -> pytest.MarkDecorator:
         try:
             from k8s_offload.cni import install  # noqa: F401
         except ImportError:
-            return pytest.mark.xfail(reason="offload-cni install (node branch) not merged yet", strict=True)
-    if container == "arp-proxy" and "--health-listen" not in build_parser()._option_string_actions:
-        return pytest.mark.xfail(
-            reason="offload-arp-proxy --health-listen (node branch) not merged yet", strict=True
-        )
-    return pytest.mark.usefixtures()
+            missing = True
+        else:
+            missing = False
+        return pytest.mark.xfail(missing, reason="offload-cni install (node branch) not merged", strict=True)
+    missing = "--health-listen" not in build_parser()._option_string_actions
+    return pytest.mark.xfail(
+        missing, reason="offload-arp-proxy --health-listen (node branch) not merged", strict=True
+    )
 
 
 @pytest.mark.parametrize(
