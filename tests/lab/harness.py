@@ -3,10 +3,16 @@ loaders."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from k8s_offload.lab import cli
 from k8s_offload.lab.core import Lab, LabState, ns_run
 
 BODY = re.compile(r"pod=(\S+) port=(\d+) client=(\S+) cport=(\d+)")
@@ -46,3 +52,29 @@ class Running:
             tmp.write_text(text)
             tmp.replace(path)
         self.lab.wait_synced(self.state, since)
+
+
+@contextlib.contextmanager
+def lab_up(tmp_path_factory: pytest.TempPathFactory, *up_args: str) -> Iterator[Running]:
+    """`offload-lab up` under a fresh name and state directory, torn down at the end whatever
+    happens (the tests' last step checks that `down` leaves nothing)."""
+    name = f"t{secrets.token_hex(3)}"
+    state_dir = tmp_path_factory.mktemp("lab") / "state"
+    the_lab = Lab(name, state_dir)
+    try:
+        assert cli.main(["up", "--name", name, "--state-dir", str(state_dir), *up_args]) == 0
+        state = the_lab.load()
+        assert state is not None and state.ready
+        yield Running(the_lab, state)
+    finally:
+        the_lab.down()
+
+
+def flush_flow_caches(request: pytest.FixtureRequest) -> None:
+    """Each test starts with every device's flow cache empty: entries of closed connections live
+    about 2 h in the pipeline (no FIN/RST tracking), and a later Service flow whose reply slot
+    collides with one is not reverse-NATed (p4src/README.md, "Limits"), which would make the
+    tests flaky. For an autouse fixture of a module whose lab fixture is `lab`."""
+    if "lab" in request.fixturenames and request.node.name != "test_down_leaves_nothing":
+        running: Running = request.getfixturevalue("lab")
+        running.lab.flush_flows(running.state)

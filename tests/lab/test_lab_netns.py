@@ -9,7 +9,6 @@ manifests restore them before they end.
 from __future__ import annotations
 
 import re
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,9 +18,9 @@ import pytest
 import yaml
 
 from k8s_offload.lab import cli
-from k8s_offload.lab.core import Lab, child_env, ns_run, process_alive, run
+from k8s_offload.lab.core import child_env, ns_run, process_alive, run
 
-from .harness import BODY, Running
+from .harness import BODY, Running, flush_flow_caches, lab_up
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,27 +33,13 @@ CLIENT = ("10.244.1.20", "fd00:244:1::20")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    name = f"t{secrets.token_hex(3)}"
-    state_dir = tmp_path_factory.mktemp("lab") / "state"
-    the_lab = Lab(name, state_dir)
-    try:
-        argv = ["up", "--name", name, "--state-dir", str(state_dir)]
-        assert cli.main([*argv, "--cluster", str(REPO / "examples/lab/cluster")]) == 0
-        state = the_lab.load()
-        assert state is not None and state.ready
-        yield Running(the_lab, state)
-    finally:
-        the_lab.down()
+    with lab_up(tmp_path_factory, "--cluster", str(REPO / "examples/lab/cluster")) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
 def fresh_flow_cache(request: pytest.FixtureRequest) -> None:
-    """Each test starts with an empty flow cache: entries of closed connections live about 2 h in
-    the pipeline (no FIN/RST tracking), and a later Service flow whose reply slot collides with one
-    is not reverse-NATed (p4src/README.md, "Limits"), which would make the tests flaky."""
-    if "lab" in request.fixturenames and request.node.name != "test_down_leaves_nothing":
-        running: Running = request.getfixturevalue("lab")
-        running.lab.flush_flows(running.state)
+    flush_flow_caches(request)
 
 
 def test_status_lists_pods_on_cni_assigned_ports(lab: Running, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,9 +23,9 @@ import pytest
 
 from k8s_offload.cli.main import main as compile_main
 from k8s_offload.lab import cli
-from k8s_offload.lab.core import METRICS_ADDRESS, Lab, ns_http_get, process_alive, run
+from k8s_offload.lab.core import METRICS_ADDRESS, ns_http_get, process_alive, run
 
-from .harness import Running
+from .harness import Running, flush_flow_caches, lab_up
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,24 +44,13 @@ def _url(host: str, port: int = 80) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    name = f"t{secrets.token_hex(3)}"
-    state_dir = tmp_path_factory.mktemp("lab2") / "state"
-    the_lab = Lab(name, state_dir)
-    try:
-        assert cli.main(["up", "--name", name, "--state-dir", str(state_dir), "--nodes", "2"]) == 0
-        state = the_lab.load()
-        assert state is not None and state.ready
-        yield Running(the_lab, state)
-    finally:
-        the_lab.down()
+    with lab_up(tmp_path_factory, "--nodes", "2") as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
 def fresh_flow_cache(request: pytest.FixtureRequest) -> None:
-    """Each test starts with both devices' flow caches empty (see test_lab_netns.py)."""
-    if "lab" in request.fixturenames and request.node.name != "test_down_leaves_nothing":
-        running: Running = request.getfixturevalue("lab")
-        running.lab.flush_flows(running.state)
+    flush_flow_caches(request)
 
 
 def test_status_shows_both_nodes(lab: Running, capsys: pytest.CaptureFixture[str]) -> None:
