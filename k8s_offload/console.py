@@ -21,6 +21,8 @@ from typing import Protocol, TextIO
 
 import shtab
 
+from k8s_offload.version import add_version_argument
+
 __all__ = [
     "JsonFormatter",
     "PhaseHook",
@@ -62,7 +64,7 @@ def finish_cli(
     per_command: Mapping[str, Mapping[int, str]] | None = None,
 ) -> argparse.ArgumentParser:
     """Defaults and exit codes in every --help (a subcommand's own from `per_command`, keyed by
-    its name), and `--print-completion` on the top level."""
+    its name), and `--version` and `--print-completion` on the top level."""
     for p in parsers(parser):
         name = p.prog.rsplit(" ", 1)[-1]
         codes = (per_command or {}).get(name, exit_codes) if p is not parser else exit_codes
@@ -70,6 +72,8 @@ def finish_cli(
         p.formatter_class = HelpFormatter
         if not (p.epilog or "").rstrip().endswith(table.rstrip()):
             p.epilog = f"{p.epilog.rstrip()}\n\n{table}" if p.epilog else table
+    if not any("--version" in a.option_strings for a in parser._actions):
+        add_version_argument(parser)
     if not any("--print-completion" in a.option_strings for a in parser._actions):
         shtab.add_argument_to(parser, "--print-completion", help="print a completion script for this shell")
     return parser

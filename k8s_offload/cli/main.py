@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +44,6 @@ examples:
   offload-compile p4info --format json -o x.json  as protobuf JSON, to a file
   offload-compile p4info --program my.p4          P4Info of another v1model program
 """
-
-
-def _version() -> str:
-    try:
-        return metadata.version("k8s-offload")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def serialize_p4info(message: Any, fmt: str) -> bytes:
@@ -97,7 +89,7 @@ def _p4info_parser(sub: Any) -> None:
     )
     p.add_argument("--format", choices=("text", "json", "binary"), default="text", help="output format")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    p.add_argument("--program", metavar="P4FILE", help="P4 source (default: the repo's p4src/k8s_dp.p4)")
+    p.add_argument("--program", metavar="P4FILE", help="P4 source (default: the shipped p4src/k8s_dp.p4)")
     p.set_defaults(func=_cmd_p4info)
 
 
@@ -133,7 +125,6 @@ def build_compile_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     compile_cmd.add_arguments(parser)
     parser.set_defaults(func=_cmd_compile)
     return parser
@@ -162,7 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in SUBCOMMANDS.values():
         add(sub)

@@ -101,7 +101,7 @@ class ClusterSource:
         self.passes = passes
         self.compiler = Compilation(schema, facts, passes)
         self.watch = ClusterWatch(api_client, config)
-        self.kinds = set(self.watch.config.kinds)
+        self.kinds = set(self.watch.kinds)
         self.listed: set[str] = set()
         self.initial = with_initial_defaults(schema, {})
         self.desired: dict[Key, Item] = dict(self.initial)

@@ -17,6 +17,7 @@ from typing import IO, Any
 from k8s_offload.cni import plugin
 from k8s_offload.cni.config import parse_env, parse_netconf, peek_version
 from k8s_offload.cni.errors import INTERNAL_ERROR, IO_FAILURE, CniError
+from k8s_offload.version import version
 
 log = logging.getLogger("cni_plugin")
 
@@ -55,6 +56,9 @@ def _setup_logging() -> None:
 
 
 def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
+    if sys.argv[1:] == ["--version"]:  # a runtime passes no arguments (CNI_* and stdin); a person may
+        print(f"offload-cni {version()}")
+        return 0
     _setup_logging()
     out = stdout or sys.stdout
     doc: dict[str, Any] | None
