@@ -160,4 +160,3 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 def faulty_prefix() -> list[str]:
     return [sys.executable, str(FAULTY)]
-

@@ -52,7 +52,9 @@ class Runtime:
 
     def invoke(self, plugin: dict[str, Any], env: dict[str, str], req: dict[str, Any]) -> Outcome:
         binary = self.find(plugin["type"])
-        cmd = [*self.prefix, str(binary)] if plugin["type"] == "offload-cni" and self.prefix else [str(binary)]
+        cmd = (
+            [*self.prefix, str(binary)] if plugin["type"] == "offload-cni" and self.prefix else [str(binary)]
+        )
         if self.host_netns:
             cmd = ["ip", "netns", "exec", self.host_netns, *cmd]
         full_env = {
