@@ -128,9 +128,8 @@ class Node:
         """host-local's store: reserved address -> "containerID\\nifname"."""
         out = {}
         for path in (self.tmp / "ipam").glob("*/*"):
-            if path.name[0].isdigit() or ":" in path.name:
-                if not path.name.startswith("last_reserved_ip"):
-                    out[path.name] = path.read_text()
+            if path.name != "lock" and not path.name.startswith("last_reserved_ip"):
+                out[path.name] = path.read_text()
         return out
 
     def port_state(self, name: str) -> tuple[int, bool, str | None] | None:
