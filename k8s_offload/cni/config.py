@@ -25,6 +25,7 @@ from k8s_offload.cni.errors import (
     brief,
 )
 from k8s_offload.compiler.frontend import validation
+from k8s_offload.ifname import valid_ifname
 
 PLUGIN_TYPE = "offload-cni"
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -39,10 +40,6 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_ARGS_CHARS = 16 << 10
 # The container id is recorded in the interface alias, which holds at most 255 bytes.
 MAX_CONTAINER_ID = 180
-IFNAMSIZ = 16
-# Bytes the kernel's dev_valid_name() refuses: '/', ':' and what its isspace() calls space
-# (which includes 0xa0, a byte that occurs inside many UTF-8 encoded letters).
-_IFNAME_BAD_BYTES = frozenset(b"/: \t\n\v\f\r\xa0\0")
 _CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _PLUGIN_TYPE_NAME = re.compile(r"[^/\\\0]{1,255}")
@@ -52,15 +49,6 @@ IPInterface = IPv4Interface | IPv6Interface
 
 def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
-
-
-def valid_ifname(name: str) -> bool:
-    """What the kernel accepts as an interface name: 1..15 bytes, not . or .., no / : or space."""
-    try:
-        raw = name.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates from undecodable environment bytes
-        return False
-    return 0 < len(raw) < IFNAMSIZ and name not in (".", "..") and not _IFNAME_BAD_BYTES.intersection(raw)
 
 
 @dataclass(frozen=True)
