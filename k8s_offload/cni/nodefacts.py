@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from k8s_offload.cni.errors import IO_FAILURE, NODE_FACTS_INVALID, TRY_AGAIN_LATER, CniError, brief
+from k8s_offload.cni.errors import IO_FAILURE, NODE_FACTS_INVALID, TRY_AGAIN_LATER, CniError
+from k8s_offload.compiler.frontend.syntax import Problem, SyntaxFailure, load_yaml
 from k8s_offload.safefile import atomic_write
 
 API_VERSION = "offload.k8s-offload.dev/v1alpha1"
@@ -116,18 +117,29 @@ def _load(path: Path) -> dict[str, Any]:
     if len(raw) > MAX_BYTES:
         raise CniError(NODE_FACTS_INVALID, f"{path}: larger than {MAX_BYTES} bytes")
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
+        # The compiler's own reader (same bounds: depth, aliases, integers, duplicate keys), so
+        # the plugin never accepts and rewrites a file the compiler would refuse to read.
+        documents = list(load_yaml(raw.decode("utf-8")))
     except UnicodeDecodeError as exc:
         raise CniError(NODE_FACTS_INVALID, f"{path}: not UTF-8 text", str(exc)) from None
-    except RecursionError:
-        raise CniError(NODE_FACTS_INVALID, f"{path}: nested too deeply") from None
-    except yaml.YAMLError as exc:
-        raise CniError(NODE_FACTS_INVALID, f"{path}: invalid YAML", brief(str(exc), 300)) from None
+    except SyntaxFailure as exc:
+        problem = exc.problem
+        raise CniError(NODE_FACTS_INVALID, f"{path}: invalid YAML", _where(problem)) from None
+    if len(documents) > 1:
+        raise CniError(NODE_FACTS_INVALID, f"{path}: must hold one YAML document, got {len(documents)}")
+    if documents and documents[0].problems:
+        raise CniError(NODE_FACTS_INVALID, f"{path}: invalid YAML", _where(documents[0].problems[0]))
+    data = documents[0].value if documents else None
     if data is None:
         data = {"apiVersion": API_VERSION, "kind": KIND}
     if not isinstance(data, dict):
         raise CniError(NODE_FACTS_INVALID, f"{path}: must be a YAML mapping")
     return data
+
+
+def _where(problem: Problem) -> str:
+    where = problem.with_position()
+    return f"{problem.field_path}: {where}" if problem.field_path else where
 
 
 def read(path: Path) -> NodeFacts:

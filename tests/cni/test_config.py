@@ -351,10 +351,33 @@ def test_missing_facts_file_starts_a_document(tmp_path: Path) -> None:
         assert facts.pods == [] and facts.data["kind"] == "NodeFacts"
 
 
+ALIAS_BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
+    f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}]\n".encode() for a, b in zip("abcdefghi", "bcdefghij", strict=True)
+)
+
+
 @pytest.mark.parametrize(
     "content",
-    [b"\xff\xfe\x00garbage", b"a: " + b"[" * 20_000, b"pods: {a: 1}", b"- a list", b"key: [unclosed"],
-    ids=["not-utf8", "deep", "pods-not-list", "not-mapping", "bad-yaml"],
+    [
+        b"\xff\xfe\x00garbage",
+        b"a: " + b"[" * 20_000,
+        b"pods: {a: 1}",
+        b"- a list",
+        b"key: [unclosed",
+        b"kind: NodeFacts\nkind: NodeFacts\n",
+        ALIAS_BOMB,
+        b"a: 1\n---\nb: 2\n",
+    ],
+    ids=[
+        "not-utf8",
+        "deep",
+        "pods-not-list",
+        "not-mapping",
+        "bad-yaml",
+        "duplicate-key",
+        "alias-bomb",
+        "two-docs",
+    ],
 )
 def test_broken_facts_file_is_error_101(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "node.yaml"
