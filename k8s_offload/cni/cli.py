@@ -50,7 +50,7 @@ def run(environ: Mapping[str, str], stdin: bytes) -> tuple[int, dict[str, Any] |
         }[env.command]
         doc = handler(conf, env, environ)
     except CniError as exc:
-        log.error("%s failed: %s%s", brief(command, 20), exc.msg, f" ({exc.details})" if exc.details else "")
+        log.error("%s failed: %s%s", command[:20], exc.msg, f" ({exc.details})" if exc.details else "")
         code, doc = exc.code, exc.to_json(version)
     except Exception as exc:  # a bug: report it as a CNI error rather than a bare traceback
         log.exception("unexpected failure")
