@@ -25,16 +25,16 @@ from tests.netns_util import REPO, Namespaces, ip, links, veth
 REFERENCE_PLUGINS = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 FAULTY = REPO / "tests" / "cni" / "faulty.py"
 
-FACTS = """\
-# operator-written part; the plugin maintains pods
+# The operator-written part of a node facts file; the plugin maintains `pods`.
+FACTS_HEAD = """\
 apiVersion: offload.k8s-offload.dev/v1alpha1
 kind: NodeFacts
 nodeName: node-a
 nodeIPs: [192.168.10.11]
 gateway: {ipv4: 169.254.1.1, ipv6: "fe80::1", mac: "02:00:00:00:00:01"}
 ports: {arpProxy: 1, host: 2, uplink: 3}
-pods: []
 """
+FACTS = FACTS_HEAD + "pods: []\n"
 
 
 def require_reference_plugins() -> None:

@@ -26,6 +26,7 @@ from k8s_offload.cni.config import (
 from k8s_offload.cni.errors import CniError
 from k8s_offload.cni.netns import Marker, PodInterface
 from k8s_offload.cni.plugin import build_result
+from tests.cni.conftest import FACTS_HEAD
 
 BASE: dict[str, Any] = {
     "cniVersion": "1.0.0",
@@ -292,16 +293,13 @@ def test_oversized_stdin_is_error_6(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- node facts file ----------------------------------------------------------------------------------
 
-FACTS = """\
-apiVersion: offload.k8s-offload.dev/v1alpha1
-kind: NodeFacts
-nodeName: node-a
-nodeIPs: [192.168.10.11]
-gateway: {ipv4: 169.254.1.1, ipv6: "fe80::1", mac: "02:00:00:00:00:01"}
-ports: {arpProxy: 1, host: 2, uplink: 3}
+FACTS = (
+    FACTS_HEAD
+    + """\
 pods:
   - {namespace: static, name: operator-made, port: 20, mac: "02:00:00:00:00:14"}
 """
+)
 
 
 def test_facts_edit_keeps_other_content(tmp_path: Path) -> None:

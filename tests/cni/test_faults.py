@@ -49,6 +49,21 @@ def assert_clean(node: Node) -> None:
     load_node_facts(node.facts)
 
 
+def kill_then_delete(node: Node, rt: Runtime, command: str, n: int, container_id: str, netns: str) -> None:
+    """Run ``command`` killed at step ``n``, then an undisturbed DEL; everything must be back."""
+    log = Path(rt.extra_env["FAULT_LOG"])
+    log.unlink(missing_ok=True)
+    rt.extra_env["FAULT_STEP"] = str(n)
+    run = rt.add if command == "ADD" else rt.delete
+    out = run(container_id, netns, args=ARGS)
+    assert out.code == -9, (n, out)
+    killed_at = steps(log)[-1]
+    rt.extra_env["FAULT_STEP"] = "0"
+    out = rt.delete(container_id, netns, args=ARGS)
+    assert out.code == 0, (killed_at, out)
+    assert_clean(node)
+
+
 def assert_pool_works(node: Node, rt: Runtime, pod: str) -> None:
     rt.extra_env["FAULT_STEP"] = "0"
     assert rt.add("ok", f"/run/netns/{pod}", args=ARGS).code == 0
@@ -72,15 +87,7 @@ def test_add_killed_at_every_step_is_undone_by_del(node: Node, ipam: str) -> Non
     assert rt.delete("probe", netns, args=ARGS).code == 0
     assert total >= 12, steps(log)
     for n in range(1, total + 1):
-        log.unlink()
-        rt.extra_env["FAULT_STEP"] = str(n)
-        out = rt.add(f"c{n}", netns, args=ARGS)
-        assert out.code == -9, (n, out)
-        killed_at = steps(log)[-1]
-        rt.extra_env["FAULT_STEP"] = "0"
-        out = rt.delete(f"c{n}", netns, args=ARGS)
-        assert out.code == 0, (killed_at, out)
-        assert_clean(node)
+        kill_then_delete(node, rt, "ADD", n, f"c{n}", netns)
     assert_pool_works(node, rt, pod)
 
 
@@ -96,16 +103,8 @@ def test_del_killed_at_every_step_is_finished_by_the_next_del(node: Node) -> Non
     total = len(steps(log))
     assert total >= 6, steps(log)  # link down, rename, move, MTU, up, unmark, facts, IPAM DEL
     for n in range(1, total + 1):
-        rt.extra_env["FAULT_STEP"] = "0"
         assert rt.add(f"c{n}", netns, args=ARGS).code == 0
-        log.unlink()
-        rt.extra_env["FAULT_STEP"] = str(n)
-        assert rt.delete(f"c{n}", netns, args=ARGS).code == -9
-        killed_at = steps(log)[-1]
-        rt.extra_env["FAULT_STEP"] = "0"
-        out = rt.delete(f"c{n}", netns, args=ARGS)
-        assert out.code == 0, (killed_at, out)
-        assert_clean(node)
+        kill_then_delete(node, rt, "DEL", n, f"c{n}", netns)
     assert_pool_works(node, rt, pod)
 
 
