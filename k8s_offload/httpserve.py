@@ -21,14 +21,14 @@ IDLE_TIMEOUT = 10.0
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPV6]:PORT`` (an empty host means all IPv4 addresses); raises ValueError."""
+    """``HOST:PORT``, ``[IPV6]:PORT`` or ``IPV6:PORT`` (the port is always after the last colon, so
+    a Kubernetes ``$(POD_IP):PORT`` works on IPv6 clusters too); an empty host means all IPv4
+    addresses. Raises ValueError."""
     host, sep, port = text.rpartition(":")
     if not sep:
         raise ValueError(f"expected HOST:PORT, got {text!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"write an IPv6 address in brackets, e.g. [::1]:9102, got {text!r}")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"port must be 0..65535, got {port!r}")
     return host, int(port)

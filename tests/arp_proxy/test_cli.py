@@ -41,7 +41,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--announce-count", "-1"], "--announce-count"),
         (["--interface", "an-interface-name-20"], "--interface"),
         (["--interface", "eth\u00e0"], "--interface"),
-        (["--health-listen", "::1:9102"], "--health-listen"),
+        (["--health-listen", "127.0.0.1"], "--health-listen"),
         (["--health-listen", "localhost:99999"], "--health-listen"),
         (["--gateway-ip", "224.0.0.1"], "gateway"),
         (["--mac", "ff:ff:ff:ff:ff:ff"], "MAC"),
@@ -62,7 +62,12 @@ def test_missing_required_option_is_exit_2() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("127.0.0.1:9102", ("127.0.0.1", 9102)), ("[::1]:80", ("::1", 80)), (":9102", ("", 9102))],
+    [
+        ("127.0.0.1:9102", ("127.0.0.1", 9102)),
+        ("[::1]:80", ("::1", 80)),
+        ("fd00::1:9465", ("fd00::1", 9465)),  # $(POD_IP):9465 on an IPv6 cluster
+        (":9102", ("", 9102)),
+    ],
 )
 def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
     assert parse_listen(text) == expected
