@@ -307,3 +307,77 @@ def test_golden_case_ir_round_trips(case: Path) -> None:
     assert parsed.cluster == result.ir
     assert parsed.policy == (result.lowered.policy if result.lowered.policy.isolations else None)
     assert dump(parsed.cluster) + (dump_rules(parsed.policy) if parsed.policy else "") == text
+
+
+# ---- errors ------------------------------------------------------------------------------------
+NODE = "node name=- ips=[] gateway=[169.254.1.1] mac=02:00:00:00:00:01 ports={arpProxy=1,host=2,uplink=3}\n"
+NS = "namespace a declared labels={}\n"
+BAD = [
+    (NODE + NODE, "x:2:1: a second node line: there is one node per IR"),
+    (NS, "x:1:1: a namespace line before the node line: the cluster IR starts with it"),
+    (
+        NODE + "pod a/p ipv4=- ipv6=- node=- remote labels={} ports=[]\n" + NS,
+        "x:3:1: a namespace line must come before every pod line (docs/ir.md)",
+    ),
+    (
+        "widget a\n",
+        "x:1:1: unexpected 'widget'; expected 'attach', 'backends', 'diagnostic', 'frontend', "
+        "'isolation', 'namespace', 'node', 'pod'",
+    ),
+    (
+        NODE + "pod a/p ipv4=- ipv6=10.0.0.1 node=- remote labels={} ports=[]\n",
+        "x:2:21: ipv6= must be an IPv6 address, got 10.0.0.1",
+    ),
+    (
+        NODE + "pod a/p ipv4=- ipv6=::ffff:10.0.0.1 node=- remote labels={} ports=[]\n",
+        "x:2:21: bad address: must not be an IPv4-mapped IPv6 address, got '::ffff:10.0.0.1' (use 10.0.0.1)",
+    ),
+    (
+        NODE + "backends a/s:-/IPv4 TCP ready=1/1 reject [10.0.0.1:80 down] from=[Service/s]\n",
+        "x:2:31: ready=1/1 but 0 of the 1 backends listed are ready",
+    ),
+    (
+        NODE + "backends a/s:-/IPv4 TCP ready=0/1 [10.0.0.1:80 down] from=[Service/s]\n",
+        "x:2:31: reject is missing: the set has no backend that takes new connections",
+    ),
+    (NODE + 'diagnostic warning Pod a/p "\\x"\n', 'x:2:28: bad string "\\x": write it as a JSON string'),
+    (
+        NODE + "policy a/np types=[Ingress] pods={} ingress=[{peers=* ports=[TCP/a--b]}] egress=[]\n",
+        "x:2:66: a named port must not contain consecutive hyphens, got 'a--b'",
+    ),
+    (
+        "isolation ingress a/p addrs=[] policies=[]\n  rule 1 peers=any ports=any\n",
+        "x:2:8: rule 1 out of order: this is rule 0",
+    ),
+    (
+        "isolation ingress a/p addrs=[] policies=[]\n  rule 0 peers=any ports=tcp/9-8\n",
+        "x:2:30: the range's end must be between 9 and 65535, got 8",
+    ),
+    ("  rule 0 peers=any ports=any\n", "x:1:3: a rule line must follow an isolation line"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD, ids=[m.split(": ", 1)[1][:40] for _, m in BAD])
+def test_bad_text_names_line_column_and_reason(text: str, message: str) -> None:
+    with pytest.raises(ManifestErrors) as err:
+        parse(text, "x")
+    assert str(err.value) == message
+
+
+def test_every_bad_line_is_reported() -> None:
+    text = NODE + "pod a/p ipv4=1.2.3 ipv6=- node=- remote labels={} ports=[]\n" + "# a comment\n\nservice\n"
+    with pytest.raises(ManifestErrors) as err:
+        parse(text, "x")
+    assert [str(e).split(": ", 1)[0] for e in err.value.errors] == ["x:2:14", "x:5:8"]
+
+
+def test_names_that_are_keywords_or_odd_are_quoted() -> None:
+    pod = PodEndpoint(
+        ObjectKey("Pod", "local", "a b"), (("in", "-"),), None, None, "any", False, None, None, ()
+    )
+    gateway = Gateway(ipaddress.IPv4Address("169.254.1.1"), None, "02:00:00:00:00:01")
+    ir = ClusterIR(NodeFacts(None, (), gateway, SpecialPorts(1, 2, 3), ()), (), (pod,), (), (), (), (), ())
+    assert dump(ir).splitlines()[1] == (
+        'pod "local"/"a b" ipv4=- ipv6=- node="any" remote labels={"in"="-"} ports=[]'
+    )
+    _round_trip_cluster(ir)
