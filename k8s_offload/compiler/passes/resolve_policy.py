@@ -29,6 +29,7 @@ from k8s_offload.compiler.ir.rules import (
     PortRange,
     Rule,
     RuleSet,
+    RuleSource,
 )
 from k8s_offload.compiler.passes.cidr import address_set, subtract
 from k8s_offload.compiler.passes.merge_rules import canonical_ports, merge_policy_rules
@@ -266,6 +267,7 @@ def pod_isolation(
     if not selecting:
         return None
     rules: list[Rule] = []
+    sources: list[RuleSource] = []
     local = tuple(pod.container_ports) if direction is PolicyType.Ingress else ()
     for pol in selecting:
         api_rules = pol.ingress if direction is PolicyType.Ingress else pol.egress
@@ -283,9 +285,10 @@ def pod_isolation(
             if used is not None:
                 used.append(key)
             rules.extend(found)
+            sources.append(RuleSource(pol.key, i, tuple(found)))
     keys: tuple[ObjectKey, ...] = tuple(sorted(pol.key for pol in selecting))
     canonical = tuple(sorted(set(rules), key=lambda r: r.sort_key))
-    return PodIsolation(pod.key, direction, pod.ips, RuleSet(canonical), keys)
+    return PodIsolation(pod.key, direction, pod.ips, RuleSet(canonical), keys, tuple(sources))
 
 
 def resolve_unmerged(ir: ClusterIR) -> PolicyIR:
