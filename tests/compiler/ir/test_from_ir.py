@@ -51,6 +51,12 @@ def test_the_ir_reads_from_stdin_and_prints_back_unchanged(
     assert capsysbinary.readouterr().out == ir.read_bytes()
 
 
+def _shop_ir_lines(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> list[str]:
+    good = tmp_path / "good.ir"
+    _emit_ir(SHOP, good, capsysbinary)
+    return good.read_text().splitlines()
+
+
 def _run_bad(path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> tuple[int, str]:
     code = main(["--from-ir", str(path), "--quiet"])
     out, err = capsysbinary.readouterr()
@@ -61,9 +67,7 @@ def _run_bad(path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> tuple[in
 def test_bad_lines_are_each_reported_with_line_and_column(
     tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    good = tmp_path / "good.ir"
-    _emit_ir(SHOP, good, capsysbinary)
-    lines = good.read_text().splitlines()
+    lines = _shop_ir_lines(tmp_path, capsysbinary)
     pod = next(i for i, line in enumerate(lines) if line.startswith("pod data/postgres-0 "))
     lines[pod] = lines[pod].replace("ipv4=10.244.1.40", "ipv4=10.244.1.400")
     svc = next(i for i, line in enumerate(lines) if line.startswith("service shop/cart "))
@@ -83,9 +87,9 @@ def test_bad_lines_are_each_reported_with_line_and_column(
 def test_broken_references_are_reported_at_their_line(
     tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    good = tmp_path / "good.ir"
-    _emit_ir(SHOP, good, capsysbinary)
-    lines = [line for line in good.read_text().splitlines() if not line.startswith("service shop/cart ")]
+    lines = [
+        line for line in _shop_ir_lines(tmp_path, capsysbinary) if not line.startswith("service shop/cart ")
+    ]
     frontend = next(i for i, line in enumerate(lines) if "-> shop/cart:" in line)
     bad = tmp_path / "bad.ir"
     bad.write_text("\n".join(lines) + "\n")
@@ -98,9 +102,7 @@ def test_broken_references_are_reported_at_their_line(
 def test_edited_rule_lines_are_refused_where_they_differ(
     tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    good = tmp_path / "good.ir"
-    _emit_ir(SHOP, good, capsysbinary)
-    lines = good.read_text().splitlines()
+    lines = _shop_ir_lines(tmp_path, capsysbinary)
     rule = lines.index("  rule 1 peers=10.244.1.50/32 ports=any")
     lines[rule] = "  rule 1 peers=10.244.1.51/32 ports=any"
     bad = tmp_path / "bad.ir"
