@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import yaml
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
 from scapy.layers.l2 import Ether
@@ -23,9 +22,11 @@ from scapy.packet import Packet as ScapyPacket
 from k8s_offload.analysis.explain import Named, NodeView, Packet, Step, explain_hop
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.errors import Location, ManifestError, ManifestErrors
+from k8s_offload.compiler.frontend.fields import shown
 from k8s_offload.compiler.frontend.loader import Manifests
 from k8s_offload.compiler.frontend.model import IPAddress, ObjectKey, Protocol
 from k8s_offload.compiler.frontend.nodefacts import DEFAULT_GATEWAY, DEFAULT_PORTS, NodeFacts, PodAttachment
+from k8s_offload.compiler.frontend.syntax import SyntaxFailure, load_yaml
 from k8s_offload.compiler.ir.build import build_ir
 from k8s_offload.compiler.ir.model import ClusterIR, PodEndpoint
 from k8s_offload.compiler.ir.pods import FIRST_DEFAULT_POD_PORT, default_mac
@@ -131,9 +132,15 @@ def parse_probes(text: str, source: str, expect: str | None = None) -> list[Prob
     loc = Location(source)
     errors: list[ManifestError] = []
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ManifestErrors([ManifestError(loc, "", "", f"invalid YAML: {exc}")]) from exc
+        documents = list(load_yaml(text))
+    except SyntaxFailure as exc:
+        problem = exc.problem
+        raise ManifestErrors([ManifestError(loc, "", problem.field_path, problem.with_position())]) from None
+    for problem in (p for d in documents for p in d.problems):
+        errors.append(ManifestError(loc, "probe", problem.field_path, problem.with_position()))
+    raw = documents[0].value if len(documents) == 1 else None
+    if errors:
+        raise ManifestErrors(errors)
     if not isinstance(raw, list):
         raise ManifestErrors([ManifestError(loc, "", "", "a probes file is a YAML list of probes")])
     probes: list[Probe] = []
@@ -182,24 +189,24 @@ def make_probe(
     source: object, target: object, port: object, protocol: object, expect: object = None
 ) -> Probe:
     if not isinstance(source, str) or source.count("/") != 1:
-        raise ValueError(f"from: must be NS/POD, got {source!r}")
+        raise ValueError(f"from: must be NS/POD, got {shown(source)}")
     if not isinstance(target, str) or not target:
-        raise ValueError(f"to: must be {TARGET_FORMS}, got {target!r}")
+        raise ValueError(f"to: must be {TARGET_FORMS}, got {shown(target)}")
     embedded = None if "/" in target else split_host_port(target.removeprefix("nodeport:"))
     if target.startswith("nodeport:") and embedded is None:
         raise ValueError(f"to: must be nodeport:NODE_IP:PORT, got {target!r}")
     if embedded is not None and port is None:
         port = embedded[1]
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        raise ValueError(f"port: must be between 1 and 65535, got {port!r}")
+        raise ValueError(f"port: must be between 1 and 65535, got {shown(port)}")
     if embedded is not None and embedded[1] != port:
         raise ValueError(f"port: {port} contradicts the port in to: {target!r}")
     try:
-        proto = Protocol(str(protocol).upper())
+        proto = Protocol(protocol.upper() if isinstance(protocol, str) else "")
     except ValueError:
-        raise ValueError(f"protocol: must be TCP, UDP or SCTP, got {protocol!r}") from None
+        raise ValueError(f"protocol: must be TCP, UDP or SCTP, got {shown(protocol)}") from None
     if expect is not None and expect not in OUTCOMES:
-        raise ValueError(f"expect: must be one of {', '.join(OUTCOMES)}, got {expect!r}")
+        raise ValueError(f"expect: must be one of {', '.join(OUTCOMES)}, got {shown(expect)}")
     return Probe(source, target, port, proto, expect if isinstance(expect, str) else None)
 
 

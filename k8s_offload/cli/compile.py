@@ -14,6 +14,7 @@ from k8s_offload.compiler.contract import default_schema
 from k8s_offload.compiler.driver import CompileResult, compile_sources
 from k8s_offload.compiler.errors import CompilerError, Location, ManifestError, ManifestErrors
 from k8s_offload.compiler.frontend.loader import Manifests
+from k8s_offload.compiler.frontend.sources import SourceError, read_stdin
 from k8s_offload.compiler.ir.dump import dump
 from k8s_offload.compiler.ir.dump_rules import dump_rules
 from k8s_offload.compiler.ir.parse import ParsedIR, load_ir
@@ -85,7 +86,12 @@ def compile_ir(path: str, passes: PassConfig) -> CompileResult:
     """`--from-ir`: the cluster IR of the file lowered as `compile_sources` lowers one built from
     manifests. Rule lines are derived data: they must equal what the lowering resolves (with the
     same passes), so an edit there is reported rather than silently ignored."""
-    text = sys.stdin.read() if path == "-" else None
+    text = None
+    if path == "-":
+        try:
+            text = read_stdin(sys.stdin)
+        except SourceError as exc:
+            raise ManifestErrors([ManifestError(Location("<stdin>"), "", "", str(exc))]) from None
     parsed = load_ir("<stdin>" if path == "-" else path, text)
     if parsed.cluster is None:
         raise ManifestErrors(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from k8s_offload.analysis.trace import OUTCOMES, Probe, Tracer, make_probe, parse_probes, render_text
 from k8s_offload.compiler.bundle.schema import BundleError
 from k8s_offload.compiler.driver import compile_sources
-from k8s_offload.compiler.errors import ManifestErrors
+from k8s_offload.compiler.errors import Location, ManifestError, ManifestErrors
+from k8s_offload.compiler.frontend.sources import SourceError, read_path
 from k8s_offload.target.install import interpreter_with
 
 EXAMPLES = """\
@@ -70,7 +70,11 @@ def _probes(args: argparse.Namespace) -> list[Probe]:
     if args.probes and args.source:
         raise ValueError("give either --probes or --from/--to/--port, not both")
     if args.probes:
-        return parse_probes(Path(args.probes).read_text(encoding="utf-8"), args.probes, args.expect)
+        try:
+            text = read_path(args.probes)
+        except SourceError as exc:
+            raise ManifestErrors([ManifestError(Location(args.probes), "", "", str(exc))]) from None
+        return parse_probes(text, args.probes, args.expect)
     if not (args.source and args.target):
         raise ValueError("give --probes FILE, or --from, --to and --port (or a port in --to)")
     return [make_probe(args.source, args.target, args.port, args.protocol, args.expect)]

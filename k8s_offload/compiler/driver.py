@@ -10,8 +10,7 @@ from typing import TextIO
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.contract import default_schema
 from k8s_offload.compiler.frontend.gc_pause import gc_paused
-from k8s_offload.compiler.frontend.loader import Manifests, load_manifests
-from k8s_offload.compiler.frontend.nodefacts import load_node_facts
+from k8s_offload.compiler.frontend.loader import Manifests, load_inputs
 from k8s_offload.compiler.ir.build import build_ir
 from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
@@ -45,8 +44,7 @@ def compile_sources(
     re-enabled it paid a collection over everything the earlier stages had built (frontend/gc_pause.py).
     """
     with gc_paused():
-        manifests = load_manifests(sources, stdin=stdin)
-        facts = load_node_facts(node) if node is not None else None
+        manifests, facts = load_inputs(sources, node, stdin=stdin)
         ir = build_ir(manifests.objects, facts)
         check_ir(ir)
         schema = schema or default_schema()

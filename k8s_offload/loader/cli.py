@@ -73,10 +73,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-server-name", help="expected server name, if not the target host")
     p.add_argument("--poll-interval", type=float, default=1.0, help="seconds between source checks")
     p.add_argument("--resync-interval", type=float, default=60.0, help="seconds between full reconciles")
+    p.add_argument(
+        "--max-delete-share",
+        type=_share,
+        default=0.5,
+        metavar="FRACTION",
+        help="a reload deleting more than this share of the entities waits for a second read to "
+        "confirm it (default 0.5; 1 turns the guard off)",
+    )
     p.add_argument("--metrics", default="127.0.0.1:9464", help="metrics/health listen address; '' disables")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
+    return value
 
 
 def _config(args: argparse.Namespace) -> LoaderConfig:
@@ -104,6 +122,7 @@ def _config(args: argparse.Namespace) -> LoaderConfig:
         tls=tls,
         poll_interval=args.poll_interval,
         resync_interval=args.resync_interval,
+        max_delete_share=args.max_delete_share,
         passes=PassConfig(profile=args.target_profile, lb=args.lb),
     )
 

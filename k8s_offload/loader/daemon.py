@@ -75,6 +75,9 @@ class LoaderConfig:
     service_account_dir: str = SERVICE_ACCOUNT_DIR
     node_name: str | None = None
     watch: WatchConfig | None = None
+    # Deletion guard (docs/runtime.md): a reload of manifest files that would delete more than this
+    # share of the entities waits for a second read to confirm it; 1.0 turns the guard off.
+    max_delete_share: float = 0.5
 
     @property
     def follows_cluster(self) -> bool:
@@ -110,6 +113,13 @@ class Loader:
         self.on_sync: list[Callable[[SyncResult], None]] = []
         self.cluster: ClusterSource | None = None
         self._entries: dict[str, int] = {}
+        self._held: Mapping[Key, Item] | None = None
+        self._recheck = False
+        self.metrics.declare(
+            "offload_deletion_guard_holds_total",
+            "counter",
+            "Source reloads whose deletions exceeded --max-delete-share and waited for a second read",
+        )
         self.metrics.healthy = lambda: (
             time.monotonic() - self._heartbeat < max(30.0, 5 * config.poll_interval)
         )
@@ -137,8 +147,9 @@ class Loader:
         """Recompile when sources changed; True when the desired state changed."""
         if self.config.follows_cluster:
             return self._reload_cluster()
-        if not self.watcher.changed() and not force:
+        if not self.watcher.changed() and not force and not self._recheck:
             return False
+        self._recheck = False
         try:
             result = compile_sources(
                 self.config.sources, self.config.node, schema=self.schema, passes=self.config.passes
@@ -148,12 +159,44 @@ class Loader:
             self.metrics.inc("offload_compile_errors_total")
             log.error("compile failed, keeping the last good state on the device: %s", err)
             return False
+        desired = with_initial_defaults(self.schema, bundle_items(self.schema, result.lowered.bundle))
+        if not self._deletions_confirmed(desired):
+            return False
         for diag in result.diagnostics:
             log.warning("%s", diag)
         self.compile_error = None
-        self.desired = with_initial_defaults(self.schema, bundle_items(self.schema, result.lowered.bundle))
+        self.desired = desired
         log.info("compiled %d entities from %s", len(self.desired), ", ".join(map(str, self.config.sources)))
         return True
+
+    def _deletions_confirmed(self, new: Mapping[Key, Item]) -> bool:
+        """The deletion guard: a reload that would delete more than `max_delete_share` of the
+        entities is applied only when the next read of the sources gives the same entities. A
+        directory caught empty or half-written (a sync tool swapping it, a volume remounted) then
+        costs one poll interval instead of the device's Services, pods and policies."""
+        old = self.desired
+        share = self.config.max_delete_share
+        if old is None or share >= 1.0:
+            return True
+        removed = sum(1 for key in old if key not in new)
+        if removed <= share * len(old):
+            self._held = None
+            return True
+        if self._held is not None and self._held.keys() == new.keys():
+            log.warning("a second read confirms deleting %d of %d entities; applying it", removed, len(old))
+            self._held = None
+            return True
+        self._held = new
+        self._recheck = True
+        self.metrics.inc("offload_deletion_guard_holds_total")
+        log.warning(
+            "the sources would delete %d of %d entities (more than %g of them); keeping the device as it "
+            "is until the next read confirms it (--max-delete-share)",
+            removed,
+            len(old),
+            share,
+        )
+        return False
 
     def _facts(self) -> NodeFacts | None:
         facts = load_node_facts(self.config.node) if self.config.node else None

@@ -1,7 +1,10 @@
 """Manifest sources watched by polling: a change is any added, removed or rewritten file.
 
-Polling mtimes is enough for a node agent reloading at most every second, needs no inotify, and
-works the same for files, directories and mounted ConfigMaps (whose symlink swap changes mtimes).
+Polling is enough for a node agent reloading at most every second, needs no inotify, and works the
+same for files, directories and mounted ConfigMaps. The files are found exactly as the compiler
+finds them (frontend/sources.py: `..data` volumes, symbolic links, unreadable directories), so a
+kubelet volume swap (`..data` pointing at a new timestamped directory) is a change, and so is a
+directory becoming readable or unreadable.
 """
 
 from __future__ import annotations
@@ -10,25 +13,27 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+from k8s_offload.compiler.errors import ManifestError
+from k8s_offload.compiler.frontend.sources import SourceFile, expand_paths
 
-Fingerprint = tuple[tuple[str, int, int], ...]
+Fingerprint = tuple[tuple[object, ...], ...]
 
 
 def fingerprint(paths: Sequence[str | Path]) -> Fingerprint:
-    """(path, mtime_ns, size) of every manifest file under `paths`; missing paths count as empty."""
-    out: list[tuple[str, int, int]] = []
-    for raw in paths:
-        path = Path(raw)
-        files = (
-            sorted(p for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES) if path.is_dir() else [path]
-        )
-        for f in files:
-            try:
-                st = os.stat(f)
-            except OSError:
-                continue
-            out.append((str(f), st.st_mtime_ns, st.st_size))
+    """(name, real path, inode, mtime_ns, size) of every manifest file under `paths`, and the
+    problems met finding them; a missing path is one of those problems."""
+    errors: list[ManifestError] = []
+    out: list[tuple[object, ...]] = []
+    for f in expand_paths(paths, errors):
+        if not isinstance(f, SourceFile):
+            continue  # stdin is read once, never watched
+        try:
+            st = os.stat(f.real)
+        except OSError as exc:
+            out.append((f.name, f.real, str(exc)))
+            continue
+        out.append((f.name, f.real, st.st_ino, st.st_mtime_ns, st.st_size))
+    out.extend((str(e),) for e in errors)
     return tuple(out)
 
 

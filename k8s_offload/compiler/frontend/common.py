@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from k8s_offload.compiler.frontend import validation
 from k8s_offload.compiler.frontend.fields import Checker, Raw, at
+from k8s_offload.compiler.frontend.limits import MAX_SHOWN_CHARS
 from k8s_offload.compiler.frontend.model import IPAddress, Labels, ObjectKey, Protocol
 
 E = TypeVar("E", bound=StrEnum)
@@ -87,6 +88,8 @@ def read_choice(c: Checker, obj: Raw, key: str, path: str, choices: Iterable[str
 
 def unsupported(value: str, supported: Iterable[str]) -> str:
     options = ", ".join(f'"{s}"' for s in sorted(supported))
+    if len(value) > MAX_SHOWN_CHARS:
+        value = f"{value[:MAX_SHOWN_CHARS]}...({len(value)} characters)"
     return f'Unsupported value: "{value}": supported values: {options}'
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from k8s_offload.compiler.errors import Location, ManifestError
+from k8s_offload.compiler.frontend.limits import MAX_SHOWN_CHARS
 
 Raw = Mapping[str, Any]
 
@@ -38,6 +39,30 @@ def type_name(value: object) -> str:
     if isinstance(value, list):
         return "list"
     return type(value).__name__
+
+
+def shown(value: object) -> str:
+    """An input value for a message, never longer than about MAX_SHOWN_CHARS: strings quoted like
+    repr() (cut, with their length, when long), big integers cut, containers by type and size.
+
+    Never str() or repr() of an input container: with YAML aliases it can stand for billions of nodes.
+    """
+    if isinstance(value, str):
+        if len(value) <= MAX_SHOWN_CHARS:
+            return repr(value)
+        return f"{value[:MAX_SHOWN_CHARS]!r}... ({len(value)} characters)"
+    if isinstance(value, bool) or value is None:
+        return type_name(value) if value is None else str(value).lower()
+    if isinstance(value, int):
+        if abs(value) < 10**MAX_SHOWN_CHARS:
+            return str(value)
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, Mapping | list):
+        noun = "entry" if len(value) == 1 else "entries"
+        return f"{type_name(value)} of {len(value)} {noun}"
+    return type_name(value)
 
 
 class Checker:

@@ -8,11 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from k8s_offload.compiler.errors import Location, ManifestError, ManifestErrors
+from k8s_offload.compiler.errors import (
+    ErrorList,
+    Location,
+    ManifestError,
+    ManifestErrors,
+    TooManyErrors,
+    one_line,
+)
 from k8s_offload.compiler.frontend.common import subject_of, unsupported
 from k8s_offload.compiler.frontend.fast import fast_endpoint_slice, fast_pod
-from k8s_offload.compiler.frontend.fields import Checker, Raw
+from k8s_offload.compiler.frontend.fields import Checker, Raw, shown
 from k8s_offload.compiler.frontend.gc_pause import gc_paused
+from k8s_offload.compiler.frontend.limits import MAX_ERRORS, MAX_OBJECTS
 from k8s_offload.compiler.frontend.model import (
     Endpoints,
     EndpointSlice,
@@ -22,6 +30,7 @@ from k8s_offload.compiler.frontend.model import (
     Service,
     by_key,
 )
+from k8s_offload.compiler.frontend.nodefacts import NodeFacts, read_node_facts
 from k8s_offload.compiler.frontend.parse_core import parse_namespace, parse_pod
 from k8s_offload.compiler.frontend.parse_endpoints import parse_endpoint_slice, parse_endpoints
 from k8s_offload.compiler.frontend.parse_policy import parse_network_policy
@@ -82,22 +91,51 @@ class Manifests:
 
 def load_manifests(sources: Sequence[str | Path], *, stdin: TextIO | None = None) -> Manifests:
     """Read files, directories (recursive, sorted) and `-` (stdin); raise ManifestErrors with all problems."""
-    errors: list[ManifestError] = []
+    return load_inputs(sources, None, stdin=stdin)[0]
+
+
+def load_inputs(
+    sources: Sequence[str | Path], node: str | Path | None, *, stdin: TextIO | None = None
+) -> tuple[Manifests, NodeFacts | None]:
+    """Manifests and node facts together: one ManifestErrors holds the problems of both, each
+    naming its file, so one run shows everything to fix."""
+    errors = ErrorList(MAX_ERRORS)
+    facts: NodeFacts | None = None
     with gc_paused():
-        return _collect(read_objects(sources, errors, stdin), errors)
+        try:
+            manifests = _collect(read_objects(sources, errors, stdin), errors)
+            if node is not None:
+                facts = read_node_facts(node, errors)
+        except TooManyErrors:
+            raise ManifestErrors(errors, stopped=True) from None
+    if errors:
+        raise ManifestErrors(errors)
+    return manifests, facts
 
 
 def load_text(text: str, source: str = "<text>") -> Manifests:
     """Same as load_manifests for an in-memory YAML stream (tests, embedding)."""
-    errors: list[ManifestError] = []
-    return _collect(parse_text(text, source, errors), errors)
+    errors = ErrorList(MAX_ERRORS)
+    try:
+        manifests = _collect(parse_text(text, source, errors), errors)
+    except TooManyErrors:
+        raise ManifestErrors(errors, stopped=True) from None
+    if errors:
+        raise ManifestErrors(errors)
+    return manifests
 
 
 def _collect(raws: Iterable[RawObject], errors: list[ManifestError]) -> Manifests:
     seen: dict[ObjectKey, Location] = {}
     skipped: Counter[str] = Counter()
     parsed: list[KubeObject] = []
+    count = 0
     for raw in raws:
+        count += 1
+        if count > MAX_OBJECTS:
+            reason = f"more than {MAX_OBJECTS} objects in one run; not read further"
+            errors.append(ManifestError(raw.location, "", "", reason))
+            break
         obj = parse_object(raw, errors, skipped)
         if obj is None:
             continue
@@ -107,8 +145,6 @@ def _collect(raws: Iterable[RawObject], errors: list[ManifestError]) -> Manifest
             errors.append(ManifestError(raw.location, str(obj.key), "metadata.name", reason))
             continue
         parsed.append(obj)
-    if errors:
-        raise ManifestErrors(errors)
     return _sorted(parsed, skipped)
 
 
@@ -116,6 +152,14 @@ def parse_object(raw: RawObject, errors: list[ManifestError], skipped: Counter[s
     """One typed object, or None when it is invalid (errors recorded) or of a kind we skip (counted)."""
     body = raw.body
     kind = body.get("kind")
+    if raw.problems:
+        spec = KINDS.get(kind) if isinstance(kind, str) else None
+        subject = (
+            subject_of(kind, body, spec.namespaced) if spec is not None and isinstance(kind, str) else ""
+        )
+        for problem in raw.problems:
+            errors.append(ManifestError(raw.location, subject, problem.field_path, problem.with_position()))
+        return None
     if not isinstance(kind, str) or not kind:
         errors.append(ManifestError(raw.location, "", "kind", "Required value"))
         return None
@@ -131,7 +175,8 @@ def parse_object(raw: RawObject, errors: list[ManifestError], skipped: Counter[s
             return quick
     checker = Checker(raw.location, subject_of(kind, body, spec.namespaced), errors)
     if api_version != spec.api_version:
-        checker.fail("apiVersion", unsupported(str(api_version), (spec.api_version,)))
+        text = api_version if isinstance(api_version, str) else shown(api_version)
+        checker.fail("apiVersion", unsupported(text, (spec.api_version,)))
         return None
     obj = spec.parse(checker, body, raw.location)
     return obj if checker.ok else None
@@ -144,7 +189,9 @@ def _of(objects: dict[type, list[KubeObject]], cls: type[K]) -> tuple[K, ...]:
 def _sorted(objects: list[KubeObject], skipped: Counter[str]) -> Manifests:
     notes: tuple[str, ...] = ()
     if skipped:
-        counts = ", ".join(f"{kind} ({n})" for kind, n in sorted(skipped.items()))
+        counts = ", ".join(f"{one_line(kind, 63)} ({n})" for kind, n in sorted(skipped.items())[:20])
+        if len(skipped) > 20:
+            counts += f" and {len(skipped) - 20} more kinds"
         total = sum(skipped.values())
         noun = "object" if total == 1 else "objects"
         notes = (f"note: skipped {total} {noun} of unsupported kinds: {counts}",)

@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from k8s_offload.compiler.errors import Location, ManifestError, ManifestErrors
 from k8s_offload.compiler.frontend import validation
-from k8s_offload.compiler.frontend.common import check_name, read_ip
-from k8s_offload.compiler.frontend.fields import Checker, Raw, at, type_name
+from k8s_offload.compiler.frontend.common import check_name, read_ip, unsupported
+from k8s_offload.compiler.frontend.fields import Checker, Raw, at, shown, type_name
 from k8s_offload.compiler.frontend.model import IPAddress, ip_sort_key
+from k8s_offload.compiler.frontend.sources import SourceError, read_path
+from k8s_offload.compiler.frontend.syntax import SyntaxFailure, load_yaml
 
 API_VERSION = "offload.k8s-offload.dev/v1alpha1"
 KIND = "NodeFacts"
@@ -72,16 +72,37 @@ DEFAULT_NODE_FACTS = NodeFacts(None, (), DEFAULT_GATEWAY, DEFAULT_PORTS, ())
 
 def load_node_facts(path: str | Path) -> NodeFacts:
     """Read and validate a node.yaml; raise ManifestErrors listing every problem."""
+    errors: list[ManifestError] = []
+    facts = read_node_facts(path, errors)
+    if errors or facts is None:
+        raise ManifestErrors(errors)
+    return facts
+
+
+def read_node_facts(path: str | Path, errors: list[ManifestError]) -> NodeFacts | None:
+    """Read and validate a node.yaml with the manifests' bounds; problems go to `errors`."""
     location = Location(str(path))
     try:
-        raw = yaml.load(
-            Path(path).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        documents = list(load_yaml(read_path(path)))
+    except SourceError as exc:
+        errors.append(ManifestError(location, "", "", str(exc)))
+        return None
+    except SyntaxFailure as exc:
+        errors.append(ManifestError(location, "", exc.problem.field_path, exc.problem.with_position()))
+        return None
+    if len(documents) != 1:
+        errors.append(ManifestError(location, "", "", f"must hold one YAML document, got {len(documents)}"))
+        return None
+    if documents[0].problems:
+        errors.extend(
+            ManifestError(location, "", p.field_path, p.with_position()) for p in documents[0].problems
         )
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestErrors([ManifestError(location, "", "", f"cannot read: {exc}")]) from exc
-    except yaml.YAMLError as exc:
-        raise ManifestErrors([ManifestError(location, "", "", f"invalid YAML: {exc}")]) from exc
-    return parse_node_facts(raw, location)
+        return None
+    try:
+        return parse_node_facts(documents[0].value, location)
+    except ManifestErrors as exc:
+        errors.extend(exc.errors)
+        return None
 
 
 def parse_node_facts(raw: object, location: Location) -> NodeFacts:
@@ -91,11 +112,9 @@ def parse_node_facts(raw: object, location: Location) -> NodeFacts:
     name = raw.get("nodeName")
     c = Checker(location, f"{KIND} {name if isinstance(name, str) and name else '<no name>'}", errors)
     if raw.get("apiVersion") != API_VERSION:
-        c.fail(
-            "apiVersion", f'Unsupported value: "{raw.get("apiVersion")}": supported values: "{API_VERSION}"'
-        )
+        c.fail("apiVersion", unsupported(_text(raw.get("apiVersion")), (API_VERSION,)))
     if raw.get("kind") != KIND:
-        c.fail("kind", f'Unsupported value: "{raw.get("kind")}": supported values: "{KIND}"')
+        c.fail("kind", unsupported(_text(raw.get("kind")), (KIND,)))
     node_name = c.string(raw, "nodeName", "", required=True)
     check_name(c, node_name, "nodeName", validation.dns1123_subdomain)
     node_ips = tuple(
@@ -107,11 +126,15 @@ def parse_node_facts(raw: object, location: Location) -> NodeFacts:
     if "ports" not in raw:
         c.fail("ports", "Required value")
     ports = _special_ports(c, c.mapping(raw, "ports", ""))
-    pods = _pods(c, raw, ports)
+    pods = _pods(c, raw, ports, gateway.mac)
     zone = c.string(raw, "zone", "") or None
     if errors:
         raise ManifestErrors(errors)
     return NodeFacts(node_name, node_ips, gateway, ports, pods, zone)
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else "" if value is None else shown(value)
 
 
 def _mac(c: Checker, obj: Raw, key: str, path: str) -> str:
@@ -120,9 +143,9 @@ def _mac(c: Checker, obj: Raw, key: str, path: str) -> str:
         return ""
     mac = text.lower().replace("-", ":")
     if not _MAC.fullmatch(mac):
-        c.fail(at(path, key), f"must be a MAC address like 02:00:00:00:00:0a, got {text!r}")
+        c.fail(at(path, key), f"must be a MAC address like 02:00:00:00:00:0a, got {shown(text)}")
     elif int(mac[:2], 16) & 1:
-        c.fail(at(path, key), f"must be a unicast MAC address, got {text!r}")
+        c.fail(at(path, key), f"must be a unicast MAC address, got {shown(text)}")
     return mac
 
 
@@ -165,8 +188,11 @@ def _special_ports(c: Checker, raw: Raw) -> SpecialPorts:
     return ports
 
 
-def _pods(c: Checker, raw: Raw, special: SpecialPorts) -> tuple[PodAttachment, ...]:
+def _pods(c: Checker, raw: Raw, special: SpecialPorts, gateway_mac: str) -> tuple[PodAttachment, ...]:
+    """Each pod's port and MAC are its own: a MAC seen twice, or the gateway's, would make frames
+    of one interface look like another's (the ARP/NDP proxy answers for the gateway's MAC)."""
     specials = {special.arp_proxy: "arpProxy", special.host: "host", special.uplink: "uplink"}
+    by_mac: dict[str, str] = {}
     by_port: dict[int, str] = {}
     by_name: dict[tuple[str, str], str] = {}
     pods: list[PodAttachment] = []
@@ -187,6 +213,11 @@ def _pods(c: Checker, raw: Raw, special: SpecialPorts) -> tuple[PodAttachment, .
             c.fail(path, f"Duplicate value: pod {namespace}/{name} is also {by_name[(namespace, name)]}")
         by_name.setdefault((namespace, name), path)
         mac = _mac(c, entry, "mac", path)
+        if mac and gateway_mac and mac == gateway_mac:
+            c.fail(at(path, "mac"), f"must differ from the gateway's MAC, got {mac} (gateway.mac)")
+        elif mac and mac in by_mac:
+            c.fail(at(path, "mac"), f"Duplicate value: {mac} is also the MAC of {by_mac[mac]}")
+        by_mac.setdefault(mac, path)
         optional = [c.string(entry, key, path) for key in ("interface", "hostInterface", "containerId")]
         pods.append(PodAttachment(namespace, name, port, mac, *optional))
     return tuple(sorted(pods))

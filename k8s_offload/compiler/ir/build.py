@@ -29,7 +29,13 @@ from k8s_offload.compiler.ir.model import (
     PodEndpoint,
     ServiceFrontend,
 )
-from k8s_offload.compiler.ir.pods import attachable, namespace_infos, place_pods, pod_endpoint
+from k8s_offload.compiler.ir.pods import (
+    attachable,
+    gateway_conflict,
+    namespace_infos,
+    place_pods,
+    pod_endpoint,
+)
 from k8s_offload.compiler.ir.services import (
     backend_sets,
     endpoint_warnings,
@@ -64,7 +70,7 @@ def _build(objects: Iterable[KubeObject], node_facts: NodeFacts | None) -> Clust
     placements, placement_notes = place_pods(pods, node_facts, errors)
     diagnostics.extend(placement_notes)
     pod_nodes = tuple(pod_endpoint(pod, placements.get(pod.key)) for pod in pods)
-    pods_by_ip = _index_pod_ips(pods, pod_nodes, errors)
+    pods_by_ip = _index_pod_ips(pods, pod_nodes, node_facts or DEFAULT_NODE_FACTS, errors)
 
     services_by_key = {svc.key: svc for svc in services}
     slices_by_service: dict[ObjectKey, list[EndpointSlice]] = defaultdict(list)
@@ -124,13 +130,15 @@ def _of(objects: list[KubeObject], cls: type[K]) -> list[K]:
 
 
 def _index_pod_ips(
-    pods: list[Pod], nodes: tuple[PodEndpoint, ...], errors: list[ManifestError]
+    pods: list[Pod], nodes: tuple[PodEndpoint, ...], facts: NodeFacts, errors: list[ManifestError]
 ) -> dict[IPAddress, PodEndpoint]:
-    """Owner of each pod IP, used to tell local backends; two live pods must not share an IP."""
+    """Owner of each pod IP, used to tell local backends; two live pods must not share an IP, and
+    none may hold the gateway's (pods route through it: its traffic would go to the pod)."""
     index: dict[IPAddress, PodEndpoint] = {}
     for pod, node in zip(pods, nodes, strict=True):
         if not attachable(pod):
             continue
+        gateway_conflict(pod, node.ips, facts, errors)
         for ip in node.ips:
             owner = index.setdefault(ip, node)
             if owner is not node:

@@ -49,6 +49,7 @@ from k8s_offload.compiler.frontend.policy import (
     PolicyType,
     SelectorRequirement,
 )
+from k8s_offload.compiler.frontend.sources import SourceError, read_path
 from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import (
     Backend,
@@ -714,13 +715,14 @@ def check(parsed: ParsedIR, source: str) -> None:
 
 
 def load_ir(path: str | Path, text: str | None = None) -> ParsedIR:
-    """Read, parse and check an IR file (`offload-compile --from-ir`)."""
+    """Read (with the front end's bounds: size, NUL, devices), parse and check an IR file
+    (`offload-compile --from-ir`)."""
     source = str(path)
     if text is None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ManifestErrors([ManifestError(Location(source), "", "", f"cannot read: {exc}")]) from exc
+            text = read_path(path)
+        except SourceError as exc:
+            raise ManifestErrors([ManifestError(Location(source), "", "", f"cannot read: {exc}")]) from None
     parsed = parse(text, source)
     check(parsed, source)
     return parsed

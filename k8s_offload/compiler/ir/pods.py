@@ -35,6 +35,23 @@ def attachable(pod: Pod) -> bool:
     return not pod.host_network and not pod.terminal
 
 
+def gateway_conflict(
+    pod: Pod,
+    ips: Iterable[ipaddress.IPv4Address | ipaddress.IPv6Address],
+    facts: NodeFacts,
+    errors: list[ManifestError],
+) -> None:
+    """A live pod holding the gateway's address (node facts, or the default 169.254.1.1 and fe80::1)
+    is an input error: local pods send to the gateway, and the pipeline would deliver to that pod."""
+    gateway = {facts.gateway.ipv4: "gateway.ipv4", facts.gateway.ipv6: "gateway.ipv6"}
+    for ip in ips:
+        field = gateway.get(ip)
+        if field is not None:
+            where = "node facts" if facts.node_name is not None else "the default node facts"
+            reason = f"IP {ip} is the gateway address ({where} {field}); a pod must not hold it"
+            errors.append(ManifestError(pod.location, str(pod.key), "status.podIPs", reason))
+
+
 def place_pods(
     pods: Sequence[Pod], facts: NodeFacts | None, errors: list[ManifestError]
 ) -> tuple[dict[ObjectKey, Placement], list[Diagnostic]]:

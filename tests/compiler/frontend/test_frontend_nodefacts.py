@@ -132,3 +132,20 @@ def test_not_an_object_and_unreadable(tmp_path: Path) -> None:
     with pytest.raises(ManifestErrors) as exc:
         load_node_facts(tmp_path / "missing.yaml")
     assert str(exc.value).startswith(f"{tmp_path}/missing.yaml: cannot read: ")
+
+
+def test_pod_macs_are_unique_and_not_the_gateways() -> None:
+    """Issue 17 item 8: one MAC on two pod interfaces, or a pod with the gateway's MAC, makes frames of
+    one look like the other's (the ARP/NDP proxy answers with the gateway's MAC)."""
+    data = example()
+    data["pods"] = [
+        {"namespace": "shop", "name": "a", "port": 10, "mac": "02:00:00:00:00:0a"},
+        {"namespace": "shop", "name": "b", "port": 11, "mac": "02-00-00-00-00-0A"},
+        {"namespace": "shop", "name": "c", "port": 12, "mac": "02:00:00:00:00:01"},
+    ]
+    assert errors(data) == [
+        "node.yaml: NodeFacts node-a: pods[1].mac: Duplicate value: 02:00:00:00:00:0a is also the MAC of "
+        "pods[0]",
+        "node.yaml: NodeFacts node-a: pods[2].mac: must differ from the gateway's MAC, got 02:00:00:00:00:01 "
+        "(gateway.mac)",
+    ]

@@ -118,7 +118,8 @@ def test_yaml_syntax_error_names_line() -> None:
         load_text("a: 1\nb: [\n", "bad.yaml")
     [message] = errors_of(exc)
     # The problem text differs between libyaml and the pure-Python parser; the position does not.
-    assert message.startswith("bad.yaml: line 3, column 1: invalid YAML: ")
+    # The document and the field path being read are named as well.
+    assert message.startswith("bad.yaml: document 1: b[0]: line 3, column 1: invalid YAML: ")
 
 
 def test_json_syntax_error(tmp_path: Path) -> None:

@@ -110,3 +110,28 @@ def test_namespaces_get_the_automatic_name_label() -> None:
             ObjectKey("Namespace", "", "shop"), (("kubernetes.io/metadata.name", "shop"), ("team", "a")), True
         ),
     )
+
+
+def test_a_pod_holding_the_gateway_address_is_an_error() -> None:
+    """Issue 17 item 8. The gateway address is node configuration the API server never sees, so
+    there is no upstream rule to follow: local pods send to the gateway, and an entry for a pod
+    holding its address would deliver that traffic to the pod. Done and host-network pods own no IP."""
+    facts = parse_node_facts(FACTS, Location("node.yaml"))
+    build(
+        pod("done", "169.254.1.1", phase="Succeeded"),
+        pod("host", "169.254.1.1", hostNetwork=True),
+        facts=facts,
+    )
+    with pytest.raises(ManifestErrors) as exc:
+        build(pod("a", "169.254.1.1"), pod("far", "10.0.0.2", "fe80::1", node="node-b"), facts=facts)
+    assert [str(e) for e in exc.value.errors] == [
+        "test.yaml: document 1: Pod shop/a: status.podIPs: IP 169.254.1.1 is the gateway address "
+        "(node facts gateway.ipv4); a pod must not hold it",
+    ]
+    # Without node facts the default gateway (169.254.1.1, fe80::1) applies, to remote pods too.
+    with pytest.raises(ManifestErrors) as exc:
+        build(pod("far", "10.0.0.2", "fe80::1", node="node-b"))
+    assert [str(e) for e in exc.value.errors] == [
+        "test.yaml: document 1: Pod shop/far: status.podIPs: IP fe80::1 is the gateway address "
+        "(the default node facts gateway.ipv6); a pod must not hold it",
+    ]
