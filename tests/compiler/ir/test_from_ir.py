@@ -130,3 +130,10 @@ def test_a_missing_file_is_bad_input(tmp_path: Path, capsysbinary: pytest.Captur
     code, err = _run_bad(tmp_path / "missing.ir", capsysbinary)
     assert code == 2
     assert err.startswith(f"{tmp_path / 'missing.ir'}: cannot read:")
+
+
+def test_a_device_is_refused_not_read(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """The front end's bounded reading (docs/failure-modes.md): /dev/zero is an error, not a hang."""
+    code, err = _run_bad(Path("/dev/zero"), capsysbinary)
+    assert code == 2
+    assert err.startswith("/dev/zero: cannot read: is not a regular file or a FIFO")
