@@ -30,6 +30,7 @@ from k8s_offload.compiler.ir.rules import (
     PortRange,
     Rule,
     RuleSet,
+    RuleSource,
 )
 from k8s_offload.compiler.passes.cidr import address_set, subtract
 from k8s_offload.compiler.passes.merge_rules import canonical_ports
@@ -291,7 +292,9 @@ def declare_resolution(b: Build) -> None:
         if found is None:
             return None
         keys, policies, ips = found
-        return PodIsolation(key[1], key[0], ips, RuleSet(r(canon, keys)), policies)
+        # Provenance for trace (compare=False: equal isolations stay equal, so early cut-off holds).
+        sources = tuple(RuleSource(k[0], k[2], r(results, k)) for k in keys)
+        return PodIsolation(key[1], key[0], ips, RuleSet(r(canon, keys)), policies, sources)
 
     b.add(Table(e, "isolation_unmerged", isolation, over=selections))
 
