@@ -173,10 +173,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"offload-compile: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
+        progress = Progress("offload-compile", quiet=args.quiet)
         if args.from_ir:
             result = compile_ir(args.from_ir, passes)
         else:
-            progress = Progress("offload-compile", quiet=args.quiet)
             result = compile_sources(
                 args.manifests, args.node, stdin=sys.stdin, passes=passes, progress=progress
             )

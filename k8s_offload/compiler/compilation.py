@@ -98,8 +98,9 @@ class Compilation:
         self._hooks: dict[int, list[str]] = {}
         for step in PIPELINE:
             b.step = step.name
-            if step.declare is not None and step.applies(self.config):
-                step.declare(b)
+            declare = step.declarer()
+            if declare is not None and step.applies(self.config):
+                declare(b)
             self._hooks.setdefault(len(self.engine.nodes) - 1, []).append(step.name)
             if step.name == self.until:
                 break

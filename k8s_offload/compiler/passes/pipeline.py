@@ -22,7 +22,14 @@ from k8s_offload.compiler.bundle.model import Range, TableEntry
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.frontend.nodefacts import NodeFacts
 from k8s_offload.compiler.frontend.policy import PolicyType
-from k8s_offload.compiler.ir.rules import PodIsolation, PolicyIR, Rule, RuleSet, check_policy_ir
+from k8s_offload.compiler.ir.rules import (
+    PodIsolation,
+    PolicyIR,
+    Rule,
+    RuleSet,
+    check_policy_ir,
+    map_rule_sets,
+)
 from k8s_offload.compiler.passes.drop_subsumed import drop_subsumed_rules
 from k8s_offload.compiler.passes.merge_rules import merge_rules
 from k8s_offload.compiler.passes.ortc import blocks
@@ -95,6 +102,14 @@ class Step:
     applies: Callable[[PassConfig], bool] = lambda c: True
     rewrite: Callable[[list[TableEntry], str], list[TableEntry]] | None = None
     """`entries` passes: the rewrite of one unit's entries (applied by `Build.entry_passes`)."""
+    rules: Callable[[tuple[Rule, ...]], tuple[Rule, ...]] | None = None
+    """Policy passes: the rewrite of one rule set (the engine's table and `run_policy_passes`)."""
+
+    def declarer(self) -> Callable[[Build], None] | None:
+        """What declares the step's tables: its own `declare`, or a policy pass's rule-set table."""
+        if self.declare is None and self.rules is not None:
+            return _rule_pass(self.name, self.rules)
+        return self.declare
 
 
 def _declare_ir(b: Build) -> None:
@@ -154,7 +169,7 @@ def _declare_isolation(b: Build) -> None:
         rules = iso.rule_set.rules
         for table in chain:
             rules = r(table, rules)
-        return PodIsolation(iso.pod, iso.direction, iso.addresses, RuleSet(rules), iso.policies)
+        return PodIsolation(iso.pod, iso.direction, iso.addresses, RuleSet(rules), iso.policies, iso.sources)
 
     b.add(Table(b.engine, "isolation", isolation, over=raw))
 
@@ -214,15 +229,17 @@ PIPELINE: tuple[Step, ...] = (
         "merge_rules",
         "pass",
         "merge rules with equal peers or equal ports",
-        _rule_pass("merge_rules", merge_rules),
+        None,
         _enabled("merge_rules"),
+        rules=merge_rules,
     ),
     Step(
         "drop_subsumed",
         "pass",
         "drop rules inside another rule of the same set",
-        _rule_pass("drop_subsumed", drop_subsumed_rules),
+        None,
         _enabled("drop_subsumed"),
+        rules=drop_subsumed_rules,
     ),
     Step("isolation", "stage", "each local pod's rule sets after the policy passes", _declare_isolation),
     Step("check_policy_ir", "check", "rule sets sorted, unique, canonical"),
@@ -257,7 +274,7 @@ PIPELINE: tuple[Step, ...] = (
 )
 STEP_NAMES = tuple(s.name for s in PIPELINE)
 PASS_NAMES = tuple(s.name for s in PIPELINE if s.kind == "pass")
-POLICY_PASSES = ("merge_rules", "drop_subsumed")
+POLICY_PASSES = tuple(s.name for s in PIPELINE if s.rules is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,3 +332,14 @@ def list_pipeline(config: PassConfig | None = None) -> str:
         on = s.applies(config) and (s.kind != "check" or config.check or s.name == "check_ir")
         lines.append(f"{s.name:<16} {s.kind:<6} {'on ' if on else 'off'} {s.doc}")
     return "\n".join(lines) + "\n"
+
+
+def run_policy_passes(pir: PolicyIR, config: PassConfig) -> PolicyIR:
+    """The enabled policy passes of PIPELINE, in order, on a whole policy IR (text fixtures,
+    tools): the same rewrites the engine's rule-set tables run, each distinct set once."""
+    for step in PIPELINE:
+        if step.rules is not None and step.applies(config):
+            pir = map_rule_sets(pir, step.rules)
+            if config.check:
+                check_policy_ir(pir)
+    return pir
