@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from google.protobuf import text_format
 
 from k8s_offload.compiler.bundle.model import ActionCall, Bundle, TableEntry
@@ -17,11 +16,16 @@ from k8s_offload.compiler.bundle.p4rt import write_request
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.bundle.values import format_match, format_value, json_value
 
+if TYPE_CHECKING:
+    import jinja2
+
 FORMATS = ("text", "json", "p4rt-text", "p4rt-bin")
 
 
 @cache
 def _template() -> jinja2.Template:
+    import jinja2  # only the text format needs it
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("k8s_offload.compiler", "templates"),
         autoescape=False,
