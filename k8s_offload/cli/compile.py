@@ -212,4 +212,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     if not args.quiet:
         print(summary(result, args.from_ir), file=sys.stderr)
+    keep = getattr(args, "keep", None)
+    if keep is not None:  # the console script exits without freeing it (main.entry)
+        keep += (result, data)
     return EXIT_OK
