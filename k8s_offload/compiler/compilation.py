@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from k8s_offload.compiler.bundle.model import Bundle, ProfileGroup, ProfileMember, TableEntry
@@ -27,7 +28,7 @@ from k8s_offload.compiler.ir.build import KINDS, ir_inputs
 from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
 from k8s_offload.compiler.ir.rules import PodIsolation, PolicyIR, check_policy_ir
-from k8s_offload.compiler.lower.bundle import check_counts, entry_sort_key
+from k8s_offload.compiler.lower.bundle import check_counts, sort_entries
 from k8s_offload.compiler.lower.services import check_selector
 from k8s_offload.compiler.passes.pipeline import PIPELINE, POLICY_PASSES, Build, PassConfig, check_entries
 
@@ -265,16 +266,16 @@ class Compilation:
         groups: list[ProfileGroup] = []
         entries: list[TableEntry] = []
         for e in items:
-            if isinstance(e, TableEntry):
+            kind = type(e)
+            if kind is TableEntry:
                 entries.append(e)
-            elif isinstance(e, ProfileMember):
+            elif kind is ProfileMember:
                 members.append(e)
             else:
                 groups.append(e)
-        order = {name: i for i, name in enumerate(self.schema.table_order)}
-        entries.sort(key=lambda e: entry_sort_key(self.schema, order, e))
-        members.sort(key=lambda m: m.member_id)
-        groups.sort(key=lambda g: g.group_id)
+        entries = sort_entries(self.schema, entries)
+        members.sort(key=attrgetter("member_id"))
+        groups.sort(key=attrgetter("group_id"))
         return Bundle(tuple(members), tuple(groups), tuple(entries))
 
     def _values(self, name: str) -> Iterable[Any]:
