@@ -11,6 +11,7 @@ import ipaddress
 import operator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from k8s_offload.compiler.errors import Location
 
@@ -51,9 +52,12 @@ def net_sort_key(network: IPNetwork) -> tuple[int, int, int]:
     return (network.version, int(network.network_address), network.prefixlen)
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ObjectKey:
-    """Identity of a Kubernetes object; every IR node says which objects it was derived from."""
+class ObjectKey(NamedTuple):
+    """Identity of a Kubernetes object; every IR node says which objects it was derived from.
+
+    A named tuple rather than a frozen dataclass: keys are hashed and compared millions of times
+    per compile (every table of the engine is keyed by them), and a tuple does both in C, where
+    the dataclass ran generated Python (`__hash__` alone was about 5 % of a size-M compile)."""
 
     kind: str
     namespace: str
@@ -67,8 +71,8 @@ class ObjectKey:
         return f"{self.kind} {self.ref}"
 
 
-by_key = operator.attrgetter("key.kind", "key.namespace", "key.name")
-"""Sort key for objects and nodes: plain tuples compare in C, generated dataclass `__lt__` does not."""
+by_key = operator.attrgetter("key")
+"""Sort key for objects and nodes (by their `ObjectKey`, which compares in C)."""
 
 
 @dataclass(frozen=True, slots=True)
