@@ -1,10 +1,10 @@
 """Event to device: how long a watch event takes to reach the device, on a synthetic cluster.
 
 The whole live path runs: a loopback API server (tests/cluster/apiserver.py) holding a `bench.synth`
-cluster, the `kubernetes` client's list/watch, the incremental compiler, the loader's delta push
-over gRPC to an in-process embedded target. Latency is from the server emitting the event to the
-loader's Write returning (the device holds the change). Write amplification is the updates sent
-over the minimal diff between the desired states before and after the event.
+cluster, the `kubernetes` client's list/watch, the compiler's engine (a tracking `Compilation`), the
+loader's delta push over gRPC to an in-process embedded target. Latency is from the server emitting
+the event to the loader's Write returning (the device holds the change). Write amplification is the
+updates sent over the minimal diff between the desired states before and after the event.
 
     python -m bench.bench_incremental [--size S|M|L] [--samples 50] [--seed 1] [--verbose]
 """
@@ -102,7 +102,7 @@ class Bench:
         nothing on the device.
 
         Phases: "watch" (server emits -> the loader dequeues it: the client's HTTP read and JSON
-        decoding, the watch thread), "decode" (-> Changes), "compile" (IncrementalCompiler.apply),
+        decoding, the watch thread), "decode" (-> Changes), "compile" (Compilation.apply),
         "items" (entities -> desired items), "plan" (delta_plan), "build" (Update protos), "write"
         (the Write RPC), of which "target" is the embedded target applying the updates.
         """

@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from k8s_offload.lab.core import REPO, Lab, LabState, ns_run, run
+from k8s_offload.lab.core import Lab, LabState, ns_run, run
+
+REPO = Path(__file__).resolve().parents[2]
 
 CLIENT = """\
 import http.client, json, socket, sys, time

@@ -98,19 +98,20 @@ def measure(files: list[str], node: str, no_opt: bool, profile: str, extras: boo
 
 
 def _maglev_cost(result: Any, profile: str) -> dict[str, Any]:
-    """Table space of `--lb maglev`: members of the Service lowering alone (compiler/lower/ecmp.py)."""
+    """Table space of `--lb maglev`: members and groups of the bundle lowered with Maglev tables
+    (compiler/lower/ecmp.py; only Services have members and groups)."""
     from k8s_offload.compiler.bundle.schema import BundleError
-    from k8s_offload.compiler.lower.services import lower_services
+    from k8s_offload.compiler.lower.bundle import lower
     from k8s_offload.compiler.passes.pipeline import PassConfig
 
     try:
-        svc = lower_services(result.ir, result.schema, PassConfig(profile=profile, lb="maglev"))
+        bundle = lower(result.ir, result.schema, PassConfig(profile=profile, lb="maglev")).bundle
     except BundleError as err:
         return {"maglev_error": str(err)}
     return {
-        "maglev_members": len(svc.members),
-        "maglev_member_slots": sum(len(g.members) for g in svc.groups),
-        "maglev_groups": len(svc.groups),
+        "maglev_members": len(bundle.members),
+        "maglev_member_slots": sum(len(g.members) for g in bundle.groups),
+        "maglev_groups": len(bundle.groups),
     }
 
 

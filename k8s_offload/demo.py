@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from k8s_offload.cli.main import main as offload_compile
+from k8s_offload.resources import EXAMPLES
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shop"
+EXAMPLE = (EXAMPLES / "shop").resolve()  # a checkout shows examples/shop, not the link
+
+
+def _shown(path: os.PathLike[str]) -> str:
+    """Relative to the working directory when below it (`make demo` in a checkout), else absolute
+    (an installed package run from anywhere)."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def main() -> int:
-    cluster, node, probes = (os.path.relpath(EXAMPLE / f) for f in ("cluster", "node.yaml", "probes.yaml"))
+    cluster, node, probes = (_shown(EXAMPLE / f) for f in ("cluster", "node.yaml", "probes.yaml"))
     print(f"$ offload-compile {cluster} --node {node}", flush=True)
     code = offload_compile([cluster, "--node", node])
     if code != 0:

@@ -139,12 +139,12 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     action set_backend(bit<24> be_id) {
         meta.be_id = be_id;
     }
-    @id(0x01000b02)
-    action no_backend() {
-        meta.be_id = 0;
-    }
     /* One group per distinct backend set (per sub-group of a split one, by fe_bucket); members
-     * hash on the client's address and port. */
+     * hash on the client's address and port. No default action: bmv2 cannot hold one for a table
+     * with an action selector (p4c warns, PI refuses to set it), so a miss runs nothing and leaves
+     * be_id 0, as it was. The compiler never points an entry at an empty group (a Service without
+     * a usable endpoint gets reject_no_endpoint or drop_no_local_endpoint instead); if a group is
+     * emptied anyway, bmv2 treats the lookup as a hit that runs no action, and be_id stays 0. */
     @id(0x02000b01)
     table svc_backend {
         key = {
@@ -156,9 +156,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
         }
         actions = {
             set_backend;
-            @defaultonly no_backend;
         }
-        default_action = no_backend();
         implementation = svc_selector;
         size = SELECTOR_GROUPS;
     }
@@ -175,12 +173,15 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     bool tcp_closing;
 
     apply {
-        if (hdr.packet_out.isValid()) {
+        if (hdr.packet_out.isValid() && hdr.packet_out.submit_to_ingress == 0) {
             /* PacketOut from the controller goes straight to the port it names. */
             standard_metadata.egress_spec = hdr.packet_out.egress_port;
             hdr.packet_out.setInvalid();
         } else {
+            /* A received frame, or a PacketOut submitted to ingress: it comes from the CPU port. */
+            hdr.packet_out.setInvalid();
             meta.ingress_port = standard_metadata.ingress_port;
+            meta.parse_failed = standard_metadata.parser_error != error.NoError;
             port_classify.apply(hdr, meta);
             if (!meta.drop) {
                 flow_key.apply(hdr, meta);
@@ -479,5 +480,6 @@ control K8sDeparser(packet_out packet, in headers_t hdr) {
     }
 }
 
+@pkginfo(name="k8s_dp", version="1.1.0")
 V1Switch(K8sParser(), K8sVerifyChecksum(), K8sIngress(), K8sEgress(), K8sComputeChecksum(),
          K8sDeparser()) main;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,13 @@ def device_state(client: P4RuntimeClient, p4info: Any) -> dict[Key, Item]:
 
 def desired(schema: Schema, bundle: Bundle) -> dict[Key, Item]:
     return bundle_items(schema, bundle)
+
+
+def until(cond: Any, timeout: float = 10.0) -> bool:
+    """Poll `cond` until it holds (True) or `timeout` seconds pass (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False

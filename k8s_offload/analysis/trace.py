@@ -17,8 +17,9 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.sctp import SCTP
-from scapy.packet import Packet
+from scapy.packet import Packet as ScapyPacket
 
+from k8s_offload.analysis.explain import Named, NodeView, Packet, Step, explain_hop
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.errors import Location, ManifestError, ManifestErrors
 from k8s_offload.compiler.frontend.fields import shown
@@ -29,13 +30,15 @@ from k8s_offload.compiler.frontend.syntax import SyntaxFailure, load_yaml
 from k8s_offload.compiler.ir.build import build_ir
 from k8s_offload.compiler.ir.model import ClusterIR, PodEndpoint
 from k8s_offload.compiler.ir.pods import FIRST_DEFAULT_POD_PORT, default_mac
-from k8s_offload.compiler.lower.bundle import lower
+from k8s_offload.compiler.lower.bundle import Lowered, lower
 from k8s_offload.p4 import load_program
 from k8s_offload.target.install import interpreter_with
 from k8s_offload.target.interpreter import Interpreter, PacketResult
 
 FIRST_CLIENT_PORT = 33000
 MAX_HOPS = 4
+OUTCOMES = ("allowed", "denied", "rejected")
+"""Verdicts a probe can expect; `denied` is any verdict but allowed (dropped or rejected)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,8 @@ class Probe:
     target: str  # NS/POD, svc:NS/NAME or an IP address
     port: int
     protocol: Protocol
+    expect: str | None = None
+    """One of OUTCOMES, or None when the probe only asks."""
 
 
 @dataclass(slots=True)
@@ -55,6 +60,8 @@ class Hop:
     tables: list[dict[str, Any]]
     drop_reason: str
     delivered_to: str
+    steps: list[Step] = field(default_factory=list)
+    """What decided each stage of the hop, naming the objects (k8s_offload/analysis/explain.py)."""
 
 
 @dataclass(slots=True)
@@ -67,16 +74,42 @@ class Verdict:
     rejected: bool = False
     """The pipeline answered the request with an ICMP error (a Service port without endpoints)."""
 
+    @property
+    def outcome(self) -> str:
+        return "allowed" if self.allowed else "rejected" if self.rejected else "denied"
+
+    @property
+    def as_expected(self) -> bool | None:
+        """None without an expectation; `denied` matches a rejected verdict too."""
+        want = self.probe.expect
+        if want is None:
+            return None
+        return self.outcome == want or (want == "denied" and not self.allowed)
+
+    @property
+    def decided_by(self) -> list[Named]:
+        """Every object the steps name, in path order, once each."""
+        out: list[Named] = []
+        for hop in self.path:
+            for step in hop.steps:
+                out.extend(n for n in step.named if n not in out)
+        return out
+
     def as_json(self) -> dict[str, Any]:
+        """The schema is documented in docs/trace.md and pinned by tests/analysis/test_trace_explain.py."""
         return {
             "from": self.probe.source,
             "to": self.probe.target,
             "port": self.probe.port,
             "protocol": self.probe.protocol.value,
+            "verdict": self.outcome,
             "allowed": self.allowed,
             "rejected": self.rejected,
+            "expect": self.probe.expect,
+            "as_expected": self.as_expected,
             "backend": self.backend,
             "reason": self.reason,
+            "decided_by": [n.as_json() for n in self.decided_by],
             "path": [
                 {
                     "node": h.node,
@@ -86,14 +119,16 @@ class Verdict:
                     "delivered_to": h.delivered_to,
                     "drop_reason": h.drop_reason,
                     "tables": h.tables,
+                    "steps": [s.as_json() for s in h.steps],
                 }
                 for h in self.path
             ],
         }
 
 
-def parse_probes(text: str, source: str) -> list[Probe]:
-    """A YAML list of {from, to, port, protocol}; errors name the item and field."""
+def parse_probes(text: str, source: str, expect: str | None = None) -> list[Probe]:
+    """A YAML list of {from, to, port, protocol, expect}; errors name the item and field.
+    `expect` is the expectation of the probes that state none."""
     loc = Location(source)
     errors: list[ManifestError] = []
     try:
@@ -116,7 +151,13 @@ def parse_probes(text: str, source: str) -> list[Probe]:
             continue
         try:
             probes.append(
-                make_probe(item.get("from"), item.get("to"), item.get("port"), item.get("protocol", "TCP"))
+                make_probe(
+                    item.get("from"),
+                    item.get("to"),
+                    item.get("port"),
+                    item.get("protocol", "TCP"),
+                    item.get("expect", expect),
+                )
             )
         except ValueError as exc:
             errors.append(ManifestError(loc, "probe", path, str(exc)))
@@ -144,7 +185,9 @@ def split_host_port(text: str) -> tuple[IPAddress, int] | None:
 TARGET_FORMS = "NS/POD, svc:NS/NAME, IP, IP:PORT or nodeport:NODE_IP:PORT"
 
 
-def make_probe(source: object, target: object, port: object, protocol: object) -> Probe:
+def make_probe(
+    source: object, target: object, port: object, protocol: object, expect: object = None
+) -> Probe:
     if not isinstance(source, str) or source.count("/") != 1:
         raise ValueError(f"from: must be NS/POD, got {shown(source)}")
     if not isinstance(target, str) or not target:
@@ -162,24 +205,36 @@ def make_probe(source: object, target: object, port: object, protocol: object) -
         proto = Protocol(protocol.upper() if isinstance(protocol, str) else "")
     except ValueError:
         raise ValueError(f"protocol: must be TCP, UDP or SCTP, got {shown(protocol)}") from None
-    return Probe(source, target, port, proto)
+    if expect is not None and expect not in OUTCOMES:
+        raise ValueError(f"expect: must be one of {', '.join(OUTCOMES)}, got {shown(expect)}")
+    return Probe(source, target, port, proto, expect if isinstance(expect, str) else None)
 
 
-class _Node:
-    """One node's pipeline: its IR, its compiled bundle in an interpreter, and its port map."""
+class _Node(NodeView):
+    """One node's pipeline: its compiled state (for naming objects) and the interpreter holding
+    its bundle."""
 
-    def __init__(self, name: str, ir: ClusterIR, sim: Interpreter) -> None:
-        self.name = name
-        self.ir = ir
+    def __init__(
+        self, name: str, ir: ClusterIR, lowered: Lowered, sim: Interpreter, facts_known: bool
+    ) -> None:
+        super().__init__(name, ir, lowered, facts_known)
         self.sim = sim
-        self.pod_by_port = {p.port: p for p in ir.pods if p.local and p.port is not None}
 
 
 class Tracer:
-    def __init__(self, manifests: Manifests, ir: ClusterIR, schema: Schema, sim: Interpreter) -> None:
+    def __init__(
+        self,
+        manifests: Manifests,
+        ir: ClusterIR,
+        schema: Schema,
+        sim: Interpreter,
+        lowered: Lowered | None = None,
+    ) -> None:
+        """`lowered` is what `sim` holds (the explanations name its isolations and rules); None
+        lowers `ir` with every pass, as `compile_sources` does by default."""
         self.manifests = manifests
         self.schema = schema
-        self.main = _Node(ir.node.node_name or "node", ir, sim)
+        self.main = _Node(ir.node.node_name or "node", ir, lowered or lower(ir, schema), sim, True)
         self.nodes: dict[str, _Node] = {self.main.name: self.main}
         self.pods = {p.key.ref: p for p in ir.pods}
         self.pod_by_ip: dict[IPAddress, PodEndpoint] = {ip: p for p in ir.pods for ip in p.ips}
@@ -216,7 +271,7 @@ class Tracer:
         facts = NodeFacts(name, (), DEFAULT_GATEWAY, DEFAULT_PORTS, attachments)
         ir = build_ir(self.manifests.objects, facts)
         lowered = lower(ir, self.schema)
-        return _Node(name, ir, interpreter_with(self.schema, lowered.bundle))
+        return _Node(name, ir, lowered, interpreter_with(self.schema, lowered.bundle), False)
 
     # -- probes ------------------------------------------------------------------------------
     def run(self, probe: Probe) -> Verdict:
@@ -334,13 +389,15 @@ class Tracer:
                 receiver.key.ref if receiver is not None else self._port_name(node, result.egress_port),
             )
             verdict.path.append(hop)
+            error = _icmp_error(result.data) if result.egress_port is not None else None
+            if error is not None and result.egress_port == port:
+                hop.drop_reason = error  # answered where it came from: see below
+            hop.steps = explain_hop(node, port, _packet(frame), result, hop.drop_reason, direction == "reply")
             if result.egress_port is None:
                 verdict.reason = f"{direction} dropped on {node.name}: {hop.drop_reason}"
                 return None
-            error = _icmp_error(result.data)
             if error is not None and result.egress_port == port:
                 # Answered where it came from: the pipeline rejected it (kube-proxy's REJECT).
-                hop.drop_reason = error
                 verdict.rejected = True
                 sender = _ip_layer(Ether(result.data)).src
                 verdict.reason = f"{direction} rejected on {node.name}: {error} from {sender}"
@@ -390,7 +447,16 @@ class Tracer:
         return names.get(port, f"port {port}") if port is not None else ""
 
 
-def _ip_layer(pkt: Packet) -> Any:
+def _packet(frame: bytes) -> Packet:
+    """The addresses, protocol and ports of a probe frame (always IP over Ethernet with ports)."""
+    ip = _ip_layer(Ether(frame))
+    l4 = ip.payload
+    number = ip.proto if ip.version == 4 else ip.nh
+    protocol = {6: Protocol.TCP, 17: Protocol.UDP, 132: Protocol.SCTP}[number]
+    return Packet(ipaddress.ip_address(ip.src), ipaddress.ip_address(ip.dst), protocol, l4.sport, l4.dport)
+
+
+def _ip_layer(pkt: ScapyPacket) -> Any:
     return pkt.getlayer(IP) or pkt.getlayer(IPv6)
 
 
@@ -422,26 +488,34 @@ def _tables(result: PacketResult) -> list[dict[str, Any]]:
 def _frame(
     src_mac: str, src: IPAddress, dst: IPAddress, protocol: Protocol, sport: int, dport: int, *, syn: bool
 ) -> bytes:
-    l4: Packet
+    l4: ScapyPacket
     if protocol is Protocol.TCP:
         l4 = TCP(sport=sport, dport=dport, flags="S" if syn else "SA", seq=100, ack=0 if syn else 101)
     elif protocol is Protocol.UDP:
         l4 = UDP(sport=sport, dport=dport) / b"probe"
     else:
         l4 = SCTP(sport=sport, dport=dport, tag=0 if syn else 1)
-    ip: Packet = IP(src=str(src), dst=str(dst)) if src.version == 4 else IPv6(src=str(src), dst=str(dst))
+    ip: ScapyPacket = IP(src=str(src), dst=str(dst)) if src.version == 4 else IPv6(src=str(src), dst=str(dst))
     return bytes(Ether(src=src_mac, dst=DEFAULT_GATEWAY.mac) / ip / l4)
 
 
 def render_text(verdicts: list[Verdict]) -> str:
+    """Per probe: the verdict (and the expectation it misses), the objects that decided it, then
+    each hop's tables and the step by step explanation."""
     lines: list[str] = []
     for i, v in enumerate(verdicts, 1):
         p = v.probe
-        head = f"probe {i}: {p.source} -> {p.target} {p.protocol.value}/{p.port}: "
-        head += "ALLOWED" if v.allowed else "REJECTED" if v.rejected else "DENIED"
+        head = f"probe {i}: {p.source} -> {p.target} {p.protocol.value}/{p.port}: {v.outcome.upper()}"
         if v.backend:
             head += f" (backend {v.backend})"
-        lines.append(head + ("" if v.allowed else f": {v.reason}"))
+        if not v.allowed:
+            head += f": {v.reason}"
+        if v.as_expected is False:
+            head += f" [EXPECTED {p.expect.upper() if p.expect else ''}]"
+        lines.append(head)
+        deciding = [n for n in v.decided_by if n.kind != "NodeFacts"]
+        if deciding:
+            lines.append("  decided by: " + "; ".join(str(n) for n in deciding))
         for h in v.path:
             stages = " ".join(
                 f"{t['table']}:{t['action']}" for t in h.tables if t["hit"] or t["table"].endswith("_pod")
@@ -453,4 +527,5 @@ def render_text(verdicts: list[Verdict]) -> str:
             else:
                 end = f"-> {h.delivered_to}"
             lines.append(f"  {h.direction:<7} {h.node} port {h.ingress_port}: {stages} {end}")
+            lines.extend(f"    {step.stage}: {step.text}" for step in h.steps)
     return "\n".join(lines) + ("\n" if lines else "")

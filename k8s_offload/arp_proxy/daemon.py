@@ -37,6 +37,7 @@ from k8s_offload.arp_proxy.frames import (
     solicited_node,
 )
 from k8s_offload.arp_proxy.ratelimit import RateLimiter
+from k8s_offload.safefile import atomic_write
 
 log = logging.getLogger("arp_proxy")
 
@@ -46,10 +47,54 @@ PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_MULTICAST = 0
 PACKET_MR_UNICAST = 3
 PACKET_OUTGOING = 4
+PACKET_AUXDATA = 8
+TP_STATUS_VLAN_VALID = 1 << 4
+AUXDATA_LEN = 20  # struct tpacket_auxdata
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
 MAX_FRAMES_PER_WAKEUP = 256
 STATS_MIN_INTERVAL = 0.2
+LOG_THROTTLE_INTERVAL = 10.0
+
+# Every counter, present (at 0) from the start: in the stats file, the log and /metrics.
+COUNTERS = (
+    "rx",
+    *(o.value for o in Outcome),
+    "tx_replies",
+    "answered_arp",
+    "answered_ndp",
+    "rate_limited",
+    "rate_limited_global",
+    "tx_errors",
+    "announcements",
+    "attachments",
+    "detachments",
+    "mac_changes",
+    "socket_errors",
+    "handler_errors",
+)
+
+
+class LogThrottle:
+    """At most one log line per ``interval`` for a kind of event; the next says how many were skipped.
+
+    A neighbour can send thousands of frames a second; each must not become a log line.
+    """
+
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self.interval, self.clock = interval, clock
+        self._next: dict[str, float] = {}
+        self._skipped: Counter[str] = Counter()
+
+    def log(self, kind: str, level: int, msg: str, *args: object, exc_info: bool = False) -> None:
+        now = self.clock()
+        if now < self._next.get(kind, float("-inf")):
+            self._skipped[kind] += 1
+            return
+        skipped = self._skipped.pop(kind, 0)
+        suffix = f" ({skipped} more like this in the last {self.interval:g} s not logged)" if skipped else ""
+        log.log(level, msg + suffix, *args, exc_info=exc_info)
+        self._next[kind] = now + self.interval
 
 
 @dataclass(frozen=True)
@@ -94,6 +139,8 @@ class ArpProxyDaemon:
         mac: str | None = None,
         rate: float = 20.0,
         burst: int = 40,
+        global_rate: float = 200.0,
+        global_burst: int = 400,
         stats_file: Path | None = None,
         poll_interval: float = 0.25,
         announce_count: int = 3,
@@ -108,13 +155,15 @@ class ArpProxyDaemon:
         self.cfg = ProxyConfig(
             mac=mac or "02:00:00:00:00:00", ipv4=ipv4, ipv6=ipv6, router=router, override=override
         )
-        self.limiter = RateLimiter(rate, burst)
+        self.limiter = RateLimiter(rate, burst, global_rate, global_burst)
         self.stats_file = stats_file
         self.poll_interval = poll_interval
         self.announce_count = announce_count
         self.announce_interval = announce_interval
         self.clock = clock
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
+        self.throttle = LogThrottle(LOG_THROTTLE_INTERVAL, clock)
+        self.heartbeat = clock()  # last turn of the main loop, for /healthz
         self._sock: socket.socket | None = None
         self._link: LinkState | None = None
         self._announce_due: list[float] = []
@@ -136,7 +185,23 @@ class ArpProxyDaemon:
             self._wake_w.send(b"\0")
 
     def log_counters(self) -> None:
-        log.info("counters: %s", json.dumps(dict(sorted(self.counters.items()))))
+        log.info("counters: %s", json.dumps({k: v for k, v in sorted(self.counters.items()) if v}))
+
+    def alive(self) -> tuple[bool, str]:
+        """Liveness: the main loop turned recently (it wakes at least every poll interval)."""
+        stalled = self.clock() - self.heartbeat
+        limit = max(10.0, 20 * self.poll_interval)
+        if stalled > limit:
+            return False, f"main loop stalled for {stalled:.1f} s"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        """Readiness: attached to the interface, which is up, so requests are being answered."""
+        if self._sock is None or self._link is None:
+            return False, f"not attached to {self.ifname}"
+        if not self._link.running:
+            return False, f"{self.ifname} is down"
+        return self.alive()
 
     def run(self) -> int:
         """Serve until stopped; returns the process exit code."""
@@ -149,7 +214,7 @@ class ArpProxyDaemon:
             with IPRoute() as ipr:
                 self._maybe_write_stats(force=True)
                 while not self._stopping:
-                    now = self.clock()
+                    now = self.heartbeat = self.clock()
                     if now >= self._next_poll:
                         self._poll_link(ipr)
                         self._next_poll = now + self.poll_interval
@@ -197,6 +262,9 @@ class ArpProxyDaemon:
             return
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
+            # The kernel strips an offloaded VLAN tag before we see the frame and reports it
+            # only in the auxiliary data: ask for it, so tagged requests are never answered.
+            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             sock.bind((self.ifname, ETH_P_ALL))
             self._join_groups(sock, link, mac)
             sock.setblocking(False)
@@ -265,7 +333,7 @@ class ArpProxyDaemon:
     def _receive(self, sock: socket.socket) -> None:
         for _ in range(MAX_FRAMES_PER_WAKEUP):
             try:
-                data, addr = sock.recvfrom(65535)
+                data, ancdata, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(AUXDATA_LEN))
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -277,6 +345,9 @@ class ArpProxyDaemon:
             if addr[2] == PACKET_OUTGOING:
                 continue
             self.counters["rx"] += 1
+            if _vlan_tagged(ancdata):
+                self.counters[Outcome.VLAN_TAGGED.value] += 1
+                continue
             self._handle(data)
 
     def _handle(self, data: bytes) -> None:
@@ -284,21 +355,25 @@ class ArpProxyDaemon:
             verdict = handle_frame(data, self.cfg)
         except Exception:  # a bug in the handler must not take the proxy down
             self.counters["handler_errors"] += 1
-            log.exception("handler failed on a %d-byte frame", len(data))
+            self.throttle.log(
+                "handler", logging.ERROR, "handler failed on a %d-byte frame", len(data), exc_info=True
+            )
             return
         self.counters[verdict.outcome.value] += 1
         self._log_verdict(verdict)
         if verdict.reply is None:
             return
-        if not self.limiter.allow(verdict.requester or "", self.clock()):
-            self.counters["rate_limited"] += 1
+        refused = self.limiter.allow(verdict.requester or "", self.clock())
+        if refused is not None:
+            self.counters["rate_limited" if refused == "source" else "rate_limited_global"] += 1
             return
         if self._send(verdict.reply):
             self.counters["tx_replies"] += 1
+            self.counters["answered_arp" if verdict.outcome is Outcome.ARP_REPLY else "answered_ndp"] += 1
 
     def _log_verdict(self, verdict: Verdict) -> None:
         if verdict.outcome is Outcome.CONFLICT:
-            log.warning("%s", verdict.reason)
+            self.throttle.log("conflict", logging.WARNING, "%s", verdict.reason)
         elif log.isEnabledFor(logging.DEBUG):
             log.debug("%s: %s", verdict.outcome.value, verdict.reason)
 
@@ -334,10 +409,19 @@ class ArpProxyDaemon:
         snapshot = self.snapshot()
         if not force and (snapshot == self._stats_last or now - self._stats_written_at < STATS_MIN_INTERVAL):
             return
-        tmp = self.stats_file.with_name(f".{self.stats_file.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(snapshot, indent=2) + "\n")
-            os.replace(tmp, self.stats_file)
+            # A random O_EXCL temporary name, and a symlink planted at the path is replaced, not
+            # followed: a shared directory cannot redirect this (root's) write.
+            atomic_write(self.stats_file, (json.dumps(snapshot, indent=2) + "\n").encode())
         except OSError as exc:
-            log.warning("cannot write %s: %s", self.stats_file, exc)
+            self.throttle.log("stats", logging.WARNING, "cannot write %s: %s", self.stats_file, exc)
         self._stats_last, self._stats_written_at = snapshot, now
+
+
+def _vlan_tagged(ancdata: list[tuple[int, int, bytes]]) -> bool:
+    """Whether PACKET_AUXDATA says the frame carried a VLAN tag that the kernel stripped."""
+    for level, kind, data in ancdata:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= 4:
+            (status,) = struct.unpack_from("I", data)
+            return bool(status & TP_STATUS_VLAN_VALID)
+    return False

@@ -21,6 +21,7 @@ from scapy.layers.l2 import ARP, Ether
 ETH_P_IPV4 = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
+VLAN_ETHERTYPES = frozenset({0x8100, 0x88A8, 0x9100})  # 802.1Q, 802.1ad, legacy QinQ
 ETH_HLEN = 14
 ETH_MIN_FRAME = 60  # without FCS; short frames are padded so real NICs need not do it
 ARP_ETH_IPV4_LEN = 28
@@ -44,6 +45,7 @@ class Outcome(enum.Enum):
     NS_INVALID = "ns_invalid"  # NS failing RFC 4861 §7.1.1 validation: silently discarded
     CONFLICT = "conflict"  # someone else announces one of our gateway addresses
     MALFORMED = "malformed"  # truncated or garbled ARP/IPv6 frame
+    VLAN_TAGGED = "vlan_tagged"  # 802.1Q/802.1ad tag: the proxy's port is untagged, never answered
     IGNORED = "ignored"  # anything else: other protocols, replies, our own frames
 
 
@@ -112,6 +114,10 @@ def handle_frame(frame: bytes, cfg: ProxyConfig) -> Verdict:
     (ethertype,) = struct.unpack_from("!H", frame, 12)
     if eth_src == cfg.mac:
         return Verdict(Outcome.IGNORED, "our own frame")
+    if ethertype in VLAN_ETHERTYPES:
+        # An answer without the tag would land in the wrong broadcast domain, and one with it
+        # would claim the gateway on a VLAN the datapath does not route: ignore, deliberately.
+        return Verdict(Outcome.VLAN_TAGGED, f"VLAN-tagged frame (ethertype {ethertype:#06x})")
     if ethertype == ETH_P_ARP:
         return _handle_arp(frame[ETH_HLEN:], eth_src, cfg)
     if ethertype == ETH_P_IPV6:

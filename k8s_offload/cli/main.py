@@ -11,14 +11,25 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from k8s_offload.console import finish_cli
 from k8s_offload.p4.errors import P4FrontendError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_CODES = {
+    0: "ok",
+    1: "the entries do not fit the device",
+    2: "bad input or usage (message on stderr, nothing on stdout)",
+    70: "internal error",
+}
+COMMAND_EXIT_CODES = {
+    "p4info": {0: "ok", 2: "bad program or usage"},
+    "verify": {0: "proved", 1: "the proof failed, or the entries do not fit", 2: "bad input or usage"},
+    "trace": {0: "traced", 1: "the entries do not fit", 2: "bad input or usage"},
+}
 
 _EXAMPLES = """\
 examples:
@@ -33,13 +44,6 @@ examples:
   offload-compile p4info --format json -o x.json  as protobuf JSON, to a file
   offload-compile p4info --program my.p4          P4Info of another v1model program
 """
-
-
-def _version() -> str:
-    try:
-        return metadata.version("k8s-offload")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def serialize_p4info(message: Any, fmt: str) -> bytes:
@@ -85,7 +89,7 @@ def _p4info_parser(sub: Any) -> None:
     )
     p.add_argument("--format", choices=("text", "json", "binary"), default="text", help="output format")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    p.add_argument("--program", metavar="P4FILE", help="P4 source (default: the repo's p4src/k8s_dp.p4)")
+    p.add_argument("--program", metavar="P4FILE", help="P4 source (default: the shipped p4src/k8s_dp.p4)")
     p.set_defaults(func=_cmd_p4info)
 
 
@@ -121,7 +125,6 @@ def build_compile_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     compile_cmd.add_arguments(parser)
     parser.set_defaults(func=_cmd_compile)
     return parser
@@ -150,7 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in SUBCOMMANDS.values():
         add(sub)
@@ -160,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     is_subcommand = bool(args_list) and args_list[0] in SUBCOMMANDS
-    parser = build_parser() if is_subcommand else build_compile_parser()
+    parser = finish_cli(
+        build_parser() if is_subcommand else build_compile_parser(), EXIT_CODES, COMMAND_EXIT_CODES
+    )
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for usage errors

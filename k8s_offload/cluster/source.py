@@ -1,14 +1,15 @@
-"""The live cluster as the loader's source: watch events -> incremental compiler -> entity deltas.
+"""The live cluster as the loader's source: watch events -> the compiler's engine -> entity deltas.
 
-`ClusterSource.poll()` drains whatever the watches delivered, applies it as one batch to the
-`IncrementalCompiler`, and returns the changed desired items (new and old values of the changed
-keys). It is `ready` once every kind has been listed and the lists compiled.
+`ClusterSource.poll()` drains whatever the watches delivered, applies it as one batch to a tracking
+`Compilation` (the compiler's engine, docs/engine.md), and returns the changed desired items (new
+and old values of the changed keys). It is `ready` once every kind has been listed and the lists
+compiled.
 
 Pods are watched cluster-wide: policy peers and Service backends name pods on every node. Which
 pods are node-local is decided by the node facts (`spec.nodeName == nodeName` and a device port
 from the CNI plugin); a remote pod is kept only as the fields the compiler reads (labels, IPs,
 named ports, phase), and its events reach nothing unless a policy peer selects it or a backend
-has its IP (the incremental compiler's dependency index).
+has its IP (the units that read it, recorded by the compiler's engine).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from typing import Any
 
 from k8s_offload.cluster.watch import ClusterWatch, Event, Listed, WatchConfig
 from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.compilation import Change, Compilation
 from k8s_offload.compiler.errors import Location, ManifestError
 from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.loader import KubeObject, parse_object
 from k8s_offload.compiler.frontend.model import ObjectKey
 from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
 from k8s_offload.compiler.frontend.sources import RawObject
-from k8s_offload.compiler.incremental import Change, IncrementalCompiler
 from k8s_offload.compiler.ir.model import Diagnostic
 from k8s_offload.compiler.passes.pipeline import PassConfig
 from k8s_offload.loader.delta import apply_delta
@@ -98,9 +99,9 @@ class ClusterSource:
         full compile (None: every pass, bmv2, hash)."""
         self.schema = schema
         self.passes = passes
-        self.compiler = IncrementalCompiler(schema, facts, passes=passes)
+        self.compiler = Compilation(schema, facts, passes)
         self.watch = ClusterWatch(api_client, config)
-        self.kinds = set(self.watch.config.kinds)
+        self.kinds = set(self.watch.kinds)
         self.listed: set[str] = set()
         self.initial = with_initial_defaults(schema, {})
         self.desired: dict[Key, Item] = dict(self.initial)
@@ -113,7 +114,7 @@ class ClusterSource:
         self.known: dict[str, set[ObjectKey]] = {}
         self._pending: list[Change] = []
         # The last compiled batch: when its first message was dequeued (perf_counter) and seconds
-        # per phase: "decode" (messages -> Changes), "compile" (IncrementalCompiler.apply),
+        # per phase: "decode" (messages -> Changes), "compile" (Compilation.apply),
         # "items" (entities -> desired items).
         self.received_at = 0.0
         self.timings: dict[str, float] = {}
@@ -127,10 +128,7 @@ class ClusterSource:
 
     def set_facts(self, facts: NodeFacts | None) -> None:
         """New node facts (the CNI plugin attached a pod): recompile everything against them."""
-        old = self.compiler
-        self.compiler = IncrementalCompiler(self.schema, facts, passes=self.passes)
-        self.compiler.entities, self.compiler.counts = old.entities, old.counts  # diff against them
-        self._pending = [Change(o.key, o) for o in old.objects.values()] + self._pending
+        self.compiler = self.compiler.successor(facts)
 
     def diagnostics(self) -> tuple[Diagnostic, ...]:
         return self.compiler.diagnostics()
@@ -232,7 +230,7 @@ class ClusterSource:
             if key not in self.desired and key in self.initial:
                 self.desired[key] = new[key] = self.initial[key]
         if not self.ready:
-            n = len(self.compiler.objects)
+            n = sum(1 for _ in self.compiler.objects())
             log.info("first full list compiled: %d objects, %d entities", n, len(self.desired))
             # The store, IR, indexes and entities just built live as long as the loader. Left to
             # the collector, every full collection rescans them all: 1-2 s at size S-M, paid by

@@ -53,7 +53,8 @@ RESOURCES = (
     ),
     Resource("Endpoints", "v1", "CoreV1Api", "list_endpoints_for_all_namespaces"),
 )
-"""Endpoints last: the compiler uses them only for a Service without any EndpointSlice."""
+"""Endpoints last: the compiler uses them only for a Service without any EndpointSlice. The loader
+watches one of EndpointSlice and Endpoints, never both (`watched_kinds`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,28 @@ class WatchConfig:
     connect_timeout: float = 10.0
     backoff_initial: float = 0.2
     backoff_max: float = 30.0
-    kinds: Sequence[str] = tuple(r.kind for r in RESOURCES)
+    kinds: Sequence[str] | None = None  # None: every kind but one of EndpointSlice/Endpoints (watched_kinds)
+
+
+def watched_kinds(api_client: Any, timeout: float = 10.0) -> tuple[str, ...]:
+    """What the loader lists and watches: EndpointSlices wherever the API server serves
+    discovery.k8s.io/v1 (every release since 1.21), as kube-proxy does, never v1 Endpoints too:
+    the EndpointSlice mirroring controller already turns custom Endpoints into slices. Only a
+    server that answers 404 for that group version gets Endpoints watched instead.
+
+    Discovery needs no RBAC rule of ours (the default system:discovery role allows it). An
+    unreachable server counts as serving slices; the watches then retry as usual.
+    """
+    try:
+        resources = k8s.DiscoveryV1Api(api_client).get_api_resources(_request_timeout=timeout)
+        served = any(r.name == "endpointslices" for r in resources.resources or [])
+    except ApiException as err:
+        served = err.status != 404
+    except Exception as err:  # connection refused, DNS, TLS: the watches will report and retry
+        log.warning("API discovery failed (%s); watching EndpointSlices", err)
+        served = True
+    dropped = "Endpoints" if served else "EndpointSlice"
+    return tuple(r.kind for r in RESOURCES if r.kind != dropped)
 
 
 # Where the kubelet mounts a pod's service account (token, CA bundle, namespace).
@@ -248,12 +270,12 @@ class ClusterWatch:
 
     def __init__(self, api_client: Any, config: WatchConfig | None = None) -> None:
         self.config = config or WatchConfig()
+        self.kinds = tuple(self.config.kinds) if self.config.kinds is not None else watched_kinds(api_client)
         self.queue: queue.Queue[Listed | Event] = queue.Queue()
         self.stop = threading.Event()
         by_kind = {r.kind: r for r in RESOURCES}
         self.watches = [
-            ResourceWatch(api_client, by_kind[k], self.queue, self.config, self.stop)
-            for k in self.config.kinds
+            ResourceWatch(api_client, by_kind[k], self.queue, self.config, self.stop) for k in self.kinds
         ]
 
     def start(self) -> ClusterWatch:

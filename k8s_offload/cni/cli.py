@@ -2,7 +2,10 @@
 
 The runtime passes parameters in CNI_* environment variables and the network configuration on
 stdin, and reads a result or an error as JSON on stdout; the exit code is 0 only on success.
-Diagnostics go to stderr (and to $OFFLOAD_CNI_LOG if set), never to stdout.
+Diagnostics go to stderr (and to $OFFLOAD_CNI_LOG if set), never to stdout. Every failure,
+including a bug, ends as the spec's error document, never as a bare traceback on stdout.
+
+``offload-cni install ...`` is the one exception: an ordinary command line (install.py).
 """
 
 from __future__ import annotations
@@ -11,68 +14,129 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-from k8s_offload.cni import plugin
-from k8s_offload.cni.config import parse_env, parse_netconf, peek_version
-from k8s_offload.cni.errors import INTERNAL_ERROR, IO_FAILURE, CniError
+from k8s_offload.cni import install, metrics, netns, nodefacts, plugin
+from k8s_offload.cni.config import NetConf, parse_env, parse_netconf, peek_version
+from k8s_offload.cni.errors import DECODE_FAILURE, INTERNAL_ERROR, IO_FAILURE, CniError, brief
+from k8s_offload.version import version as package_version
 
 log = logging.getLogger("cni_plugin")
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_STDIN = 1 << 20
 
 
 def run(environ: Mapping[str, str], stdin: bytes) -> tuple[int, dict[str, Any] | None]:
     """Execute one invocation; returns the exit code and the JSON document to print, if any."""
     version = peek_version(stdin)
+    started, t0 = time.time(), time.monotonic()
+    conf: NetConf | None = None
+    command = str(environ.get("CNI_COMMAND", ""))
+    code, doc = 0, None
     try:
         env = parse_env(environ)
         if env.command == "VERSION":
-            return 0, plugin.version_info()
-        conf = parse_netconf(stdin)
+            return 0, plugin.version_info(version)
+        conf = parse_netconf(stdin, env.command)
         version = conf.cni_version
-        if env.command == "ADD":
-            return 0, plugin.cmd_add(conf, env)
-        if env.command == "DEL":
-            plugin.cmd_del(conf, env)
-        else:
-            plugin.cmd_check(conf, env)
-        return 0, None
+        handler = {
+            "ADD": plugin.cmd_add,
+            "DEL": plugin.cmd_del,
+            "CHECK": plugin.cmd_check,
+            "STATUS": plugin.cmd_status,
+            "GC": plugin.cmd_gc,
+        }[env.command]
+        doc = handler(conf, env, environ)
     except CniError as exc:
-        log.error(
-            "%s failed: %s%s", environ.get("CNI_COMMAND"), exc.msg, f" ({exc.details})" if exc.details else ""
+        log.error("%s failed: %s%s", command[:20], exc.msg, f" ({exc.details})" if exc.details else "")
+        code, doc = exc.code, exc.to_json(version)
+    except Exception as exc:  # a bug: report it as a CNI error rather than a bare traceback
+        log.exception("unexpected failure")
+        code, doc = (
+            INTERNAL_ERROR,
+            CniError(INTERNAL_ERROR, f"internal error: {brief(str(exc), 200)}").to_json(version),
         )
-        return 1, exc.to_json(version)
+    if conf is not None and conf.metrics_file is not None:
+        op = metrics.Operation(command, code, started, time.monotonic() - t0, _pool(conf))
+        metrics.record(conf.metrics_file, op)
+    return (0 if code == 0 else 1), doc
 
 
-def _setup_logging() -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if path := os.environ.get("OFFLOAD_CNI_LOG"):
-        handlers.append(logging.FileHandler(path))
+def _pool(conf: NetConf) -> dict[str, int] | None:
+    """Pool state for the metrics file, read without the lock (the facts file is replaced atomically)."""
+    try:
+        facts = nodefacts.read(conf.node_facts)
+        summary = plugin.pool_summary(conf, facts, netns.host_links())
+    except Exception as exc:
+        log.debug("no pool state for metrics: %s", exc)
+        return None
+    return {"assigned": summary.assigned, "available": summary.available, "unavailable": summary.unavailable}
+
+
+def _setup_logging(environ: Mapping[str, str]) -> None:
+    """stderr, plus $OFFLOAD_CNI_LOG; a bad log file or level is reported and otherwise ignored."""
     logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s offload-cni %(levelname)s %(message)s", handlers=handlers
+        level=logging.WARNING,
+        format="%(asctime)s offload-cni %(levelname)s %(message)s",
+        stream=sys.stderr,
+        force=True,
     )
-    log.setLevel(os.environ.get("OFFLOAD_CNI_LOG_LEVEL", "INFO").upper())
+    level = environ.get("OFFLOAD_CNI_LOG_LEVEL", "INFO").upper()
+    if level not in LEVELS:
+        log.warning(
+            "OFFLOAD_CNI_LOG_LEVEL %s is not one of %s; using INFO", brief(level, 40), ", ".join(LEVELS)
+        )
+        level = "INFO"
+    log.setLevel(level)
+    if path := environ.get("OFFLOAD_CNI_LOG"):
+        try:
+            handler = logging.FileHandler(path)
+        except (OSError, ValueError) as exc:
+            log.warning("cannot open OFFLOAD_CNI_LOG %s: %s", brief(path, 200), exc)
+            return
+        handler.setFormatter(logging.Formatter("%(asctime)s offload-cni %(levelname)s %(message)s"))
+        logging.getLogger().addHandler(handler)
 
 
-def main(stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
-    _setup_logging()
+def _read_stdin(stream: IO[bytes]) -> bytes:
+    data = stream.read(MAX_STDIN + 1)
+    if len(data) > MAX_STDIN:
+        raise CniError(DECODE_FAILURE, f"network configuration is larger than {MAX_STDIN} bytes")
+    return data
+
+
+def main(argv: list[str] | None = None, stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:  # a runtime passes no arguments (CNI_* and stdin); a person may
+        print(f"offload-cni {package_version()}")
+        return 0
+    if args[:1] == ["install"]:
+        return install.main(args[1:])
+    _setup_logging(os.environ)
     out = stdout or sys.stdout
     doc: dict[str, Any] | None
+    data = b""
     try:
-        data = (stdin or sys.stdin.buffer).read()
+        data = _read_stdin(stdin or sys.stdin.buffer)
+        code, doc = run(os.environ, data)
+    except CniError as exc:
+        code, doc = 1, exc.to_json(peek_version(data))
     except OSError as exc:
-        data = b""
-        code, doc = 1, CniError(IO_FAILURE, f"cannot read the network configuration: {exc}").to_json("1.0.0")
-    else:
-        try:
-            code, doc = run(os.environ, data)
-        except Exception as exc:  # report bugs as a CNI error rather than a bare traceback
-            log.exception("unexpected failure")
-            code, doc = 1, CniError(INTERNAL_ERROR, f"internal error: {exc}").to_json(peek_version(data))
+        code = 1
+        doc = CniError(IO_FAILURE, f"cannot read the network configuration: {exc}").to_json(
+            peek_version(data)
+        )
     if doc is not None:
-        json.dump(doc, out, indent=2)
-        out.write("\n")
-        out.flush()
+        try:
+            json.dump(doc, out, indent=2)
+            out.write("\n")
+            out.flush()
+        except OSError as exc:
+            log.error("cannot write the result: %s", exc)
+            return 1
     return code
 
 

@@ -1,9 +1,12 @@
 """Moving a device port interface into a pod's network namespace and back, with pyroute2.
 
 The interface carries its own undo information in its alias (IFLA_IFALIAS), which travels with it
-across namespaces: the host name, MTU and up state to restore on DEL, and the container id that
-owns it. That way DEL needs nothing but the interface, and a port that is already marked is never
-handed out twice.
+across namespaces: the host name, MTU and up state to restore, and the attachment (container id
+and pod interface name) that owns it. The alias is set *before* anything else changes and cleared
+only *after* everything is restored, so at every instant between those two steps the port is
+findable by its marker wherever it is (host or pod namespace, under either name). A process
+killed at any point therefore leaves a port that DEL (which searches by marker, not by name), GC
+and the next ADD (which reclaim marked ports nobody owns) can return to the pool.
 
 Renames happen inside the namespace that cannot hold a clash: the interface enters the pod under
 its host name and is renamed there, and leaves the pod only after getting its host name back.
@@ -16,10 +19,11 @@ import errno
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
 from pathlib import Path
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -42,18 +46,25 @@ class Marker:
     mtu: int
     was_up: bool
     container_id: str
+    ifname: str | None  # None in markers written before the pod interface name was recorded
 
     def encode(self) -> str:
         up = int(self.was_up)
-        return f"{ALIAS_PREFIX} host={self.host_name} mtu={self.mtu} up={up} cid={self.container_id}"
+        ifname = f" if={self.ifname}" if self.ifname else ""
+        return f"{ALIAS_PREFIX} host={self.host_name} mtu={self.mtu} up={up}{ifname} cid={self.container_id}"
+
+    def owned_by(self, container_id: str, ifname: str) -> bool:
+        return self.container_id == container_id and self.ifname in (None, ifname)
 
     @staticmethod
-    def decode(alias: str | None) -> Marker | None:
-        if not alias or not alias.startswith(ALIAS_PREFIX + " "):
+    def decode(alias: object) -> Marker | None:
+        if not isinstance(alias, str) or not alias.startswith(ALIAS_PREFIX + " "):
             return None
         try:
             fields = dict(item.split("=", 1) for item in alias.split()[1:])
-            return Marker(fields["host"], int(fields["mtu"]), fields["up"] == "1", fields["cid"])
+            return Marker(
+                fields["host"], int(fields["mtu"]), fields["up"] == "1", fields["cid"], fields.get("if")
+            )
         except (KeyError, ValueError):
             return None
 
@@ -71,7 +82,7 @@ class PodInterface:
 
 @dataclass
 class Observed:
-    """What an interface in a namespace looks like, for CHECK and idempotent ADD."""
+    """What an interface in a namespace looks like, for CHECK."""
 
     mac: str
     mtu: int
@@ -79,6 +90,15 @@ class Observed:
     marker: Marker | None
     addresses: set[str] = field(default_factory=set)  # "10.244.1.5/32"
     routes: set[tuple[str, str | None]] = field(default_factory=set)  # (dst, gateway)
+
+
+@dataclass(frozen=True)
+class HostLink:
+    """A link in the host namespace, as far as the pool is concerned."""
+
+    index: int
+    name: str
+    marker: Marker | None
 
 
 class PlumbingError(Exception):
@@ -90,7 +110,7 @@ def _ipr(netns_path: str | None) -> Iterator[IPRoute]:
     """IPRoute in the given namespace (by path), or in the plugin's own (host) namespace."""
     try:
         ipr = IPRoute(netns=netns_path, flags=0) if netns_path else IPRoute()
-    except OSError as exc:
+    except (OSError, NetlinkError) as exc:
         raise PlumbingError(f"cannot open network namespace {netns_path}: {exc}") from exc
     with ipr:
         yield ipr
@@ -101,13 +121,25 @@ def _index(ipr: IPRoute, ifname: str) -> int | None:
     return int(found[0]) if found else None
 
 
-def host_port_state(host_name: str) -> Marker | bool | None:
-    """False if ``host_name`` is not in the host namespace, its Marker if it is plugged, else None."""
-    with _ipr(None) as ipr:
-        idx = _index(ipr, host_name)
-        if idx is None:
-            return False
-        return Marker.decode(ipr.link("get", index=idx)[0].get("IFLA_IFALIAS"))
+def _links(ipr: IPRoute) -> list[HostLink]:
+    return [
+        HostLink(int(m["index"]), str(m.get("IFLA_IFNAME")), Marker.decode(m.get("IFLA_IFALIAS")))
+        for m in ipr.get_links()
+    ]
+
+
+def host_links() -> dict[str, HostLink]:
+    """Every link of the host namespace by name (one netlink dump)."""
+    with _ipr(None) as host:
+        return {link.name: link for link in _links(host)}
+
+
+def has_interface(netns_path: str, ifname: str) -> bool:
+    """Whether the pod namespace already has ``ifname`` (ADD must then fail, §2 "ADD")."""
+    if not Path(netns_path).exists():
+        raise PlumbingError(f"network namespace {netns_path} does not exist")
+    with _ipr(netns_path) as pod:
+        return _index(pod, ifname) is not None
 
 
 def plug(host_name: str, netns_path: str, container_id: str, want: PodInterface) -> str:
@@ -120,18 +152,20 @@ def plug(host_name: str, netns_path: str, container_id: str, want: PodInterface)
         if idx is None:
             raise PlumbingError(f"device port {host_name} is not in the host namespace")
         link = host.link("get", index=idx)[0]
-        marker = Marker(host_name, int(link.get("IFLA_MTU")), bool(link["flags"] & IFF_UP), container_id)
+        marker = Marker(
+            host_name, int(link.get("IFLA_MTU")), bool(link["flags"] & IFF_UP), container_id, want.ifname
+        )
         mac = str(link.get("IFLA_ADDRESS"))
         try:
             pod_fd = os.open(netns_path, os.O_RDONLY)
         except OSError as exc:
             raise PlumbingError(f"cannot open network namespace {netns_path}: {exc}") from exc
         try:
+            host.link("set", index=idx, ifalias=marker.encode())  # first: from here on it is findable
             host.link("set", index=idx, state="down")
-            host.link("set", index=idx, ifalias=marker.encode())
             host.link("set", index=idx, net_ns_fd=pod_fd)
         except NetlinkError as exc:
-            _restore_in_host(host, idx, marker)
+            _restore(host, idx, marker)
             raise PlumbingError(f"cannot move {host_name} into {netns_path}: {exc}") from exc
         finally:
             os.close(pod_fd)
@@ -140,7 +174,7 @@ def plug(host_name: str, netns_path: str, container_id: str, want: PodInterface)
             _configure(pod, host_name, want)
     except (NetlinkError, PlumbingError, OSError) as exc:
         log.warning("configuring %s in %s failed, rolling back: %s", want.ifname, netns_path, exc)
-        unplug(netns_path, container_id, names=(want.ifname, host_name))
+        unplug(netns_path, container_id, want.ifname)
         raise PlumbingError(f"cannot configure {want.ifname} in {netns_path}: {exc}") from exc
     return mac
 
@@ -149,9 +183,10 @@ def _configure(pod: IPRoute, host_name: str, want: PodInterface) -> None:
     idx = _index(pod, host_name)
     if idx is None:
         raise PlumbingError(f"{host_name} did not arrive in the pod namespace")
-    if _index(pod, want.ifname) is not None:
+    if host_name != want.ifname and _index(pod, want.ifname) is not None:
         raise PlumbingError(f"the pod already has an interface named {want.ifname}")
-    pod.link("set", index=idx, ifname=want.ifname)
+    if host_name != want.ifname:
+        pod.link("set", index=idx, ifname=want.ifname)
     if want.mtu:
         pod.link("set", index=idx, mtu=want.mtu)
     for addr in want.addresses:
@@ -168,37 +203,39 @@ def _configure(pod: IPRoute, host_name: str, want: PodInterface) -> None:
         pod.route("add", dst="::/0", gateway=str(want.gateway6), oif=idx, family=socket.AF_INET6)
 
 
-def unplug(netns_path: str | None, container_id: str, names: tuple[str, ...]) -> str | None:
-    """Return this container's interface (looked up by ``names``) to the host namespace.
+def unplug(netns_path: str | None, container_id: str, ifname: str) -> list[str]:
+    """Return the attachment's port(s) to the host namespace; returns their host names.
 
-    Tolerates everything being gone already (DEL must succeed then). Returns the host name of the
-    interface it returned, or None if there was nothing to do.
+    Ports are found by their marker, under whatever name they have: in the pod namespace (if it
+    still exists), then in the host namespace (a physical port falls back there when its
+    namespace is destroyed, and a port of an ADD or DEL killed half-way may be there). Finding
+    nothing is success: DEL must succeed when there is nothing (left) to undo.
     """
+    returned: list[str] = []
     if netns_path and os.path.exists(netns_path):
         with _ipr(netns_path) as pod:
-            for name in names:
-                idx = _index(pod, name)
-                if idx is None:
-                    continue
-                marker = Marker.decode(pod.link("get", index=idx)[0].get("IFLA_IFALIAS"))
-                if marker is None or marker.container_id != container_id:
-                    continue
-                _leave_pod(pod, idx, marker)
-                return marker.host_name
-    # The namespace is gone (or never got the interface): a physical port falls back to the
-    # initial namespace under some name, so look for our marker there.
+            for link in _links(pod):
+                if link.marker and link.marker.owned_by(container_id, ifname):
+                    _leave_pod(pod, link.index, link.marker)
+                    returned.append(link.marker.host_name)
+    returned += restore_marked(lambda m: m.owned_by(container_id, ifname))
+    return returned
+
+
+def restore_marked(select: Callable[[Marker], bool]) -> list[str]:
+    """Restore every marked port in the host namespace that ``select`` picks; returns host names."""
+    returned = []
     with _ipr(None) as host:
-        for link in host.get_links():
-            marker = Marker.decode(link.get("IFLA_IFALIAS"))
-            if marker and marker.container_id == container_id:
-                _restore_in_host(host, int(link["index"]), marker)
-                return marker.host_name
-    return None
+        for link in _links(host):
+            if link.marker and select(link.marker):
+                _restore(host, link.index, link.marker)
+                returned.append(link.marker.host_name)
+    return returned
 
 
 def _leave_pod(pod: IPRoute, idx: int, marker: Marker) -> None:
     pod.link("set", index=idx, state="down")
-    if pod.link("get", index=idx)[0].get("ifname") != marker.host_name:
+    if pod.link("get", index=idx)[0].get("IFLA_IFNAME") != marker.host_name:
         pod.link("set", index=idx, ifname=marker.host_name)
     host_fd = os.open(HOST_NETNS, os.O_RDONLY)
     try:
@@ -206,26 +243,27 @@ def _leave_pod(pod: IPRoute, idx: int, marker: Marker) -> None:
     finally:
         os.close(host_fd)
     with _ipr(None) as host:
-        host_idx = _index(host, marker.host_name)
-        if host_idx is None:
-            raise PlumbingError(f"{marker.host_name} did not arrive back in the host namespace")
-        _restore_in_host(host, host_idx, marker)
+        for link in _links(host):
+            if link.marker == marker:
+                _restore(host, link.index, marker)
+                return
+    raise PlumbingError(f"{marker.host_name} did not arrive back in the host namespace")
 
 
-def _restore_in_host(host: IPRoute, idx: int, marker: Marker) -> None:
-    """Put name, MTU, alias and up state back as they were before ADD."""
+def _restore(host: IPRoute, idx: int, marker: Marker) -> None:
+    """Put name, MTU and up state back as they were before ADD; clear the marker last."""
     link = host.link("get", index=idx)[0]
-    if link.get("ifname") != marker.host_name:
+    if link.get("IFLA_IFNAME") != marker.host_name:
         host.link("set", index=idx, state="down")
         try:
             host.link("set", index=idx, ifname=marker.host_name)
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise
-            log.warning("cannot rename %s back to %s: name taken", link.get("ifname"), marker.host_name)
-    host.link("set", index=idx, mtu=marker.mtu, ifalias="")
-    if marker.was_up:
-        host.link("set", index=idx, state="up")
+            log.warning("cannot rename %s back to %s: name taken", link.get("IFLA_IFNAME"), marker.host_name)
+    host.link("set", index=idx, mtu=marker.mtu)
+    host.link("set", index=idx, state="up" if marker.was_up else "down")
+    host.link("set", index=idx, ifalias="")
 
 
 def observe(netns_path: str, ifname: str) -> Observed | None:
@@ -247,7 +285,11 @@ def observe(netns_path: str, ifname: str) -> Observed | None:
             seen.addresses.add(str(ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")))
         for family in (socket.AF_INET, socket.AF_INET6):
             for msg in pod.get_routes(oif=idx, family=family, table=RT_TABLE_MAIN):
-                dst = msg.get("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
-                gw = msg.get("RTA_GATEWAY")
-                seen.routes.add((f"{dst}/{msg['dst_len']}", str(gw) if gw else None))
+                seen.routes.add(_route_key(msg, family))
         return seen
+
+
+def _route_key(msg: Any, family: int) -> tuple[str, str | None]:
+    dst = msg.get("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
+    gw = msg.get("RTA_GATEWAY")
+    return str(ip_interface(f"{dst}/{msg['dst_len']}").network), str(gw) if gw else None

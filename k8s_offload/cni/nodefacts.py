@@ -14,7 +14,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -24,10 +23,13 @@ from typing import Any
 import yaml
 
 from k8s_offload.cni.errors import IO_FAILURE, NODE_FACTS_INVALID, TRY_AGAIN_LATER, CniError
+from k8s_offload.compiler.frontend.syntax import Problem, SyntaxFailure, load_yaml
+from k8s_offload.safefile import atomic_write
 
 API_VERSION = "offload.k8s-offload.dev/v1alpha1"
 KIND = "NodeFacts"
 LOCK_TIMEOUT = 10.0
+MAX_BYTES = 16 << 20
 
 
 class NodeFacts:
@@ -89,45 +91,60 @@ class NodeFacts:
         return v4, v6
 
     def save(self) -> None:
-        """Atomically replace the file with the current document."""
-        text = yaml.safe_dump(self.data, sort_keys=False, default_flow_style=False)
-        mode = self.path.stat().st_mode & 0o7777 if self.path.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        """Atomically replace the file with the current document.
+
+        A symlinked path is written through: the link stays and the file it points to is
+        replaced, so an operator can keep the real file elsewhere.
+        """
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, self.path)
+            text = yaml.safe_dump(self.data, sort_keys=False, default_flow_style=False)
+            atomic_write(self.path, text.encode("utf-8"), follow_symlinks=True)
+        except RecursionError:
+            raise CniError(NODE_FACTS_INVALID, f"{self.path}: nested too deeply to write back") from None
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise CniError(IO_FAILURE, f"cannot write {self.path}: {exc}") from exc
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         # The operator has not written it yet: start a document the compiler can complete.
         return {"apiVersion": API_VERSION, "kind": KIND, "pods": []}
     except OSError as exc:
         raise CniError(IO_FAILURE, f"cannot read {path}: {exc}") from exc
+    if len(raw) > MAX_BYTES:
+        raise CniError(NODE_FACTS_INVALID, f"{path}: larger than {MAX_BYTES} bytes")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CniError(NODE_FACTS_INVALID, f"{path}: invalid YAML", str(exc)) from exc
+        # The compiler's own reader (same bounds: depth, aliases, integers, duplicate keys), so
+        # the plugin never accepts and rewrites a file the compiler would refuse to read.
+        documents = list(load_yaml(raw.decode("utf-8")))
+    except UnicodeDecodeError as exc:
+        raise CniError(NODE_FACTS_INVALID, f"{path}: not UTF-8 text", str(exc)) from None
+    except SyntaxFailure as exc:
+        problem = exc.problem
+        raise CniError(NODE_FACTS_INVALID, f"{path}: invalid YAML", _where(problem)) from None
+    if len(documents) > 1:
+        raise CniError(NODE_FACTS_INVALID, f"{path}: must hold one YAML document, got {len(documents)}")
+    if documents and documents[0].problems:
+        raise CniError(NODE_FACTS_INVALID, f"{path}: invalid YAML", _where(documents[0].problems[0]))
+    data = documents[0].value if documents else None
     if data is None:
         data = {"apiVersion": API_VERSION, "kind": KIND}
     if not isinstance(data, dict):
         raise CniError(NODE_FACTS_INVALID, f"{path}: must be a YAML mapping")
     return data
+
+
+def _where(problem: Problem) -> str:
+    where = problem.with_position()
+    return f"{problem.field_path}: {where}" if problem.field_path else where
+
+
+def read(path: Path) -> NodeFacts:
+    """The current document, without the lock (the file is only ever replaced atomically)."""
+    return NodeFacts(path, _load(path))
 
 
 @contextlib.contextmanager
@@ -136,7 +153,7 @@ def locked(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[NodeFacts]:
     lock_path = path.with_name(path.name + ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         raise CniError(IO_FAILURE, f"cannot open lock file {lock_path}: {exc}") from exc
     try:

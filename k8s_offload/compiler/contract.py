@@ -1,7 +1,8 @@
 """Where the compiler gets the P4 program's contract: the committed P4Info.
 
-`p4src/build/k8s_dp.p4info.txtpb` is generated from the P4 source by our front end and a test
-fails when it is stale, so reading it is equivalent to parsing the program, and much faster.
+`p4src/build/k8s_dp.p4info.txtpb` (shipped in the package, k8s_offload/resources.py) is generated
+from the P4 source by our front end and a test fails when it is stale, so reading it is equivalent
+to parsing the program, and much faster.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from google.protobuf import text_format
 
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.p4rt.proto import p4info
+from k8s_offload.resources import P4SRC
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-P4INFO_PATH = REPO_ROOT / "p4src" / "build" / "k8s_dp.p4info.txtpb"
+P4INFO_PATH = P4SRC / "build" / "k8s_dp.p4info.txtpb"
 
 
 def read_p4info(path: Path = P4INFO_PATH) -> object:

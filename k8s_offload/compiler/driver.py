@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.compilation import compile_objects
 from k8s_offload.compiler.contract import default_schema
 from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.loader import Manifests, load_inputs
-from k8s_offload.compiler.ir.build import build_ir
-from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
-from k8s_offload.compiler.lower.bundle import Lowered, lower
+from k8s_offload.compiler.lower.bundle import Lowered
 from k8s_offload.compiler.passes.pipeline import PassConfig
+
+if TYPE_CHECKING:
+    from k8s_offload.console import PhaseHook
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +39,32 @@ def compile_sources(
     stdin: TextIO | None = None,
     schema: Schema | None = None,
     passes: PassConfig | None = None,
+    progress: PhaseHook | None = None,
 ) -> CompileResult:
-    """Raises ManifestErrors for bad input and BundleError/CapacityError when entries do not fit.
+    """Raises ManifestErrors for bad input and BundleError/CapacityError when entries do not fit;
+    the PIPELINE's units run once (compiler/compilation.py).
 
     The cyclic GC stays paused for the whole compile rather than per stage: each stage that
     re-enabled it paid a collection over everything the earlier stages had built (frontend/gc_pause.py).
+    `progress` is called after each stage with what it made (k8s_offload.console.Progress).
     """
+    report = progress or _silent
     with gc_paused():
         manifests, facts = load_inputs(sources, node, stdin=stdin)
-        ir = build_ir(manifests.objects, facts)
-        check_ir(ir)
+        report("load", len(manifests.objects), "objects")
         schema = schema or default_schema()
-        return CompileResult(manifests, ir, lower(ir, schema, passes), schema)
+        c = compile_objects(manifests.objects, facts, schema, passes)
+        lowered = Lowered(c.bundle(), c.lowering_diagnostics(), c.policy())
+        ir = c.ir()
+        c.release()
+        records = len(ir.pods) + len(ir.services) + len(ir.frontends) + len(ir.backend_sets)
+        report("ir", records + len(ir.network_policies), "records")
+        bundle = lowered.bundle
+        report(
+            "passes and lowering", len(bundle.entries) + len(bundle.members) + len(bundle.groups), "entities"
+        )
+        return CompileResult(manifests, ir, lowered, schema)
+
+
+def _silent(phase: str, count: int, unit: str) -> None:
+    pass

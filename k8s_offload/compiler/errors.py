@@ -110,3 +110,8 @@ class ManifestErrors(CompilerError):
 
 class IRVerificationError(CompilerError):
     """A broken IR invariant: a compiler bug (or a hand-built IR), never a user input problem."""
+
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems)
+        """One line per broken invariant, each starting with the node, e.g. `pods[3] (Pod a/b): ...`."""

@@ -1,6 +1,7 @@
 """`offload-lab up|down|status|flush`: an example cluster's local pods on one machine (root).
 
-`up` builds the lab and returns once the loader has synced and every pod server listens; the
+`up` builds the lab (`--nodes 2`: two nodes whose devices are linked by their uplinks) and returns
+once every loader has synced and every pod server listens; the
 daemons keep running until `down`. See README.md, section "Lab".
 """
 
@@ -13,7 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .core import DEFAULT_CLUSTER, REPO, STATE_ROOT, Lab, LabError
+from k8s_offload.console import finish_cli
+
+from .core import DEFAULT_CLUSTER, STATE_ROOT, Lab, LabError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,18 +26,30 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="offload-lab", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", parents=[common], help="create the lab and start its processes")
-    up.add_argument("--cluster", type=Path, help=f"manifests directory (default {DEFAULT_CLUSTER})")
-    up.add_argument("--node", type=Path, help="node facts file (default: node.yaml next to the cluster dir)")
+    up.add_argument("--cluster", type=Path, help="manifests directory (default: the shipped lab example)")
+    up.add_argument(
+        "--nodes",
+        type=int,
+        choices=(1, 2),
+        help="nodes, each with its own device (default 1, or one per --node)",
+    )
+    up.add_argument(
+        "--node",
+        type=Path,
+        action="append",
+        help="node facts file, once per node (default: node.yaml, then node-*.yaml, next to the cluster dir)",
+    )
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness (60)")
     sub.add_parser("down", parents=[common], help="stop everything and delete the namespaces")
     sub.add_parser("flush", parents=[common], help="make the software target forget all connections")
     st = sub.add_parser("status", parents=[common], help="what runs; exit 0 healthy, 1 not, 3 not up")
     st.add_argument("--json", action="store_true", help="machine-readable output")
-    return p
+    return finish_cli(
+        p, EXIT_CODES, {"status": {0: "healthy", 1: "not healthy", 2: "bad options", 3: "not up"}}
+    )
 
 
-def _default_cluster() -> Path:
-    return DEFAULT_CLUSTER if DEFAULT_CLUSTER.is_dir() else REPO / DEFAULT_CLUSTER
+EXIT_CODES = {0: "ok", 1: "failed (status: not healthy)", 2: "bad options", 3: "status: the lab is not up"}
 
 
 def _print_status(st: dict[str, Any]) -> None:
@@ -42,18 +57,22 @@ def _print_status(st: dict[str, Any]) -> None:
     for problem in st["problems"]:
         print(f"  problem: {problem}")
     print(f"  manifests (edit to change the cluster): {st['manifests']}")
-    print(f"  node namespace: {st['nodeNamespace']}")
-    for proc in st["processes"]:
+    for node in st["nodes"]:
+        link = f", uplink to {node['uplinkPeer']}" if node["uplinkPeer"] else ""
+        print(f"  node {node['name']}: namespace {node['netns']}{link}")
+        for proc in node["processes"]:
+            print(f"    {'running' if proc['running'] else 'STOPPED'} {proc['role']} (pid {proc['pid']})")
+        for pod in node["pods"]:
+            ports = ",".join(map(str, pod["tcpPorts"])) or "-"
+            print(
+                f"    pod {pod['pod']}: netns {pod['netns']} ips {' '.join(pod['ips'])} tcp {ports} "
+                f"device port {pod['devicePort']} mac {pod['mac']}"
+            )
+        counters = node["arpProxy"].get("counters") or {}
+        if counters:
+            print(f"    arp proxy: {json.dumps(counters, sort_keys=True)}")
+    for proc in st["servers"]:
         print(f"  {'running' if proc['running'] else 'STOPPED'} {proc['role']} (pid {proc['pid']})")
-    for pod in st["pods"]:
-        ports = ",".join(map(str, pod["tcpPorts"])) or "-"
-        print(
-            f"  pod {pod['pod']}: netns {pod['netns']} ips {' '.join(pod['ips'])} tcp {ports} "
-            f"device port {pod['devicePort']} mac {pod['mac']}"
-        )
-    counters = st["arpProxy"].get("counters") or {}
-    if counters:
-        print(f"  arp proxy: {json.dumps(counters, sort_keys=True)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,9 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lab = Lab(args.name, args.state_dir)
         if args.command == "up":
-            cluster = args.cluster or _default_cluster()
-            state = lab.up(cluster, args.node, args.timeout)
-            print(f"offload-lab: lab {state.name} is up with {len(state.pods)} pods", file=sys.stderr)
+            cluster = args.cluster or DEFAULT_CLUSTER
+            state = lab.up(cluster, args.node, args.timeout, nodes=args.nodes)
+            where = f"{len(state.nodes)} nodes" if len(state.nodes) > 1 else "1 node"
+            print(
+                f"offload-lab: lab {state.name} is up with {len(state.pods)} pods on {where}", file=sys.stderr
+            )
             for pod in state.pods:
                 print(f"  ip netns exec {pod.netns} ...   # {pod.key} {' '.join(pod.ips)}", file=sys.stderr)
             return 0

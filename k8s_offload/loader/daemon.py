@@ -2,8 +2,9 @@
 
 Each round: reload sources if they changed (a compile error keeps the last good desired state and
 the device untouched); (re)connect with capped, jittered backoff when the stream is down; make
-sure the device runs our pipeline (re-push it after a target restart); reconcile from what the
-device reports, never from local memory, so a restarted loader writes only the difference.
+sure the device runs our pipeline and prove it forwards with it (bootstrap.py: a fresh device, a
+foreign pipeline, a config loaded but never committed); reconcile from what the device reports,
+never from local memory, so a restarted loader writes only the difference.
 """
 
 from __future__ import annotations
@@ -25,21 +26,29 @@ from k8s_offload.compiler.contract import read_p4info
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.frontend.nodefacts import NodeFacts, load_node_facts
 from k8s_offload.compiler.passes.pipeline import PassConfig
+from k8s_offload.console import PhaseHook
+from k8s_offload.loader.bootstrap import PipelineError, PipelineManager
 from k8s_offload.loader.delta import delta_plan
-from k8s_offload.loader.entities import Item, Key, bundle_items, container, with_initial_defaults
+from k8s_offload.loader.entities import (
+    Item,
+    Key,
+    bundle_items,
+    complete_initial_defaults,
+    container,
+    with_initial_defaults,
+)
 from k8s_offload.loader.metrics import Metrics, loader_metrics
 from k8s_offload.loader.plan import INSERT, MODIFY
 from k8s_offload.loader.sources import SourceWatcher
 from k8s_offload.loader.sync import Syncer, SyncResult
 from k8s_offload.p4rt.client import (
-    RECONCILE_AND_COMMIT,
-    VERIFY_AND_COMMIT,
+    Arbitration,
     NotPrimaryError,
     P4RuntimeClient,
     TlsOptions,
 )
 from k8s_offload.p4rt.errors import P4RuntimeRpcError
-from k8s_offload.p4rt.proto import p4runtime as p4r
+from k8s_offload.p4rt.proto import protobuf_backend
 from k8s_offload.target.server import EmbeddedTarget
 
 log = logging.getLogger(__name__)
@@ -64,6 +73,10 @@ class LoaderConfig:
     backoff_max: float = 10.0
     connect_timeout: float = 5.0
     embedded_continue_only: bool = False
+    # How a pushed (or found) pipeline is shown to be the one forwarding: "probe" (a PacketOut
+    # through the data plane, bootstrap.py) or "cookie" (the read-back alone).
+    pipeline_check: str = "probe"
+    probe_timeout: float = 3.0
     extra: dict[str, Any] = field(default_factory=dict)
     # The target profile and load-balancing mode the entries are lowered for (docs/passes.md);
     # None: every pass, bmv2, the selector's hash.
@@ -75,6 +88,8 @@ class LoaderConfig:
     service_account_dir: str = SERVICE_ACCOUNT_DIR
     node_name: str | None = None
     watch: WatchConfig | None = None
+    # Called after each compile phase and each sync (k8s_offload.console.Progress); None: silent.
+    progress: PhaseHook | None = None
     # Deletion guard (docs/runtime.md): a reload of manifest files that would delete more than this
     # share of the entities waits for a second read to confirm it; 1.0 turns the guard off.
     max_delete_share: float = 0.5
@@ -94,8 +109,21 @@ class Loader:
     def __init__(self, config: LoaderConfig, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or loader_metrics()
+        backend = protobuf_backend()
+        if backend == "python":
+            log.warning(
+                "protobuf runs on its pure-Python backend (PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python?): "
+                "every sync is 10-20x slower; unset it to use upb"
+            )
+        else:
+            log.info("protobuf backend: %s", backend)
         self.p4info = config.p4info if config.p4info is not None else read_p4info()
-        self.schema = Schema(self.p4info)
+        # The P4Info we push is the one given (p4c's has no initial_default_action); the desired
+        # defaults come from it completed with our front end's where the tables agree.
+        defaults_info, unknown = complete_initial_defaults(self.p4info, read_p4info())
+        if unknown:
+            log.warning("the P4Info gives no initial default for %s: their defaults are not managed", unknown)
+        self.schema = Schema(defaults_info)
         self.cookie = pipeline_cookie(self.p4info, config.device_config)
         self.watcher = SourceWatcher(config.sources, config.node)
         self.desired: Mapping[Key, Item] | None = None
@@ -107,6 +135,7 @@ class Loader:
         self.in_sync = False
         self._need_sync = True
         self._pipeline_ok = False
+        self.pipeline_error = ""
         self._heartbeat = time.monotonic()
         self._last_sync = 0.0
         self._attempt = 0
@@ -123,12 +152,53 @@ class Loader:
         self.metrics.healthy = lambda: (
             time.monotonic() - self._heartbeat < max(30.0, 5 * config.poll_interval)
         )
-        self.metrics.ready = lambda: (
-            self.in_sync
-            and self.client is not None
-            and self.client.is_primary
-            and (self.cluster is None or self.cluster.ready)  # not before the first full list
+        self.metrics.unready_reason = self.unready_reason
+        self._connect_error = ""
+        self._arbitration_seen: tuple[str, int | None] | None = None
+        self._publish_arbitration(None)
+
+    def unready_reason(self) -> str:
+        """Why the device is not known to hold the desired state ("" when it is): for /readyz."""
+        if self.cluster is not None and not self.cluster.ready:
+            return "waiting for the first list of every watched kind"
+        if self.desired is None:
+            return (
+                f"no desired state: {self.compile_error}" if self.compile_error else "sources not loaded yet"
+            )
+        client = self.client
+        if client is None or not client.connected:
+            target = self.config.target or "embedded"
+            return f"not connected to {target}" + (f": {self._connect_error}" if self._connect_error else "")
+        if not client.is_primary:
+            return client.arbitration().explain()
+        if not self._pipeline_ok:
+            return f"pipeline not proven to forward: {self.pipeline_error or 'not checked yet'}"
+        if not self.in_sync:
+            r = self.last_result
+            return f"last sync failed: {r.reason}" if r is not None and not r.ok else "first sync pending"
+        return ""
+
+    def _publish_arbitration(self, client: P4RuntimeClient | None) -> None:
+        """Metric and one log line whenever our standing or the primary's election id changes."""
+        cfg = self.config
+        state = (
+            client.arbitration()
+            if client is not None
+            else Arbitration(cfg.device_id, cfg.role, cfg.election_id, None, "disconnected")
         )
+        self.metrics.set_info(
+            "offload_arbitration_info",
+            device_id=str(state.device_id),
+            role=state.role,
+            election_id=str(state.election_id),
+            primary_election_id="" if state.primary_election_id is None else str(state.primary_election_id),
+            status=state.status,
+        )
+        seen = (state.status, state.primary_election_id)
+        if client is not None and seen != self._arbitration_seen:
+            level = logging.INFO if state.status == "primary" else logging.WARNING
+            log.log(level, "%s", state.explain())
+        self._arbitration_seen = seen
 
     # ---- pieces -----------------------------------------------------------------------------
 
@@ -152,7 +222,11 @@ class Loader:
         self._recheck = False
         try:
             result = compile_sources(
-                self.config.sources, self.config.node, schema=self.schema, passes=self.config.passes
+                self.config.sources,
+                self.config.node,
+                schema=self.schema,
+                passes=self.config.passes,
+                progress=self.config.progress,
             )
         except Exception as err:  # any compile failure: keep the last good state, keep watching
             self.compile_error = str(err)
@@ -270,6 +344,7 @@ class Loader:
         )
         try:
             client.on_primary_change.append(self._primary_changed)
+            client.on_arbitration.append(lambda: self._publish_arbitration(client))
             client.connect(cfg.connect_timeout)
             self.metrics.set("offload_connected", 1)
             self.client = client
@@ -291,6 +366,7 @@ class Loader:
             self.syncer = None
         self.metrics.set("offload_connected", 0)
         self.metrics.set("offload_primary", 0)
+        self._publish_arbitration(None)
 
     def _primary_changed(self, primary: bool) -> None:
         self.metrics.set("offload_primary", 1 if primary else 0)
@@ -300,21 +376,24 @@ class Loader:
             self.in_sync = False
 
     def ensure_pipeline(self) -> None:
-        """Push our pipeline unless the device already runs it (same cookie); keep state if it can."""
+        """Make our pipeline the one forwarding and prove it (bootstrap.py); raises PipelineError.
+        When the device's state was lost or replaced on the way, nothing we knew of it holds."""
         assert self.client is not None
-        rt = p4r.GetForwardingPipelineConfigRequest.COOKIE_ONLY
-        config = self.client.get_pipeline(rt)
-        if config is not None and config.HasField("cookie") and config.cookie.cookie == self.cookie:
-            self._pipeline_ok = True
-            return
-        action = VERIFY_AND_COMMIT if config is None else RECONCILE_AND_COMMIT
-        log.info("pushing the pipeline (%s)", "new device" if config is None else "cookie differs")
+        cfg = self.config
+        manager = PipelineManager(
+            self.client, self.p4info, cfg.device_config, self.cookie, cfg.pipeline_check, cfg.probe_timeout
+        )
+        self._pipeline_ok = False
         try:
-            self.client.set_pipeline(self.p4info, self.config.device_config, self.cookie, action)
-        except P4RuntimeRpcError:
-            if action == VERIFY_AND_COMMIT:
-                raise
-            self.client.set_pipeline(self.p4info, self.config.device_config, self.cookie, VERIFY_AND_COMMIT)
+            changed = manager.ensure()
+        except PipelineError as err:
+            self.pipeline_error = str(err)  # why /readyz stays 503
+            raise
+        if changed:
+            self.in_sync = False
+            self._need_sync = True
+            self._entries = {}
+        self.pipeline_error = ""
         self._pipeline_ok = True
 
     def sync(self) -> SyncResult | None:
@@ -322,6 +401,8 @@ class Loader:
         if self.desired is None or self.syncer is None or self.client is None or not self.client.is_primary:
             return None
         result = self.syncer.sync(self.desired)
+        if self.config.progress is not None:
+            self.config.progress("sync", result.updates, "updates")
         self._entries = dict(result.entries)
         self.last_result = result
         self._record(result)
@@ -334,8 +415,9 @@ class Loader:
 
     def _record(self, r: SyncResult) -> None:
         m = self.metrics
-        m.inc("offload_sync_duration_seconds_sum", r.duration)
-        m.inc("offload_sync_duration_seconds_count")
+        m.observe("offload_sync_duration_seconds", r.duration)
+        for seconds in r.write_seconds:
+            m.observe("offload_write_duration_seconds", seconds)
         m.set("offload_last_sync_duration_seconds", r.duration)
         for kind, n in r.counts.items():
             if n:
@@ -380,7 +462,11 @@ class Loader:
                 log.error("not primary for device %d: another controller holds it", self.config.device_id)
                 return 1
             result = self.sync()
-            return 0 if result is not None and result.ok and self.matches() else 1
+            ok = result is not None and result.ok and self._pipeline_ok and self.matches()
+            return 0 if ok else 1
+        except PipelineError as err:
+            log.error("pipeline: %s", err)
+            return 1
         except (P4RuntimeRpcError, NotPrimaryError, OSError) as err:
             log.error("sync failed: %s", err)
             return 1
@@ -404,7 +490,7 @@ class Loader:
                 if not self._pipeline_ok:  # we became primary after connecting as a backup
                     self.ensure_pipeline()
                 self.sync()
-            except (P4RuntimeRpcError, NotPrimaryError) as err:
+            except (P4RuntimeRpcError, NotPrimaryError, PipelineError) as err:
                 log.warning("sync interrupted: %s", err)
                 self._need_sync = True
 
@@ -412,8 +498,10 @@ class Loader:
         try:
             self.connect()
             self._attempt = 0
+            self._connect_error = ""
             log.info("connected to %s", self.client.address if self.client else "?")
         except Exception as err:
+            self._connect_error = str(err)
             self._attempt += 1
             delay = self.backoff(self._attempt)
             log.warning("cannot reach the target (%s); retrying in %.2fs", err, delay)

@@ -91,21 +91,65 @@ def bundle_items(schema: Schema, bundle: Bundle) -> dict[Key, Item]:
 
 def with_initial_defaults(schema: Schema, items: dict[Key, Item]) -> dict[Key, Item]:
     """`items` plus, for every table whose default it leaves alone, the program's initial default
-    (P4Info `initial_default_action`, or no action), so drifted defaults are diffed and repaired too.
-    Indirect tables and const defaults are left out: a controller cannot change those."""
+    (P4Info `initial_default_action`), so drifted defaults are diffed and repaired too. Indirect
+    tables and const defaults are left out: a controller cannot change those. So is a table whose
+    initial default the P4Info does not say (`complete_initial_defaults`): a desired "reset" would
+    never read back equal, and every sync would rewrite it."""
     out = dict(items)
     for table in schema.p4info.tables:
         key: Key = ("default", table.preamble.id)
         if key in out or table.implementation_id or table.const_default_action_id:
             continue
+        if not table.HasField("initial_default_action"):
+            continue
         te = p4r.TableEntry(table_id=table.preamble.id, is_default_action=True)
-        if table.HasField("initial_default_action"):
-            init = table.initial_default_action
-            te.action.action.action_id = init.action_id
-            for arg in init.arguments:
-                te.action.action.params.add(param_id=arg.param_id, value=arg.value)
+        init = table.initial_default_action
+        te.action.action.action_id = init.action_id
+        for arg in init.arguments:
+            te.action.action.params.add(param_id=arg.param_id, value=arg.value)
         out[key] = Item(key, p4r.Entity(table_entry=te), ("P4 program initial default",))
     return out
+
+
+def complete_initial_defaults(p4info: Any, reference: Any) -> tuple[Any, list[str]]:
+    """A copy of `p4info` with each table's missing `initial_default_action` (p4c 1.2.4 writes none;
+    the field is P4Runtime 1.4's) taken from `reference` (our front end's P4Info of the program)
+    where the table and that action are the same there: same id and name, the action among the
+    table's actions with the same parameters. Also the names of the direct tables still without one,
+    whose defaults the loader then leaves alone."""
+    out = type(p4info)()
+    out.CopyFrom(p4info)
+    ref_tables = {t.preamble.id: t for t in reference.tables}
+    ref_actions = {a.preamble.id: a for a in reference.actions}
+    actions = {a.preamble.id: a for a in out.actions}
+    unknown: list[str] = []
+    for table in out.tables:
+        if table.HasField("initial_default_action") or table.implementation_id:
+            continue
+        if table.const_default_action_id:
+            continue
+        ref = ref_tables.get(table.preamble.id)
+        has = ref is not None and ref.HasField("initial_default_action")
+        init = ref.initial_default_action if ref is not None and has else None
+        same = (
+            ref is not None
+            and init is not None
+            and ref.preamble.name == table.preamble.name
+            and init.action_id in {r.id for r in table.action_refs}
+            and init.action_id in actions
+            and init.action_id in ref_actions
+            and _params(actions[init.action_id]) == _params(ref_actions[init.action_id])
+        )
+        if same:
+            assert init is not None
+            table.initial_default_action.CopyFrom(init)
+        else:
+            unknown.append(table.preamble.alias or table.preamble.name)
+    return out, unknown
+
+
+def _params(action: Any) -> tuple[Any, ...]:
+    return (action.preamble.name, tuple((p.id, p.name, p.bitwidth) for p in action.params))
 
 
 def device_items(entities: Iterable[Any]) -> dict[Key, Item]:

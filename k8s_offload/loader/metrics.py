@@ -1,106 +1,214 @@
-"""Loader metrics in the Prometheus text format, and /metrics, /healthz, /readyz on stdlib HTTP.
+"""Loader metrics with prometheus_client, and /metrics, /healthz, /readyz on a bounded HTTP server.
 
-Small on purpose (no client library dependency): gauges and counters with optional labels, which
-is all the loader reports (sync duration, entries per table, write errors, last success, primary).
+The metrics live in a registry of their own per `Metrics` (tests build many loaders in one
+process), with the process and Python GC collectors beside them. Code that reports adds to them by
+name (`declare`, `set`, `inc`, `observe`), so a component can register a metric of its own without
+importing prometheus_client; every series a metric can have is created at declaration, so counters
+are scraped as 0 from the start, not only after their first increment.
+
+The HTTP server answers GET and HEAD on IPv4 and IPv6 and holds at most `MAX_CONNECTIONS`
+connections, each for at most `IDLE_TIMEOUT` seconds without a request: an idle or slow scraper
+cannot pile up threads (issue 17.5: 11 -> 311 threads with 300 idle connections).
 """
 
 from __future__ import annotations
 
-import math
+import socket
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Labels = tuple[tuple[str, str], ...]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+KINDS = ("counter", "gauge", "histogram")
+SYNC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+"""Seconds: a no-op resync takes milliseconds, a first sync of a size-M cluster tens of seconds."""
+MAX_CONNECTIONS = 16
+IDLE_TIMEOUT = 10.0
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._help: dict[str, tuple[str, str]] = {}  # name -> (type, help)
-        self._values: dict[str, dict[Labels, float]] = {}
-        self.healthy: Callable[[], bool] = lambda: True
-        self.ready: Callable[[], bool] = lambda: False
+    """A registry of named metrics; `healthy` and `unready_reason` feed /healthz and /readyz."""
 
-    def declare(self, name: str, kind: str, text: str) -> None:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self._metrics: dict[str, Any] = {}
+        self._labels: dict[str, tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+        self.healthy: Callable[[], bool] = lambda: True
+        # "" when ready, else why not: /readyz says it, so an operator need not guess.
+        self.unready_reason: Callable[[], str] = lambda: "not started"
+
+    def ready(self) -> bool:
+        return self.unready_reason() == ""
+
+    def declare(
+        self,
+        name: str,
+        kind: str,
+        text: str,
+        labels: Sequence[str] = (),
+        series: Iterable[Sequence[str]] = (),
+        buckets: Sequence[float] = SYNC_BUCKETS,
+    ) -> None:
+        """A metric `name` (counters end in `_total`, units are suffixes: Prometheus naming). For a
+        labelled metric, `series` are the label values known up front: they exist from the start."""
+        if kind not in KINDS:
+            raise ValueError(f"metric {name}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        if kind == "counter" and not name.endswith("_total"):
+            raise ValueError(f"metric {name}: a counter's name ends in _total")
         with self._lock:
-            self._help[name] = (kind, text)
-            self._values.setdefault(name, {})
+            if name in self._metrics:
+                return
+            labelnames = tuple(labels)
+            metric: Any
+            if kind == "counter":
+                metric = Counter(name, text, labelnames, registry=self.registry)
+            elif kind == "gauge":
+                metric = Gauge(name, text, labelnames, registry=self.registry)
+            else:
+                metric = Histogram(name, text, labelnames, registry=self.registry, buckets=tuple(buckets))
+            for values in series:
+                metric.labels(*values)
+            self._metrics[name] = metric
+            self._labels[name] = labelnames
+
+    def _child(self, name: str, labels: dict[str, str]) -> Any:
+        metric = self._metrics.get(name)
+        if metric is None:
+            raise KeyError(f"metric {name} was not declared")
+        return metric.labels(**labels) if self._labels[name] else metric
 
     def set(self, name: str, value: float, **labels: str) -> None:
-        with self._lock:
-            self._values.setdefault(name, {})[tuple(sorted(labels.items()))] = value
+        self._child(name, labels).set(value)
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            series = self._values.setdefault(name, {})
-            series[key] = series.get(key, 0.0) + amount
+        self._child(name, labels).inc(amount)
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        self._child(name, labels).observe(value)
 
     def replace(self, name: str, values: dict[str, float], label: str) -> None:
         """Set a whole labelled gauge at once (e.g. entries per table), dropping stale series."""
+        metric = self._metrics[name]
         with self._lock:
-            self._values[name] = {((label, k),): v for k, v in values.items()}
+            metric.clear()
+            for key, value in values.items():
+                metric.labels(**{label: key}).set(value)
+
+    def set_info(self, name: str, **labels: str) -> None:
+        """An info-style gauge: exactly one series, these labels, value 1."""
+        metric = self._metrics[name]
+        with self._lock:
+            metric.clear()
+            metric.labels(**labels).set(1)
 
     def get(self, name: str, **labels: str) -> float:
-        with self._lock:
-            return self._values.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+        """The current value of a counter or gauge series (0 when it has no sample)."""
+        value = self.registry.get_sample_value(name, labels or None)
+        return 0.0 if value is None else float(value)
 
-    def render(self) -> str:
-        lines: list[str] = []
-        with self._lock:
-            for name in sorted(self._values):
-                kind, text = self._help.get(name, ("untyped", ""))
-                lines.append(f"# HELP {name} {text}")
-                lines.append(f"# TYPE {name} {kind}")
-                for labels, value in sorted(self._values[name].items()):
-                    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                    num = _number(value)
-                    lines.append(f"{name}{{{inner}}} {num}" if inner else f"{name} {num}")
-        return "\n".join(lines) + "\n"
-
-
-def _number(value: float) -> str:
-    """Full precision (`:g` kept 6 digits, so Unix timestamps lost their seconds); Prometheus spellings."""
-    value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The exposition for an Accept header (Prometheus text, or OpenMetrics when asked)."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
 
 
 def loader_metrics() -> Metrics:
     m = Metrics()
-    m.declare("offload_sync_duration_seconds_sum", "counter", "Total time spent in syncs")
-    m.declare("offload_sync_duration_seconds_count", "counter", "Number of syncs")
+    m.declare("offload_sync_duration_seconds", "histogram", "Duration of reconciliations and delta pushes")
+    m.declare(
+        "offload_write_duration_seconds", "histogram", "Duration of Write RPCs, the target's work included"
+    )
     m.declare("offload_last_sync_duration_seconds", "gauge", "Duration of the last sync")
     m.declare("offload_last_successful_sync_timestamp_seconds", "gauge", "Unix time of the last good sync")
-    m.declare("offload_entries", "gauge", "Entities on the device after the last sync, per table/profile")
-    m.declare("offload_updates_total", "counter", "Updates written, by type")
-    m.declare("offload_write_errors_total", "counter", "Updates the device rejected")
+    m.declare(
+        "offload_entries", "gauge", "Entities on the device after the last sync, per table/profile", ["table"]
+    )
+    m.declare(
+        "offload_updates_total",
+        "counter",
+        "Updates planned, by type",
+        ["type"],
+        series=[("insert",), ("modify",), ("delete",)],
+    )
+    m.declare("offload_write_errors_total", "counter", "Updates the device rejected or did not apply")
     m.declare("offload_compile_errors_total", "counter", "Source reloads that did not compile")
     m.declare("offload_compensations_total", "counter", "Failed syncs rolled back by the loader")
     m.declare("offload_primary", "gauge", "1 while this loader is the P4Runtime primary")
     m.declare("offload_connected", "gauge", "1 while the P4Runtime stream is up")
     m.declare("offload_reconnects_total", "counter", "Connections (re)established to the target")
     m.declare("offload_delta_pushes_total", "counter", "Watch deltas written without a full reconcile")
+    m.declare(
+        "offload_arbitration_info",
+        "gauge",
+        "1 for the arbitration this loader last saw: its election id, the primary's (the highest "
+        "the device knows, '' when none is known) and its status (primary, backup, no_primary, "
+        "disconnected); ids are labels because they are 128-bit",
+        ["device_id", "role", "election_id", "primary_election_id", "status"],
+    )
     return m
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[V6]:PORT` or `V6:PORT` -> (host, port); ValueError naming what is wrong."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address {listen!r}: expected HOST:PORT or [IPv6]:PORT")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return host, int(port)
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, but at most MAX_CONNECTIONS of them: the rest are closed at once."""
+
+    daemon_threads = True
+    request_queue_size = MAX_CONNECTIONS
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class _V6Server(_BoundedServer):
+    address_family = socket.AF_INET6
 
 
 class MetricsServer:
     """`/metrics`, `/healthz` (the loop is alive) and `/readyz` (the device matches the sources)."""
 
     def __init__(self, metrics: Metrics, listen: str = "127.0.0.1:0") -> None:
-        host, port = listen.rsplit(":", 1)
-        handler = _handler(metrics)
-        self.httpd = ThreadingHTTPServer((host, int(port)), handler)
+        host, port = split_listen(listen)
+        try:
+            family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0][0]
+        except socket.gaierror as err:
+            raise ValueError(f"listen address {listen!r}: {err.strerror}") from None
+        server = _V6Server if family == socket.AF_INET6 else _BoundedServer
+        self.httpd = server((host, port), _handler(metrics))
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="metrics")
 
@@ -115,31 +223,42 @@ class MetricsServer:
 
 def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._send(200, metrics.render(), "text/plain; version=0.0.4")
-            elif self.path == "/healthz":
-                ok = metrics.healthy()
-                self._send(200 if ok else 503, "ok\n" if ok else "unhealthy\n")
-            elif self.path == "/readyz":
-                ok = metrics.ready()
-                self._send(200 if ok else 503, "ready\n" if ok else "not ready\n")
-            else:
-                self._send(404, "not found\n")
+        timeout = IDLE_TIMEOUT  # socket timeout: a connection that sends nothing is dropped
 
-        def _send(self, code: int, body: str, ctype: str = "text/plain") -> None:
-            data = body.encode()
+        def do_GET(self) -> None:
+            self._answer(body=True)
+
+        def do_HEAD(self) -> None:
+            self._answer(body=False)
+
+        def _answer(self, body: bool) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                data, ctype = metrics.render(self.headers.get("Accept", ""))
+                self._send(200, data, ctype, body)
+            elif path == "/healthz":
+                ok = metrics.healthy()
+                self._send(
+                    200 if ok else 503, b"ok\n" if ok else b"unhealthy: the loop is stuck\n", body=body
+                )
+            elif path == "/readyz":
+                reason = metrics.unready_reason()
+                text = f"not ready: {reason}\n" if reason else "ready\n"
+                self._send(503 if reason else 200, text.encode(), body=body)
+            else:
+                self._send(404, b"not found\n", body=body)
+
+        def _send(
+            self, code: int, data: bytes, ctype: str = "text/plain; charset=utf-8", body: bool = True
+        ) -> None:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if body:
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler
-
-
-def now() -> float:
-    return time.time()

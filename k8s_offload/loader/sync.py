@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from k8s_offload.compiler.bundle.schema import Schema
-from k8s_offload.loader.entities import Item, Key, container, describe, device_items
-from k8s_offload.loader.plan import TYPE_NAMES, Op, Plan, make_plan
+from k8s_offload.loader.entities import Item, Key, container, describe, device_items, same
+from k8s_offload.loader.plan import DELETE, TYPE_NAMES, Op, Plan, make_plan
 from k8s_offload.p4rt.client import (
     CONTINUE_ON_ERROR,
     DATAPLANE_ATOMIC,
@@ -27,8 +27,12 @@ from k8s_offload.p4rt.client import (
     P4RuntimeClient,
 )
 from k8s_offload.p4rt.errors import P4RuntimeRpcError, UpdateError, WriteError, code_name
+from k8s_offload.p4rt.proto import code_pb2
 
 log = logging.getLogger(__name__)
+
+LOGGED_ERRORS = 20
+"""Rejected updates logged one per line; the rest are counted (a 100k-update batch can all fail)."""
 
 MODES = {"auto": DATAPLANE_ATOMIC, "dataplane": DATAPLANE_ATOMIC, "rollback": ROLLBACK_ON_ERROR}
 
@@ -63,6 +67,15 @@ class SyncResult:
     # Seconds per phase of a delta push: "plan" (delta_plan), "build" (Update protos), "write"
     # (the Write RPCs, the target's work included).
     phases: dict[str, float] = field(default_factory=dict)
+    write_seconds: list[float] = field(default_factory=list)  # per Write RPC, for the histogram
+
+
+def applied(op: Op, device: Mapping[Key, Item]) -> bool:
+    """Whether the device shows the effect of `op`: its entity there and equal, or gone for DELETE."""
+    if op.type == DELETE:
+        return op.item.key not in device
+    held = device.get(op.item.key)
+    return held is not None and same(held, op.item)
 
 
 class Syncer:
@@ -73,6 +86,8 @@ class Syncer:
     ) -> None:
         if mode not in (*MODES, "continue"):
             raise ValueError(f"unknown atomicity mode {mode!r}")
+        if batch_size < 1:  # 0 would send empty writes and call the sync a success
+            raise ValueError(f"batch size must be at least 1, not {batch_size}")
         self.client = client
         self.schema = schema
         self.batch_size = batch_size
@@ -118,10 +133,9 @@ class Syncer:
                 self._write(ops, atomicity, result)
                 return
             except P4RuntimeRpcError as err:
-                if err.code != grpc.StatusCode.UNIMPLEMENTED:
-                    raise
-                if self.mode != "auto":
-                    raise
+                if err.code != grpc.StatusCode.UNIMPLEMENTED or self.mode != "auto":
+                    self._unknown_outcome(ops, err, last_good, result)
+                    return
                 log.info("target has no DATAPLANE_ATOMIC; using staged CONTINUE_ON_ERROR writes")
                 self.atomic_supported = False
                 result.writes -= 1
@@ -137,6 +151,9 @@ class Syncer:
                 self._fail(result, batch, err.errors, "the device rejected updates")
                 self._compensate(last_good, result)
                 return
+            except P4RuntimeRpcError as err:
+                if not self._unknown_outcome(batch, err, last_good, result):
+                    return
 
     def _write(self, ops: list[Op], atomicity: int, result: SyncResult) -> None:
         result.writes += 1
@@ -149,25 +166,61 @@ class Syncer:
         finally:
             phases = result.phases
             phases["build"] = phases.get("build", 0.0) + t1 - t0
-            phases["write"] = phases.get("write", 0.0) + time.perf_counter() - t1
+            took = time.perf_counter() - t1
+            phases["write"] = phases.get("write", 0.0) + took
+            result.write_seconds.append(took)
+
+    def _unknown_outcome(
+        self, ops: list[Op], err: P4RuntimeRpcError, last_good: Mapping[Key, Item], result: SyncResult
+    ) -> bool:
+        """A Write failed without one p4.v1.Error per update (details lost to a metadata limit,
+        a deadline, a broken connection, an RPC-wide error): which updates applied is unknown, so
+        ask the device. True when every update is there after all (carry on); else the missing
+        ones are reported with their objects and the device is compensated. Re-raises `err` when
+        we are no longer primary or the device cannot be read either: the next session's full
+        sync reconciles then."""
+        if err.code == grpc.StatusCode.PERMISSION_DENIED or not self.client.is_primary:
+            raise err  # deposed: we may not write, so not compensate either; the next primary reconciles
+        try:
+            device = self.read_device()
+        except (P4RuntimeRpcError, NotPrimaryError):
+            raise err from None
+        missing = {i for i, op in enumerate(ops) if not applied(op, device)}
+        if not missing:
+            log.warning("write failed (%s) but all %d updates are on the device", err, len(ops))
+            return True
+        lost = UpdateError(int(err.code.value[0]), err.message)
+        errors = [lost if i in missing else UpdateError(code_pb2.OK) for i in range(len(ops))]
+        self._fail(
+            result,
+            ops,
+            tuple(errors),
+            f"write failed ({err}); {len(missing)} of {len(ops)} updates not applied",
+        )
+        self._compensate(last_good, result, device)
+        return False
 
     def _fail(self, result: SyncResult, ops: list[Op], errors: tuple[UpdateError, ...], reason: str) -> None:
         result.ok = False
         result.reason = reason
         for op, err in zip(ops, errors, strict=False):
-            if err.ok or err.code == 10:  # ABORTED: collateral of another update's failure
+            if err.ok or err.code == code_pb2.ABORTED:  # collateral of another update's failure
                 continue
             what = describe(self.schema, op.item.key)
             result.errors.append(
                 EntityError(op.item.origin, what, TYPE_NAMES[op.type], err.code, err.message)
             )
-        for e in result.errors:
+        for e in result.errors[:LOGGED_ERRORS]:
             log.error("%s", e)
+        if len(result.errors) > LOGGED_ERRORS:
+            log.error("... and %d more rejected updates", len(result.errors) - LOGGED_ERRORS)
 
-    def _compensate(self, last_good: Mapping[Key, Item], result: SyncResult) -> None:
+    def _compensate(
+        self, last_good: Mapping[Key, Item], result: SyncResult, device: Mapping[Key, Item] | None = None
+    ) -> None:
         """Undo a partly applied plan: diff the device against the state read before it, push that."""
         try:
-            back = make_plan(self.schema, last_good, self.read_device())
+            back = make_plan(self.schema, last_good, self.read_device() if device is None else device)
             for batch in back.batches(self.batch_size):
                 self._write(batch, CONTINUE_ON_ERROR, result)
             result.compensated = True

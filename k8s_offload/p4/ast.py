@@ -47,6 +47,20 @@ class Annotation:
         return f"@{self.name}" if self.body is None else f"@{self.name}({self.body})"
 
 
+NO_ACTION = "NoAction"
+"""core.p4's action that does nothing: the default action of a table that declares none."""
+
+
+def control_plane_name(path: str, local_name: str, annotations: tuple[Annotation, ...]) -> str:
+    """The P4Info name of a control local declared at `path`, as p4c names it: `@name(".x")` is
+    the global name `x`, `@name("x")` replaces the local name, else `path.local_name`."""
+    anno = find_annotation(annotations, "name")
+    if anno is not None and anno.args and isinstance(anno.args[0], str):
+        given = anno.args[0]
+        return given[1:] if given.startswith(".") else f"{path}.{given}"
+    return f"{path}.{local_name}"
+
+
 def find_annotation(annotations: tuple[Annotation, ...], name: str) -> Annotation | None:
     """The first annotation called `name`, or None."""
     for annotation in annotations:

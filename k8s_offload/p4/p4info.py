@@ -17,6 +17,7 @@ Conventions followed (from p4c's control-plane/ sources):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +39,7 @@ from k8s_offload.p4.ast import (
     Program,
     RegisterInstance,
     Table,
+    control_plane_name,
     find_annotation,
     type_width,
 )
@@ -96,7 +98,7 @@ def flatten_controls(program: Program) -> Iterator[_Local]:
 def _flatten(program: Program, control: Control, path: str) -> Iterator[_Local]:
     for local in control.locals:
         if isinstance(local, Action | Table | ExternInstance):
-            yield _Local(f"{path}.{local.name}", local, control, path)
+            yield _Local(control_plane_name(path, local.name, local.annotations), local, control, path)
         elif isinstance(local, ControlInstance):
             yield from _flatten(program, program.control(local.control), f"{path}.{local.name}")
 
@@ -242,7 +244,7 @@ def build_p4info(program: Program) -> Any:
     symbols.compute_ids()
 
     info = p4info.P4Info()
-    info.pkg_info.arch = "v1model"
+    _pkg_info(info.pkg_info, program)
     action_names: set[str] = set()
     profile_tables: dict[str, list[int]] = {}
     direct_tables: dict[str, int] = {}
@@ -267,6 +269,30 @@ def build_p4info(program: Program) -> Any:
         _add_controller_header(info, symbols, header)
     info.type_info.SetInParent()
     return info
+
+
+_PKGINFO_KEYS = ("name", "version", "organization", "contact", "url")
+_PKGINFO_PAIR = re.compile(r'\s*([A-Za-z_]\w*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def _pkg_info(msg: Any, program: Program) -> None:
+    """`pkg_info` from `@pkginfo(key="value", ...)` on the main package (P4Runtime spec, "PkgInfo
+    Message"); p4c writes `arch` itself and the rest from the annotation's key-value pairs."""
+    msg.arch = "v1model"
+    annotation = find_annotation(program.main.annotations, "pkginfo")
+    if annotation is None or not (annotation.body or "").strip():
+        return
+    body, pos = annotation.body or "", 0
+    while pos < len(body):
+        match = _PKGINFO_PAIR.match(body, pos)
+        if match is None or match.end() == pos:
+            raise P4FrontendError(annotation.loc, f'@pkginfo: expected key="value" pairs, got {body!r}')
+        key, value = match.group(1), match.group(2)
+        if key not in _PKGINFO_KEYS:
+            known = ", ".join(_PKGINFO_KEYS)
+            raise P4FrontendError(annotation.loc, f"@pkginfo: unknown key {key!r} (one of {known})")
+        setattr(msg, key, value)
+        pos = match.end()
 
 
 def _add_action(info: Any, symbols: SymbolTable, name: str, action: Action) -> None:
@@ -294,14 +320,18 @@ def _add_table(info: Any, symbols: SymbolTable, local: _Local, table: Table) -> 
         field.annotations.extend(_annotation_strings(key.annotations))
         field.bitwidth = key.width
         field.match_type = getattr(p4info.MatchField, key.match_kind.upper())
+
+    def action_name(name: str) -> str:
+        return control_plane_name(local.path, name, local.control.action(name).annotations)
+
     for ref in table.actions:
         out = msg.action_refs.add()
-        out.id = symbols.id(ACTION, f"{local.path}.{ref.action}")
+        out.id = symbols.id(ACTION, action_name(ref.action))
         out.scope = getattr(p4info.ActionRef, ref.scope)
         out.annotations.extend(_annotation_strings(ref.annotations))
     default = table.default_action
     if default is not None:
-        action_id = symbols.id(ACTION, f"{local.path}.{default.action}")
+        action_id = symbols.id(ACTION, action_name(default.action))
         if default.is_const:
             msg.const_default_action_id = action_id
         msg.initial_default_action.action_id = action_id

@@ -9,13 +9,15 @@ from k8s_offload.p4.ast import Program
 from k8s_offload.p4.parse import parse
 from k8s_offload.p4.preprocess import preprocess_file, preprocess_text
 from k8s_offload.p4.resolve import Resolver
+from k8s_offload.resources import P4SRC
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PROGRAM = REPO_ROOT / "p4src" / "k8s_dp.p4"
+DEFAULT_PROGRAM = (P4SRC / "k8s_dp.p4").resolve()
+DISPLAY_ROOT = DEFAULT_PROGRAM.parents[1]
+"""Locations in the shipped program read `p4src/include/...`, in a checkout and an install alike."""
 
 
 def load_program(path: Path | str | None = None) -> Program:
-    """Parse and resolve a program (default: the repo's p4src/k8s_dp.p4). Cached per file
+    """Parse and resolve a program (default: the shipped p4src/k8s_dp.p4). Cached per file
     and modification time, so repeated callers share one parse."""
     target = Path(path).resolve() if path is not None else DEFAULT_PROGRAM
     return _load(target, _stamp(target))
@@ -36,6 +38,6 @@ def _stamp(path: Path) -> float:
 
 @lru_cache(maxsize=8)
 def _load(path: Path, _mtime: float) -> Program:
-    root = REPO_ROOT if path.is_relative_to(REPO_ROOT) else None
+    root = DISPLAY_ROOT if path.is_relative_to(DISPLAY_ROOT) else None
     pp = preprocess_file(path, root)
     return Resolver(pp).program(parse(pp))

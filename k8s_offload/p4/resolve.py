@@ -14,6 +14,7 @@ from lark import Token, Tree
 
 from k8s_offload.p4 import arch_v1model as arch
 from k8s_offload.p4.ast import (
+    NO_ACTION,
     Action,
     ActionCall,
     ActionProfileInstance,
@@ -43,6 +44,7 @@ from k8s_offload.p4.ast import (
     Direction,
     EmptyStmt,
     EnumMember,
+    EnumType,
     Exit,
     Expr,
     ExternInstance,
@@ -448,6 +450,9 @@ class Resolver:
         assert isinstance(body_tree, Tree)
         body = self.block(body_tree, scope)
         self.ctx = None
+        if NO_ACTION in ctx.actions and ctx.actions[NO_ACTION] not in locals_:
+            # core.p4's NoAction, localized as p4c's LocalizeAllActions does: first in the control.
+            locals_.insert(0, ctx.actions[NO_ACTION])
         self.declare_global(name, _Binding("control_decl", ControlType(str(name), "control")))
         self.controls[str(name)] = Control(
             str(name), params, tuple(locals_), body, self.annos(annos), self.loc(name)
@@ -669,6 +674,13 @@ class Resolver:
                     raise self.err(pname_tok, f"unsupported table property '{pname_tok}'")
         if not actions:
             raise self.err(name, f"table '{name}' has no actions")
+        if default is None:
+            # P4-16 "Default action": a table without one runs NoAction on a miss; p4c adds it to
+            # the actions list as @defaultonly when it is not there.
+            no_action = self.no_action(ctx, name)
+            if not any(a.action == NO_ACTION for a in actions):
+                actions += (ActionRef(NO_ACTION, (Annotation("defaultonly"),), self.loc(name)),)
+            default = DefaultAction(no_action.name, (), False, self.loc(name))
         if any(k.match_kind == "selector" for k in keys):
             impl = ctx.externs.get(implementation or "")
             if not (isinstance(impl, ActionProfileInstance) and impl.with_selector):
@@ -686,6 +698,19 @@ class Resolver:
             self.annos(annos),
             self.loc(name),
         )
+
+    def no_action(self, ctx: _ControlCtx, where: Tree[Token] | Token) -> Action:
+        """core.p4's `@noWarn("unused") action NoAction() {}`, as a local of this control named
+        `.NoAction` (one global control-plane name however many controls use it)."""
+        found = ctx.actions.get(NO_ACTION)
+        if found is None:
+            loc = self.loc(where)
+            annos = (
+                Annotation("noWarn", '"unused"', ("unused",), loc),
+                Annotation("name", '".NoAction"', (".NoAction",), loc),
+            )
+            found = ctx.actions[NO_ACTION] = Action(NO_ACTION, (), Block((), loc), annos, loc)
+        return found
 
     def key_element(self, tree: Tree[Token], scope: _Scope) -> KeyElement:
         expr_tree, kind, annos_tree = tree.children
@@ -719,6 +744,8 @@ class Resolver:
     def action_ref(self, tree: Tree[Token], ctx: _ControlCtx) -> ActionRef:
         annos, name, args = tree.children
         assert isinstance(annos, Tree) and isinstance(name, Token)
+        if str(name) == NO_ACTION:
+            self.no_action(ctx, name)
         if str(name) not in ctx.actions:
             raise self.err(name, f"unknown action '{name}' in control {ctx.name}")
         if args is not None and any(a is not None for a in cast(Tree[Token], args).children):
@@ -742,6 +769,8 @@ class Resolver:
             raise self.err(value, "default_action must name an action")
         name = callee.children[0]
         assert isinstance(name, Token)
+        if str(name) == NO_ACTION:
+            self.no_action(ctx, name)
         action = ctx.actions.get(str(name))
         if action is None:
             raise self.err(name, f"unknown action '{name}' in control {ctx.name}")
@@ -1160,6 +1189,10 @@ class Resolver:
             return Binary(op, left, right, left.type, loc)
         if op in ("==", "!=") and isinstance(left.type, BoolType):
             left, right = self.unify(left, right, node)
+            return Binary(op, left, right, BoolType(), loc)
+        if op in ("==", "!=") and isinstance(left.type, EnumType):
+            if left.type != right.type:
+                raise self.err(node, f"'{op}' compares {left.type} with {right.type}")
             return Binary(op, left, right, BoolType(), loc)
         for side, e in (("left", left), ("right", right)):
             if not isinstance(e.type, BitsType | IntType):

@@ -17,10 +17,11 @@ from typing import Any
 import grpc
 
 from k8s_offload.p4rt.arbitration import election_id_of, set_election_id
-from k8s_offload.p4rt.errors import P4RuntimeRpcError, WriteError, decode_rpc_error
-from k8s_offload.p4rt.grpc_api import P4RuntimeStub
+from k8s_offload.p4rt.errors import P4RuntimeRpcError, WriteError, decode_read_error, decode_rpc_error
+from k8s_offload.p4rt.grpc_api import P4RuntimeStub, grpc_options
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.p4rt.proto import p4runtime as p4r
+from k8s_offload.p4rt.tls import check_tls_files, explain_connect_failure
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,38 @@ class NotPrimaryError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Arbitration:
+    """Our standing for (device, role): `status` is primary, backup (another controller is
+    primary), no_primary (the primary left; only an id >= `primary_election_id` takes the role
+    again, spec §7.3), disconnected or unknown."""
+
+    device_id: int
+    role: str
+    election_id: int
+    primary_election_id: int | None
+    status: str
+
+    def explain(self) -> str:
+        """One line for logs and /readyz: who is primary and how to take over."""
+        role = f"device {self.device_id} role {self.role!r}"
+        ours = f"our election id is {self.election_id}"
+        top = self.primary_election_id
+        if self.status == "primary":
+            return f"primary for {role} ({ours})"
+        if self.status == "backup" and top is not None:
+            return (
+                f"backup for {role}: the controller with election id {top} is primary ({ours}); "
+                f"to take over, stop it or restart the loader with --election-id {top + 1} or higher"
+            )
+        if self.status == "no_primary" and top is not None:
+            return (
+                f"no primary for {role}: the device's highest election id is {top} ({ours}); "
+                f"only --election-id {top} or higher becomes primary (or restart the device)"
+            )
+        return f"{self.status} for {role} ({ours})"
+
+
+@dataclass(frozen=True, slots=True)
 class TlsOptions:
     """PEM files: the CA that signed the server; our certificate and key for mTLS."""
 
@@ -50,7 +83,13 @@ class TlsOptions:
     key: str | None = None
     server_name: str | None = None
 
+    def check(self) -> None:
+        """ValueError naming the option and file when the material is incomplete or unusable."""
+        check_tls_files(self.ca, self.cert, self.key)
+
     def credentials(self) -> grpc.ChannelCredentials:
+        self.check()  # gRPC aborts the process for a certificate without its key
+
         def read(path: str | None) -> bytes | None:
             if path is None:
                 return None
@@ -74,14 +113,12 @@ class P4RuntimeClient:
         timeout: float = 10.0,
     ) -> None:
         self.address = address
+        self.tls = tls
         self.device_id = device_id
         self.election_id = election_id
         self.role = role
         self.timeout = timeout
-        options: list[tuple[str, Any]] = [
-            ("grpc.max_receive_message_length", 256 << 20),
-            ("grpc.max_send_message_length", 256 << 20),
-        ]
+        options = grpc_options()
         if tls is None:
             self.channel = grpc.insecure_channel(address, options=options)
         else:
@@ -98,7 +135,11 @@ class P4RuntimeClient:
         self._requests: queue.Queue[Any] = queue.Queue()
         self._reader: threading.Thread | None = None
         self._stream: Any = None
+        # From the last MasterArbitrationUpdate: the highest election id the device has seen for
+        # our (device, role) (the primary's, if there is one), and the status code it gave us.
         self.primary_election_id: int | None = None
+        self.arbitration_code: int | None = None
+        self.on_arbitration: list[Callable[[], None]] = []
         self.stream_status: grpc.StatusCode | None = None
 
     # ---- session ------------------------------------------------------------------------------
@@ -113,7 +154,10 @@ class P4RuntimeClient:
 
     def connect(self, timeout: float | None = None) -> bool:
         """Open the stream and arbitrate; True when we became primary. Raises P4RuntimeRpcError."""
-        grpc.channel_ready_future(self.channel).result(timeout=timeout or self.timeout)
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout or self.timeout)
+        except grpc.FutureTimeoutError:
+            raise P4RuntimeRpcError(grpc.StatusCode.UNAVAILABLE, self._why_unreachable()) from None
         self._arbitrated.clear()
         self.stream_status = None
         self._requests = queue.Queue()
@@ -128,6 +172,16 @@ class P4RuntimeClient:
             code = self.stream_status or grpc.StatusCode.UNAVAILABLE
             raise P4RuntimeRpcError(code, "the server closed the stream during arbitration")
         return self.is_primary
+
+    def _why_unreachable(self) -> str:
+        """gRPC's reason for the channel not getting ready (TLS, refused, ...) as one line: a
+        fail-fast RPC carries the last connection error that channel_ready_future does not."""
+        try:
+            self.stub.Capabilities(p4r.CapabilitiesRequest(), timeout=self.timeout)
+            last = "the channel did not become ready in time"
+        except grpc.RpcError as err:
+            last = (err.details() if isinstance(err, grpc.Call) else str(err)) or ""
+        return explain_connect_failure(self.address, last, self.tls is not None)
 
     def send_arbitration(self, election_id: int | None = None) -> None:
         if election_id is not None:
@@ -171,8 +225,25 @@ class P4RuntimeClient:
 
     def _on_arbitration(self, arb: Any) -> None:
         self.primary_election_id = election_id_of(arb.election_id) if arb.HasField("election_id") else None
+        self.arbitration_code = arb.status.code
         self._set_primary(arb.status.code == code_pb2.OK)
+        for callback in list(self.on_arbitration):
+            callback()
         self._arbitrated.set()
+
+    def arbitration(self) -> Arbitration:
+        """Where this client stands, from the server's last MasterArbitrationUpdate (spec §7.2)."""
+        if not self._connected:
+            status = "disconnected"
+        elif self.is_primary:
+            status = "primary"
+        elif self.arbitration_code == code_pb2.ALREADY_EXISTS:
+            status = "backup"
+        elif self.arbitration_code == code_pb2.NOT_FOUND:
+            status = "no_primary"
+        else:
+            status = "unknown"
+        return Arbitration(self.device_id, self.role, self.election_id, self.primary_election_id, status)
 
     def _set_primary(self, value: bool) -> None:
         changed = value != self._primary
@@ -225,6 +296,15 @@ class P4RuntimeClient:
         req.config.cookie.cookie = cookie
         self._call(self.stub.SetForwardingPipelineConfig, req)
 
+    def commit_pipeline(self) -> None:
+        """SetForwardingPipelineConfig COMMIT, which takes no config: realize the one saved but not
+        committed (spec §16; NOT_FOUND when there is none)."""
+        req = p4r.SetForwardingPipelineConfigRequest(
+            device_id=self.device_id, role=self.role, action=p4r.SetForwardingPipelineConfigRequest.COMMIT
+        )
+        set_election_id(req.election_id, self.election_id)
+        self._call(self.stub.SetForwardingPipelineConfig, req)
+
     def write(self, updates: Sequence[Any], atomicity: int = CONTINUE_ON_ERROR) -> None:
         """One batch. Raises WriteError (per-update errors in request order), P4RuntimeRpcError or
         NotPrimaryError (checked before sending: a deposed client must not write)."""
@@ -248,7 +328,7 @@ class P4RuntimeClient:
             for resp in self.stub.Read(req, timeout=max(self.timeout, READ_DEADLINE)):
                 yield from resp.entities
         except grpc.RpcError as err:
-            raise decode_rpc_error(err) from None
+            raise decode_read_error(err) from None
 
     def read_all(self, p4info: Any, defaults: bool = True) -> list[Any]:
         """Wildcard reads of every table (and its default entry) and every action profile."""
@@ -285,6 +365,7 @@ __all__ = [
     "RECONCILE_AND_COMMIT",
     "ROLLBACK_ON_ERROR",
     "VERIFY_AND_COMMIT",
+    "Arbitration",
     "NotPrimaryError",
     "P4RuntimeClient",
     "P4RuntimeRpcError",

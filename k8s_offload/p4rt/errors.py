@@ -80,8 +80,16 @@ def batch_status(message: str, errors: Sequence[tuple[int, str]]) -> Any:
 def abort_with_details(context: grpc.ServicerContext, status: Any) -> None:
     """End the RPC with `status` as both gRPC status and binary details, like C++ SetErrorDetails."""
     context.set_trailing_metadata(((DETAILS_KEY, status.SerializeToString()),))
-    context.set_code(grpc.StatusCode.UNKNOWN)
+    context.set_code(grpc_code(status.code))
     context.set_details(status.message)
+
+
+def grpc_code(code: int) -> grpc.StatusCode:
+    """The grpc.StatusCode of a google.rpc code (UNKNOWN for one gRPC does not know)."""
+    for status in grpc.StatusCode:
+        if status.value[0] == code:
+            return status
+    return grpc.StatusCode.UNKNOWN
 
 
 # ---- client side -------------------------------------------------------------------------------
@@ -95,7 +103,7 @@ def _details(err: grpc.RpcError) -> Any | None:
     return None
 
 
-def decode_rpc_error(err: grpc.RpcError, n_updates: int | None = None) -> Exception:
+def decode_rpc_error(err: grpc.RpcError, n_updates: int | None = None) -> WriteError | P4RuntimeRpcError:
     """A WriteError when the status carries p4.v1.Error details, else a P4RuntimeRpcError."""
     code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
     message = (err.details() if isinstance(err, grpc.Call) else str(err)) or ""
@@ -109,5 +117,17 @@ def decode_rpc_error(err: grpc.RpcError, n_updates: int | None = None) -> Except
         p4err = p4r.Error.FromString(detail.value)
         errors.append(UpdateError(p4err.canonical_code, p4err.message))
     if n_updates is not None and len(errors) != n_updates:
-        errors = [UpdateError(code_pb2.UNKNOWN, f"server sent {len(errors)} error details")] * n_updates
+        # Not one outcome per update (spec §"Write RPC / Error Reporting"): which updates applied
+        # is unknown, exactly as when the details are missing altogether.
+        return P4RuntimeRpcError(code, f"{message} ({len(errors)} error details for {n_updates} updates)")
     return WriteError(message or "write failed", errors)
+
+
+def decode_read_error(err: grpc.RpcError) -> P4RuntimeRpcError:
+    """A failed Read as one error: the RPC's code, naming the failed requests of the batch."""
+    decoded = decode_rpc_error(err)
+    if isinstance(decoded, P4RuntimeRpcError):
+        return decoded
+    code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
+    failed = "; ".join(f"request {i}: {e}" for i, e in decoded.failed())
+    return P4RuntimeRpcError(code, failed)

@@ -16,6 +16,27 @@ from k8s_offload.p4rt.proto import p4runtime as p4r
 
 SERVICE = "p4.v1.P4Runtime"
 
+MAX_MESSAGE = 256 << 20
+"""Largest message either side accepts: a whole plan as one DATAPLANE_ATOMIC batch is ~4 MB per
+100k updates (spec §"Guidelines for Implementations": "gRPC Server Maximum Receive Message Size")."""
+MAX_METADATA = 64 << 20
+"""Largest metadata (trailers) either side accepts. A failed Write carries one p4.v1.Error per
+update in its status trailer, ~40-150 bytes each; gRPC's default 8 KiB soft / 16 KiB hard limit
+loses the details past ~130 updates and the caller sees RESOURCE_EXHAUSTED instead (spec
+§"Guidelines for Implementations": "gRPC Metadata Maximum Size"). Only the receiver's limit
+matters, but both sides set it so a server's own client (tests, tools) gets the same."""
+
+
+def grpc_options() -> list[tuple[str, Any]]:
+    """Channel/server arguments of every P4Runtime connection made here, client and server alike."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.max_metadata_size", MAX_METADATA),
+        ("grpc.absolute_max_metadata_size", MAX_METADATA),
+    ]
+
+
 # method -> (request class, response class, request streams, response streams)
 _METHODS: dict[str, tuple[Any, Any, bool, bool]] = {
     "Write": (p4r.WriteRequest, p4r.WriteResponse, False, False),

@@ -92,3 +92,11 @@ p4types: Any = _namespace("p4/config/v1/p4types.proto")
 p4info: Any = _namespace("p4/config/v1/p4info.proto")
 p4data: Any = _namespace("p4/v1/p4data.proto")
 p4runtime: Any = _namespace("p4/v1/p4runtime.proto")
+
+
+def protobuf_backend() -> str:
+    """Which protobuf implementation the message classes run on: "upb" (fast), "cpp" or "python"
+    (10-20x slower; what PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python selects)."""
+    from google.protobuf.internal import api_implementation
+
+    return str(api_implementation.Type())

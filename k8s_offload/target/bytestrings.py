@@ -1,9 +1,9 @@
 """P4Runtime bytestrings <-> Python ints, with the server-side width checks.
 
-The spec (section "Bytestrings") wants any zero-padded string whose value fits the bitwidth. PI, the
-reference server in front of bmv2, accepts the canonical (shortest) form and forms padded up to the
-full width, and answers INVALID_ARGUMENT for anything else; we follow PI because that is what a
-client talking to bmv2 sees.
+Spec §"Bytestrings": the receiver puts no limit on a string's length, only on its value: any
+zero-padded string whose value fits bit<W> is accepted (so `\x00\x00\x63` is 99 for bit<8>), and
+an empty string or a value wider than W is rejected with OUT_OF_RANGE. Reads answer the canonical
+(shortest) form.
 """
 
 from __future__ import annotations
@@ -15,20 +15,13 @@ __all__ = ["canonical", "decode", "full_width"]
 
 
 def decode(value: bytes, bitwidth: int, what: str) -> int:
-    """The unsigned value of `value`, rejected if empty, longer than the width or out of range."""
+    """The unsigned value of `value`; OUT_OF_RANGE if empty or beyond bit<bitwidth>."""
     if not value:
-        raise P4RuntimeError(code_pb2.INVALID_ARGUMENT, f"{what}: empty bytestring")
-    nbytes = (bitwidth + 7) // 8
-    if len(value) > nbytes:
-        raise P4RuntimeError(
-            code_pb2.INVALID_ARGUMENT,
-            f"{what}: {len(value)} bytes is longer than the {nbytes} bytes of bit<{bitwidth}>",
-        )
+        raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: empty bytestring")
     number = int.from_bytes(value, "big")
     if number >> bitwidth:
-        raise P4RuntimeError(
-            code_pb2.INVALID_ARGUMENT, f"{what}: value 0x{number:x} does not fit in bit<{bitwidth}>"
-        )
+        shown = f"0x{number:x}" if number.bit_length() <= 256 else f"a {number.bit_length()}-bit value"
+        raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: {shown} does not fit in bit<{bitwidth}>")
     return number
 
 

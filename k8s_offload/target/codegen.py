@@ -159,6 +159,8 @@ class Codegen:
             return f"(({e.op}{inner}) & {_mask(width)})"
         if isinstance(e, ast.Binary):
             return self._binary(e, sc)
+        if isinstance(e, ast.EnumMember) and isinstance(e.type, ast.EnumType):
+            return str(e.type.members.index(e.member))  # as stored: the member's index (layout.py)
         raise NotImplementedError(f"expression {type(e).__name__} at {getattr(e, 'loc', '?')}")
 
     def _cast(self, e: ast.Cast, sc: Scope) -> str:
@@ -552,7 +554,9 @@ class Codegen:
         ts = self.state.tables[tid]
         for ref in table.actions:
             self.action_fn(sc, control.action(ref.action))
-        if not ts.default[0] and table.default_action is not None:
+        if not ts.default[0] and table.default_action is not None and ts.profile is None:
+            # bmv2 holds no default for a table with an action profile (p4c drops it with a
+            # warning): a miss there runs no action, whatever the source says.
             da = table.default_action
             _, daid = self.action_fn(sc, control.action(da.action))
             args = tuple(a.value for a in da.args if isinstance(a, ast.Constant))
@@ -596,9 +600,8 @@ class Codegen:
                 lines.append("                m = ms[0]")
             lines += [
                 "                aid, args = m.action_id, m.args",
-                "            else:",
-                f"                aid, args = {ts_name}.default",
-                "                hit = False",
+                "            else:",  # bmv2: an empty group is a hit that runs no action
+                "                aid, args = 0, ()",
             ]
         lines += [
             f"    S[0].tables.append(_Event({full!r}, hit, _NAMES.get(aid, ''), args,"

@@ -54,6 +54,12 @@ class PipelineFactory(Protocol):
 def interpreter_pipeline(config: Any, state: TargetState | None = None) -> Pipeline:
     """State plus the behavioral model of our program; state alone if the model cannot be built."""
     headers = controller_headers(config.p4info)
+    from k8s_offload.compiler.contract import default_schema
+    from k8s_offload.target.p4info_check import describe, p4info_mismatches
+
+    problems = p4info_mismatches(default_schema().p4info, config.p4info)
+    if problems:  # sizes, widths or objects the program does not have: refuse (issue 17.5)
+        raise ValueError(describe(problems))
     try:
         from k8s_offload.p4 import load_program
         from k8s_offload.target.interpreter import Interpreter
@@ -174,7 +180,8 @@ class Device:
         except P4RuntimeError as err:
             with self.state_lock:
                 state.rollback()
-            aborted = (code_pb2.ABORTED, f"not applied: update {done} failed and the batch was rolled back")
+            # Short: one of these per update travels in the status trailer (errors.batch_status).
+            aborted = (code_pb2.ABORTED, f"rolled back: update {done} failed")
             out = [aborted] * len(updates)
             out[done] = (err.code, err.message)
             return out

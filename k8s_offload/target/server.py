@@ -8,9 +8,11 @@ behaviour as real targets (spec §"Batch Atomicity").
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -20,27 +22,27 @@ from typing import Any
 import grpc
 
 from k8s_offload.p4rt.arbitration import ArbitrationError, Controller, election_id_of
-from k8s_offload.p4rt.errors import abort_with_details, batch_status
-from k8s_offload.p4rt.grpc_api import add_p4runtime_servicer
+from k8s_offload.p4rt.errors import abort_with_details, batch_status, grpc_code
+from k8s_offload.p4rt.grpc_api import add_p4runtime_servicer, grpc_options
 from k8s_offload.p4rt.packet_io import PacketMetadataError
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.p4rt.proto import p4runtime as p4r
+from k8s_offload.p4rt.tls import TlsFlags, check_tls_files
 from k8s_offload.target.device import CONTINUE_ON_ERROR, Device, PipelineFactory, interpreter_pipeline
 from k8s_offload.target.errors import P4RuntimeError
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.6.0"
+API_VERSION = importlib.metadata.version("p4runtime")
+"""The P4Runtime API we implement: that of the p4runtime package whose schema we serve."""
 READ_CHUNK = 1000
-MAX_MESSAGE = 256 << 20
+MAX_STREAMS = 16
+"""StreamChannels served at once (each holds a worker thread and a reader thread)."""
+UNARY_WORKERS = 16
+"""Worker threads beyond the streams' own, for Write, Read and the pipeline RPCs."""
+ARBITRATION_TIMEOUT = 10.0
+"""Seconds a new StreamChannel may stay silent before its first MasterArbitrationUpdate."""
 _CLOSE = object()
-
-
-def _grpc_code(code: int) -> grpc.StatusCode:
-    for status in grpc.StatusCode:
-        if status.value[0] == code:
-            return status
-    return grpc.StatusCode.UNKNOWN
 
 
 class TargetServicer:
@@ -53,10 +55,13 @@ class TargetServicer:
         continue_on_error_only: bool = False,
         factory: PipelineFactory = interpreter_pipeline,
         cpu_port: int | None = None,
+        max_streams: int = MAX_STREAMS,
     ) -> None:
         self.devices = {d: Device(d, factory, cpu_port) for d in device_ids}
         self.continue_on_error_only = continue_on_error_only
         self.write_count = 0  # Write RPCs served, for tests that count round trips
+        self.max_streams = max_streams
+        self._streams = threading.BoundedSemaphore(max_streams)
 
     def _device(self, device_id: int, context: grpc.ServicerContext) -> Device:
         dev = self.devices.get(device_id)
@@ -92,15 +97,22 @@ class TargetServicer:
         return p4r.WriteResponse()
 
     def Read(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        """Spec §"Read RPC" / "Batch Processing": each request is answered on its own; entities of
+        the valid ones stream back in chunks, and failed requests end the RPC with one p4.v1.Error
+        per request (OK for the others). A lone request's failure is the RPC's own code (e.g. the
+        INVALID_ARGUMENT an empty Entity must get, §"Wildcard Reads"); several give UNKNOWN."""
         dev = self._device(request.device_id, context)
         if dev.pipeline is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no forwarding pipeline config set")
         batch = p4r.ReadResponse()
+        outcomes: list[tuple[int, str]] = []
         for entity in request.entities:
             try:
                 found = dev.read(entity)
             except P4RuntimeError as err:
-                context.abort(_grpc_code(err.code), err.message)
+                outcomes.append((err.code, err.message))
+                continue
+            outcomes.append((code_pb2.OK, ""))
             for i in range(0, len(found), READ_CHUNK):
                 batch.entities.extend(found[i : i + READ_CHUNK])
                 if len(batch.entities) >= READ_CHUNK:
@@ -108,6 +120,12 @@ class TargetServicer:
                     batch = p4r.ReadResponse()
         if len(batch.entities) or not request.entities:
             yield batch
+        failed = [(code, text) for code, text in outcomes if code != code_pb2.OK]
+        if failed:
+            status = batch_status("read failure", outcomes)
+            if len(outcomes) == 1:
+                status.code, status.message = failed[0][0], failed[0][1]
+            abort_with_details(context, status)
 
     def SetForwardingPipelineConfig(self, request: Any, context: grpc.ServicerContext) -> Any:
         dev = self._device(request.device_id, context)
@@ -115,7 +133,7 @@ class TargetServicer:
         try:
             dev.set_pipeline(request.action, request.config, request.HasField("config"))
         except P4RuntimeError as err:
-            context.abort(_grpc_code(err.code), err.message)
+            context.abort(grpc_code(err.code), err.message)
         return p4r.SetForwardingPipelineConfigResponse()
 
     def GetForwardingPipelineConfig(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -134,24 +152,54 @@ class TargetServicer:
         return out
 
     def Capabilities(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Spec §"Capabilities RPC": the API version we implement; NOT_FOUND for an unknown device."""
+        if request.device_id:
+            self._device(request.device_id, context)
         return p4r.CapabilitiesResponse(p4runtime_api_version=API_VERSION)
 
     # ---- stream ---------------------------------------------------------------------------------
 
     def StreamChannel(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
-        """Arbitration and packet I/O on one stream (spec §"Client Arbitration Update", §"Packet I/O")."""
+        """Arbitration and packet I/O on one stream (spec §"Client Arbitration Update", §"Packet I/O").
+
+        A stream holds a worker thread for its whole life, so what a peer can hold is bounded: at
+        most `max_streams` streams (more get RESOURCE_EXHAUSTED, spec §"Rules for Handling
+        MasterArbitrationUpdate Messages": "exceeds the supported limit"), and a stream that has
+        not arbitrated within ARBITRATION_TIMEOUT seconds is ended with DEADLINE_EXCEEDED. The
+        pool has UNARY_WORKERS threads beyond the streams, so Write and Read are always served."""
+        if not self._streams.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this target serves at most {self.max_streams} StreamChannels; close one first",
+            )
+        try:
+            yield from self._stream(requests, context)
+        finally:
+            self._streams.release()
+
+    def _stream(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         outbox: queue.Queue[Any] = queue.Queue()
         session = _Session(self, outbox)
         context.add_callback(lambda: outbox.put(_CLOSE))
         reader = threading.Thread(target=session.consume, args=(requests,), daemon=True)
         reader.start()
+        deadline = time.monotonic() + ARBITRATION_TIMEOUT
         try:
             while True:
-                item = outbox.get()
+                try:
+                    wait = None if session.ctrl is not None else max(0.0, deadline - time.monotonic())
+                    item = outbox.get(timeout=wait)
+                except queue.Empty:
+                    if session.ctrl is not None:
+                        continue
+                    context.abort(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"no MasterArbitrationUpdate within {ARBITRATION_TIMEOUT:g} s of opening the stream",
+                    )
                 if item is _CLOSE:
                     break
                 if isinstance(item, ArbitrationError):
-                    context.abort(_grpc_code(item.code), item.message)
+                    context.abort(grpc_code(item.code), item.message)
                 yield item
         finally:
             session.close()
@@ -244,6 +292,7 @@ class ServerTls:
     client_ca: str | None = None
 
     def credentials(self) -> grpc.ServerCredentials:
+        check_tls_files(self.client_ca, self.cert, self.key, TlsFlags(ca="--tls-client-ca"))
         ca = Path(self.client_ca).read_bytes() if self.client_ca else None
         pair = (Path(self.key).read_bytes(), Path(self.cert).read_bytes())
         return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
@@ -259,15 +308,18 @@ class EmbeddedTarget:
         device_ids: Iterable[int] = (1,),
         continue_on_error_only: bool = False,
         factory: PipelineFactory = interpreter_pipeline,
-        max_workers: int = 32,
+        max_streams: int = MAX_STREAMS,
         tls: ServerTls | None = None,
     ) -> None:
         self.tls = tls
         self.servicer = TargetServicer(
-            device_ids, continue_on_error_only=continue_on_error_only, factory=factory
+            device_ids,
+            continue_on_error_only=continue_on_error_only,
+            factory=factory,
+            max_streams=max_streams,
         )
         self._listen = listen
-        self._max_workers = max_workers
+        self._max_workers = max_streams + UNARY_WORKERS
         self._server: grpc.Server | None = None
         self.port = 0
 
@@ -282,18 +334,28 @@ class EmbeddedTarget:
     def start(self) -> EmbeddedTarget:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="p4rt"),
-            options=[  # a whole plan as one DATAPLANE_ATOMIC batch: ~4 MB per 100k updates
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
-                ("grpc.max_send_message_length", MAX_MESSAGE),
+            # No SO_REUSEPORT: a second server on a taken port must fail, not share it (the kernel
+            # would split clients between two devices). Keepalive pings find dead peers, whose
+            # streams would otherwise hold their threads.
+            options=[
+                *grpc_options(),
+                ("grpc.so_reuseport", 0),
+                ("grpc.keepalive_time_ms", 60_000),
+                ("grpc.keepalive_timeout_ms", 20_000),
             ],
+            maximum_concurrent_rpcs=self._max_workers * 4,
         )
         add_p4runtime_servicer(server, self.servicer)
-        if self.tls is None:
-            self.port = server.add_insecure_port(self._listen)
-        else:
-            self.port = server.add_secure_port(self._listen, self.tls.credentials())
+        try:
+            if self.tls is None:
+                self.port = server.add_insecure_port(self._listen)
+            else:
+                self.port = server.add_secure_port(self._listen, self.tls.credentials())
+        except RuntimeError:  # grpcio >= 1.50 raises where older versions returned 0
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {self._listen}")
+            server.stop(None)
+            raise OSError(f"cannot listen on {self._listen}: address in use or not available")
         server.start()
         self._server = server
         log.info(

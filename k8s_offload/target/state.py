@@ -54,8 +54,9 @@ class TargetState:
         self.profiles = {pid: ProfileStore(p, journal) for pid, p in self.index.profiles.items()}
         self.tables: dict[int, TableState] = {}
         for tid, table in self.index.tables.items():
-            default = (defaults or {}).get(tid) or table.initial_default or (0, ())
             profile = self.profiles.get(table.implementation_id) if table.implementation_id else None
+            # An indirect table holds no default action (as bmv2: PI reads it back without one).
+            default = (0, ()) if profile else (defaults or {}).get(tid) or table.initial_default or (0, ())
             self.tables[tid] = TableState(
                 table, make_engine(table.keys), default, default, profile, HandleAllocator(journal)
             )
@@ -241,6 +242,11 @@ class TargetState:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: profile has no selector, no groups")
             if gid not in profile.groups:
                 raise P4RuntimeError(code_pb2.NOT_FOUND, f"{where}: group {gid} does not exist")
+            if not profile.groups[gid].member_ids:
+                # bmv2 refuses this too (EMPTY_GRP; PI answers UNKNOWN). The spec leaves what a
+                # packet does on an empty group to the target ("Constraints on action selector
+                # programming"); bmv2 makes it a hit that runs no action.
+                raise P4RuntimeError(code_pb2.FAILED_PRECONDITION, f"{where}: group {gid} is empty")
             return 0, (), 0, gid
         if which == "action_profile_action_set":
             raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{where}: one-shot action selector programming")
@@ -366,7 +372,9 @@ class TargetState:
     # ---- reads --------------------------------------------------------------------------------
 
     def read(self, entity: Any) -> list[Any]:
-        """Entities matching one read filter; 0 ids and unset fields are wildcards (spec "Wildcard Reads")."""
+        """Entities matching one read request (spec §"Read RPC"); 0 ids and unset fields are
+        wildcards (§"Wildcard Reads"). Kinds this program has none of (meters, direct resources,
+        PRE sessions, value sets, digests, externs) read as empty, or NOT_FOUND for a given id."""
         which = entity.WhichOneof("entity")
         if which == "table_entry":
             return [p4runtime.Entity(table_entry=e) for e in self._read_table_entries(entity.table_entry)]
@@ -390,28 +398,99 @@ class TargetState:
             return list(self._read_counters(entity.counter_entry))
         if which == "register_entry":
             return list(self._read_registers(entity.register_entry))
-        raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"reading {which or 'an empty entity'} is not supported")
+        if which is None:
+            raise P4RuntimeError(INVALID_ARGUMENT, "the entity oneof is not set (Wildcard Reads)")
+        self._none_of(which, getattr(entity, which))
+        return []
+
+    def _none_of(self, which: str, f: Any) -> None:
+        """A read of a kind this state holds nothing of: an id names something that does not exist."""
+        if which in ("direct_counter_entry", "direct_meter_entry"):
+            tid = f.table_entry.table_id
+            if tid:
+                name = self._table(tid).info.name
+                kind = "counter" if which == "direct_counter_entry" else "meter"
+                raise P4RuntimeError(code_pb2.NOT_FOUND, f"table {name!r} has no direct {kind}")
+            return
+        if which == "packet_replication_engine_entry":
+            kind = f.WhichOneof("type")
+            if kind is None:
+                raise P4RuntimeError(INVALID_ARGUMENT, "packet_replication_engine_entry: type not set")
+            ident = f.multicast_group_entry.multicast_group_id if kind == "multicast_group_entry" else 0
+            ident = ident or (f.clone_session_entry.session_id if kind == "clone_session_entry" else 0)
+            if ident:
+                raise P4RuntimeError(code_pb2.NOT_FOUND, f"no {kind} {ident}")
+            return
+        ids = {
+            "meter_entry": "meter_id",
+            "value_set_entry": "value_set_id",
+            "digest_entry": "digest_id",
+            "extern_entry": "extern_type_id",
+        }
+        field_name = ids.get(which)
+        if field_name is None:
+            raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"reading {which} is not supported")
+        if getattr(f, field_name):
+            raise P4RuntimeError(code_pb2.NOT_FOUND, f"no {which} with {field_name} {getattr(f, field_name)}")
 
     def _profiles_for(self, profile_id: int) -> list[ProfileStore]:
         return list(self.profiles.values()) if profile_id == 0 else [self._profile(profile_id)]
 
     def _read_table_entries(self, f: Any) -> Iterator[Any]:
+        """Spec §"TableEntry" / "Wildcard Reads": table_id, match, action (a direct action's id),
+        priority, controller_metadata, metadata and is_default_action filter; table_id 0 reads
+        every table and allows no other filter; the direct-resource flags need a table with that
+        resource, which no table here has."""
+        action_id = self._action_filter(f)
+        if f.table_id == 0:
+            if len(f.match) or action_id or f.priority or f.controller_metadata or f.metadata:
+                raise P4RuntimeError(
+                    INVALID_ARGUMENT, "table_id 0 reads every table: no other filter allowed"
+                )
+            if f.is_default_action:
+                raise P4RuntimeError(INVALID_ARGUMENT, "a default entry read needs a table_id")
         tables = list(self.tables.values()) if f.table_id == 0 else [self._table(f.table_id)]
+        for flag in ("counter_data", "meter_config", "meter_counter_data", "time_since_last_hit"):
+            if f.HasField(flag):
+                where = f"table {tables[0].info.name!r}" if f.table_id else "no table"
+                raise P4RuntimeError(INVALID_ARGUMENT, f"{flag} asked for, but {where} has that resource")
         for table in tables:
             if f.is_default_action:
+                if len(f.match) or f.priority:
+                    raise P4RuntimeError(INVALID_ARGUMENT, "a default entry read takes no match or priority")
                 out = p4runtime.TableEntry(table_id=table.info.id, is_default_action=True)
                 if table.default[0]:
                     self._fill_action(out.action.action, table.default[0], table.default[1])
-                yield out
+                if action_id in (0, table.default[0]):
+                    yield out
                 continue
-            if len(f.match):
-                entry = table.engine.find(parse_match(table.info, f.match), f.priority)
-                if entry is not None:
+            key = parse_match(table.info, f.match) if len(f.match) else None
+            if key is not None and (f.priority or not table.info.needs_priority):
+                found = table.engine.find(key, f.priority)  # the key identifies one entry
+                candidates = [found] if found is not None else []
+            else:
+                candidates = sorted(table.engine.entries(), key=lambda e: e.handle)
+            for entry in candidates:
+                if (
+                    (key is None or entry.key == key)
+                    and f.priority in (0, entry.priority)
+                    and action_id in (0, entry.action_id)
+                    and f.controller_metadata in (0, entry.proto.controller_metadata)
+                    and f.metadata in (b"", entry.proto.metadata)
+                ):
                     yield entry.proto
-                continue
-            for entry in sorted(table.engine.entries(), key=lambda e: e.handle):
-                if f.priority in (0, entry.priority):
-                    yield entry.proto
+
+    @staticmethod
+    def _action_filter(f: Any) -> int:
+        """The action id to filter on (0: none). Only a direct action's id filters (same section)."""
+        if not f.HasField("action"):
+            return 0
+        kind = f.action.WhichOneof("type")
+        if kind is None:
+            return 0
+        if kind != "action":
+            raise P4RuntimeError(INVALID_ARGUMENT, f"reads cannot filter on {kind} (only on a direct action)")
+        return int(f.action.action.action_id)
 
     def _read_counters(self, f: Any) -> Iterator[Any]:
         ids = sorted(self.counters) if f.counter_id == 0 else [f.counter_id]

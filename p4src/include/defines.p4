@@ -53,6 +53,8 @@ const bit<8> DROP_MAPPED_ADDRESS  = 6;
 const bit<8> DROP_NO_ROUTE        = 7;
 const bit<8> DROP_NAT_COLLISION   = 8;   /* a masqueraded flow's reply slot is held by another flow */
 const bit<8> DROP_NO_LOCAL_ENDPOINT = 9; /* traffic policy Local, endpoints only on other nodes */
+const bit<8> DROP_UNPARSED        = 10;  /* neither ARP nor IPv4/IPv6: another ethertype, a VLAN tag */
+const bit<8> DROP_PARSER_ERROR    = 11;  /* a header cut short (truncated frame) */
 const bit<32> DROP_REASON_COUNT   = 16;
 
 /* Connection-tracking slot kinds (stored in the flow cache). */

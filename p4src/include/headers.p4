@@ -15,10 +15,14 @@ header packet_in_t {
     bit<7> _pad;
 }
 
+/* A PacketOut goes straight out of egress_port, or, with submit_to_ingress set, through the
+ * pipeline as a frame received on the CPU port (how the loader proves which pipeline forwards:
+ * docs/runtime.md, "Bringing up a target"). */
 @controller_header("packet_out") @id(2)
 header packet_out_t {
     bit<9> egress_port;
-    bit<7> _pad;
+    bit<1> submit_to_ingress;
+    bit<6> _pad;
 }
 
 header ethernet_t {
@@ -140,6 +144,7 @@ struct local_metadata_t {
     bool    drop;
     bit<8>  drop_reason;
     bool    reject;          /* with drop: answer with ICMP port unreachable instead (RejectReply) */
+    bool    parse_failed;    /* the architecture's parser stopped on an error (a truncated header) */
 
     /* Flow key, family-neutral. */
     bool    is_ip;

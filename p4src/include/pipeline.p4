@@ -34,10 +34,17 @@ control PortClassify(inout headers_t hdr, inout local_metadata_t meta) {
     }
 }
 
-/* Stage 2 (no tables): the family-neutral flow key used by every later stage. */
+/* Stage 2 (no tables): the family-neutral flow key used by every later stage. What the parser
+ * did not understand is dropped and counted, never forwarded: a frame cut short inside a header
+ * (the architecture sets meta.parse_failed from its parser error) and any ethertype other than
+ * ARP, IPv4 and IPv6, 802.1Q tags included. IP packets whose L4 was not parsed (fragments, IPv4
+ * options, other protocols) are deliberate: forwarded by address, never NATed. */
 control FlowKey(inout headers_t hdr, inout local_metadata_t meta) {
     apply {
-        if (hdr.arp.isValid()) {
+        if (meta.parse_failed) {
+            meta.drop = true;
+            meta.drop_reason = DROP_PARSER_ERROR;
+        } else if (hdr.arp.isValid()) {
             meta.is_neigh_query = true;
             meta.neigh_target = IPV4_MAPPED_PREFIX ++ hdr.arp.tpa;
         } else if (hdr.ipv4.isValid()) {
@@ -65,6 +72,9 @@ control FlowKey(inout headers_t hdr, inout local_metadata_t meta) {
                     meta.is_nd = true;
                 }
             }
+        } else {
+            meta.drop = true;
+            meta.drop_reason = DROP_UNPARSED;
         }
         if (hdr.tcp.isValid()) {
             meta.sport = hdr.tcp.src_port;
@@ -94,7 +104,7 @@ control NeighSteer(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x02000301)
     table neigh_steer {
         key = {
-            meta.neigh_target : exact;
+            meta.neigh_target : exact @format(IPV6_ADDRESS);
         }
         actions = {
             steer_to_port;
@@ -146,7 +156,7 @@ control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x02000501)
     table svc_frontend {
         key = {
-            meta.dst_addr : exact;
+            meta.dst_addr : exact @format(IPV6_ADDRESS);
             meta.l4_proto : exact;
             meta.dport    : exact;
         }
@@ -163,7 +173,7 @@ control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x02000502)
     table svc_frontend_internal {
         key = {
-            meta.dst_addr : exact;
+            meta.dst_addr : exact @format(IPV6_ADDRESS);
             meta.l4_proto : exact;
             meta.dport    : exact;
         }
@@ -276,14 +286,14 @@ control ServiceSplit(inout headers_t hdr, inout local_metadata_t meta) {
 /* Stage 6b: destination NAT to the chosen backend (new flows and established ones alike). */
 control BackendNat(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000601)
-    action dnat4(ipv4_addr_t addr, bit<16> port) {
+    action dnat4(@format(IPV4_ADDRESS) ipv4_addr_t addr, bit<16> port) {
         hdr.ipv4.dst_addr = addr;
         meta.dst_addr = IPV4_MAPPED_PREFIX ++ addr;
         meta.dport = port;
         meta.l4_rewritten = true;
     }
     @id(0x01000602)
-    action dnat6(ipv6_addr_t addr, bit<16> port) {
+    action dnat6(@format(IPV6_ADDRESS) ipv6_addr_t addr, bit<16> port) {
         hdr.ipv6.dst_addr = addr;
         meta.dst_addr = addr;
         meta.dport = port;
@@ -323,14 +333,14 @@ control BackendNat(inout headers_t hdr, inout local_metadata_t meta) {
 /* Stage 6c: replies of a load-balanced flow leave with the frontend as their source. */
 control ReverseNat(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000701)
-    action snat4(ipv4_addr_t vip, bit<16> port) {
+    action snat4(@format(IPV4_ADDRESS) ipv4_addr_t vip, bit<16> port) {
         hdr.ipv4.src_addr = vip;
         meta.src_addr = IPV4_MAPPED_PREFIX ++ vip;
         meta.sport = port;
         meta.l4_rewritten = true;
     }
     @id(0x01000702)
-    action snat6(ipv6_addr_t vip, bit<16> port) {
+    action snat6(@format(IPV6_ADDRESS) ipv6_addr_t vip, bit<16> port) {
         hdr.ipv6.src_addr = vip;
         meta.src_addr = vip;
         meta.sport = port;
@@ -372,7 +382,7 @@ control ReverseNat(inout headers_t hdr, inout local_metadata_t meta) {
  * is not its own), a node IP towards everything else. No entry: the flow keeps its source. */
 control NatSource(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000d01)
-    action set_nat_source(addr_t addr) {
+    action set_nat_source(@format(IPV6_ADDRESS) addr_t addr) {
         meta.masq_addr = addr;
     }
     @id(0x01000d02)
@@ -382,7 +392,7 @@ control NatSource(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x02000d01)
     table nat_source {
         key = {
-            meta.dst_addr : lpm;
+            meta.dst_addr : lpm @format(IPV6_ADDRESS);
         }
         actions = {
             set_nat_source;
@@ -438,7 +448,7 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x02000801)
     table eg_pod {
         key = {
-            meta.src_addr : exact;
+            meta.src_addr : exact @format(IPV6_ADDRESS);
         }
         actions = {
             eg_isolate;
@@ -458,7 +468,7 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x02000802)
     table eg_peer_class {
         key = {
-            meta.dst_addr : lpm;
+            meta.dst_addr : lpm @format(IPV6_ADDRESS);
         }
         actions = {
             eg_set_peer_class;
@@ -538,7 +548,7 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x02000901)
     table in_pod {
         key = {
-            meta.dst_addr : exact;
+            meta.dst_addr : exact @format(IPV6_ADDRESS);
         }
         actions = {
             in_isolate;
@@ -558,7 +568,7 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x02000902)
     table in_peer_class {
         key = {
-            meta.src_addr : lpm;
+            meta.src_addr : lpm @format(IPV6_ADDRESS);
         }
         actions = {
             in_set_peer_class;
@@ -628,7 +638,8 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
  * MAC as destination; other prefixes (node IPs, pod CIDRs of other nodes, default) go out a port. */
 control Forward(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000a01)
-    action to_pod(bit<9> port, mac_addr_t pod_mac, mac_addr_t gateway_mac) {
+    action to_pod(bit<9> port, @format(MAC_ADDRESS) mac_addr_t pod_mac,
+                  @format(MAC_ADDRESS) mac_addr_t gateway_mac) {
         meta.out_port = port;
         hdr.ethernet.src_addr = gateway_mac;
         hdr.ethernet.dst_addr = pod_mac;
@@ -645,7 +656,7 @@ control Forward(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x02000a01)
     table fwd {
         key = {
-            meta.dst_addr : lpm;
+            meta.dst_addr : lpm @format(IPV6_ADDRESS);
         }
         actions = {
             to_pod;

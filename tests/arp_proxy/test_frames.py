@@ -300,16 +300,53 @@ def test_mutated_valid_frames_never_raise(frame: bytes, flips: list[tuple[int, i
 
 
 def test_rate_limiter_allows_burst_then_refills_per_key() -> None:
-    rl = RateLimiter(rate=2.0, burst=3)
-    assert [rl.allow("a", 0.0) for _ in range(4)] == [True, True, True, False]
-    assert rl.allow("b", 0.0)  # other sources are unaffected
-    assert not rl.allow("a", 0.2)
-    assert rl.allow("a", 0.5)  # one token back after 0.5 s at 2/s
-    assert not rl.allow("a", 0.5)
+    rl = RateLimiter(rate=2.0, burst=3, global_rate=1000, global_burst=1000)
+    assert [rl.allow("a", 0.0) for _ in range(4)] == [None, None, None, "source"]
+    assert rl.allow("b", 0.0) is None  # other sources are unaffected
+    assert rl.allow("a", 0.2) == "source"
+    assert rl.allow("a", 0.5) is None  # one token back after 0.5 s at 2/s
+    assert rl.allow("a", 0.5) == "source"
 
 
 def test_rate_limiter_forgets_least_recently_used_sources() -> None:
-    rl = RateLimiter(rate=1.0, burst=1, max_keys=2)
-    assert rl.allow("a", 0.0) and rl.allow("b", 0.0) and rl.allow("c", 0.0)
-    assert rl.allow("a", 0.0)  # "a" was evicted, so it starts with a full bucket
-    assert not rl.allow("c", 0.0)
+    rl = RateLimiter(rate=1.0, burst=1, global_rate=1000, global_burst=1000, max_keys=2)
+    assert rl.allow("a", 0.0) is None and rl.allow("b", 0.0) is None and rl.allow("c", 0.0) is None
+    assert rl.allow("a", 0.0) is None  # "a" was evicted, so it starts with a full bucket
+    assert rl.allow("c", 0.0) == "source"
+
+
+def test_rotating_source_macs_meet_the_global_cap() -> None:
+    """Issue 17: a new source MAC per request used to get every reply. The global bucket bounds it."""
+    rl = RateLimiter(rate=20, burst=40, global_rate=100, global_burst=50, max_keys=16)
+    verdicts = [rl.allow(f"02:00:00:00:{i // 256:02x}:{i % 256:02x}", 0.0) for i in range(1000)]
+    assert verdicts.count(None) == 50 and verdicts.count("global") == 950
+    # One second later the global bucket has refilled by its rate, no more.
+    later = [rl.allow(f"02:00:00:01:{i // 256:02x}:{i % 256:02x}", 1.0) for i in range(1000)]
+    assert later.count(None) == 50  # capped by the burst: 100 tokens refilled, bucket holds 50
+
+
+def test_a_refused_source_does_not_spend_global_tokens() -> None:
+    rl = RateLimiter(rate=1, burst=1, global_rate=1, global_burst=2)
+    assert rl.allow("a", 0.0) is None
+    assert [rl.allow("a", 0.0) for _ in range(10)] == ["source"] * 10
+    assert rl.allow("b", 0.0) is None  # the flooding source did not drain the shared bucket
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst"), [(float("nan"), 1), (float("inf"), 1), (0.0, 1), (-1.0, 1), (1.0, 0)]
+)
+def test_rate_limiter_refuses_values_that_would_disable_it(rate: float, burst: int) -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(rate, burst, 10, 10)
+    with pytest.raises(ValueError):
+        RateLimiter(10, 10, rate, burst)
+
+
+@pytest.mark.parametrize("tpid", [0x8100, 0x88A8, 0x9100])
+def test_vlan_tagged_requests_are_ignored(tpid: int) -> None:
+    """A tagged ARP request (in-band tag) is never answered, tagged or untagged (docs/arp-proxy.md)."""
+    untagged = arp_request()
+    tagged = untagged[:12] + tpid.to_bytes(2, "big") + (5).to_bytes(2, "big") + untagged[12:]
+    v = handle_frame(tagged, CFG)
+    assert v.outcome is Outcome.VLAN_TAGGED and v.reply is None
+    assert handle_frame(untagged, CFG).outcome is Outcome.ARP_REPLY

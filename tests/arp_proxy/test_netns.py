@@ -21,7 +21,18 @@ from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from tests.netns_util import REPO, Namespaces, ip, neighbour, read_json, send_frames, send_udp, veth, wait_for
+from tests.netns_util import (
+    REPO,
+    Namespaces,
+    ip,
+    neighbour,
+    ns_python,
+    read_json,
+    send_frames,
+    send_udp,
+    veth,
+    wait_for,
+)
 
 pytestmark = pytest.mark.root
 
@@ -249,3 +260,109 @@ def test_sigterm_exits_cleanly(running: tuple[Topo, Proxy]) -> None:
     assert final["attached"] is False
     assert "Traceback" not in proxy.log()
     assert "counters:" in proxy.log()
+
+
+# -- hardening (issue 17) and health/metrics -------------------------------------------------------
+
+
+def spoofed_announcement(i: int) -> bytes:
+    mac = f"02:00:00:aa:{i // 256:02x}:{i % 256:02x}"
+    return bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=mac, psrc=GW4, pdst=GW4))
+
+
+def test_stats_file_never_follows_a_planted_symlink(
+    topo: Topo, start_proxy: Callable[..., Proxy], tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "stats.json").symlink_to(victim)
+    topo.plumb()
+    proxy = start_proxy(topo)
+    assert proxy.wait_attached(), proxy.log()
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "stats.json").is_symlink()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_rotating_source_macs_are_capped_globally(topo: Topo, start_proxy: Callable[..., Proxy]) -> None:
+    topo.plumb()
+    proxy = start_proxy(topo, "--global-rate", "0.01", "--global-burst", "5")
+    assert proxy.wait_attached(), proxy.log()
+    frames = []
+    for i in range(30):
+        mac = f"02:00:00:01:00:{i:02x}"
+        frames.append(
+            bytes(
+                Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=mac, psrc=f"10.0.0.{100 + i}", pdst=GW4)
+            )
+        )
+    send_frames(topo.pod, "eth0", frames)
+    assert proxy.wait_counter("arp_reply", 30) == 30
+    assert proxy.wait_counter("rate_limited_global", 25) == 25
+    assert proxy.counter("tx_replies") == 5 and proxy.counter("rate_limited") == 0
+
+
+def test_spoofed_announcements_are_counted_but_logged_once(running: tuple[Topo, Proxy]) -> None:
+    topo, proxy = running
+    send_frames(topo.pod, "eth0", [spoofed_announcement(i) for i in range(200)])
+    assert proxy.wait_counter("conflict", 200) == 200
+    warnings = [line for line in proxy.log().splitlines() if "announces gateway address" in line]
+    assert len(warnings) == 1, warnings
+    assert proxy.counter("tx_replies") == 0
+
+
+def test_vlan_tagged_request_is_not_answered(running: tuple[Topo, Proxy]) -> None:
+    topo, proxy = running
+    untagged = bytes(Ether(src=POD_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=POD_MAC, psrc=POD4, pdst=GW4))
+    tagged = untagged[:12] + bytes.fromhex("81000005") + untagged[12:]
+    send_frames(topo.pod, "eth0", [tagged, tagged])
+    assert proxy.wait_counter("vlan_tagged", 2) == 2
+    assert proxy.counter("tx_replies") == 0 and proxy.counter("arp_reply") == 0
+    send_frames(topo.pod, "eth0", [untagged])
+    assert proxy.wait_counter("tx_replies") == 1  # the same request without a tag is answered
+
+
+def http_in(ns: str, url: str, method: str = "GET") -> tuple[int, str]:
+    code = (
+        "import sys, urllib.request, urllib.error\n"
+        "req = urllib.request.Request(sys.argv[1], method=sys.argv[2])\n"
+        "try:\n"
+        "    r = urllib.request.urlopen(req, timeout=5)\n"
+        "    print(r.status); sys.stdout.write(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code); sys.stdout.write(e.read().decode())\n"
+    )
+    out = ns_python(ns, code, url, method).stdout
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9102", "[::1]:9102"], ids=["ipv4", "ipv6"])
+def test_health_and_metrics_endpoint(topo: Topo, start_proxy: Callable[..., Proxy], listen: str) -> None:
+    base = f"http://{listen}"
+    proxy = start_proxy(topo, "--health-listen", listen)  # the interface does not exist yet
+    assert wait_for(lambda: "waiting for interface" in proxy.log(), 10), proxy.log()
+    assert http_in(topo.px, f"{base}/healthz") == (200, "ok\n")
+    assert http_in(topo.px, f"{base}/readyz") == (503, "not attached to pp0\n")
+    status, text = http_in(topo.px, f"{base}/metrics")
+    assert status == 200
+    # Every series is there from the start, at 0, under Prometheus naming conventions.
+    for sample in (
+        'offload_arp_proxy_requests_answered_total{protocol="arp"} 0.0',
+        'offload_arp_proxy_requests_answered_total{protocol="ndp"} 0.0',
+        'offload_arp_proxy_frames_ignored_total{reason="vlan_tagged"} 0.0',
+        'offload_arp_proxy_replies_rate_limited_total{scope="global"} 0.0',
+        "offload_arp_proxy_ready 0.0",
+        "process_resident_memory_bytes",
+    ):
+        assert sample in text, sample
+    topo.plumb()
+    assert proxy.wait_attached(), proxy.log()
+    assert wait_for(lambda: http_in(topo.px, f"{base}/readyz")[0] == 200, 5)
+    assert http_in(topo.px, f"{base}/readyz", "HEAD") == (200, "")
+    assert resolve(topo, GW4) == PROXY_MAC
+    text = http_in(topo.px, f"{base}/metrics")[1]
+    assert 'offload_arp_proxy_requests_answered_total{protocol="arp"} 1.0' in text
+    assert "offload_arp_proxy_ready 1.0" in text
+    ip("-n", topo.px, "link", "del", "pp0")
+    assert wait_for(lambda: http_in(topo.px, f"{base}/readyz")[0] == 503, 5)

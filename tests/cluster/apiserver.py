@@ -1,6 +1,7 @@
 """A loopback HTTP server speaking the Kubernetes list/watch protocol, as the API server does.
 
-What it implements, for the six kinds the loader watches:
+What it implements, for the six kinds the loader may watch:
+- discovery of discovery.k8s.io/v1 (the loader asks whether EndpointSlices are served);
 - list: `{"kind": "PodList", "metadata": {"resourceVersion", "continue"}, "items": [...]}` with
   items lacking kind/apiVersion (as the real server sends them), `limit`/`continue` pagination;
 - watch (`?watch=true&resourceVersion=N`): HTTP/1.1 chunked stream of one JSON event per line,
@@ -47,6 +48,23 @@ API_VERSIONS = {
 }
 
 
+DISCOVERY_PATH = "/apis/discovery.k8s.io/v1"
+DISCOVERY = {  # what a real server answers there, trimmed to the one resource
+    "kind": "APIResourceList",
+    "apiVersion": "v1",
+    "groupVersion": "discovery.k8s.io/v1",
+    "resources": [
+        {
+            "name": "endpointslices",
+            "singularName": "endpointslice",
+            "namespaced": True,
+            "kind": "EndpointSlice",
+            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        }
+    ],
+}
+
+
 @dataclass(frozen=True)
 class Request:
     kind: str
@@ -68,11 +86,15 @@ class FakeApiServer:
         *,
         tls: tuple[str, str] | None = None,
         token: str | None = None,
+        serves_endpointslices: bool = True,
     ) -> None:
         """`tls`: (certificate, key) PEM files to serve HTTPS with; `token`: the bearer token every
-        request must carry."""
+        request must carry; `serves_endpointslices=False`: a server before discovery.k8s.io/v1
+        (404 for its discovery document and its list)."""
         self.bookmark_interval = bookmark_interval
         self.token = token
+        self.serves_endpointslices = serves_endpointslices
+        self.discovery_requests = 0
         self.lock = threading.Condition()
         self.rv = 100
         self.compacted = 0
@@ -185,7 +207,13 @@ class FakeApiServer:
 
             def do_GET(self) -> None:
                 url = urlparse(self.path)
+                if url.path.rstrip("/") == DISCOVERY_PATH and server.serves_endpointslices:  # client adds a /
+                    server.discovery_requests += 1
+                    self._json(200, DISCOVERY)
+                    return
                 kind = PATHS.get(url.path)
+                if kind == "EndpointSlice" and not server.serves_endpointslices:
+                    kind = None
                 if kind is None:
                     self._json(
                         404, {"kind": "Status", "status": "Failure", "code": 404, "reason": "NotFound"}

@@ -15,9 +15,9 @@ import yaml
 from k8s_offload.cluster.source import parse_raw
 from k8s_offload.cluster.watch import WatchConfig
 from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.compilation import compile_objects
 from k8s_offload.compiler.contract import read_p4info
 from k8s_offload.compiler.frontend.nodefacts import load_node_facts
-from k8s_offload.compiler.incremental import full_compile
 from k8s_offload.compiler.passes.pipeline import PassConfig
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.entities import (
@@ -52,7 +52,7 @@ def expected(server: FakeApiServer, schema: Schema, passes: PassConfig | None = 
     with server.lock:
         bodies = list(server.objects.values())
     objs = [o for b in bodies if (o := parse_raw(b["kind"], b)[1]) is not None]
-    bundle = full_compile(schema, objs, load_node_facts(NODE), passes)
+    bundle = compile_objects(objs, load_node_facts(NODE), schema, passes).bundle()
     return with_initial_defaults(schema, bundle_items(schema, bundle))
 
 

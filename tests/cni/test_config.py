@@ -14,10 +14,19 @@ import yaml
 
 from k8s_offload.cni import nodefacts
 from k8s_offload.cni.cli import main, run
-from k8s_offload.cni.config import CniEnv, parse_cni_args, parse_env, parse_netconf, pod_addresses
+from k8s_offload.cni.config import (
+    CniEnv,
+    DelegatedIpam,
+    StaticIpam,
+    parse_cni_args,
+    parse_env,
+    parse_netconf,
+    static_addresses,
+)
 from k8s_offload.cni.errors import CniError
 from k8s_offload.cni.netns import Marker, PodInterface
 from k8s_offload.cni.plugin import build_result
+from tests.cni.conftest import FACTS_HEAD
 
 BASE: dict[str, Any] = {
     "cniVersion": "1.0.0",
@@ -52,8 +61,12 @@ def code_of(fn: Any, *args: Any) -> int:
         (conf(nodeFacts="relative.yaml"), 7),
         (conf(mtu=20), 7),
         (conf(gateway={"ipv4": "fe80::1"}), 7),
-        (conf(ipam={"type": "host-local"}), 2),
+        (conf(ipam={"type": "../bin/host-local"}), 7),
         (conf(ipam={"type": "static", "addresses": [{"address": "10.0.0.300/32"}]}), 7),
+        (conf(name="a b"), 7),
+        (b'{"cniVersion": "1.0.0", "cniVersion": "1.1.0"}', 6),
+        (b"[" * 100_000, 6),
+        (b"\xff\xfe{}", 6),
     ],
     ids=[
         "json",
@@ -66,8 +79,12 @@ def code_of(fn: Any, *args: Any) -> int:
         "relative-facts",
         "mtu",
         "gateway-family",
-        "ipam-type",
+        "ipam-type-path",
         "bad-address",
+        "network-name",
+        "duplicate-key",
+        "deep-nesting",
+        "not-utf8",
     ],
 )
 def test_bad_network_config_gets_spec_error_code(data: bytes, code: int) -> None:
@@ -85,7 +102,9 @@ def test_valid_config_parses() -> None:
     assert c.cni_version == "1.0.0" and c.mtu == 1400
     assert [(p.interface, p.port) for p in c.pool] == [("p4port10", 10)]
     assert str(c.gateway4) == "169.254.1.1" and c.gateway6 is None
-    assert [str(a) for a in c.ipam_addresses] == ["10.0.0.5/32"]
+    assert c.ipam == StaticIpam((ip_interface("10.0.0.5/32"),))
+    assert parse_netconf(conf(ipam={"type": "host-local", "ranges": []})).ipam == DelegatedIpam("host-local")
+    assert parse_netconf(conf()).ipam == StaticIpam(())
 
 
 @pytest.mark.parametrize(
@@ -96,38 +115,77 @@ def test_valid_config_parses() -> None:
         {**ENV, "CNI_NETNS": ""},
         {**ENV, "CNI_CONTAINERID": "-bad"},
         {**ENV, "CNI_IFNAME": "a-name-that-is-too-long"},
-        {**ENV, "CNI_ARGS": "novalue"},
+        {**ENV, "CNI_IFNAME": "éééééééé"},  # 8 characters, 16 bytes: over IFNAMSIZ
+        {**ENV, "CNI_IFNAME": "eth\u00e0"},  # UTF-8 c3 a0: the kernel's isspace() refuses 0xa0
+        {**ENV, "CNI_IFNAME": "eth0\udcff"},  # an undecodable environment byte
+        {**ENV, "CNI_IFNAME": "eth:0"},
+        {**ENV, "CNI_CONTAINERID": "c" * 181},
+        {**ENV, "CNI_NETNS": "relative/ns"},
+        {**ENV, "CNI_ARGS": "x" * 20_000},
     ],
-    ids=["empty", "command", "netns", "container-id", "ifname", "args"],
-)
+    ids=[
+        "empty", "command", "netns", "container-id", "ifname", "ifname-bytes", "ifname-a0",
+        "ifname-surrogate", "ifname-colon", "container-id-long", "netns-relative", "args-long",
+    ],
+)  # fmt: skip
 def test_bad_environment_is_error_4(env: dict[str, str]) -> None:
     assert code_of(parse_env, env) == 4
 
 
-def test_del_needs_no_netns_and_args_are_parsed() -> None:
+def test_multibyte_interface_name_within_15_bytes_is_accepted() -> None:
+    assert parse_env({**ENV, "CNI_IFNAME": "netéé"}).ifname == "netéé"  # 7 bytes
+
+
+def test_del_needs_no_netns_and_args_are_parsed_on_demand() -> None:
     env = parse_env(
         {**ENV, "CNI_COMMAND": "DEL", "CNI_NETNS": "", "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAME=a"}
     )
-    assert env.netns == "" and env.args["K8S_POD_NAME"] == "a" and env.pod is None
+    assert env.netns == "" and env.args["K8S_POD_NAME"] == "a"
+    assert code_of(lambda: env.pod) == 4  # no namespace
     assert parse_cni_args("A=1;B=x=y") == {"A": "1", "B": "x=y"}
+    # DEL needs nothing from CNI_ARGS, so unparsable arguments do not stop it (§2 "DEL" is best effort).
+    assert parse_env({**ENV, "CNI_COMMAND": "DEL", "CNI_ARGS": "garbage"}).container_id == "c1"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("K8S_POD_NAME", "Web"),
+        ("K8S_POD_NAME", "../../etc"),
+        ("K8S_POD_NAME", "a" * 300),
+        ("K8S_POD_NAME", "web\nkind: Evil"),
+        ("K8S_POD_NAMESPACE", "a.b"),  # a namespace is a label, no dots
+        ("K8S_POD_NAMESPACE", "x" * 64),
+    ],
+    ids=["uppercase", "traversal", "300-chars", "newline", "ns-dot", "ns-64"],
+)
+def test_pod_identity_is_validated_as_kubernetes_names(key: str, value: str) -> None:
+    args = {"K8S_POD_NAMESPACE": "shop", "K8S_POD_NAME": "web", key: value}
+    env = parse_env({**ENV, "CNI_ARGS": ";".join(f"{k}={v}" for k, v in args.items())})
+    with pytest.raises(CniError) as info:
+        _ = env.pod
+    assert info.value.code == 4 and key in info.value.msg and len(info.value.msg) < 200
 
 
 def _env(args: dict[str, str]) -> CniEnv:
     return parse_env({**ENV, "CNI_ARGS": ";".join(f"{k}={v}" for k, v in args.items())})
 
 
-def test_pod_address_precedence() -> None:
-    ipam = {"type": "static", "addresses": [{"address": "10.0.0.5/32"}]}
+def _static(c: Any, env: CniEnv) -> list[str]:
+    assert isinstance(c.ipam, StaticIpam)
+    return [str(a) for a in static_addresses(c, env, c.ipam)]
+
+
+def test_static_pod_address_precedence() -> None:
+    ipam = {"type": "static", "addresses": [{"address": "10.0.0.5/24"}]}
     c = parse_netconf(conf(ipam=ipam))
-    assert [str(a) for a in pod_addresses(c, _env({}))] == ["10.0.0.5/32"]
-    assert [str(a) for a in pod_addresses(c, _env({"IP": "fd00::6/128,10.0.0.6/32"}))] == [
-        "10.0.0.6/32",
-        "fd00::6/128",
-    ]
+    assert _static(c, _env({})) == ["10.0.0.5/32"]  # always a host prefix: the pod routes via the gateway
+    assert _static(c, _env({"IP": "fd00::6/128,10.0.0.6/32"})) == ["10.0.0.6/32", "fd00::6/128"]
     c = parse_netconf(conf(ipam=ipam, runtimeConfig={"ips": ["10.0.0.7/32"]}))
-    assert [str(a) for a in pod_addresses(c, _env({"IP": "10.0.0.6/32"}))] == ["10.0.0.7/32"]
-    assert code_of(pod_addresses, parse_netconf(conf()), _env({})) == 7
-    assert code_of(pod_addresses, parse_netconf(conf()), _env({"IP": "10.0.0.1/32,10.0.0.2/32"})) == 7
+    assert _static(c, _env({"IP": "10.0.0.6/32"})) == ["10.0.0.7/32"]
+    assert code_of(_static, parse_netconf(conf()), _env({})) == 7
+    assert code_of(_static, parse_netconf(conf()), _env({"IP": "10.0.0.1/32,10.0.0.2/32"})) == 7
+    assert code_of(_static, parse_netconf(conf()), _env({"IP": "10.0.0.300"})) == 4
 
 
 def test_result_format_per_version() -> None:
@@ -136,52 +194,112 @@ def test_result_format_per_version() -> None:
         IPv6Address("fe80::1"), 1400,
     )  # fmt: skip
     env = _env({})
-    r1 = build_result(parse_netconf(conf()), env, want, "02:00:00:00:00:0a")
-    assert r1["interfaces"] == [{"name": "eth0", "mac": "02:00:00:00:00:0a", "sandbox": "/run/netns/x"}]
+    mac = "02:00:00:00:00:0a"
+    r1 = build_result(parse_netconf(conf()), env, want, mac, None)
+    assert r1["interfaces"] == [{"name": "eth0", "mac": mac, "sandbox": "/run/netns/x"}]
     assert r1["ips"][0] == {"address": "10.0.0.5/32", "gateway": "169.254.1.1", "interface": 0}
     assert {"dst": "::/0", "gw": "fe80::1"} in r1["routes"]
-    r04 = build_result(parse_netconf(conf(cniVersion="0.4.0")), env, want, "02:00:00:00:00:0a")
-    assert r04["cniVersion"] == "0.4.0" and [ip["version"] for ip in r04["ips"]] == ["4", "6"]
+    # §5 "ADD Success": 1.1.0 interfaces may carry their MTU; before 1.0.0 each IP names its version.
+    r11 = build_result(
+        parse_netconf(conf(cniVersion="1.1.0")), env, want, mac, {"nameservers": ["10.0.0.10"]}
+    )
+    assert r11["interfaces"][0]["mtu"] == 1400 and r11["dns"] == {"nameservers": ["10.0.0.10"]}
+    for version in ("0.3.0", "0.3.1", "0.4.0"):
+        old = build_result(parse_netconf(conf(cniVersion=version)), env, want, mac, None)
+        assert old["cniVersion"] == version and [ip["version"] for ip in old["ips"]] == ["4", "6"]
+    # §2 "ADD": a prevResult is passed through with our interface appended.
+    prev = {"interfaces": [{"name": "lo0"}], "ips": [{"address": "10.9.9.9/32", "interface": 0}], "dns": {}}
+    chained = build_result(parse_netconf(conf(prevResult=prev)), env, want, mac, None)
+    assert [i["name"] for i in chained["interfaces"]] == ["lo0", "eth0"]
+    assert [(ip["address"], ip["interface"]) for ip in chained["ips"]] == [
+        ("10.9.9.9/32", 0), ("10.0.0.5/32", 1), ("fd00::5/128", 1),
+    ]  # fmt: skip
 
 
 def test_marker_round_trip() -> None:
-    m = Marker("p4port10", 1500, True, "abc")
+    m = Marker("p4port10", 1500, True, "abc", "eth0")
     assert Marker.decode(m.encode()) == m
+    assert m.owned_by("abc", "eth0") and not m.owned_by("abc", "net1") and not m.owned_by("abd", "eth0")
+    old = Marker.decode("offload-cni host=p4port10 mtu=1500 up=1 cid=abc")  # before if= was recorded
+    assert old is not None and old.ifname is None and old.owned_by("abc", "net1")
     assert Marker.decode("something else") is None and Marker.decode("offload-cni host=x") is None
+    assert Marker.decode(None) is None and Marker.decode(b"bytes") is None
 
 
 def test_version_and_error_json_via_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CNI_COMMAND", "VERSION")
     out = io.StringIO()
-    assert main(io.BytesIO(b'{"cniVersion": "1.0.0"}'), out) == 0
-    assert json.loads(out.getvalue())["supportedVersions"] == ["0.4.0", "1.0.0"]
+    assert main([], io.BytesIO(b'{"cniVersion": "0.4.0"}'), out) == 0
+    # §2 "VERSION" / §5 "VERSION Success": the input's cniVersion, every version we speak.
+    assert json.loads(out.getvalue()) == {
+        "cniVersion": "0.4.0",
+        "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    }
     monkeypatch.setenv("CNI_COMMAND", "ADD")  # but no CNI_CONTAINERID etc.
     out = io.StringIO()
-    assert main(io.BytesIO(conf()), out) == 1
+    assert main([], io.BytesIO(conf()), out) == 1
     assert json.loads(out.getvalue())["code"] == 4
-    code, doc = run({"CNI_COMMAND": "VERSION"}, b'{"cniVersion": "1.0.0"}')
-    assert code == 0 and doc is not None and "1.0.0" in doc["supportedVersions"]
+    code, doc = run({"CNI_COMMAND": "VERSION"}, b"garbage")
+    assert code == 0 and doc is not None and doc["cniVersion"] == "1.1.0"
     code, doc = run({**ENV}, conf(cniVersion="9.9.9"))
     assert code == 1 and doc == {
-        "cniVersion": "9.9.9",
+        "cniVersion": "1.1.0",
         "code": 1,
         "msg": "cniVersion '9.9.9' is not supported",
-        "details": "supported versions: 0.4.0, 1.0.0",
+        "details": "supported versions: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0",
     }
+
+
+@pytest.mark.parametrize(
+    ("command", "version"),
+    [("CHECK", "0.3.1"), ("CHECK", "0.3.0"), ("STATUS", "1.0.0"), ("GC", "1.0.0"), ("GC", "0.4.0")],
+)
+def test_command_newer_than_config_version_is_error_1(command: str, version: str, tmp_path: Path) -> None:
+    """§2: CHECK exists since 0.4.0, STATUS and GC since 1.1.0; an older config cannot ask for them."""
+    env = {**ENV, "CNI_COMMAND": command}
+    code, doc = run(env, conf(cniVersion=version, nodeFacts=str(tmp_path / "node.yaml")))
+    assert code == 1 and doc is not None and doc["code"] == 1 and doc["cniVersion"] == version
+    assert not (tmp_path / "node.yaml").exists()
+
+
+def test_invalid_pod_name_touches_nothing(tmp_path: Path) -> None:
+    facts = tmp_path / "node.yaml"
+    env = {**ENV, "CNI_ARGS": "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=../../etc;IP=10.0.0.5"}
+    code, doc = run(env, conf(nodeFacts=str(facts)))
+    assert code == 1 and doc is not None and doc["code"] == 4
+    assert not facts.exists() and not list(tmp_path.iterdir())
+
+
+def test_bad_log_settings_do_not_break_the_protocol(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CNI_COMMAND", "VERSION")
+    monkeypatch.setenv("OFFLOAD_CNI_LOG", str(tmp_path))  # a directory: cannot be opened as a log
+    monkeypatch.setenv("OFFLOAD_CNI_LOG_LEVEL", "LOUD")
+    out = io.StringIO()
+    assert main([], io.BytesIO(b"{}"), out) == 0
+    assert json.loads(out.getvalue())["cniVersion"] == "1.1.0"
+    monkeypatch.setenv("OFFLOAD_CNI_LOG", "/nonexistent/dir/cni.log")
+    monkeypatch.setenv("CNI_COMMAND", "ADD")
+    out = io.StringIO()
+    assert main([], io.BytesIO(b"[" * 50_000), out) == 1
+    assert json.loads(out.getvalue())["code"] == 4  # CNI_CONTAINERID etc. are checked first
+
+
+def test_oversized_stdin_is_error_6(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNI_COMMAND", "ADD")
+    out = io.StringIO()
+    assert main([], io.BytesIO(b" " * (2 << 20)), out) == 1
+    assert json.loads(out.getvalue())["code"] == 6
 
 
 # -- node facts file ----------------------------------------------------------------------------------
 
-FACTS = """\
-apiVersion: offload.k8s-offload.dev/v1alpha1
-kind: NodeFacts
-nodeName: node-a
-nodeIPs: [192.168.10.11]
-gateway: {ipv4: 169.254.1.1, ipv6: "fe80::1", mac: "02:00:00:00:00:01"}
-ports: {arpProxy: 1, host: 2, uplink: 3}
+FACTS = (
+    FACTS_HEAD
+    + """\
 pods:
   - {namespace: static, name: operator-made, port: 20, mac: "02:00:00:00:00:14"}
 """
+)
 
 
 def test_facts_edit_keeps_other_content(tmp_path: Path) -> None:
@@ -229,3 +347,56 @@ def test_facts_lock_is_exclusive(tmp_path: Path) -> None:
 def test_missing_facts_file_starts_a_document(tmp_path: Path) -> None:
     with nodefacts.locked(tmp_path / "new" / "node.yaml") as facts:
         assert facts.pods == [] and facts.data["kind"] == "NodeFacts"
+
+
+ALIAS_BOMB = b"a: &a [x, x, x, x, x, x, x, x, x]\n" + b"".join(
+    f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}]\n".encode() for a, b in zip("abcdefghi", "bcdefghij", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xff\xfe\x00garbage",
+        b"a: " + b"[" * 20_000,
+        b"pods: {a: 1}",
+        b"- a list",
+        b"key: [unclosed",
+        b"kind: NodeFacts\nkind: NodeFacts\n",
+        ALIAS_BOMB,
+        b"a: 1\n---\nb: 2\n",
+    ],
+    ids=[
+        "not-utf8",
+        "deep",
+        "pods-not-list",
+        "not-mapping",
+        "bad-yaml",
+        "duplicate-key",
+        "alias-bomb",
+        "two-docs",
+    ],
+)
+def test_broken_facts_file_is_error_101(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "node.yaml"
+    path.write_bytes(content)
+    with pytest.raises(CniError) as info, nodefacts.locked(path) as facts:
+        _ = facts.pods
+    assert info.value.code == 101
+    assert path.read_bytes() == content
+
+
+def test_symlinked_facts_file_is_written_through(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "node.yaml"
+    real.parent.mkdir()
+    real.write_text(FACTS)
+    real.chmod(0o640)
+    link = tmp_path / "node.yaml"
+    link.symlink_to(real)
+    with nodefacts.locked(link) as facts:
+        facts.pods.append({"namespace": "a", "name": "b", "port": 10, "mac": "02:00:00:00:00:0b"})
+        facts.save()
+    assert link.is_symlink() and link.resolve() == real
+    assert [p["name"] for p in yaml.safe_load(real.read_text())["pods"]] == ["operator-made", "b"]
+    assert real.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in real.parent.iterdir()) == ["node.yaml"]

@@ -1,125 +1,23 @@
-"""The CNI plugin as the runtime calls it, plugging veth "device ports" into pod namespaces.
-
-Per test: namespace ``node`` plays the host (the plugin runs inside it, so its "host namespace" is
-``node``), namespace ``dp`` holds the datapath side of every device port, and each pod gets its
-own namespace. Device ports are veth pairs p4portN (node) <-> dpN (dp).
-"""
+"""The CNI plugin alone, as the runtime calls it, plugging veth "device ports" into pod namespaces
+(fixtures in conftest.py). Section references (§) are to the CNI specification 1.1.0."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from k8s_offload.cni.netns import Marker
 from k8s_offload.compiler.frontend.nodefacts import load_node_facts
-from tests.netns_util import (
-    REPO,
-    Namespaces,
-    ip,
-    links,
-    neighbour,
-    read_json,
-    routes,
-    send_udp,
-    veth,
-    wait_for,
-)
+from tests.cni.conftest import Node
+from tests.netns_util import REPO, ip, links, neighbour, read_json, routes, send_udp, veth, wait_for
 
 pytestmark = pytest.mark.root
-
-FACTS = """\
-# operator-written part; the plugin maintains pods
-apiVersion: offload.k8s-offload.dev/v1alpha1
-kind: NodeFacts
-nodeName: node-a
-nodeIPs: [192.168.10.11]
-gateway: {ipv4: 169.254.1.1, ipv6: "fe80::1", mac: "02:00:00:00:00:01"}
-ports: {arpProxy: 1, host: 2, uplink: 3}
-pods: []
-"""
-
-
-@dataclass
-class Node:
-    ns: Namespaces
-    node: str
-    dp: str
-    facts: Path
-    ports: list[tuple[str, int]]
-
-    def conf(self, **changes: Any) -> dict[str, Any]:
-        return {
-            "cniVersion": "1.0.0",
-            "name": "offload",
-            "type": "offload-cni",
-            "pool": [{"interface": name, "port": port} for name, port in self.ports],
-            "nodeFacts": str(self.facts),
-            "mtu": 1400,
-            **changes,
-        }
-
-    def pod_ns(self, suffix: str) -> str:
-        return self.ns.add(suffix)
-
-    def cni(
-        self,
-        command: str,
-        pod: str | None,
-        container_id: str,
-        name: str = "web",
-        ip_arg: str = "10.244.1.5/32,fd00:10::5/128",
-        conf: dict[str, Any] | None = None,
-        ifname: str = "eth0",
-    ) -> tuple[int, dict[str, Any] | None]:
-        """Invoke the plugin inside the node namespace the way a runtime would."""
-        env = {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "CNI_COMMAND": command,
-            "CNI_CONTAINERID": container_id,
-            "CNI_NETNS": f"/run/netns/{pod}" if pod else "",
-            "CNI_IFNAME": ifname,
-            "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME={name};IP={ip_arg}",
-            "CNI_PATH": "/opt/cni/bin",
-        }
-        proc = subprocess.run(
-            ["ip", "netns", "exec", self.node, sys.executable, "-m", "k8s_offload.cni"],
-            input=json.dumps(conf or self.conf()),
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=REPO,
-            timeout=30,
-        )
-        assert "Traceback" not in proc.stderr, proc.stderr
-        return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None
-
-    def pods_in_facts(self) -> list[dict[str, Any]]:
-        return yaml.safe_load(self.facts.read_text())["pods"]
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
-    ns = Namespaces()
-    try:
-        node_ns, dp = ns.add("node"), ns.add("dp")
-        ports = [(f"p4port{n}", n) for n in (10, 11, 12)]
-        for name, n in ports:
-            veth(node_ns, name, dp, f"dp{n}")
-            ip("-n", node_ns, "link", "set", name, "up")
-            ip("-n", dp, "link", "set", f"dp{n}", "up")
-        facts = tmp_path / "node.yaml"
-        facts.write_text(FACTS)
-        yield Node(ns, node_ns, dp, facts, ports)
-    finally:
-        ns.cleanup()
 
 
 def test_add_check_readd_del(node: Node) -> None:
@@ -159,9 +57,10 @@ def test_add_check_readd_del(node: Node) -> None:
 
     assert node.cni("CHECK", pod, "c1", conf=node.conf(prevResult=result)) == (0, None)
 
-    # A repeated ADD changes nothing and returns the same result.
+    # §2 "ADD": an interface of the requested name exists already: error, and nothing changes.
     before = node.facts.read_text()
-    assert node.cni("ADD", pod, "c1") == (0, result)
+    rc, err = node.cni("ADD", pod, "c1")
+    assert rc == 1 and err is not None and err["code"] == 4 and "CNI_IFNAME" in err["msg"]
     assert node.facts.read_text() == before and "p4port11" in links(node.node)
 
     assert node.cni("DEL", pod, "c1") == (0, None)
@@ -174,13 +73,22 @@ def test_add_check_readd_del(node: Node) -> None:
     assert node.cni("DEL", None, "never-added") == (0, None)
 
 
-def test_check_detects_missing_route(node: Node) -> None:
+def test_check_detects_missing_route_and_requires_prev_result(node: Node) -> None:
     pod = node.pod_ns("pod1")
-    assert node.cni("ADD", pod, "c1")[0] == 0
-    ip("-n", pod, "route", "del", "default")
+    rc, result = node.cni("ADD", pod, "c1")
+    assert rc == 0
+    # §2 "CHECK": the runtime must include prevResult; the plugin must consult it.
     rc, err = node.cni("CHECK", pod, "c1")
+    assert rc == 1 and err is not None and err["code"] == 7 and "prevResult" in err["msg"]
+    ip("-n", pod, "route", "del", "default")
+    rc, err = node.cni("CHECK", pod, "c1", conf=node.conf(prevResult=result))
     assert rc == 1 and err is not None and err["code"] == 103
     assert "0.0.0.0/0 via 169.254.1.1 missing" in err["details"]
+    # An address listed in prevResult but removed from the interface is reported as such.
+    ip("-n", pod, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
+    ip("-n", pod, "addr", "del", "10.244.1.5/32", "dev", "eth0")
+    rc, err = node.cni("CHECK", pod, "c1", conf=node.conf(prevResult=result))
+    assert rc == 1 and err is not None and "address 10.244.1.5/32 missing" in err["details"]
 
 
 def test_pool_exhaustion_is_error_100_and_leaves_nothing(node: Node) -> None:
@@ -195,15 +103,24 @@ def test_pool_exhaustion_is_error_100_and_leaves_nothing(node: Node) -> None:
 
 def test_failed_plumbing_is_rolled_back(node: Node) -> None:
     pod = node.pod_ns("pod1")
-    # The pod already has an eth0 (a veth to nowhere), so the rename must fail after the move.
-    veth(pod, "eth0", node.dp, "stray0")
+    # The pod already has a default route (through a veth to nowhere), so adding ours fails
+    # after the port has been moved, renamed and addressed.
+    veth(pod, "other0", node.dp, "stray0")
+    ip("-n", pod, "link", "set", "other0", "up")
+    ip("-n", pod, "route", "add", "default", "dev", "other0")
     rc, err = node.cni("ADD", pod, "c1")
     assert rc == 1 and err is not None and err["code"] == 102
-    back = links(node.node)["p4port10"]
-    assert back["mtu"] == 1500 and "UP" in back["flags"] and "ifalias" not in back
-    assert set(links(pod)) == {"lo", "eth0"} and "addr_info" in links(pod)["eth0"]
-    assert not any(a["family"] == "inet" for a in links(pod)["eth0"]["addr_info"])
+    assert node.port_state("p4port10") == (1500, True, None)
+    assert set(links(pod)) == {"lo", "other0"}
     assert node.pods_in_facts() == []
+
+
+def test_existing_interface_is_refused_before_anything_moves(node: Node) -> None:
+    pod = node.pod_ns("pod1")
+    veth(pod, "eth0", node.dp, "stray0")
+    rc, err = node.cni("ADD", pod, "c1")
+    assert rc == 1 and err is not None and err["code"] == 4
+    assert node.port_state("p4port10") == (1500, True, None) and node.pods_in_facts() == []
 
 
 def test_config_and_env_errors(node: Node) -> None:
@@ -222,20 +139,39 @@ def test_config_and_env_errors(node: Node) -> None:
     assert "p4port10" in links(node.node) and node.pods_in_facts() == []
 
 
-def test_concurrent_adds_get_distinct_ports(node: Node) -> None:
-    pods = [node.pod_ns(f"pod{i}") for i in range(3)]
+def test_concurrent_adds_race_for_the_pool(node: Node) -> None:
+    """Five pods race for three ports: three win distinct ports, two get code 100, nothing leaks."""
+    pods = [node.pod_ns(f"pod{i}") for i in range(5)]
 
     def add(i: int) -> tuple[int, dict[str, Any] | None]:
         return node.cni("ADD", pods[i], f"c{i}", name=f"web-{i}", ip_arg=f"10.244.1.{10 + i}/32")
 
-    with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(add, range(3)))
-    assert [rc for rc, _ in results] == [0, 0, 0], results
+    with ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(add, range(5)))
+    winners = [i for i, (rc, _) in enumerate(results) if rc == 0]
+    assert len(winners) == 3, results
+    assert all(doc is not None and doc["code"] == 100 for rc, doc in results if rc != 0)
     entries = node.pods_in_facts()
     assert sorted(p["port"] for p in entries) == [10, 11, 12]
-    assert sorted(p["name"] for p in entries) == ["web-0", "web-1", "web-2"]
+    assert sorted(p["name"] for p in entries) == sorted(f"web-{i}" for i in winners)
     for i, pod in enumerate(pods):
-        assert links(pod)["eth0"]["addr_info"][0]["local"] == f"10.244.1.{10 + i}"
+        if i in winners:
+            assert links(pod)["eth0"]["addr_info"][0]["local"] == f"10.244.1.{10 + i}"
+        else:
+            assert set(links(pod)) == {"lo"}
+    load_node_facts(node.facts)  # still valid for the compiler
+
+
+def test_add_reclaims_a_port_stranded_in_the_host_namespace(node: Node) -> None:
+    """A port marked by an ADD that was killed before moving it (and never DELeted) is not lost."""
+    stranded = Marker("p4port10", 1500, True, "killed-container", "eth0").encode()
+    ip("-n", node.node, "link", "set", "p4port10", "down")
+    ip("-n", node.node, "link", "set", "p4port10", "alias", stranded)
+    pod = node.pod_ns("pod1")
+    assert node.cni("ADD", pod, "c1")[0] == 0
+    assert [p["hostInterface"] for p in node.pods_in_facts()] == ["p4port10"]
+    assert node.cni("DEL", pod, "c1") == (0, None)
+    assert node.port_state("p4port10") == (1500, True, None)  # its pre-ADD state, from the marker
 
 
 def test_plumbed_pod_resolves_gateway_through_arp_proxy(node: Node, tmp_path: Path) -> None:

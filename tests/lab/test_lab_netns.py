@@ -9,10 +9,8 @@ manifests restore them before they end.
 from __future__ import annotations
 
 import re
-import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,75 +18,28 @@ import pytest
 import yaml
 
 from k8s_offload.lab import cli
-from k8s_offload.lab.core import REPO, Lab, LabState, child_env, ns_run, process_alive, run
+from k8s_offload.lab.core import child_env, ns_run, process_alive, run
+
+from .harness import BODY, Running, flush_flow_caches, lab_up
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.root
 
 VIP4, VIP6 = "10.96.0.10", "fd00:96::10"
 WEB = {"demo/web-a": ("10.244.1.10", "fd00:244:1::10"), "demo/web-b": ("10.244.1.11", "fd00:244:1::11")}
 CLIENT = ("10.244.1.20", "fd00:244:1::20")
-BODY = re.compile(r"pod=(\S+) port=(\d+) client=(\S+) cport=(\d+)")
-
-
-class Running:
-    def __init__(self, lab: Lab, state: LabState) -> None:
-        self.lab, self.state = lab, state
-        self.manifests = Path(state.state_dir) / "cluster"
-
-    def curl(self, pod: str, url: str, max_time: float = 5.0) -> tuple[int, str]:
-        """Exit code and `<body>\\n<remote ip>` of one curl from a pod's namespace."""
-        proc = ns_run(
-            self.state.pod(pod).netns,
-            "curl", "-sS", "--max-time", str(max_time), "-w", "\\n%{remote_ip}", url,
-            check=False, timeout=max_time + 10,
-        )  # fmt: skip
-        return proc.returncode, proc.stdout
-
-    def get(self, pod: str, url: str) -> tuple[str, str, str, str]:
-        """(remote ip, serving pod, client address it saw, client port) of a successful curl."""
-        code, out = self.curl(pod, url)
-        assert code == 0, f"curl {url} from {pod} failed ({code}): {out}"
-        body, _, remote = out.rpartition("\n")
-        m = BODY.search(body)
-        assert m, body
-        return remote, m[1], m[3], m[4]
-
-    def change(self, name: str, text: str | None) -> None:
-        """Write (or with None delete) a manifest file and wait until the loader synced it."""
-        since = time.time()
-        path = self.manifests / name
-        if text is None:
-            path.unlink()
-        else:  # atomically: the loader must never compile a half-written file
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-        self.lab.wait_synced(self.state, since)
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    name = f"t{secrets.token_hex(3)}"
-    state_dir = tmp_path_factory.mktemp("lab") / "state"
-    the_lab = Lab(name, state_dir)
-    try:
-        argv = ["up", "--name", name, "--state-dir", str(state_dir)]
-        assert cli.main([*argv, "--cluster", str(REPO / "examples/lab/cluster")]) == 0
-        state = the_lab.load()
-        assert state is not None and state.ready
-        yield Running(the_lab, state)
-    finally:
-        the_lab.down()
+    with lab_up(tmp_path_factory, "--cluster", str(REPO / "examples/lab/cluster")) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
 def fresh_flow_cache(request: pytest.FixtureRequest) -> None:
-    """Each test starts with an empty flow cache: entries of closed connections live about 2 h in
-    the pipeline (no FIN/RST tracking), and a later Service flow whose reply slot collides with one
-    is not reverse-NATed (p4src/README.md, "Limits"), which would make the tests flaky."""
-    if "lab" in request.fixturenames and request.node.name != "test_down_leaves_nothing":
-        running: Running = request.getfixturevalue("lab")
-        running.lab.flush_flows(running.state)
+    flush_flow_caches(request)
 
 
 def test_status_lists_pods_on_cni_assigned_ports(lab: Running, capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,7 +49,7 @@ def test_status_lists_pods_on_cni_assigned_ports(lab: Running, capsys: pytest.Ca
     ports = {p.key: p.device_port for p in lab.state.pods}
     assert set(ports) == {"demo/client", "demo/guest", "demo/web-a", "demo/web-b"}
     assert sorted(ports.values()) == [10, 11, 12, 13]
-    facts = yaml.safe_load((Path(lab.state.state_dir) / "node.yaml").read_text())
+    facts = yaml.safe_load((Path(lab.state.nodes[0].dir) / "node.yaml").read_text())
     assert {f"{p['namespace']}/{p['name']}": p["port"] for p in facts["pods"]} == ports
     addrs = ns_run(lab.state.pod("web-a").netns, "ip", "-br", "addr", "show", "eth0").stdout
     assert "10.244.1.10/32" in addrs and "fd00:244:1::10/128" in addrs

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from k8s_offload.lab import cli
-from k8s_offload.lab.core import REPO, Lab, LabState, ns_run
+from k8s_offload.lab.core import Lab, LabState, ns_run
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.root
 

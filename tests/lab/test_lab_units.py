@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from k8s_offload.lab.core import REPO, Lab, LabError, load_cluster
+from k8s_offload.lab.core import DEFAULT_CLUSTER, Lab, LabError, load_cluster, node_files
 from k8s_offload.loader.metrics import Metrics
 from k8s_offload.target.dataplane import parse_port_map
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_load_cluster_picks_local_pods_with_addresses_and_tcp_ports() -> None:
@@ -35,6 +37,33 @@ def test_load_cluster_errors(tmp_path: Path) -> None:
         load_cluster(tmp_path, REPO / "examples/lab/node.yaml")
 
 
+def test_node_files_next_to_the_cluster_in_order() -> None:
+    cluster = REPO / "examples/lab/cluster"
+    assert node_files(cluster, 1) == [REPO / "examples/lab/node.yaml"]
+    assert node_files(cluster, 2) == [REPO / "examples/lab/node.yaml", REPO / "examples/lab/node-b.yaml"]
+    with pytest.raises(LabError, match="3 nodes need 3 node facts files"):
+        node_files(cluster, 3)
+    _, pods = load_cluster(cluster, REPO / "examples/lab/node-b.yaml")
+    assert {(p.key, p.node) for p in pods} == {("demo/api-0", "lab-node-b"), ("demo/api-1", "lab-node-b")}
+
+
+def test_the_default_cluster_is_the_shipped_one() -> None:
+    assert (REPO / "examples/lab/cluster").resolve() == DEFAULT_CLUSTER  # through k8s_offload/examples
+
+
+def test_up_refuses_bad_node_counts_before_building_anything(tmp_path: Path) -> None:
+    lab = Lab("unit", tmp_path / "state")
+    cluster = REPO / "examples/lab/cluster"
+    with pytest.raises(LabError, match="one or two nodes"):
+        lab.up(cluster, nodes=3)
+    with pytest.raises(LabError, match="2 nodes need 2 node facts files, got 1"):
+        lab.up(cluster, [REPO / "examples/lab/node.yaml"], nodes=2)
+    node = REPO / "examples/lab/node.yaml"
+    with pytest.raises(LabError, match="name the same node"):
+        lab.up(cluster, [node, node])
+    assert not (tmp_path / "state").exists()
+
+
 def test_lab_names_are_checked() -> None:
     with pytest.raises(LabError):
         Lab("bad name")
@@ -57,5 +86,7 @@ def test_metrics_keep_full_precision() -> None:
     m.set("n", 3)
     m.declare("inf", "gauge", "infinite")
     m.set("inf", float("inf"))
-    lines = m.render().splitlines()
-    assert "ts 1795772519.125" in lines and "n 3" in lines and "inf +Inf" in lines
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values = {f.name: f.samples[0].value for f in text_string_to_metric_families(m.render()[0].decode())}
+    assert values["ts"] == 1795772519.125 and values["n"] == 3 and values["inf"] == float("inf")

@@ -21,7 +21,7 @@ from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.entities import entity_value
 from k8s_offload.loader.metrics import MetricsServer
 from k8s_offload.target.server import EmbeddedTarget
-from tests.embedded_fixtures import NODE, SHOP, connect, desired, device_state
+from tests.embedded_fixtures import NODE, SHOP, connect, desired, device_state, until
 
 
 def _loader(target: str, sources: list[str | Path], **kw: Any) -> Loader:
@@ -133,12 +133,12 @@ def test_target_restart_is_reconciled(p4info: Any, schema: Schema, shop_bundle: 
     runner = threading.Thread(target=loader.run, args=(stop,), daemon=True)
     runner.start()
     try:
-        assert _until(lambda: loader.in_sync)
+        assert until(lambda: loader.in_sync)
         first.stop(grace=None)
-        assert _until(lambda: not loader.in_sync and loader.metrics.get("offload_connected") == 0)
+        assert until(lambda: not loader.in_sync and loader.metrics.get("offload_connected") == 0)
         second = EmbeddedTarget(f"127.0.0.1:{port}").start()
         try:
-            assert _until(lambda: loader.in_sync and loader.metrics.get("offload_reconnects_total") >= 2)
+            assert until(lambda: loader.in_sync and loader.metrics.get("offload_reconnects_total") >= 2)
             _assert_device_holds(second.address, p4info, schema, shop_bundle)
         finally:
             stop.set()
@@ -168,12 +168,3 @@ def test_metrics_and_health(switch: EmbeddedTarget) -> None:
     finally:
         server.stop()
         loader.close()
-
-
-def _until(cond: Any, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False

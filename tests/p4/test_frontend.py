@@ -68,8 +68,12 @@ def test_model_details() -> None:
     assert [k.match_kind for k in table.keys] == ["exact", "exact", "selector", "selector", "selector"]
     assert table.match_keys[0].name == "meta.fe_id" and table.match_keys[0].width == 24
     assert table.implementation == "svc_selector"
+    # No default_action: NoAction is added as @defaultonly and localized first in the control (p4c).
+    assert table.default_action is not None and table.default_action.action == "NoAction"
+    assert table.actions[-1].action == "NoAction" and table.actions[-1].scope == "DEFAULT_ONLY"
+    assert ingress.locals[0] is ingress.action("NoAction") and not ingress.action("NoAction").body.stmts
     # `meta.be_id = 0;` sizes the literal to the field.
-    (stmt,) = ingress.action("no_backend").body.stmts
+    (stmt,) = program.control("BackendNat").action("backend_gone").body.stmts
     assert isinstance(stmt, Assign) and isinstance(stmt.rhs, Constant)
     assert stmt.rhs.type == BitsType(24)
     assert isinstance(stmt.lhs, Member) and stmt.lhs.member == "be_id"

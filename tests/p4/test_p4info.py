@@ -188,3 +188,71 @@ def test_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "bad.p4:1:19: syntax error: missing ';'" in captured.err
     assert main(["p4info", "--format", "yaml"]) == 2
     assert main(["--version"]) == 0
+
+
+def test_identity_and_address_formats(info: Any) -> None:
+    """@pkginfo on main and @format on address keys and parameters, as p4c copies them (P4Runtime
+    spec "PkgInfo Message" and "@format annotation"), so generic clients show addresses."""
+    assert (info.pkg_info.name, info.pkg_info.version) == ("k8s_dp", "1.1.0")
+    fwd = by_name(info.tables, "K8sIngress.forward.fwd")
+    assert list(fwd.match_fields[0].annotations) == ["@format(IPV6_ADDRESS)"]
+    dnat4 = by_name(info.actions, "K8sIngress.backend_nat.dnat4")
+    assert [list(p.annotations) for p in dnat4.params] == [["@format(IPV4_ADDRESS)"], []]
+    to_pod = by_name(info.actions, "K8sIngress.forward.to_pod")
+    mac = ["@format(MAC_ADDRESS)"]
+    assert [list(p.annotations) for p in to_pod.params] == [[], mac, mac]
+
+
+def test_selector_table_gets_noaction_like_p4c(info: Any) -> None:
+    """svc_backend declares no default_action: p4c's CreateBuiltins adds `@defaultonly NoAction`,
+    whose P4Info name is the global `NoAction` (id from the jenkins hash, first in the list)."""
+    table = by_name(info.tables, "K8sIngress.svc_backend")
+    assert [(r.id, list(r.annotations)) for r in table.action_refs][-1] == (21257015, ["@defaultonly"])
+    assert info.actions[0].preamble.name == "NoAction" and info.actions[0].preamble.id == 21257015
+    assert list(info.actions[0].preamble.annotations) == ['@noWarn("unused")']
+
+
+def _program(main_annotations: str, table: str = "default_action = a2();") -> str:
+    return f"""#include <core.p4>
+#include <v1model.p4>
+header h_t {{ bit<8> a; }}
+struct hs_t {{ h_t h; }}
+struct m_t {{ bit<8> x; }}
+parser P(packet_in pk, out hs_t hdr, inout m_t m, inout standard_metadata_t sm) {{
+    state start {{ pk.extract(hdr.h); transition accept; }}
+}}
+control V(inout hs_t hdr, inout m_t m) {{ apply {{ }} }}
+control I(inout hs_t hdr, inout m_t m, inout standard_metadata_t sm) {{
+    action a2() {{ }}
+    table t {{ key = {{ hdr.h.a : exact; }} actions = {{ a2; }} {table} }}
+    apply {{ t.apply(); if (sm.parser_error == error.PacketTooShort) {{ m.x = 1; }} }}
+}}
+control E(inout hs_t hdr, inout m_t m, inout standard_metadata_t sm) {{ apply {{ }} }}
+control C(inout hs_t hdr, inout m_t m) {{ apply {{ }} }}
+control D(packet_out pk, in hs_t hdr) {{ apply {{ pk.emit(hdr.h); }} }}
+{main_annotations}
+V1Switch(P(), V(), I(), E(), C(), D()) main;
+"""
+
+
+def test_pkginfo_keys_and_errors() -> None:
+    text = '@pkginfo(name="x", version="2", organization="o", contact="c", url="u")'
+    got = build_p4info(parse_program_text(_program(text), "p.p4")).pkg_info
+    assert (got.name, got.version, got.organization, got.contact, got.url, got.arch) == (
+        "x", "2", "o", "c", "u", "v1model",
+    )  # fmt: skip
+    with pytest.raises(Exception, match="unknown key 'colour'"):
+        build_p4info(parse_program_text(_program('@pkginfo(colour="red")'), "p.p4"))
+    with pytest.raises(Exception, match='key="value"'):
+        build_p4info(parse_program_text(_program("@pkginfo(name=1)"), "p.p4"))
+
+
+def test_table_without_default_action_and_explicit_noaction() -> None:
+    info = build_p4info(parse_program_text(_program("", table=""), "p.p4"))
+    (table,) = info.tables
+    assert [a.preamble.name for a in info.actions] == ["NoAction", "I.a2"]
+    assert table.initial_default_action.action_id == info.actions[0].preamble.id
+    listed = _program("", table="default_action = NoAction();").replace("{ a2; }", "{ a2; NoAction; }")
+    info = build_p4info(parse_program_text(listed, "p.p4"))
+    assert [a.preamble.name for a in info.actions] == ["NoAction", "I.a2"]
+    assert [r.scope for r in info.tables[0].action_refs] == [p4info.ActionRef.TABLE_AND_DEFAULT] * 2

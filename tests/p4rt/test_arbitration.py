@@ -3,7 +3,6 @@ Replication", §"Client Arbitration Update", §"Write RPC" check 2)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import grpc
@@ -15,16 +14,7 @@ from k8s_offload.p4rt.errors import P4RuntimeRpcError
 from k8s_offload.p4rt.grpc_api import P4RuntimeStub
 from k8s_offload.p4rt.proto import p4runtime as p4r
 from k8s_offload.target.server import EmbeddedTarget
-from tests.embedded_fixtures import connect
-
-
-def _wait(cond: Any, timeout: float = 3.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
+from tests.embedded_fixtures import connect, until
 
 
 def _raw_write(address: str, election_id: int, p4info: Any) -> grpc.StatusCode:
@@ -71,16 +61,16 @@ def test_primary_change_and_demotion_stop_writes(switch: EmbeddedTarget, p4info:
         assert first.is_primary
         second = connect(switch.address, election_id=2)
         assert second.is_primary
-        assert _wait(lambda: not first.is_primary)
+        assert until(lambda: not first.is_primary)
         writes_before = switch.servicer.write_count
         with pytest.raises(NotPrimaryError):
             first.write([p4r.Update()])
         assert switch.servicer.write_count == writes_before  # nothing reached the server
         second.close()
-        assert _wait(lambda: first.primary_election_id == 2 and not first.is_primary)
+        assert until(lambda: first.primary_election_id == 2 and not first.is_primary)
         assert _raw_write(switch.address, 2, p4info) == grpc.StatusCode.PERMISSION_DENIED  # no primary now
         first.send_arbitration(election_id=3)
-        assert _wait(lambda: first.is_primary)
+        assert until(lambda: first.is_primary)
         first.write([])
     finally:
         first.close()

@@ -125,20 +125,26 @@ class Cluster:
                     return bool(cp["containerPort"] == number)
         return False
 
-    def allows(self, pod: Obj, direction: str, other: Endpoint, protocol: str, number: int) -> bool:
-        """Does `pod`'s side allow it? Not isolated: yes; isolated: some rule of some policy."""
-        pols = self.selecting(pod, direction)
-        if not pols:
-            return True
+    def allowing_rules(
+        self, pod: Obj, direction: str, other: Endpoint, protocol: str, number: int
+    ) -> list[tuple[str, int]]:
+        """The rules of the policies selecting `pod` that allow it, as (namespace/name, index)."""
         receiver = pod if direction == "Ingress" else other.pod
-        for pol in pols:
+        found = []
+        for pol in self.selecting(pod, direction):
             rules = pol["spec"].get("ingress" if direction == "Ingress" else "egress") or []
-            for rule in rules:
+            for i, rule in enumerate(rules):
                 peers = rule.get("from" if direction == "Ingress" else "to") or []
                 ports = rule.get("ports") or []
                 if peers and not any(self.peer_matches(pol, peer, other) for peer in peers):
                     continue
                 if ports and not any(self.port_matches(p, protocol, number, receiver) for p in ports):
                     continue
-                return True
-        return False
+                found.append((f"{_ns(pol)}/{pol['metadata']['name']}", i))
+        return found
+
+    def allows(self, pod: Obj, direction: str, other: Endpoint, protocol: str, number: int) -> bool:
+        """Does `pod`'s side allow it? Not isolated: yes; isolated: some rule of some policy."""
+        if not self.selecting(pod, direction):
+            return True
+        return bool(self.allowing_rules(pod, direction, other, protocol, number))

@@ -5,7 +5,10 @@ imports nothing from this project. Output: {"primary": bool, "api_version": str,
 [{"kind", "name", "entity"}]} where `entity` is the p4.v1.Entity finsy decoded against the
 device's P4Info and encoded again, as protobuf JSON.
 
-    python finsy_readback.py ADDRESS [--device-id N] [--election-id N]
+    python finsy_readback.py ADDRESS [--device-id N] [--election-id N] [--delete-all]
+
+With --delete-all it first runs finsy's `Switch.delete_all()` (wildcard reads of table entries,
+multicast groups and clone sessions, then deletes; defaults reset; members and groups deleted).
 """
 
 import argparse
@@ -16,9 +19,11 @@ import finsy as fy
 from google.protobuf import json_format
 
 
-async def read_back(address: str, device_id: int, election_id: int) -> dict:
+async def read_back(address: str, device_id: int, election_id: int, delete_all: bool) -> dict:
     opts = fy.SwitchOptions(device_id=device_id, initial_election_id=election_id)
     async with fy.Switch("dut", address, opts) as sw:
+        if delete_all:
+            await sw.delete_all()
         wanted = [fy.P4TableEntry(), fy.P4ActionProfileMember(), fy.P4ActionProfileGroup()]
         wanted += [fy.P4TableEntry(t.alias, is_default_action=True) for t in sw.p4info.tables]
         entities = []
@@ -39,8 +44,10 @@ def main() -> None:
     p.add_argument("address")
     p.add_argument("--device-id", type=int, default=1)
     p.add_argument("--election-id", type=int, default=10)
+    p.add_argument("--delete-all", action="store_true")
     args = p.parse_args()
-    print(json.dumps(asyncio.run(read_back(args.address, args.device_id, args.election_id))))
+    result = asyncio.run(read_back(args.address, args.device_id, args.election_id, args.delete_all))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,14 @@
-"""A P4Runtime client not written here (finsy) reads back what the loader wrote: exactly the bundle.
+"""P4Runtime clients not written here (finsy, p4runtime-shell) against the embedded target.
 
-finsy 0.30 pins protobuf < 7 and this project runs on protobuf 7, so finsy lives in its own
-virtualenv, `.venv-finsy` at the repository root, built once (under a file lock) on first use and
-reused while its stamp matches. `make finsy-venv` builds the same thing.
+finsy reads back what the loader wrote (exactly the bundle), arbitrates as primary and backup,
+and its `Switch.delete_all()` leaves nothing; p4runtime-shell's wildcard reads of every table,
+profile, counter, multicast group and clone session succeed and find the bundle. Each client
+lives in its own virtualenv (tests/target/third_party.py).
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import shutil
-import subprocess
-import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,43 +21,22 @@ from k8s_offload.loader.cli import main as loader_main
 from k8s_offload.loader.entities import device_items, entity_value
 from k8s_offload.p4rt.proto import p4runtime as p4r
 from k8s_offload.target.server import EmbeddedTarget
-from tests.embedded_fixtures import NODE, REPO, SHOP, connect, desired
-
-FINSY = "finsy==0.30.0"
-VENV = REPO / ".venv-finsy"
-SCRIPT = Path(__file__).with_name("finsy_readback.py")
-
-
-def _python(venv: Path) -> Path:
-    return venv / "bin" / "python"
+from tests.embedded_fixtures import NODE, SHOP, connect, desired, device_state
+from tests.target.third_party import FINSY, P4SH, run_json, venv_python
 
 
 @pytest.fixture(scope="session")
 def finsy_python() -> Path:
-    """The interpreter of a virtualenv holding finsy; built (python -m venv, pip install) if missing."""
-    stamp = VENV / f".stamp-{FINSY}"
-    with open(REPO / ".venv-finsy.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not stamp.exists():
-            shutil.rmtree(VENV, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
-            pip = [str(_python(VENV)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            subprocess.run([*pip, FINSY], check=True, timeout=900)
-            stamp.touch()
-    return _python(VENV)
+    return venv_python(".venv-finsy", FINSY)
 
 
-def _finsy_read(python: Path, address: str, election_id: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [str(python), str(SCRIPT), address, "--election-id", str(election_id)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
+@pytest.fixture(scope="session")
+def p4sh_python() -> Path:
+    return venv_python(".venv-p4sh", P4SH)
+
+
+def _finsy_read(python: Path, address: str, election_id: int, *extra: str) -> dict[str, Any]:
+    return run_json(python, "finsy_readback.py", address, "--election-id", str(election_id), *extra)
 
 
 def _entities(result: dict[str, Any]) -> list[Any]:
@@ -116,3 +92,50 @@ def test_finsy_recovers_from_an_election_id_in_use(
         assert not result["primary"] and loader.is_primary
     finally:
         loader.close()
+
+
+def _load_shop(switch: EmbeddedTarget) -> None:
+    assert loader_main(["--once", "--target", switch.address, "--node", str(NODE), str(SHOP)]) == 0
+
+
+def test_finsy_delete_all_leaves_nothing(
+    finsy_python: Path, switch: EmbeddedTarget, p4info: Any, shop_bundle: Bundle
+) -> None:
+    """delete_all reads table entries, multicast groups and clone sessions in one request (the
+    last two must read as empty, not UNIMPLEMENTED), deletes, resets defaults, deletes profiles."""
+    _load_shop(switch)
+    result = _finsy_read(finsy_python, switch.address, 10, "--delete-all")
+    assert result["primary"]
+    assert [e for e in result["entities"] if e["kind"] != "table_entry"] == []
+    reader = connect(switch.address, election_id=100)
+    try:
+        left = device_state(reader, p4info)
+    finally:
+        reader.close()
+    assert {k for k in left if k[0] != "default"} == set()
+    initial = {t.preamble.id: t for t in p4info.tables}
+    for key, item in left.items():  # every default back to the program's initial default
+        want = initial[key[1]].initial_default_action
+        assert item.entity.table_entry.action.action.action_id == want.action_id, key
+
+
+def test_p4runtime_shell_wildcard_reads(
+    p4sh_python: Path, switch: EmbeddedTarget, p4info: Any, schema: Schema, shop_bundle: Bundle
+) -> None:
+    """Wildcard reads per table, profile and counter, and of multicast groups and clone sessions
+    (none: read as empty), find exactly the bundle's entries."""
+    _load_shop(switch)
+    result = run_json(p4sh_python, "p4sh_readback.py", switch.address, "--election-id", "10")
+    assert result["errors"] == []
+    kinds = Counter(e["kind"] for e in result["entities"])
+    assert kinds["action_profile_member"] == len(shop_bundle.members)
+    assert kinds["action_profile_group"] == len(shop_bundle.groups)
+    assert kinds["default_entry"] == sum(1 for t in p4info.tables if not t.implementation_id)
+    assert kinds["counter_entry"] == sum(c.size for c in p4info.counters)
+    assert kinds["multicast_group_entry"] == kinds["clone_session_entry"] == 0
+    entries = [e["entity"] for e in result["entities"] if e["kind"] == "table_entry"]
+    got = device_items(p4r.Entity(table_entry=json_format.ParseDict(te, p4r.TableEntry())) for te in entries)
+    want = {k: v for k, v in desired(schema, shop_bundle).items() if k[0] == "table"}
+    assert set(got) == set(want)
+    for key, item in want.items():
+        assert entity_value(got[key].entity) == entity_value(item.entity), key

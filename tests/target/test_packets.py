@@ -12,10 +12,12 @@ import ipaddress
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
 from k8s_offload.p4 import ast, build_p4info, load_program
+from k8s_offload.p4rt.proto import code_pb2, p4runtime
+from k8s_offload.target.errors import P4RuntimeError
 from k8s_offload.target.interpreter import Interpreter, PacketResult
 
 from .installer import Installer
@@ -382,10 +384,69 @@ def test_ingress_isolation(sim: Interpreter) -> None:
     assert counts[5] == 2  # DROP_INGRESS_POLICY
 
 
-def test_truncated_packet_continues_with_parser_error(sim: Interpreter) -> None:
-    """bmv2 does not drop on PacketTooShort: ingress sees what was extracted; the rest is payload."""
+def test_truncated_packet_reaches_ingress_with_parser_error(sim: Interpreter) -> None:
+    """bmv2 does not drop on PacketTooShort: ingress runs with what was extracted and
+    standard_metadata.parser_error set; our program then drops and counts it (DROP_PARSER_ERROR)."""
     frame = bytes(tcp4(1, ip4(2), 1, 2))[: 14 + 20 + 10]  # TCP header cut short
     out = sim.process(1, frame, T0)
     assert out.trace.parser_error == "PacketTooShort"
-    assert out.egress_port == 2
-    assert out.data[14:] == frame[14:]
+    assert out.trace.parser_states[-1] == "parse_tcp"
+    assert out.trace.table("port_class") is not None  # ingress ran
+    assert out.dropped
+    assert out.trace.counters == [("K8sIngress.drop_reasons", 11)]  # DROP_PARSER_ERROR
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        bytes(Ether(dst="02:00:00:00:00:02") / Dot1Q(vlan=1) / IP(dst=ip4(2)) / UDP()),  # 802.1Q
+        bytes.fromhex("02000000000202000000000188cc") + bytes(30),  # LLDP
+        bytes.fromhex("0200000000020200000000010800") + bytes(10),  # IPv4 header cut short
+        bytes.fromhex("0200000000"),  # not even an Ethernet header
+    ],
+    ids=["vlan", "lldp", "short-ipv4", "short-ethernet"],
+)
+def test_unparsed_frames_are_dropped_and_counted(sim: Interpreter, frame: bytes) -> None:
+    """Neither ARP nor parsed IP: dropped (not sent out of port 0 as before) and counted."""
+    out = sim.process(1, frame, T0)
+    assert out.dropped
+    reason = 11 if out.trace.parser_error else 10  # DROP_PARSER_ERROR, DROP_UNPARSED
+    assert out.trace.counters == [("K8sIngress.drop_reasons", reason)]
+
+
+def test_empty_group_is_a_hit_that_runs_no_action(sim: Interpreter) -> None:
+    """bmv2 (MatchTableIndirectWS::lookup): an entry whose group was emptied is a hit with no
+    action, not a miss; be_id stays 0, so the new flow is forwarded un-NATed towards the VIP."""
+    Installer(sim).group("svc_selector", 200, [], kind="MODIFY")  # fe 3's only backend group
+    out = send(sim, 3, Ether(src=mac(3), dst=GW_MAC) / IP(src=ip4(3), dst=VIP4) / UDP(sport=5001, dport=53))
+    event = out.trace.table("svc_backend")
+    assert event is not None and event.hit and event.action == "" and event.group_id == 200
+    assert out.trace.table("backend_nat") is None  # be_id 0: no DNAT
+
+
+def test_entries_may_not_point_at_an_empty_group(sim: Interpreter) -> None:
+    """The embedded target refuses what bmv2 refuses (EMPTY_GRP): an INSERT or MODIFY of a table
+    entry to an empty group; emptying a group that entries already use stays allowed, as on bmv2."""
+    w = Installer(sim)
+    w.group("svc_selector", 400, [])
+    with pytest.raises(P4RuntimeError) as err:
+        w.insert_group_entry("svc_backend", {"meta.fe_id": 9, "meta.fe_bucket": 0}, 400)
+    assert err.value.code == code_pb2.FAILED_PRECONDITION
+    te = w.entry("svc_backend", {"meta.fe_id": 1, "meta.fe_bucket": 0})
+    te.action.action_profile_group_id = 400
+    with pytest.raises(P4RuntimeError):
+        modify = p4runtime.Update(type=p4runtime.Update.MODIFY, entity=p4runtime.Entity(table_entry=te))
+        sim.state.apply(modify)
+    w.group("svc_selector", 100, [], kind="MODIFY")  # allowed: the entry of fe 1 now holds an empty group
+
+
+def test_selector_table_has_no_default_action(sim: Interpreter) -> None:
+    """A miss in svc_backend runs nothing (bmv2 holds no default for an indirect table), its default
+    entry reads back without an action, and it cannot be set (PI: INVALID_ARGUMENT)."""
+    tid = sim.state.index.id_of("svc_backend")
+    filt = p4runtime.Entity(table_entry=p4runtime.TableEntry(table_id=tid, is_default_action=True))
+    (got,) = sim.state.read(filt)
+    assert not got.table_entry.HasField("action")
+    with pytest.raises(P4RuntimeError) as err:
+        sim.state.apply(p4runtime.Update(type=p4runtime.Update.MODIFY, entity=filt))
+    assert err.value.code == code_pb2.INVALID_ARGUMENT

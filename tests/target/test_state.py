@@ -94,16 +94,17 @@ def test_unknown_ids_are_not_found(state: TargetState) -> None:
 
 
 def test_bytestring_width(state: TargetState) -> None:
-    """Bytestrings: longer than the width, value beyond bit<W>, or empty -> INVALID_ARGUMENT (as PI)."""
-    inv = code_pb2.INVALID_ARGUMENT
+    """Bytestrings: a value beyond bit<W>, or an empty string -> OUT_OF_RANGE; zero padding beyond
+    the width is accepted (the receiver limits the value, not the length)."""
+    oor = code_pb2.OUT_OF_RANGE
     rejects(
-        state, inv, ins(entry(T_EXACT, [exact(1, b"\x00\x00\x01"), exact(2, b"\x01")], action(A_DEF))), "port"
+        state, oor, ins(entry(T_EXACT, [exact(1, b"\x02\x00"), exact(2, b"\x01")], action(A_DEF))), "bit<9>"
     )
-    rejects(
-        state, inv, ins(entry(T_EXACT, [exact(1, b"\x02\x00"), exact(2, b"\x01")], action(A_DEF))), "bit<9>"
-    )
-    rejects(state, inv, ins(entry(T_EXACT, [exact(1, b""), exact(2, b"\x01")], action(A_DEF))), "empty")
-    rejects(state, inv, ins(entry(T_EXACT, EXACT_KEY, action(A_SET, b"\x02\x00"))), "param 'port'")
+    rejects(state, oor, ins(entry(T_EXACT, [exact(1, b""), exact(2, b"\x01")], action(A_DEF))), "empty")
+    rejects(state, oor, ins(entry(T_EXACT, EXACT_KEY, action(A_SET, b"\x02\x00"))), "param 'port'")
+    state.apply(ins(entry(T_EXACT, [exact(1, b"\x00\x00\x01"), exact(2, b"\x01")], action(A_SET, b"\x05"))))
+    [read] = state.read(p4runtime.Entity(table_entry=p4runtime.TableEntry(table_id=T_EXACT)))
+    assert read.table_entry.match[0].exact.value == b"\x01"
 
 
 def test_missing_exact_field(state: TargetState) -> None:
@@ -274,7 +275,7 @@ def test_counters_and_registers(state: TargetState) -> None:
     re = p4runtime.RegisterEntry(register_id=REGISTER)
     re.index.index = 3
     re.data.bitstring = b"\x01\x00\x00\x00\x00"
-    rejects(state, code_pb2.INVALID_ARGUMENT, update("MODIFY", register_entry=re), "register")
+    rejects(state, code_pb2.OUT_OF_RANGE, update("MODIFY", register_entry=re), "register")
     re.data.bitstring = b"\x12\x34"
     state.apply(update("MODIFY", register_entry=re))
     assert state.registers[REGISTER][3] == 0x1234

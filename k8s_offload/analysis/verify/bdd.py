@@ -28,9 +28,9 @@ def load_cudd() -> Any:
         return importlib.import_module("dd.cudd")
     except ImportError as exc:
         raise BackendMissing(
-            "the verifier needs the CUDD backend of the `dd` package (dd.cudd): "
-            "pip install 'dd==0.6.0' installs a binary wheel with it on Linux x86_64 and arm64, "
-            f"CPython 3.9-3.13 ({exc})"
+            "the verifier needs the CUDD backend of the `dd` package (dd.cudd), an optional extra: "
+            "pip install 'k8s-offload[verify]' (or pip install 'dd==0.6.0', a binary wheel with it "
+            f"on Linux x86_64, CPython 3.9-3.13) ({exc})"
         ) from exc
 
 

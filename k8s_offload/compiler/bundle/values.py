@@ -18,6 +18,13 @@ def mapped(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
     return int(addr)
 
 
+def unmapped(value: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address a 128-bit key value stands for (`mapped`'s inverse)."""
+    if value >> 32 == 0xFFFF:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    return ipaddress.IPv6Address(value)
+
+
 def mapped_prefix_len(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix_len: int) -> int:
     return prefix_len + 96 if isinstance(addr, ipaddress.IPv4Address) else prefix_len
 
@@ -30,9 +37,7 @@ def _is_address(name: str) -> bool:
 def format_value(name: str, width: int, value: int) -> str:
     short = name.rsplit(".", 1)[-1]
     if width == 128 and _is_address(name):
-        if value >> 32 == 0xFFFF:
-            return str(ipaddress.IPv4Address(value & 0xFFFFFFFF))
-        return str(ipaddress.IPv6Address(value))
+        return str(unmapped(value))
     if width == 32 and _is_address(name):
         return str(ipaddress.IPv4Address(value))
     if width == 48:

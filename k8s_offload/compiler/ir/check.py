@@ -100,7 +100,9 @@ def _check(ir: ClusterIR) -> None:
             )
 
     if problems:
-        raise IRVerificationError("IR verification failed:\n" + "\n".join(f"  {p}" for p in problems))
+        raise IRVerificationError(
+            "IR verification failed:\n" + "\n".join(f"  {p}" for p in problems), problems
+        )
 
 
 def _check_frontend(

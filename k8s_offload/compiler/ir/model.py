@@ -156,6 +156,9 @@ class Backend:
     node_name: str | None
     hint_zones: tuple[str, ...] = ()
     """EndpointSlice hints.forZones, sorted."""
+    source: ObjectKey | None = None
+    """The EndpointSlice (or Endpoints) whose copy of the endpoint this is, so a trace can name
+    the object behind a chosen backend; None only for hand-built IR."""
 
     @property
     def sort_key(self) -> tuple[tuple[int, int], int]:

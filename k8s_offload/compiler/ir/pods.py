@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from k8s_offload.compiler.errors import ManifestError
 from k8s_offload.compiler.frontend.model import Namespace, ObjectKey, Pod
-from k8s_offload.compiler.frontend.nodefacts import CPU_PORT, NodeFacts
+from k8s_offload.compiler.frontend.nodefacts import CPU_PORT, NodeFacts, PodAttachment
 from k8s_offload.compiler.ir.model import NAMESPACE_NAME_LABEL, Diagnostic, NamespaceInfo, PodEndpoint
 
 FIRST_DEFAULT_POD_PORT = 16
@@ -52,42 +52,36 @@ def gateway_conflict(
             errors.append(ManifestError(pod.location, str(pod.key), "status.podIPs", reason))
 
 
-def place_pods(
-    pods: Sequence[Pod], facts: NodeFacts | None, errors: list[ManifestError]
-) -> tuple[dict[ObjectKey, Placement], list[Diagnostic]]:
-    """Device port and MAC of each local pod; `pods` must be sorted by key."""
-    if facts is None:
-        return _default_placement(pods, errors), []
-    placements: dict[ObjectKey, Placement] = {}
-    diagnostics: list[Diagnostic] = []
-    attached = {(a.namespace, a.name): a for a in facts.pods}
-    present: set[tuple[str, str]] = set()
-    for pod in pods:
-        ident = (pod.key.namespace, pod.key.name)
-        present.add(ident)
-        attachment = attached.get(ident)
-        here = pod.node_name == facts.node_name and attachable(pod)
-        if here and attachment is not None:
-            placements[pod.key] = Placement(attachment.port, attachment.mac)
-        elif here:
-            message = f"runs on {facts.node_name} but node facts give it no device port; treated as remote"
-            diagnostics.append(Diagnostic(pod.key, message))
-        elif attachment is not None:
-            where = (
-                f"spec.nodeName is {pod.node_name!r}"
-                if pod.node_name != facts.node_name
-                else "it is not running"
-            )
-            message = f"node facts attach it to port {attachment.port} but {where}; treated as remote"
-            diagnostics.append(Diagnostic(pod.key, message))
-    for a in facts.pods:
-        if (a.namespace, a.name) not in present:
-            message = f"listed in node facts (port {a.port}) but not in the manifests; the port is unused"
-            diagnostics.append(Diagnostic(ObjectKey("Pod", a.namespace, a.name), message))
-    return placements, diagnostics
+def place_pod(
+    pod: Pod, facts: NodeFacts, attachment: PodAttachment | None
+) -> tuple[Placement | None, Diagnostic | None]:
+    """With node facts, one pod's placement depends on that pod and its attachment alone: its
+    device port and MAC when it runs here and the facts attach it, else None and maybe a note
+    saying why the two disagree."""
+    here = pod.node_name == facts.node_name and attachable(pod)
+    if here and attachment is not None:
+        return Placement(attachment.port, attachment.mac), None
+    if here:
+        message = f"runs on {facts.node_name} but node facts give it no device port; treated as remote"
+        return None, Diagnostic(pod.key, message)
+    if attachment is not None:
+        where = (
+            f"spec.nodeName is {pod.node_name!r}" if pod.node_name != facts.node_name else "it is not running"
+        )
+        message = f"node facts attach it to port {attachment.port} but {where}; treated as remote"
+        return None, Diagnostic(pod.key, message)
+    return None, None
 
 
-def _default_placement(pods: Sequence[Pod], errors: list[ManifestError]) -> dict[ObjectKey, Placement]:
+def unused_attachment(attachment: PodAttachment) -> Diagnostic:
+    """A pod the node facts list but the manifests lack."""
+    message = f"listed in node facts (port {attachment.port}) but not in the manifests; the port is unused"
+    return Diagnostic(ObjectKey("Pod", attachment.namespace, attachment.name), message)
+
+
+def default_placement(pods: Sequence[Pod], errors: list[ManifestError]) -> dict[ObjectKey, Placement]:
+    """Without node facts: every pod with an IP is local, on ports in (namespace, name) order;
+    `pods` must be sorted by key."""
     local = [pod for pod in pods if pod.ips and attachable(pod)]
     capacity = CPU_PORT - FIRST_DEFAULT_POD_PORT
     if len(local) > capacity:
@@ -134,10 +128,3 @@ def namespace_info(name: str, declared: Namespace | None) -> NamespaceInfo:
     return NamespaceInfo(
         ObjectKey("Namespace", "", name), tuple(sorted(labels.items())), declared is not None
     )
-
-
-def namespace_infos(declared: Iterable[Namespace], used: Iterable[str]) -> tuple[NamespaceInfo, ...]:
-    """Declared namespaces plus every namespace some object lives in, so references never dangle."""
-    by_name = {ns.key.name: ns for ns in declared}
-    names = sorted(set(by_name) | set(used))
-    return tuple(namespace_info(name, by_name.get(name)) for name in names)

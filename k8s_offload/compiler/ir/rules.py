@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise, zip_longest
 from typing import overload
@@ -328,6 +328,14 @@ class Rule:
         ports = "any" if self.ports is None else ",".join(str(p) for p in self.ports)
         return f"peers={peers} ports={ports}"
 
+    def admits_peer(self, address: IPAddress) -> bool:
+        return self.peers is None or address in self.peers
+
+    def admits_port(self, protocol: Protocol, port: int) -> bool:
+        return self.ports is None or any(
+            p.protocol is protocol and p.low <= port <= p.high for p in self.ports
+        )
+
     @property
     def sort_key(self) -> tuple[object, ...]:
         return (
@@ -355,6 +363,16 @@ def _identity(rules: tuple[Rule, ...]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleSource:
+    """One rule of a NetworkPolicy (`spec.ingress[index]` or `spec.egress[index]`, as the
+    isolation's direction) and the rules it resolved to for the pod, before any pass."""
+
+    policy: ObjectKey
+    index: int
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PodIsolation:
     """A local pod isolated in one direction, and the union of what its policies allow."""
 
@@ -363,6 +381,10 @@ class PodIsolation:
     addresses: tuple[IPAddress, ...]
     rule_set: RuleSet
     policies: tuple[ObjectKey, ...]
+    sources: tuple[RuleSource, ...] = field(default=(), compare=False, repr=False)
+    """Provenance, not content (equality and the text form ignore it): the API rules the set was
+    resolved from, kept through the passes, so `offload-compile trace` can name the rule that
+    allowed a flow. Empty for an isolation read from text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +409,9 @@ def map_rule_sets(pir: PolicyIR, rewrite: Callable[[tuple[Rule, ...]], tuple[Rul
         rules = iso.rule_set.rules
         if rules not in done:
             done[rules] = RuleSet(rewrite(rules))
-        out.append(PodIsolation(iso.pod, iso.direction, iso.addresses, done[rules], iso.policies))
+        out.append(
+            PodIsolation(iso.pod, iso.direction, iso.addresses, done[rules], iso.policies, iso.sources)
+        )
     return PolicyIR(tuple(out))
 
 

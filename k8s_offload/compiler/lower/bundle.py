@@ -1,4 +1,4 @@
-"""The whole lowering: IR in, one ordered, capacity-checked bundle out."""
+"""The lowering's result (`Lowered`), its order and capacity checks, and `lower(ir)`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ from dataclasses import dataclass
 
 from k8s_offload.compiler.bundle.model import Bundle, TableEntry, match_values
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
+from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
-from k8s_offload.compiler.ir.rules import PolicyIR, check_policy_ir
-from k8s_offload.compiler.lower.node import lower_node
-from k8s_offload.compiler.lower.policy import lower_policies
-from k8s_offload.compiler.lower.services import lower_services
-from k8s_offload.compiler.passes.pipeline import PassConfig, run_entry_passes, run_policy_passes
-from k8s_offload.compiler.passes.resolve_policy import resolve_unmerged
+from k8s_offload.compiler.ir.rules import PolicyIR
+from k8s_offload.compiler.passes.pipeline import PassConfig
 
 
 class CapacityError(BundleError):
@@ -43,7 +39,7 @@ def check_capacity(schema: Schema, bundle: Bundle) -> None:
 
 
 def check_counts(schema: Schema, counts: Mapping[str, int]) -> None:
-    """`check_capacity` on counts kept up to date elsewhere (the incremental compiler's)."""
+    """`check_capacity` on counts (a compilation keeps them up to date)."""
     problems: list[str] = []
     for table, count in sorted(counts.items()):
         if table.endswith(" (members)"):
@@ -61,28 +57,13 @@ def check_counts(schema: Schema, counts: Mapping[str, int]) -> None:
 
 
 def lower(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> Lowered:
-    """`config` picks the optimization passes and target profile (k8s_offload/compiler/passes/pipeline.py);
-    None runs every pass for bmv2. The cyclic GC is paused as in loading (frontend/gc_pause.py):
-    the lowering builds hundreds of thousands of acyclic entries, and rescanning them cost more
-    than half its time at size M (docs/benchmarks.md)."""
-    with gc_paused():
-        return _lower(ir, schema, config or PassConfig())
+    """The lowering units (docs/engine.md) run once on an IR built elsewhere; `config` picks the
+    passes and target profile (None: every pass, bmv2). The cyclic GC is paused as in loading
+    (frontend/gc_pause.py)."""
+    from k8s_offload.compiler.compilation import Compilation
 
-
-def _lower(ir: ClusterIR, schema: Schema, config: PassConfig) -> Lowered:
-    entries = lower_node(ir, schema)
-    svc = lower_services(ir, schema, config)
-    entries.extend(svc.entries)
-    policy = run_policy_passes(resolve_unmerged(ir), config)
-    check_policy_ir(policy)
-    entries.extend(lower_policies(schema, policy).entries)
-    entries = run_entry_passes(entries, config)
-    order = {name: i for i, name in enumerate(schema.table_order)}
-    entries.sort(key=lambda e: entry_sort_key(schema, order, e))
-    bundle = Bundle(
-        members=tuple(sorted(svc.members, key=lambda m: m.member_id)),
-        groups=tuple(sorted(svc.groups, key=lambda g: g.group_id)),
-        entries=tuple(entries),
-    )
-    check_capacity(schema, bundle)
-    return Lowered(bundle, tuple(sorted(svc.diagnostics)), policy)
+    c = Compilation(schema, None if ir.node is DEFAULT_NODE_FACTS else ir.node, config, track=False, ir=ir)
+    c.run()
+    out = Lowered(c.bundle(), c.lowering_diagnostics(), c.policy())
+    c.release()
+    return out

@@ -93,14 +93,19 @@ def split_bits(n: int, per_group: int) -> int | None:
 
 
 def deal(members: tuple[int, ...], k: int) -> list[tuple[int, ...]]:
-    """Members (in order) dealt round-robin over 2^k parts: sizes floor and ceil of n / 2^k."""
+    """Members (in order) dealt round-robin over 2^k parts: sizes floor and ceil of n / 2^k. No
+    part is ever empty, since an entry must never point at an empty group (bmv2 refuses it and a
+    lookup of one runs no action): with fewer members than parts (only when max_group_size is 1)
+    part b holds member b mod n, so some members serve two buckets."""
     parts = 1 << k
-    return [members[b::parts] for b in range(parts)]
+    return [members[b::parts] or members[b % len(members) : b % len(members) + 1] for b in range(parts)]
 
 
 def split_imbalance(n: int, k: int) -> float:
     """Largest over smallest per-backend share of n backends dealt over 2^k hash-picked groups."""
     parts = 1 << k
+    if 0 < n < parts:  # members repeated over the buckets: floor or ceil of parts / n buckets each
+        return -(-parts // n) / (parts // n)
     lo, hi = n // parts, -(-n // parts)
     return hi / lo if lo else float("inf")
 

@@ -10,16 +10,29 @@ changes of the peer sets behind it); ports are disjoint ranges per (set, protoco
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+import hashlib
+import ipaddress
+from bisect import bisect_left, bisect_right, insort
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING, Any
 
 from k8s_offload.compiler.bundle.model import Exact, Lpm, Range, TableEntry
-from k8s_offload.compiler.bundle.schema import BundleError, Schema
-from k8s_offload.compiler.bundle.values import MAPPED_PREFIX, PROTOCOL_NUMBERS, mapped
+from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.bundle.values import MAPPED_PREFIX, PROTOCOL_NUMBERS, mapped, mapped_prefix_len
+from k8s_offload.compiler.frontend.model import IPNetwork, ObjectKey
 from k8s_offload.compiler.frontend.policy import PolicyType
-from k8s_offload.compiler.ir.rules import PORT_MAX, PORT_MIN, AddressSet, PolicyIR, RuleSet
-from k8s_offload.compiler.lower.ids import stable_ids
+from k8s_offload.compiler.ir.rules import PORT_MAX, PORT_MIN, AddressSet, PodIsolation, RuleSet
+from k8s_offload.compiler.lower.ids import IdAllocator, IdSpace, stable_ids
+from k8s_offload.compiler.passes.ortc import MISS, Ortc
+
+if TYPE_CHECKING:
+    from k8s_offload.compiler.engine.core import Reads
+    from k8s_offload.compiler.passes.pipeline import Build
+
+WIDTH = 128
 
 RULE_BITS = 64
 SET_ID_BITS = 16
@@ -38,12 +51,6 @@ _TABLES = {
     PolicyType.Egress: _Tables("eg", "eg_pod", "src_addr", "dst_addr"),
     PolicyType.Ingress: _Tables("in", "in_pod", "dst_addr", "src_addr"),
 }
-
-
-@dataclass
-class PolicyLowering:
-    entries: list[TableEntry] = field(default_factory=list)
-    stats: dict[str, int] = field(default_factory=dict)
 
 
 Prefix = tuple[int, int, int]
@@ -126,111 +133,518 @@ def _port_entries(
     return out
 
 
-def lower_direction(schema: Schema, pir: PolicyIR, direction: PolicyType, out: PolicyLowering) -> None:
-    t = _TABLES[direction]
-    isolations = [iso for iso in pir.isolations if iso.direction is direction]
-    if not isolations:
-        return
-    sets = pir.rule_sets(direction)
-    set_ids = stable_ids((s.identity for s in sets), SET_ID_BITS)
-    set_origin: dict[str, set[str]] = defaultdict(set)
-    for iso in isolations:
-        set_origin[iso.rule_set.identity].update(str(k) for k in iso.policies)
+Change = tuple[Hashable, Any, Any]
+"""(key, old value, new value) of a `Stateful` table."""
+NKey = tuple[int, int, int]
+"""(version, network value, prefix length)"""
+PEERS_ORIGIN = ("NetworkPolicy peers",)
 
-    # Pods -> their set and the masks of rules without peer or port restriction.
-    for iso in isolations:
-        rs = iso.rule_set
-        if len(rs.rules) > RULE_BITS:
-            raise BundleError(
-                f"{iso.pod}: {direction.value.lower()} policies give {len(rs.rules)} distinct rules "
-                f"after merging; the pipeline holds {RULE_BITS} per pod and direction"
+
+class PeerClasses:
+    """The peer classes of one direction (an engine `Stateful` table over the address sets the
+    rule sets use): each network of some set belongs to the class of its membership (the sets
+    containing it), a class's id is that of its name, its lowest network (`class_name`), so
+    regrouping the sets behind a class keeps its id. `get(address set)` is the ids of its
+    classes, `get((value, length))` the class id of a mapped network (the LPM table's input).
+
+    Two ways in, one result (a property test compares them): without tracking (a one-shot
+    compile) the first update builds everything with one walk over the sorted networks
+    (`_classes`) and `stable_ids`; with tracking, networks move between classes by difference,
+    only new networks are looked up, and class ids live in an `IdSpace`."""
+
+    def __init__(self, track: bool) -> None:
+        self.track = track
+        self.digests: dict[AddressSet, str] = {}
+        self.owners: dict[NKey, set[AddressSet]] = {}
+        self.nets: dict[NKey, IPNetwork] = {}
+        self.keys: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+        self.lengths: dict[int, Counter[int]] = {4: Counter(), 6: Counter()}
+        self.cls: dict[NKey, str] = {}
+        self.class_nets: dict[str, set[NKey]] = defaultdict(set)
+        self.class_sets: dict[str, frozenset[AddressSet]] = {}
+        self.aset_classes: dict[AddressSet, set[str]] = defaultdict(set)
+        self.class_low: dict[str, NKey] = {}
+        """Each class's lowest network; `class_name` of it is the class's identity in `class_ids`."""
+        self.class_name: dict[str, str] = {}
+        self.name_class: dict[str, str] = {}
+        self.class_ids = IdSpace(CLASS_ID_BITS)
+        self.labels: dict[NKey, int] = {}
+        self.lpm_keys: dict[NKey, tuple[int, int]] = {}
+        self.built: dict[AddressSet, frozenset[int]] | None = None
+        """Without tracking: every set's class ids (the whole result of `_build`)."""
+        self.built_labels: dict[tuple[int, int], int] = {}
+        self.lpm_labels: dict[tuple[int, int], int] = {}
+        """With tracking: each network's class id, by its mapped (value, length)."""
+
+    def get(self, key: Hashable) -> Any:
+        if isinstance(key, AddressSet):
+            if self.built is not None:
+                return self.built.get(key, frozenset())
+            ids, names = self.class_ids.ids, self.class_name
+            return frozenset(ids[names[c]] for c in self.aset_classes.get(key, ()))
+        labels = self.built_labels if self.built is not None else self.lpm_labels
+        return labels.get(key)  # type: ignore[call-overload]
+
+    def update(self, changes: Mapping[Hashable, tuple[Any, Any]]) -> list[Change]:
+        gone: set[AddressSet] = {a for a, (old, new) in changes.items() if old is not None and new is None}  # type: ignore[misc]
+        new: set[AddressSet] = {a for a, (old, now) in changes.items() if old is None and now is not None}  # type: ignore[misc]
+        out: list[Change] = []
+        if not self.track:
+            assert self.built is None, "a one-shot table is built once"
+            return self._build(new)
+        reached = self._update(gone, new, out)
+        out.extend((a, None, None) for a in reached | gone | new)
+        return out
+
+    def _build(self, asets: set[AddressSet]) -> list[Change]:
+        """Every class at once: memberships by one walk over the sorted networks (`_classes`),
+        ids by `stable_ids` over the class names."""
+        addr_sets = sorted(asets, key=lambda a: a.sort_key)
+        membership = _classes(addr_sets)
+        names: dict[frozenset[int], str] = {}
+        for nkey, m in membership.items():  # in network order: the first of a class is its lowest
+            if m not in names:
+                names[m] = class_name(nkey)
+        class_ids = stable_ids(names.values(), CLASS_ID_BITS)
+        of_set: dict[AddressSet, set[int]] = defaultdict(set)
+        for m, name in names.items():
+            cid = class_ids[name]
+            for i in m:
+                of_set[addr_sets[i]].add(cid)
+        self.built = {a: frozenset(ids) for a, ids in of_set.items()}
+        out: list[Change] = [(a, None, ids) for a, ids in self.built.items()]
+        labels = self.built_labels
+        for (version, value, plen), m in membership.items():
+            key = (MAPPED_PREFIX | value, plen + 96) if version == 4 else (value, plen)
+            label = labels[key] = class_ids[names[m]]
+            out.append((key, None, label))
+        return out
+
+    def _digest(self, aset: AddressSet) -> str:
+        found = self.digests.get(aset)
+        if found is None:
+            found = self.digests[aset] = hashlib.blake2b(str(aset).encode(), digest_size=8).hexdigest()
+        return found
+
+    def _update(
+        self, gone: set[AddressSet], new: set[AddressSet], relabelled: list[Change]
+    ) -> set[AddressSet]:
+        """Update networks, memberships, classes and class ids; appends the networks whose label
+        changed to `relabelled` and returns the address sets in a class that appeared, vanished or
+        changed id."""
+        touched: set[NKey] = set()
+        # A network's membership is the sets owning it or a network containing it, so a set
+        # that vanished (appeared) leaves (joins) exactly the memberships of its networks and
+        # their descendants: those move by difference; only networks that appeared in this
+        # update are looked up from scratch (`_membership`).
+        lost: dict[NKey, list[AddressSet]] = defaultdict(list)
+        won: dict[NKey, list[AddressSet]] = defaultdict(list)
+        fresh: set[NKey] = set()
+        for aset in gone:
+            for k in aset.prefixes():  # its networks as (version, address, length)
+                owners = self.owners[k]
+                owners.discard(aset)
+                touched.add(k)
+                lost[k].append(aset)
+                for d in self._descendants(k):
+                    touched.add(d)
+                    lost[d].append(aset)
+                if not owners:
+                    del self.owners[k]
+                    del self.nets[k]
+                    self._remove_key(k)
+            self.digests.pop(aset, None)
+        for aset in new:
+            for k in aset.prefixes():
+                if k not in self.owners:
+                    self.owners[k] = set()
+                    self.nets[k] = _network(k)
+                    self._add_key(k)
+                    fresh.add(k)
+                self.owners[k].add(aset)
+                touched.add(k)
+                won[k].append(aset)
+                for d in self._descendants(k):
+                    touched.add(d)
+                    won[d].append(aset)
+        lengths = {v: sorted(c) for v, c in self.lengths.items()}
+        class_added: set[str] = set()
+        class_gone: set[str] = set()
+        old_low: dict[str, NKey | None] = {}  # class -> its lowest network before this update
+        joined: dict[str, list[NKey]] = defaultdict(list)  # class -> networks that joined it
+        # A class's networks share its membership (`class_sets`), so networks are grouped by
+        # (class before, sets lost, sets won) and each group moves to its new class at once.
+        owned, cls, class_sets, class_nets = self.owners, self.cls, self.class_sets, self.class_nets
+        lost_get, won_get = lost.get, won.get
+        steps: dict[tuple[str, _Sets, _Sets], list[NKey]] = defaultdict(list)
+        moves: dict[tuple[str | None, frozenset[AddressSet] | None], list[NKey]] = defaultdict(list)
+        for k in touched:
+            old = cls.get(k)
+            if k not in owned:
+                moves[(old, None)].append(k)
+            elif old is None or k in fresh:
+                moves[(old, self._membership(k, lengths[k[0]]))].append(k)
+            else:
+                steps[(old, tuple(lost_get(k, ())), tuple(won_get(k, ())))].append(k)
+        for (old, out, into), ks in steps.items():
+            moves[(old, class_sets[old].difference(out).union(into))] += ks
+        idents: dict[frozenset[AddressSet], str] = {}
+        for (old, m), ks in moves.items():
+            if old is not None:
+                if old not in old_low:
+                    old_low[old] = self.class_low.get(old)
+                nets = class_nets[old]
+                nets.difference_update(ks)
+                if not nets:
+                    class_gone.add(old)
+            if m is None:
+                for k in ks:
+                    cls.pop(k, None)
+                continue
+            ident = idents.get(m)
+            if ident is None:  # networks of one class share the membership: join its digests once
+                ident = idents[m] = "|".join(sorted(self._digest(a) for a in m))
+            cls.update(dict.fromkeys(ks, ident))
+            if ident not in old_low:
+                old_low[ident] = self.class_low.get(ident)
+            joined[ident] += ks
+            if ident not in class_sets:
+                class_sets[ident] = m
+            if not class_nets[ident]:
+                class_added.add(ident)
+            class_nets[ident].update(ks)
+        class_gone = {c for c in class_gone if not self.class_nets[c]}
+        class_added -= class_gone
+        reached: set[AddressSet] = set()
+        for ident in class_gone:
+            reached |= self.class_sets[ident]
+            del self.class_nets[ident]
+            for aset in self.class_sets.pop(ident):
+                found = self.aset_classes.get(aset)
+                if found is not None:
+                    found.discard(ident)
+                    if not found:
+                        del self.aset_classes[aset]
+        for ident in class_added:
+            for aset in self.class_sets[ident]:
+                self.aset_classes[aset].add(ident)
+        # Names (lowest networks, `class_name`) of the classes touched, before and after; only a
+        # name that vanished or appeared changes the id space.
+        renamed: set[str] = set()
+        names_before: set[str] = set()
+        names_after: set[str] = set()
+        for ident, before in old_low.items():
+            now = self.class_nets.get(ident)
+            after: NKey | None = None
+            if now:
+                if before is not None and before in now:
+                    after = min([before, *joined.get(ident, ())])
+                else:
+                    after = min(now)
+            if before is not None:
+                name = class_name(before)
+                names_before.add(name)
+                if self.name_class.get(name) == ident:
+                    del self.name_class[name]
+            if after is None:
+                self.class_low.pop(ident, None)
+                self.class_name.pop(ident, None)
+            else:
+                self.class_low[ident] = after
+                self.class_name[ident] = class_name(after)
+                names_after.add(self.class_name[ident])
+            if before != after:
+                renamed.add(ident)
+        for ident in old_low:
+            if ident in self.class_name:
+                self.name_class[self.class_name[ident]] = ident
+        moved_names: set[str] = set()
+        for name in names_before - names_after:
+            moved_names |= self.class_ids.remove(name)
+        for name in names_after - names_before:
+            moved_names |= self.class_ids.add(name)
+        changed = renamed | {self.name_class[n] for n in moved_names if n in self.name_class}
+        for ident in changed:
+            if ident in self.class_sets:
+                reached |= self.class_sets[ident]
+        relabel: set[NKey] = set(touched)
+        for ident in changed:
+            relabel |= self.class_nets.get(ident, set())
+        nets_get, labels_get = self.nets.get, self.labels.get
+        ids, names = self.class_ids.ids, self.class_name
+        label_of: dict[str, int] = {}  # class -> its id, looked up once per class
+        for k in relabel:
+            ipnet = nets_get(k)
+            label: int | None = None
+            if ipnet is not None:
+                c = cls[k]
+                label = label_of.get(c)
+                if label is None:
+                    label = label_of[c] = ids[names[c]]
+            old_label = labels_get(k)
+            if old_label == label:
+                continue
+            if label is None:
+                del self.labels[k]
+                lpm_key = self.lpm_keys.pop(k)
+                del self.lpm_labels[lpm_key]
+            else:
+                self.labels[k] = label
+                assert ipnet is not None
+                lpm_key = (
+                    mapped(ipnet.network_address),
+                    mapped_prefix_len(ipnet.network_address, ipnet.prefixlen),
+                )
+                self.lpm_keys[k] = lpm_key
+                self.lpm_labels[lpm_key] = label
+            relabelled.append((lpm_key, old_label, label))
+        return reached
+
+    def _membership(self, k: NKey, lengths: list[int] | None = None) -> frozenset[AddressSet]:
+        """The sets owning `k` or a network containing it; `lengths`: the prefix lengths present
+        for k's version, sorted (computed here when not given)."""
+        version, value, plen = k
+        width = 32 if version == 4 else 128
+        member: set[AddressSet] = set()
+        for length in sorted(self.lengths[version]) if lengths is None else lengths:
+            if length > plen:
+                break
+            found = self.owners.get((version, value >> (width - length) << (width - length), length))
+            if found:
+                member |= found
+        return frozenset(member)
+
+    def _add_key(self, k: NKey) -> None:
+        insort(self.keys[k[0]], (k[1], k[2]))
+        self.lengths[k[0]][k[2]] += 1
+
+    def _remove_key(self, k: NKey) -> None:
+        keys = self.keys[k[0]]
+        del keys[bisect_left(keys, (k[1], k[2]))]
+        lengths = self.lengths[k[0]]
+        lengths[k[2]] -= 1
+        if not lengths[k[2]]:
+            del lengths[k[2]]
+
+    def _descendants(self, k: NKey) -> list[NKey]:
+        version, value, plen = k
+        width = 32 if version == 4 else 128
+        if plen == width:
+            return []
+        keys = self.keys[version]
+        hi = value + (1 << (width - plen)) - 1
+        i = bisect_left(keys, (value, plen + 1))
+        j = bisect_right(keys, (hi, width + 1))
+        return [(version, v, p) for v, p in keys[i:j]]
+
+    # ---- entries ------------------------------------------------------------------------------
+
+
+def _network(k: NKey) -> IPNetwork:
+    """The `ipaddress` network of a key (built only for networks new to the section)."""
+    version, value, plen = k
+    if version == 4:
+        return ipaddress.IPv4Network((value, plen))
+    return ipaddress.IPv6Network((value, plen))
+
+
+class PeerLpm:
+    """The peer-class LPM table of one direction (an engine `Stateful` table over `PeerClasses`'
+    network labels), as entries: with `lpm_compress`, ORTC's fewest entries for the same
+    address -> class function (`Ortc`: a batch compress, or kept up to date under tracking);
+    without it, one entry per network."""
+
+    def __init__(self, schema: Schema, t: _Tables, compress: bool, track: bool) -> None:
+        self.schema, self.t = schema, t
+        self.ortc = Ortc(WIDTH, track) if compress else None
+        self.entries: dict[Prefix3, TableEntry] = {}
+        self.raw: dict[tuple[int, int], int] = {}
+        self.delta: tuple[list[TableEntry], list[TableEntry]] = ([], [])
+        self.calls: dict[int, TableEntry] = {}
+
+    def get(self, key: Hashable) -> Any:
+        return None
+
+    def update(self, changes: Mapping[Hashable, tuple[Any, Any]]) -> list[Change]:
+        removed, added = self.delta
+        labels = [(k[0], k[1], new) for k, (_, new) in changes.items() if isinstance(k, tuple)]
+        if self.ortc is None:
+            for value, plen, label in labels:
+                old = self.raw.pop((value, plen), None)
+                if old is not None:
+                    removed.append(self.entries.pop((value, plen, old)))
+                if label is not None:
+                    self.raw[(value, plen)] = label
+                    e = self.entries[(value, plen, label)] = self._entry(value, plen, label, full_key=True)
+                    added.append(e)
+        elif labels:
+            appeared, vanished = self.ortc.update(labels)
+            for p in vanished:
+                removed.append(self.entries.pop(p))
+            for p in appeared:
+                e = self.entries[p] = self._entry(*p, full_key=False)
+                added.append(e)
+        return []
+
+    def take_output(self) -> tuple[list[TableEntry], list[TableEntry]]:
+        out, self.delta = self.delta, ([], [])
+        return out
+
+    def _entry(self, value: int, plen: int, label: int, full_key: bool) -> TableEntry:
+        """The first entry of a label goes through the schema's checks, the others share its
+        table, field and action call (an aligned prefix of 0..128 bits fits)."""
+        t = self.t
+        label = 0 if label == MISS else label
+        proto = self.calls.get(label)
+        if proto is None or (full_key and not plen):  # a /0 key is refused, as the schema words it
+            proto = self.schema.entry(
+                f"{t.prefix}_peer_class",
+                {t.peer_key: Lpm(value, plen) if full_key else Lpm(0, WIDTH)},
+                f"{t.prefix}_set_peer_class",
+                {"peer_class": label},
+                origin=PEERS_ORIGIN,
             )
-        any_peer = sum(1 << i for i, r in enumerate(rs.rules) if r.peers is None)
-        any_port = sum(1 << i for i, r in enumerate(rs.rules) if r.ports is None)
-        origin = (str(iso.pod), *(str(k) for k in iso.policies))
-        for ip in iso.addresses:
-            out.entries.append(
+            self.calls[label] = proto
+        ((field, _),) = proto.match
+        match = ((field, Lpm(value, plen)),) if plen or full_key else ()  # a /0 is don't care
+        return TableEntry(proto.table, match, proto.action, origin=PEERS_ORIGIN)
+
+
+Prefix3 = tuple[int, int, int]
+_Sets = tuple[AddressSet, ...]
+
+
+def declare_policy(b: Build) -> None:
+    """The policy stages as units, per direction (docs/engine.md): per rule set (by identity)
+    its origin, id, port entries and peer-rule entries; per local pod its `*_pod` entries; the
+    peer classes and their LPM table as `Stateful` tables."""
+    from k8s_offload.compiler.engine.core import Index, Rule, Stateful
+
+    e, schema, config, t = b.engine, b.schema, b.config, b.t
+    isolations = t["isolation"]
+    set_ids: dict[PolicyType, Any] = {}
+    for direction, tables in _TABLES.items():
+        p = tables.prefix
+        sets = b.add(
+            Index(
+                e,
+                f"{p}_rule_sets",
+                isolations,
+                _in_direction(direction),
+            )
+        )
+
+        def rule_set(r: Reads, ident: str, sets: Any = sets) -> tuple[RuleSet, tuple[str, ...]]:
+            """A rule set and its origin: the policies behind every pod using it."""
+            isos = r.group(sets, ident).values()
+            origin = tuple(sorted({str(k) for iso in isos for k in iso.policies}))
+            return next(iter(isos)).rule_set, origin
+
+        rule_sets = b.add(Rule(e, f"{p}_rule_set", rule_set, over=sets))
+        ids = set_ids[direction] = b.add(Stateful(e, f"{p}_set_ids", sets, IdAllocator(SET_ID_BITS)))
+        users = b.add(
+            Index(
+                e,
+                f"{p}_peer_users",
+                rule_sets,
+                lambda ident, v: (
+                    (rule.peers, (ident, bit))
+                    for bit, rule in enumerate(v[0].rules)
+                    if rule.peers is not None
+                ),
+            )
+        )
+        classes = b.add(Stateful(e, f"{p}_peer_classes", users, PeerClasses(e.track)))
+        compress = "lpm_compress" in config.enabled
+        b.add(
+            Stateful(e, f"{p}_peer_lpm", classes, PeerLpm(schema, tables, compress, e.track), out="entities")
+        )
+
+        def peer_rules(
+            r: Reads,
+            ident: str,
+            tables: _Tables = tables,
+            rule_sets: Any = rule_sets,
+            classes: Any = classes,
+            ids: Any = ids,
+        ) -> tuple[TableEntry, ...]:
+            """(set, class) -> the rules whose peers contain the class."""
+            rs, origin = r(rule_sets, ident)
+            sid = r(ids, ident)
+            masks: dict[int, int] = defaultdict(int)
+            for bit, rule in enumerate(rs.rules):
+                if rule.peers is not None:
+                    for cid in r(classes, rule.peers):
+                        masks[cid] |= 1 << bit
+            p = tables.prefix
+            return tuple(
                 schema.entry(
-                    t.pod,
-                    {t.pod_key: Exact(mapped(ip))},
-                    f"{t.prefix}_isolate",
-                    {"set_id": set_ids[rs.identity], "any_peer_rules": any_peer, "any_port_rules": any_port},
+                    f"{p}_peer_rules",
+                    {f"{p}_set": Exact(sid), f"{p}_peer_class": Exact(cid)},
+                    f"{p}_set_peer_rules",
+                    {"rules": mask},
                     origin=origin,
                 )
+                for cid, mask in sorted(masks.items())
             )
 
-    # Peer classes, shared by all sets of this direction.
-    addr_sets: list[AddressSet] = sorted(
-        {r.peers for s in sets for r in s.rules if r.peers is not None}, key=lambda a: a.sort_key
-    )
-    index = {a: i for i, a in enumerate(addr_sets)}
-    membership = _classes(addr_sets)
+        b.add(Rule(e, f"{p}_peer_rules", peer_rules, over=rule_sets, out="entities"))
 
-    # A class is named by its lowest network: unique (every network has exactly one membership,
-    # hence one class) and unchanged while the partition of networks into classes is, however the
-    # peer sets behind the memberships are regrouped (docs/ir.md, "Peer class ids").
-    names: dict[frozenset[int], str] = {}
-    for nkey, m in membership.items():  # in network order: the first of a class is its lowest
-        if m not in names:
-            names[m] = class_name(nkey)
+        def port_rules(
+            r: Reads, ident: str, tables: _Tables = tables, rule_sets: Any = rule_sets, ids: Any = ids
+        ) -> tuple[TableEntry, ...]:
+            rs, origin = r(rule_sets, ident)
+            return tuple(_port_entries(schema, tables, r(ids, ident), rs, origin))
 
-    def class_identity(m: frozenset[int]) -> str:
-        return names[m]
+        ports = b.add(Rule(e, f"{p}_port_rules", port_rules, over=rule_sets))
+        b.entry_passes(ports, f"{p}_port_rules")
 
-    class_ids = stable_ids(names.values(), CLASS_ID_BITS)
-    # One entry per network: the first of each class goes through the schema's checks, the
-    # others share its table, field and action call (an aligned prefix of 1..128 bits fits).
-    first: dict[int, TableEntry] = {}
-    origin = ("NetworkPolicy peers",)
-    for (version, value, plen), m in membership.items():
-        cid = class_ids[class_identity(m)]
-        key = Lpm(MAPPED_PREFIX | value, plen + 96) if version == 4 else Lpm(value, plen)
-        proto = first.get(cid)
-        if proto is None or not key.prefix_len:
-            entry = schema.entry(
-                f"{t.prefix}_peer_class",
-                {t.peer_key: key},
-                f"{t.prefix}_set_peer_class",
-                {"peer_class": cid},
+    def pod_entries(r: Reads, key: tuple[PolicyType, ObjectKey]) -> tuple[TableEntry, ...]:
+        """A local pod's set and the masks of its rules without peer or port restriction."""
+        iso = r(isolations, key)
+        rs = iso.rule_set
+        if len(rs.rules) > RULE_BITS:
+            return ()
+        tables = _TABLES[iso.direction]
+        any_peer = sum(1 << i for i, x in enumerate(rs.rules) if x.peers is None)
+        any_port = sum(1 << i for i, x in enumerate(rs.rules) if x.ports is None)
+        origin = (str(iso.pod), *(str(k) for k in iso.policies))
+        sid = r(set_ids[iso.direction], rs.identity)
+        params = {"set_id": sid, "any_peer_rules": any_peer, "any_port_rules": any_port}
+        return tuple(
+            schema.entry(
+                tables.pod,
+                {tables.pod_key: Exact(mapped(ip))},
+                f"{tables.prefix}_isolate",
+                params,
                 origin=origin,
             )
-            first.setdefault(cid, entry)
-        else:
-            entry = TableEntry(proto.table, ((proto.match[0][0], key),), proto.action, origin=origin)
-        out.entries.append(entry)
-    # (set, class) -> rules whose peers contain the class.
-    users: dict[int, list[tuple[int, int]]] = defaultdict(list)  # addr set index -> (set id, bit)
-    for s in sets:
-        for bit, rule in enumerate(s.rules):
-            if rule.peers is not None:
-                users[index[rule.peers]].append((set_ids[s.identity], bit))
-    masks: dict[tuple[int, int], int] = defaultdict(int)
-    identity_of_set = {set_ids[s.identity]: s.identity for s in sets}
-    for m in set(membership.values()):
-        cid = class_ids[class_identity(m)]
-        for ai in m:
-            for sid, bit in users[ai]:
-                masks[(sid, cid)] |= 1 << bit
-    for (sid, cid), mask in sorted(masks.items()):
-        out.entries.append(
-            schema.entry(
-                f"{t.prefix}_peer_rules",
-                {f"{t.prefix}_set": Exact(sid), f"{t.prefix}_peer_class": Exact(cid)},
-                f"{t.prefix}_set_peer_rules",
-                {"rules": mask},
-                origin=tuple(sorted(set_origin[identity_of_set[sid]])),
-            )
+            for ip in iso.addresses
         )
-    for s in sets:
-        out.entries.extend(
-            _port_entries(schema, t, set_ids[s.identity], s, tuple(sorted(set_origin[s.identity])))
+
+    b.add(Rule(e, "policy_pod", pod_entries, over=isolations, out="entities"))
+
+    def too_many(r: Reads, key: tuple[PolicyType, ObjectKey]) -> tuple[tuple[Any, str], ...]:
+        iso = r(isolations, key)
+        n = len(iso.rule_set.rules)
+        if n <= RULE_BITS:
+            return ()
+        message = (
+            f"{iso.pod}: {iso.direction.value.lower()} policies give {n} distinct rules after merging; "
+            f"the pipeline holds {RULE_BITS} per pod and direction"
         )
-    out.stats[f"{t.prefix} rule sets"] = len(sets)
-    out.stats[f"{t.prefix} peer classes"] = len(class_ids)
+        return (((_DIRECTION_ORDER[iso.direction], iso.pod), message),)
+
+    b.add(Rule(e, "policy_rule_bits", too_many, over=isolations, out="lower_errors"))
 
 
-def lower_policies(schema: Schema, pir: PolicyIR) -> PolicyLowering:
-    out = PolicyLowering()
-    for direction in (PolicyType.Egress, PolicyType.Ingress):
-        lower_direction(schema, pir, direction, out)
-    return out
+def _in_direction(d: PolicyType) -> Any:
+    """An index function: an isolation of direction `d` under its rule set's identity."""
+
+    def fn(key: Any, iso: PodIsolation) -> tuple[tuple[str, PodIsolation], ...]:
+        return ((iso.rule_set.identity, iso),) if iso.direction is d else ()
+
+    return fn
+
+
+_DIRECTION_ORDER = {PolicyType.Egress: 0, PolicyType.Ingress: 1}

@@ -17,18 +17,19 @@ endpoints. No endpoint in the selection: the frontend drops.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from k8s_offload.compiler.bundle.model import Exact, ProfileGroup, ProfileMember, TableEntry
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
 from k8s_offload.compiler.bundle.values import PROTOCOL_NUMBERS, mapped
 from k8s_offload.compiler.frontend.model import ObjectKey, Protocol
-from k8s_offload.compiler.frontend.nodefacts import NodeFacts
+from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
 from k8s_offload.compiler.ir.model import (
     Backend,
     BackendSet,
     BackendSetKey,
-    ClusterIR,
     Diagnostic,
     ServiceFrontend,
     ServiceInfo,
@@ -46,18 +47,15 @@ from k8s_offload.compiler.lower.ecmp import (
     split_bits,
     split_imbalance,
 )
-from k8s_offload.compiler.lower.ids import stable_ids
-from k8s_offload.compiler.passes.pipeline import PassConfig
+from k8s_offload.compiler.lower.ids import IdAllocator
+
+if TYPE_CHECKING:
+    from k8s_offload.compiler.engine.core import Reads
+    from k8s_offload.compiler.passes.pipeline import Build
+
+Entity = TableEntry | ProfileMember | ProfileGroup
 
 ID_BITS = 24
-
-
-@dataclass
-class ServiceLowering:
-    members: list[ProfileMember] = field(default_factory=list)
-    groups: list[ProfileGroup] = field(default_factory=list)
-    entries: list[TableEntry] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
 def _backend_ident(b: Backend) -> str:
@@ -161,7 +159,7 @@ def fitting_note(n: int, k: int, limits: SelectorLimits) -> str | None:
     if k == 0:
         return None
     parts = 1 << k
-    lo, hi = n // parts, -(-n // parts)
+    lo, hi = max(1, n // parts), -(-n // parts)
     bound = split_imbalance(n, k) * limits.slot_imbalance(lo)
     return (
         f"{n} endpoints exceed the selector's max_group_size {limits.max_group_size} ({limits.profile}): "
@@ -192,13 +190,8 @@ def maglev_layout(
     assert k is not None
     owners = maglev_table([i for _, i in idents], m)
     slots = tuple((slot_ids[maglev_slot_ident(name, j)], idents[o][0]) for j, o in enumerate(owners))
-    parts = tuple(tuple(mid for mid, _ in slots[b :: 1 << k]) for b in range(1 << k))
-    note = (
-        f"Maglev table of {m} slots for {len(idents)} endpoints"
-        + (f", over {1 << k} groups picked by {_bits(k)} of a flow hash" if k else "")
-        + f" ({m} members instead of {len(idents)})"
-    )
-    return GroupLayout(parts, slots, k, note)
+    parts = tuple(deal(tuple(mid for mid, _ in slots), k))
+    return GroupLayout(parts, slots, k, maglev_note(len(idents), m, k))
 
 
 def maglev_slot_ident(name: str, slot: int) -> str:
@@ -209,171 +202,288 @@ MAGLEV_MEMBER_BASE = 1 << ID_BITS
 """Maglev slot members get ids above every backend id (a backend's member id is its be_id)."""
 
 
-def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> ServiceLowering:
-    out = ServiceLowering()
-    config = config or PassConfig()
-    limits = selector_limits(schema, config.profile)
-    maglev = config.lb == "maglev"
-    sets = {s.key: s for s in ir.backend_sets}
-    max_group = limits.max_group_size
+@dataclass(frozen=True, slots=True)
+class FrontendPlan:
+    """How one frontend is lowered: why not (`problem`), else its backend set (None when the
+    Service port has no endpoint object) and its (table, selection, masquerade) entries."""
 
-    # Frontends we can offload, and why not for the others.
-    offloaded: list[tuple[ServiceFrontend, BackendSet | None]] = []
-    for fe in ir.frontends:
-        bset = sets.get(fe.backend_set)
+    fe: ServiceFrontend
+    problem: Diagnostic | None
+    set_key: BackendSetKey | None
+    plans: tuple[tuple[str, str, bool], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The selector group(s) of one distinct set of chosen backends: named after the first
+    (backend set, selection) choosing it, so a set whose endpoints change keeps its group ids."""
+
+    name: str
+    parts: tuple[str, ...]
+    """Group names of the parts, one per svc_backend bucket (`part_names`)."""
+    slots: tuple[str, ...]
+    """Maglev slot identities (none with hash)."""
+    origin: tuple[str, ...]
+    note: str | None
+
+
+def declare_services(b: Build) -> None:
+    """The Service lowering as units (docs/engine.md): per frontend its plan and entries, per
+    (backend set, selection) its chosen backends and affinity entries, per distinct choice its
+    group, per backend its member and DNAT entry; ids for frontends, backends, groups, slots and
+    affinity from `IdAllocator`s."""
+    from k8s_offload.compiler.engine.core import Index, Rule, Stateful
+
+    e, schema, config, t = b.engine, b.schema, b.config, b.t
+    node = b.facts or DEFAULT_NODE_FACTS
+    limits = selector_limits(schema, config.profile)
+    max_group = limits.max_group_size
+    maglev = config.lb == "maglev"
+    families = {ip.version for ip in node.node_ips}
+    frontend_ir, set_ir, service_ir = t["frontend_ir"], t["backend_set_ir"], t["service_ir"]
+    idents: dict[int, str] | None = None if e.track else {}
+    """A one-shot run holds every Backend until it ends: each one's identity is formatted once."""
+
+    def ident(be: Backend) -> str:
+        if idents is None:
+            return _backend_ident(be)
+        found = idents.get(id(be))
+        if found is None:
+            found = idents[id(be)] = _backend_ident(be)
+        return found
+
+    def plan(r: Reads, sk: object) -> FrontendPlan:
+        fe = r(frontend_ir, sk)
+        bset = r(set_ir, fe.backend_set)
         problem = offload_problem(fe, bset, max_group, config.lb)
         if problem is not None:
-            out.diagnostics.append(problem)
-            continue
-        offloaded.append((fe, bset))
+            return FrontendPlan(fe, problem, None, ())
+        svc = r(service_ir, fe.service)
+        return FrontendPlan(fe, None, None if bset is None else bset.key, tuple(selections(fe, svc)))
 
-    services = {svc.key: svc for svc in ir.services}
-    used_sets = {bset.key: bset for _, bset in offloaded if bset is not None}
-    # Identities and source names once per Backend object and per set (hundreds of thousands of
-    # backend appearances at size M); the objects live in the IR for the whole call.
-    idents: dict[int, str] = {}
-    set_sources = {skey: {str(k) for k in bset.sources} for skey, bset in used_sets.items()}
-    backends: dict[str, Backend] = {}
-    for bset in used_sets.values():
-        for b in bset.backends:
-            ident = idents[id(b)] = _backend_ident(b)
-            backends.setdefault(ident, b)
+    plans = b.add(Rule(e, "fe_plan", plan, over=frontend_ir))
 
-    def be_ident(b: Backend) -> str:
-        found = idents.get(id(b))
-        return found if found is not None else _backend_ident(b)
-
-    be_ids = stable_ids(backends, ID_BITS)
-    plans = [
-        (fe, bset, table, selection, masq)
-        for fe, bset in offloaded
-        for table, selection, masq in selections(fe, services.get(fe.service))
-    ]
-    fe_ids = stable_ids((_frontend_ident(fe, table) for fe, _, table, _, _ in plans), ID_BITS)
-
-    # Groups: one per distinct set of usable backends, named by the first (set key, selection) using it.
-    chosen: dict[tuple[BackendSetKey, str], tuple[int, ...]] = {}
-    for fe, bset, _, selection, _ in plans:
-        if bset is None or (bset.key, selection) in chosen:
-            continue
-        svc = services.get(fe.service)
-        picked = (
-            cluster_backends(bset, svc, ir.node) if selection == CLUSTER else local_backends(bset, ir.node)
-        )
-        chosen[(bset.key, selection)] = tuple(sorted([be_ids[be_ident(b)] for b in picked]))
-    group_of_members: dict[tuple[int, ...], str] = {}
-    group_origin: dict[str, set[str]] = {}
-    set_group: dict[tuple[BackendSetKey, str], str] = {}
-    for set_key, selection in sorted(chosen):
-        members = chosen[(set_key, selection)]
-        if not members:
-            continue
-        name = group_of_members.setdefault(members, _selection_name(set_key, selection))
-        set_group[(set_key, selection)] = name
-        group_origin.setdefault(name, set()).update(set_sources[set_key])
-    aff_ids = stable_ids((_selection_name(*k) for k in sorted(set_group)), ID_BITS)
-
-    # Layouts: parts (one selector group per svc_backend bucket) and, with Maglev, slot members.
-    layouts: dict[str, GroupLayout] = {}
-    if maglev:
-        ident_of = {i: ident for ident, i in be_ids.items()}
-        sizes = {name: maglev_size(len(t)) or 0 for t, name in group_of_members.items()}
-        slot_ids = {
-            ident: MAGLEV_MEMBER_BASE + i
-            for ident, i in stable_ids(
-                (maglev_slot_ident(name, j) for name, m in sizes.items() for j in range(m)), ID_BITS
-            ).items()
-        }
-        for t, name in group_of_members.items():
-            layouts[name] = maglev_layout(name, [(i, ident_of[i]) for i in t], limits, slot_ids)
-    else:
-        for t, name in group_of_members.items():
-            layouts[name] = hash_layout(t, limits)
-    group_ids = stable_ids((p for name, lay in layouts.items() for p in part_names(name, len(lay.parts))), 32)
-    part_ids = {
-        name: tuple(group_ids[p] for p in part_names(name, len(lay.parts))) for name, lay in layouts.items()
-    }
-
-    # Members and DNAT entries for every backend a flow may still use (ready or draining).
-    member_origin: dict[str, set[str]] = {}
-    for skey, bset in used_sets.items():
-        sources = set_sources[skey]
-        for b in bset.backends:
-            ident = be_ident(b)
-            found = member_origin.get(ident)
-            if found is None:
-                member_origin[ident] = set(sources)
-            else:
-                found.update(sources)
-    for ident in sorted(backends, key=lambda i: be_ids[i]):
-        member, nat = backend_entities(
-            schema, backends[ident], be_ids[ident], tuple(sorted(member_origin[ident]))
-        )
-        if not maglev:
-            out.members.append(member)
-        out.entries.append(nat)
-    for name, lay in sorted(layouts.items(), key=lambda kv: part_ids[kv[0]][0]):
-        origin = tuple(sorted(group_origin[name]))
-        for mid, be_id in lay.slots:
-            out.members.append(schema.member(SELECTOR, mid, "set_backend", {"be_id": be_id}, origin))
-        for gid, part in zip(part_ids[name], lay.parts, strict=True):
-            out.groups.append(schema.group(SELECTOR, gid, tuple((m, 1) for m in part), max_group, origin))
-    _check_selector(limits, out)
-
-    affinity_members: set[tuple[int, int]] = set()
-    notes: set[Diagnostic] = set()
-    for fe, bset, table, selection, masq in plans:
-        group_name = set_group.get((bset.key, selection)) if bset is not None else None
-        groups = part_ids[group_name] if group_name is not None else None
-        fe_id = fe_ids[_frontend_ident(fe, table)]
-        out.entries.extend(frontend_entries(schema, fe, bset, fe_id, groups, table=table, masq=masq))
-        if group_name is not None and layouts[group_name].note is not None:
-            where = f"{fe.vip} {fe.protocol.value}/{fe.port}"
-            notes.add(Diagnostic(fe.service, f"{where}: {layouts[group_name].note}", severity="info"))
-        svc = services.get(fe.service)
-        if groups is None or bset is None or svc is None or svc.affinity_timeout is None:
-            continue
-        aff_id = aff_ids[_selection_name(bset.key, selection)]
-        origin = _sources(bset, fe)
-        params = {"aff_id": aff_id, "timeout": affinity_units(svc.affinity_timeout)}
-        out.entries.append(
-            schema.entry("svc_affinity", {"fe_id": Exact(fe_id)}, "set_affinity", params, origin=origin)
-        )
-        for be_id in chosen[(bset.key, selection)]:
-            if (aff_id, be_id) not in affinity_members:
-                affinity_members.add((aff_id, be_id))
-                key = {"aff_id": Exact(aff_id), "be_id": Exact(be_id)}
-                out.entries.append(schema.entry("aff_backend", key, "affinity_ok", origin=origin))
-    out.diagnostics.extend(sorted(notes))
-    out.diagnostics.extend(_masquerade_warnings(ir, plans))
-    return out
-
-
-def _check_selector(limits: SelectorLimits, out: ServiceLowering) -> None:
-    """The profile's own selector limits beyond P4Info (dpdk: groups and member ids)."""
-    problems = []
-    if limits.max_groups is not None and len(out.groups) > limits.max_groups:
-        problems.append(f"needs {len(out.groups)} groups, holds {limits.max_groups}")
-    if len(out.members) > limits.max_members:
-        problems.append(f"needs {len(out.members)} members, holds {limits.max_members}")
-    if problems:
-        raise BundleError(f"action selector svc_selector ({limits.profile}): " + "; ".join(problems))
-
-
-def _masquerade_warnings(
-    ir: ClusterIR, plans: list[tuple[ServiceFrontend, BackendSet | None, str, str, bool]]
-) -> list[Diagnostic]:
-    """Masquerading needs a node IP of the frontend's family (nat_source); say when there is none."""
-    families = {ip.version for ip in ir.node.node_ips}
-    found: set[Diagnostic] = set()
-    for fe, _, _, _, masq in plans:
-        if masq and fe.vip.version not in families:
+    def plan_notes(r: Reads, sk: object) -> tuple[Diagnostic, ...]:
+        """Why a frontend is not offloaded; masquerading needs a node IP of its family."""
+        p = r(plans, sk)
+        if p.problem is not None:
+            return (p.problem,)
+        fe = p.fe
+        if any(masq for _, _, masq in p.plans) and fe.vip.version not in families:
             message = (
                 f"{fe.kind} {fe.vip}: no IPv{fe.vip.version} node IP in the node facts to masquerade "
                 "with; external traffic to endpoints on other nodes keeps its client address"
             )
-            found.add(Diagnostic(fe.service, message))
-    return sorted(found)
+            return (Diagnostic(fe.service, message),)
+        return ()
+
+    b.add(Rule(e, "fe_notes", plan_notes, over=frontend_ir, out="diagnostics"))
+    fe_ids = b.add(
+        Stateful(
+            e,
+            "fe_ids",
+            plans,
+            IdAllocator(ID_BITS, lambda p: [_frontend_ident(p.fe, table) for table, _, _ in p.plans]),
+        )
+    )
+    sel_users = b.add(
+        Index(
+            e,
+            "selection_users",
+            plans,
+            lambda sk, p: (((p.set_key, sel), sk) for _, sel, _ in p.plans) if p.set_key is not None else (),
+        )
+    )
+
+    def chosen(r: Reads, sel: tuple[BackendSetKey, str]) -> Members:
+        """The backends a selection picks (kube-proxy's CategorizeEndpoints), as identities."""
+        set_key, selection = sel
+        bset = r(set_ir, set_key)
+        if selection == CLUSTER:
+            picked = cluster_backends(bset, r(service_ir, set_key.service), node)
+        else:
+            picked = local_backends(bset, node)
+        return tuple(sorted({ident(be) for be in picked}))
+
+    choices = b.add(Rule(e, "selection", chosen, over=sel_users))
+    set_users = b.add(
+        Index(e, "set_users", plans, lambda sk, p: ((p.set_key, sk),) if p.set_key is not None else ())
+    )
+    used_sets = b.add(Rule(e, "used_set", lambda r, k: r(set_ir, k), over=set_users))
+
+    def users_of(key: BackendSetKey, bset: BackendSet) -> Iterator[tuple[str, BackendUse]]:
+        """A used set's backends by identity, each with the set's sources as sorted names (an
+        entity's origin, formatted once per set)."""
+        names = tuple(sorted({str(k) for k in bset.sources}))
+        for be in bset.backends:
+            yield ident(be), (be, names)
+
+    backend_users = b.add(Index(e, "backend_users", used_sets, users_of))
+    be_ids = b.add(Stateful(e, "be_ids", backend_users, IdAllocator(ID_BITS)))
+
+    def backend(r: Reads, ident: str) -> tuple[Entity, ...]:
+        """One member (hash) and one DNAT entry per distinct backend any used set has (ready or
+        draining: flows pinned to it survive)."""
+        users = r.group(backend_users, ident)
+        if len(users) == 1:
+            be, origin = next(iter(users.values()))
+        else:
+            origin = tuple(sorted({name for _, names in users.values() for name in names}))
+            be = next(iter(users.values()))[0]
+        member, nat = backend_entities(schema, be, r(be_ids, ident), origin)
+        return (nat,) if maglev else (member, nat)
+
+    b.add(Rule(e, "backend", backend, over=backend_users, out="entities"))
+    by_members = b.add(
+        Index(e, "groups_by_members", choices, lambda sel, members: ((members, sel),) if members else ())
+    )
+
+    def group(r: Reads, members: Members) -> Group:
+        sels: Mapping[tuple[BackendSetKey, str], object] = r.group(by_members, members)
+        name = _selection_name(*min(sels))
+        origin = tuple(sorted({str(k) for key, _ in sels for k in r(set_ir, key).sources}))
+        n = len(members)
+        if maglev:
+            m = maglev_size(n)
+            assert m is not None, "offload_problem admits only sets that fit"
+            k = split_bits(m, max_group)
+            assert k is not None
+            slots = tuple(maglev_slot_ident(name, j) for j in range(m))
+            note: str | None = maglev_note(n, m, k)
+        else:
+            k = split_bits(n, max_group)
+            assert k is not None, "offload_problem admits only sets that fit"
+            slots = ()
+            note = fitting_note(n, k, limits)
+        return Group(name, tuple(part_names(name, 1 << k)), slots, origin, note)
+
+    groups = b.add(Rule(e, "group", group, over=by_members))
+    group_ids = b.add(Stateful(e, "group_ids", groups, IdAllocator(32, lambda g: g.parts)))
+    slot_ids = b.add(
+        Stateful(e, "slot_ids", groups, IdAllocator(ID_BITS, lambda g: g.slots, offset=MAGLEV_MEMBER_BASE))
+    )
+
+    def group_entities(r: Reads, members: Members) -> tuple[Entity, ...]:
+        g = r(groups, members)
+        ids = [r(be_ids, ident) for ident in members]
+        out: list[Entity] = []
+        if maglev:
+            slot_of = {slot: r(slot_ids, slot) for slot in g.slots}
+            lay = maglev_layout(g.name, list(zip(ids, members, strict=True)), limits, slot_of)
+            out += (
+                schema.member(SELECTOR, mid, "set_backend", {"be_id": be}, g.origin) for mid, be in lay.slots
+            )
+        else:
+            lay = hash_layout(tuple(sorted(ids)), limits)
+        for part, group_members in zip(g.parts, lay.parts, strict=True):
+            gid = r(group_ids, part)
+            out.append(schema.group(SELECTOR, gid, tuple((m, 1) for m in group_members), max_group, g.origin))
+        return tuple(out)
+
+    b.add(Rule(e, "group_entities", group_entities, over=groups, out="entities"))
+
+    def affinity_key(sel: tuple[BackendSetKey, str], members: Members) -> tuple[tuple[str, bool], ...]:
+        return ((_selection_name(*sel), True),) if members else ()
+
+    aff_names = b.add(Index(e, "affinity_names", choices, affinity_key))
+    aff = b.add(Stateful(e, "aff_ids", aff_names, IdAllocator(ID_BITS)))
+
+    def part_ids(r: Reads, set_key: BackendSetKey | None, selection: str) -> tuple[int, ...] | None:
+        if set_key is None:
+            return None
+        members = r(choices, (set_key, selection))
+        if not members:
+            return None
+        return tuple(r(group_ids, p) for p in r(groups, members).parts)
+
+    def frontend(r: Reads, sk: object) -> tuple[Entity, ...]:
+        """Per table of the frontend's selections: frontend, split, backend and reverse NAT
+        entries, and svc_affinity when its Service has ClientIP affinity."""
+        p = r(plans, sk)
+        if p.problem is not None:
+            return ()
+        fe = p.fe
+        bset = r(set_ir, p.set_key) if p.set_key is not None else None
+        out: list[Entity] = []
+        for table, selection, masq in p.plans:
+            ids = part_ids(r, p.set_key, selection)
+            fe_id = r(fe_ids, _frontend_ident(fe, table))
+            out += frontend_entries(schema, fe, bset, fe_id, ids, table=table, masq=masq)
+            svc = r(service_ir, fe.service)
+            if ids is None or bset is None or svc is None or svc.affinity_timeout is None:
+                continue
+            params = {
+                "aff_id": r(aff, _selection_name(bset.key, selection)),
+                "timeout": affinity_units(svc.affinity_timeout),
+            }
+            key = {"fe_id": Exact(fe_id)}
+            out.append(schema.entry("svc_affinity", key, "set_affinity", params, origin=_sources(bset, fe)))
+        return tuple(out)
+
+    b.add(Rule(e, "frontend", frontend, over=plans, out="entities"))
+
+    def affinity(r: Reads, sel: tuple[BackendSetKey, str]) -> tuple[Entity, ...]:
+        """aff_backend entries of one selection's chosen backends, when its Service has affinity."""
+        members = r(choices, sel)
+        svc = r(service_ir, sel[0].service)
+        if not members or svc is None or svc.affinity_timeout is None:
+            return ()
+        aff_id = r(aff, _selection_name(*sel))
+        origin = tuple(str(k) for k in r(set_ir, sel[0]).sources)
+        return tuple(
+            schema.entry(
+                "aff_backend", {"aff_id": Exact(aff_id), "be_id": Exact(be_id)}, "affinity_ok", origin=origin
+            )
+            for be_id in sorted(r(be_ids, ident) for ident in members)
+        )
+
+    b.add(Rule(e, "affinity", affinity, over=choices, out="entities"))
+
+    def notes(r: Reads, sk: object) -> tuple[Diagnostic, ...]:
+        """The fitting note (`info`) of each offloaded frontend of a split or Maglev group."""
+        p = r(plans, sk)
+        found = []
+        for _, selection, _ in p.plans:
+            members = r(choices, (p.set_key, selection)) if p.set_key is not None else None
+            if not members:
+                continue
+            note = r(groups, members).note
+            if note is not None:
+                where = f"{p.fe.vip} {p.fe.protocol.value}/{p.fe.port}"
+                found.append(Diagnostic(p.fe.service, f"{where}: {note}", severity="info"))
+        return tuple(found)
+
+    b.add(Rule(e, "fitting_notes", notes, over=plans, out="diagnostics"))
+
+
+BackendUse = tuple[Backend, tuple[str, ...]]
+"""A backend as one used set has it, with that set's sources as names."""
+Members = tuple[str, ...]
+"""A group's backends: sorted backend identities (equal ids exactly when the identities are)."""
+
+
+def maglev_note(n: int, m: int, k: int) -> str:
+    return (
+        f"Maglev table of {m} slots for {n} endpoints"
+        + (f", over {1 << k} groups picked by {_bits(k)} of a flow hash" if k else "")
+        + f" ({m} members instead of {n})"
+    )
+
+
+def check_selector(schema: Schema, profile: str, counts: Mapping[str, int]) -> None:
+    """The profile's own selector limits beyond P4Info (dpdk: groups and member ids), on the
+    bundle's counts (before the P4Info capacities)."""
+    limits = selector_limits(schema, profile)
+    name = schema.profile(SELECTOR).name
+    groups = counts.get(f"{name} (groups)", 0)
+    members = counts.get(f"{name} (members)", 0)
+    problems = []
+    if limits.max_groups is not None and groups > limits.max_groups:
+        problems.append(f"needs {groups} groups, holds {limits.max_groups}")
+    if members > limits.max_members:
+        problems.append(f"needs {members} members, holds {limits.max_members}")
+    if problems:
+        raise BundleError(f"action selector {SELECTOR} ({limits.profile}): " + "; ".join(problems))
 
 
 def offload_problem(

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
-from k8s_offload.compiler.frontend.model import IPAddress, ObjectKey, Protocol
-from k8s_offload.compiler.frontend.policy import NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule, PolicyType
-from k8s_offload.compiler.ir.model import ClusterIR, NamespaceInfo, PodEndpoint
+from k8s_offload.compiler.frontend.model import ContainerPort, IPAddress, ObjectKey, Protocol
+from k8s_offload.compiler.frontend.policy import PolicyPeer, PolicyPort, PolicyRule, PolicyType
+from k8s_offload.compiler.ir.model import ClusterIR, PodEndpoint
 from k8s_offload.compiler.ir.rules import (
     PORT_MAX,
     PORT_MIN,
@@ -29,110 +30,73 @@ from k8s_offload.compiler.ir.rules import (
     PortRange,
     Rule,
     RuleSet,
+    RuleSource,
 )
 from k8s_offload.compiler.passes.cidr import address_set, subtract
-from k8s_offload.compiler.passes.merge_rules import canonical_ports, merge_policy_rules
+from k8s_offload.compiler.passes.merge_rules import canonical_ports
 from k8s_offload.compiler.passes.selectors import matches
 
+if TYPE_CHECKING:
+    from k8s_offload.compiler.engine.core import Reads
+    from k8s_offload.compiler.passes.pipeline import Build
 
-class _Cluster:
-    """Indexes the resolution needs: built once per run by `resolve_unmerged`, or kept up to date
-    pod by pod by the incremental resolver (k8s_offload/compiler/passes/incremental_resolve.py)."""
 
-    def __init__(self, ir: ClusterIR | None = None) -> None:
-        self.namespaces: dict[str, NamespaceInfo] = {}
-        self.pods: dict[ObjectKey, PodEndpoint] = {}
-        self.pods_by_ns: dict[str, dict[ObjectKey, PodEndpoint]] = defaultdict(dict)
-        self.pods_by_label: dict[tuple[str, str], dict[ObjectKey, PodEndpoint]] = defaultdict(dict)
-        self._named: dict[tuple[str, Protocol], dict[ObjectKey, tuple[int, tuple[IPAddress, ...]]]] = {}
-        """Per named container port (name, protocol) some egress rule asked for: the pods whose
-        first port of that name and protocol has a number, with that number and their addresses."""
-        self._named_sets: dict[tuple[str, Protocol], list[tuple[int, AddressSet]]] = {}
-        """`_named` as address sets per number, in number order; dropped when its pods change."""
-        if ir is not None:
-            self.namespaces = {ns.key.name: ns for ns in ir.namespaces}
-            for pod in ir.pods:
-                self.add_pod(pod)
+NAME_LABEL = "kubernetes.io/metadata.name"
 
-    def add_pod(self, pod: PodEndpoint) -> None:
-        if not pod.ips:
-            return
-        self.pods[pod.key] = pod
-        self.pods_by_ns[pod.key.namespace][pod.key] = pod
-        for label in pod.labels:
-            self.pods_by_label[label][pod.key] = pod
-        for name_proto, index in self._named.items():
-            number = _named(pod, *name_proto)
-            if number is not None:
-                index[pod.key] = (number, pod.ips)
-                self._named_sets.pop(name_proto, None)
 
-    def remove_pod(self, key: ObjectKey) -> None:
-        pod = self.pods.pop(key, None)
-        if pod is None:
-            return
-        in_ns = self.pods_by_ns[key.namespace]
-        del in_ns[key]
-        if not in_ns:
-            del self.pods_by_ns[key.namespace]
-        for label in pod.labels:
-            with_label = self.pods_by_label[label]
-            del with_label[key]
-            if not with_label:
-                del self.pods_by_label[label]
-        for name_proto, index in self._named.items():
-            if index.pop(key, None) is not None:
-                self._named_sets.pop(name_proto, None)
+class _View:
+    """What resolution reads of the cluster, through a unit's reads: namespaces' labels, pods by
+    namespace and by label (pods with addresses only), and the named-port address sets."""
+
+    __slots__ = ("by_label", "by_ns", "ips_by_ns", "named", "namespaces", "r")
+
+    def __init__(self, r: Reads, t: Mapping[str, Any]) -> None:
+        self.r = r
+        self.namespaces = t["namespace_ir"]
+        self.by_ns = t["pods_by_namespace"]
+        self.ips_by_ns = t["pod_ips_by_namespace"]
+        self.by_label = t["pods_by_label"]
+        self.named = t["named_port_sets"]
 
     def namespace_labels(self, name: str) -> tuple[tuple[str, str], ...]:
-        ns = self.namespaces.get(name)
-        return ns.labels if ns is not None else (("kubernetes.io/metadata.name", name),)
+        ns = self.r(self.namespaces, name)
+        return ns.labels if ns is not None else ((NAME_LABEL, name),)
 
-    def peer_pods(self, policy: NetworkPolicy, peer: PolicyPeer) -> list[PodEndpoint]:
+    def peer_addresses(self, policy_ns: str, peer: PolicyPeer) -> Iterable[IPAddress]:
+        """The addresses of the pods a peer selects. A peer without podSelector takes every pod
+        of its namespaces: it reads only their addresses, so relabelling a pod does not touch it."""
+        if peer.pod_selector is None:
+            r = self.r
+            if peer.namespace_selector is None:
+                namespaces: Iterable[str] = (policy_ns,)
+            else:
+                sel = peer.namespace_selector
+                namespaces = [ns for ns in r.keys(self.ips_by_ns) if matches(sel, self.namespace_labels(ns))]
+            return chain.from_iterable(
+                ips for ns in namespaces for ips in r.group(self.ips_by_ns, ns).values()
+            )
+        return chain.from_iterable(map(_IPS, self.peer_pods(policy_ns, peer)))
+
+    def peer_pods(self, policy_ns: str, peer: PolicyPeer) -> list[PodEndpoint]:
+        r = self.r
         sel = peer.pod_selector
+        ns_sel = peer.namespace_selector
+        if ns_sel is None:
+            ns_ok: Iterable[str] = (policy_ns,)
+        else:
+            ns_ok = [ns for ns in r.keys(self.by_ns) if matches(ns_sel, self.namespace_labels(ns))]
         if sel is not None and sel.match_labels:
             # Start from the pods carrying the selector's rarest required label, not from all pods.
-            fewest = min((self.pods_by_label.get(kv, {}) for kv in sel.match_labels), key=len)
-            ns_sel = peer.namespace_selector
-            if ns_sel is None:
-                ns_ok = {policy.key.namespace}
-            else:
-                ns_ok = {ns for ns in self.pods_by_ns if matches(ns_sel, self.namespace_labels(ns))}
-            return [p for p in fewest.values() if p.key.namespace in ns_ok and matches(sel, p.labels)]
-        if peer.namespace_selector is None:
-            candidates: Iterable[PodEndpoint] = self.pods_by_ns.get(policy.key.namespace, {}).values()
-        else:
-            sel = peer.namespace_selector
-            candidates = [
-                pod
-                for ns, pods in self.pods_by_ns.items()
-                if matches(sel, self.namespace_labels(ns))
-                for pod in pods.values()
-            ]
-        if peer.pod_selector is None:
-            return list(candidates)
-        return [pod for pod in candidates if matches(peer.pod_selector, pod.labels)]
+            fewest = min((r.group(self.by_label, kv) for kv in sel.match_labels), key=len)
+            allowed = set(ns_ok)
+            return [p for p in fewest.values() if p.key.namespace in allowed and matches(sel, p.labels)]
+        candidates = [pod for ns in ns_ok for pod in r.group(self.by_ns, ns).values()]
+        if sel is None:
+            return candidates
+        return [pod for pod in candidates if matches(sel, pod.labels)]
 
     def named_sets(self, name: str, protocol: Protocol) -> list[tuple[int, AddressSet]]:
-        """Per port number, in number order, the addresses of the pods that name the port so
-        (a pod's first container port of that name and protocol counts)."""
-        key = (name, protocol)
-        found = self._named_sets.get(key)
-        if found is None:
-            index = self._named.get(key)
-            if index is None:
-                index = self._named[key] = {
-                    pod.key: (number, pod.ips)
-                    for pod in self.pods.values()
-                    if (number := _named(pod, name, protocol)) is not None
-                }
-            by_number: dict[int, list[IPAddress]] = defaultdict(list)
-            for number, ips in index.values():
-                by_number[number].extend(ips)
-            found = self._named_sets[key] = [
-                (number, address_set((), by_number[number])) for number in sorted(by_number)
-            ]
-        return found
+        return self.r(self.named, (name, protocol))  # type: ignore[no-any-return]
 
 
 def _intersect(a: Intervals, b: Intervals) -> Intervals:
@@ -155,7 +119,9 @@ def _intersect(a: Intervals, b: Intervals) -> Intervals:
 _IPS = attrgetter("ips")
 
 
-def _peer_set(cluster: _Cluster, policy: NetworkPolicy, peers: Sequence[PolicyPeer]) -> AddressSet | None:
+def _peer_set(view: _View, policy_ns: str, peers: Sequence[PolicyPeer]) -> AddressSet | None:
+    """The addresses one rule's peers allow (None: any); ipBlocks minus their excepts, and the
+    selected pods' addresses."""
     if not peers:
         return None
     nets = []
@@ -164,7 +130,7 @@ def _peer_set(cluster: _Cluster, policy: NetworkPolicy, peers: Sequence[PolicyPe
         if peer.ip_block is not None:
             nets.extend(subtract(peer.ip_block.cidr, peer.ip_block.except_))
         else:
-            hosts.extend(chain.from_iterable(map(_IPS, cluster.peer_pods(policy, peer))))
+            hosts.extend(view.peer_addresses(policy_ns, peer))
     return address_set(nets, hosts)
 
 
@@ -176,39 +142,23 @@ def _numeric(port: PolicyPort) -> PortRange | None:
     return None
 
 
-def _named(pod: PodEndpoint, name: str, protocol: Protocol) -> int | None:
-    for cp in pod.container_ports:
-        if cp.name == name and cp.protocol is protocol:
-            return cp.port
-    return None
-
-
 PeerKey = tuple[str, tuple[PolicyPeer, ...]]
 """(the policy's namespace, a rule's peers): what one rule's peer set depends on besides the
 cluster (a podSelector without namespaceSelector means the policy's namespace)."""
 
+MemoKey = tuple[ObjectKey, PolicyType, int, tuple[ContainerPort, ...]]
+"""(policy, direction, rule index, the local pod's container ports for ingress): one API rule's
+resolved rules depend on the local pod only through its ports, and only for ingress."""
+
 
 def _rule_rules(
-    cluster: _Cluster,
-    policy: NetworkPolicy,
+    view: _View,
     rule: PolicyRule,
     direction: PolicyType,
-    local: PodEndpoint,
-    peer_sets: dict[PeerKey, AddressSet | None] | None = None,
+    local_ports: tuple[ContainerPort, ...],
+    peers: AddressSet | None,
 ) -> list[Rule]:
-    """One API rule as resolved rules: numeric ports together, named egress ports per number.
-
-    `peer_sets` (the incremental resolver's) keeps peer sets across runs: a rule whose ports
-    change keeps its peer set object, so the sets equal to it are found by identity, not by
-    comparing thousands of networks."""
-    if peer_sets is None:
-        peers = _peer_set(cluster, policy, rule.peers)
-    else:
-        pkey = (policy.key.namespace, rule.peers)
-        if pkey in peer_sets:
-            peers = peer_sets[pkey]
-        else:
-            peers = peer_sets[pkey] = _peer_set(cluster, policy, rule.peers)
+    """One API rule as resolved rules: numeric ports together, named egress ports per number."""
     if peers is not None and not peers.networks:
         return []
     if not rule.ports:
@@ -219,12 +169,12 @@ def _rule_rules(
         if not isinstance(p.port, str):
             continue
         if direction is PolicyType.Ingress:
-            number = _named(local, p.port, p.protocol)
+            number = _named_in(local_ports, p.port, p.protocol)
             if number is not None:
                 numeric.append(PortRange(p.protocol, number, number))
             continue
         # Egress: the destination pod names the port; only pod addresses inside the peer set count.
-        for number, named in cluster.named_sets(p.port, p.protocol):
+        for number, named in view.named_sets(p.port, p.protocol):
             if peers is not None:
                 named = AddressSet(v4=_intersect(named.v4, peers.v4), v6=_intersect(named.v6, peers.v6))
                 if not named:
@@ -235,74 +185,165 @@ def _rule_rules(
     return out
 
 
-def resolve_policies(ir: ClusterIR) -> PolicyIR:
-    """Resolved and merged: what the lowering expects by default (the pipeline's `merge_rules`
-    pass is the merging step; this is the shortcut for callers outside the pass pipeline)."""
-    return merge_policy_rules(resolve_unmerged(ir))
+DIRECTIONS = (PolicyType.Egress, PolicyType.Ingress)
+Selection = tuple[tuple[MemoKey, ...], tuple[ObjectKey, ...], tuple[IPAddress, ...]]
+"""What applies to a local pod in one direction: rule memo keys, policies, the pod's addresses."""
 
 
-MemoKey = tuple[ObjectKey, PolicyType, int, tuple[object, ...]]
-"""(policy, direction, rule index, the local pod's container ports for ingress): one API rule's
-resolved rules depend on the local pod only through its ports, and only for ingress."""
+def declare_resolution(b: Build) -> None:
+    """NetworkPolicy resolution as units (docs/engine.md):
+
+    - `peer_set[(namespace, peers)]`, on demand: one rule's peer addresses, shared by every rule
+      with the same peers in the namespace (a policy whose ports change keeps it);
+    - `named_port_sets[(name, protocol)]`, on demand: per port number the pods naming it so;
+    - `rule_result[MemoKey]`, on demand: one API rule's resolved rules (shared by every local pod
+      the policy selects, per ingress named-port shape);
+    - `canonical[memo keys]`, on demand: the sorted union of some rule results (local pods
+      selected by the same policies share it);
+    - `policy_selection[(direction, pod)]` per local pod with addresses: the rules and policies
+      that apply to it (None: not isolated in that direction);
+    - `isolation_unmerged[(direction, pod)]`: its isolation before the policy passes.
+    """
+    from k8s_offload.compiler.engine.core import Index
+    from k8s_offload.compiler.engine.core import Rule as Table
+
+    e, t = b.engine, b.t
+    pods, policies = t["pod_ir"], t["policy_ir"]
+    b.add(Index(e, "pods_by_namespace", pods, lambda k, p: ((k.namespace, p),) if p.ips else ()))
+    b.add(Index(e, "pods_by_label", pods, lambda k, p: ((kv, p) for kv in p.labels) if p.ips else ()))
+    b.add(Index(e, "pod_ips_by_namespace", pods, lambda k, p: ((k.namespace, p.ips),) if p.ips else ()))
+    by_port = b.add(Index(e, "pods_by_port_name", pods, _port_names))
+    by_ns = b.add(Index(e, "policies_by_namespace", policies, lambda k, pol: ((k.namespace, pol),)))
+    interned: dict[AddressSet, AddressSet] = b.cache.setdefault("interned peer sets", {})
+
+    def named_sets(r: Reads, key: tuple[str, Protocol]) -> list[tuple[int, AddressSet]]:
+        """Per port number, in number order, the addresses of the pods that name the port so (a
+        pod's first container port of that name and protocol counts)."""
+        by_number: dict[int, list[IPAddress]] = defaultdict(list)
+        for number, ips in r.group(by_port, key).values():
+            by_number[number].extend(ips)
+        return [(number, address_set((), by_number[number])) for number in sorted(by_number)]
+
+    b.add(Table(e, "named_port_sets", named_sets))
+
+    def peer_set(r: Reads, key: PeerKey) -> AddressSet | None:
+        found = _peer_set(_View(r, t), *key)
+        return found if found is None else interned.setdefault(found, found)
+
+    peer_sets = b.add(Table(e, "peer_set", peer_set))
+
+    def rule_result(r: Reads, key: MemoKey) -> tuple[Rule, ...]:
+        pol_key, direction, i, local_ports = key
+        pol = r(policies, pol_key)
+        api = () if pol is None else pol.ingress if direction is PolicyType.Ingress else pol.egress
+        if i >= len(api):  # the policy changed under a reader about to drop this unit
+            return ()
+        peers = r(peer_sets, (pol_key.namespace, api[i].peers))
+        found = _rule_rules(_View(r, t), api[i], direction, local_ports, peers)
+        return tuple(
+            x if x.peers is None else Rule(interned.setdefault(x.peers, x.peers), x.ports) for x in found
+        )
+
+    results = b.add(Table(e, "rule_result", rule_result))
+
+    def canonical(r: Reads, keys: tuple[MemoKey, ...]) -> tuple[Rule, ...]:
+        rules = {x for key in keys for x in r(results, key)}
+        return tuple(sorted(rules, key=lambda x: x.sort_key))
+
+    canon = b.add(Table(e, "canonical_rules", canonical))
+    iso_keys = b.add(
+        Index(
+            e,
+            "isolation_keys",
+            t["local_pods"],
+            _isolation_keys,
+        )
+    )
+
+    def selection(r: Reads, key: tuple[PolicyType, ObjectKey]) -> Selection | None:
+        """The rules (memo keys) and policies that apply to one local pod in one direction, from
+        the policies of its namespace that select it (None: not isolated). Every policy change
+        in the namespace re-runs it; the resolution below runs only when its result changed."""
+        direction, pod_key = key
+        pod = r.group(iso_keys, key)[pod_key]
+        selecting = sorted(
+            (
+                pol
+                for pol in r.group(by_ns, pod_key.namespace).values()
+                if direction in pol.policy_types and matches(pol.pod_selector, pod.labels)
+            ),
+            key=lambda pol: pol.key,
+        )
+        if not selecting:
+            return None
+        local_ports = tuple(pod.container_ports) if direction is PolicyType.Ingress else ()
+        keys = tuple(
+            (pol.key, direction, i, local_ports)
+            for pol in selecting
+            for i in range(len(pol.ingress if direction is PolicyType.Ingress else pol.egress))
+        )
+        return keys, tuple(pol.key for pol in selecting), pod.ips
+
+    selections = b.add(Table(e, "policy_selection", selection, over=iso_keys))
+
+    def isolation(r: Reads, key: tuple[PolicyType, ObjectKey]) -> PodIsolation | None:
+        """The unmerged isolation of one local pod in one direction (None: not isolated)."""
+        found = r(selections, key)
+        if found is None:
+            return None
+        keys, policies, ips = found
+        # Provenance for trace (compare=False: equal isolations stay equal, so early cut-off holds).
+        sources = tuple(RuleSource(k[0], k[2], r(results, k)) for k in keys)
+        return PodIsolation(key[1], key[0], ips, RuleSet(r(canon, keys)), policies, sources)
+
+    b.add(Table(e, "isolation_unmerged", isolation, over=selections))
 
 
-def pod_isolation(
-    cluster: _Cluster,
-    policies: Iterable[NetworkPolicy],
-    pod: PodEndpoint,
-    direction: PolicyType,
-    memo: dict[MemoKey, list[Rule]],
-    used: list[MemoKey] | None = None,
-    peer_sets: dict[PeerKey, AddressSet | None] | None = None,
-    interned: dict[AddressSet, AddressSet] | None = None,
-) -> PodIsolation | None:
-    """The unmerged isolation of one local pod in one direction (None: not isolated), from the
-    policies of its namespace; rule results come from `memo` or are added to it, and `used` gets
-    every memo key read; `peer_sets` is passed to `_rule_rules`, and `interned` (when given)
-    makes equal peer sets of new rule results one object."""
-    selecting = [
-        pol for pol in policies if direction in pol.policy_types and matches(pol.pod_selector, pod.labels)
-    ]
-    if not selecting:
-        return None
-    rules: list[Rule] = []
-    local = tuple(pod.container_ports) if direction is PolicyType.Ingress else ()
-    for pol in selecting:
-        api_rules = pol.ingress if direction is PolicyType.Ingress else pol.egress
-        for i, rule in enumerate(api_rules):
-            key = (pol.key, direction, i, local)
-            found = memo.get(key)
-            if found is None:
-                found = _rule_rules(cluster, pol, rule, direction, pod, peer_sets)
-                if interned is not None:
-                    found = [
-                        r if r.peers is None else Rule(interned.setdefault(r.peers, r.peers), r.ports)
-                        for r in found
-                    ]
-                memo[key] = found
-            if used is not None:
-                used.append(key)
-            rules.extend(found)
-    keys: tuple[ObjectKey, ...] = tuple(sorted(pol.key for pol in selecting))
-    canonical = tuple(sorted(set(rules), key=lambda r: r.sort_key))
-    return PodIsolation(pod.key, direction, pod.ips, RuleSet(canonical), keys)
+def _isolation_keys(key: ObjectKey, local: Mapping[Any, PodEndpoint]) -> list[tuple[Any, PodEndpoint]]:
+    """(direction, pod) of a local pod with addresses (`local_pods` groups hold the one pod)."""
+    (pod,) = local.values()
+    return [((d, key), pod) for d in DIRECTIONS] if pod.ips else []
+
+
+def _port_names(
+    key: ObjectKey, pod: PodEndpoint
+) -> list[tuple[tuple[str, Protocol], tuple[int, tuple[IPAddress, ...]]]]:
+    """A pod's first container port of each (name, protocol), with the pod's addresses."""
+    if not pod.ips:
+        return []
+    seen: dict[tuple[str, Protocol], int] = {}
+    for cp in pod.container_ports:
+        if cp.name:
+            seen.setdefault((cp.name, cp.protocol), cp.port)
+    return [(np, (number, pod.ips)) for np, number in seen.items()]
+
+
+def _named_in(ports: tuple[ContainerPort, ...], name: str, protocol: Protocol) -> int | None:
+    for cp in ports:
+        if cp.name == name and cp.protocol is protocol:
+            return cp.port
+    return None
 
 
 def resolve_unmerged(ir: ClusterIR) -> PolicyIR:
-    """Every API rule as resolved rules, only deduplicated; a rule's result is computed once and
-    shared by every local pod it applies to (it depends on the pod only through ingress named ports)."""
-    cluster = _Cluster(ir)
-    memo: dict[MemoKey, list[Rule]] = {}
-    by_ns: dict[str, list[NetworkPolicy]] = defaultdict(list)
-    for pol in ir.network_policies:
-        by_ns[pol.key.namespace].append(pol)
-    isolations: list[PodIsolation] = []
-    for direction in (PolicyType.Egress, PolicyType.Ingress):
-        for pod in ir.pods:
-            if not pod.local or not pod.ips:
-                continue
-            iso = pod_isolation(cluster, by_ns.get(pod.key.namespace, []), pod, direction, memo)
-            if iso is not None:
-                isolations.append(iso)
-    isolations.sort(key=lambda iso: (iso.direction.value, iso.pod))
-    return PolicyIR(tuple(isolations))
+    """Every local pod's isolation per direction before the policy passes: the resolution units
+    run once on an IR (callers outside the pipeline: tests, benchmarks)."""
+    from k8s_offload.compiler.compilation import Compilation
+
+    c = Compilation(None, None, track=False, ir=ir, until="resolve_policy")  # type: ignore[arg-type]
+    c.run()
+    out = c.policy("isolation_unmerged")
+    c.release()
+    return out
+
+
+def resolve_policies(ir: ClusterIR) -> PolicyIR:
+    """Resolved and merged (`merge_rules` only): the NetworkPolicy reference tests compare."""
+    from k8s_offload.compiler.compilation import Compilation
+    from k8s_offload.compiler.passes.pipeline import PassConfig
+
+    c = Compilation(None, None, PassConfig(frozenset({"merge_rules"})), track=False, ir=ir, until="isolation")  # type: ignore[arg-type]
+    c.run()
+    out = c.policy()
+    c.release()
+    return out

@@ -65,4 +65,5 @@ def test_missing_backend_is_reported(
 
     monkeypatch.setattr(importlib, "import_module", fake)
     assert main(["verify", *SHOP, *NODE]) == 2
-    assert "CUDD backend" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "CUDD backend" in err and "k8s-offload[verify]" in err

@@ -14,22 +14,40 @@ from pathlib import Path
 
 import pytest
 
-from k8s_offload.cli.main import main
+from k8s_offload.cli.main import build_compile_parser, main
+from k8s_offload.compiler.driver import CompileResult, compile_sources
+from k8s_offload.compiler.passes.pipeline import PassConfig
 
 HERE = Path(__file__).parent
 CASES = sorted(p for p in HERE.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+GOOD = [c for c in CASES if not c.name.startswith(("bad-", "duplicate-"))]
 
 
-def _run(case: Path, fmt: str, capsysbinary: pytest.CaptureFixture[bytes]) -> tuple[int, bytes, bytes]:
-    manifests = sorted(str(p) for p in case.glob("*.yaml") if p.name != "node.yaml")
-    args = [*manifests, "--format", fmt, "--quiet"]
+def case_args(case: Path) -> list[str]:
+    """The case's manifests, node facts and extra options, as `offload-compile` arguments."""
+    args = sorted(str(p) for p in case.glob("*.yaml") if p.name != "node.yaml")
     node = case / "node.yaml"
     if node.exists():
         args += ["--node", str(node)]
     extra = case / "args"  # e.g. `--target-profile dpdk` or `--no-opt`
     if extra.exists():
         args += extra.read_text().split()
-    code = main(args)
+    return args
+
+
+def case_passes(case: Path) -> PassConfig:
+    """The pass configuration the case's options give, read by the CLI's own parser."""
+    a = build_compile_parser().parse_args(case_args(case))
+    return PassConfig.parse(a.passes, a.no_opt, a.target_profile, None, a.lb)
+
+
+def compile_case(case: Path) -> CompileResult:
+    a = build_compile_parser().parse_args(case_args(case))
+    return compile_sources(a.manifests, a.node, passes=case_passes(case))
+
+
+def _run(case: Path, fmt: str, capsysbinary: pytest.CaptureFixture[bytes]) -> tuple[int, bytes, bytes]:
+    code = main([*case_args(case), "--format", fmt, "--quiet"])
     out, err = capsysbinary.readouterr()
     return code, out, err.replace(str(HERE).encode() + b"/", b"")
 

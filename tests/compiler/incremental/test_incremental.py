@@ -1,5 +1,6 @@
-"""The incremental compiler equals a full compile after every event, and its delta, as device
-writes, equals the minimal diff between the two full bundles."""
+"""A tracking compilation (the engine taking changes) equals a full compile after every event,
+and its delta, as device writes, equals the minimal diff between the two full bundles. The full
+compile is the frozen oracle (tests/reference) and the engine's own one-shot run."""
 
 from __future__ import annotations
 
@@ -13,20 +14,20 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from k8s_offload.compiler.bundle.model import Bundle
 from k8s_offload.compiler.bundle.schema import BundleError
+from k8s_offload.compiler.compilation import Change, Compilation, compile_objects
 from k8s_offload.compiler.contract import default_schema
 from k8s_offload.compiler.frontend.loader import KubeObject
 from k8s_offload.compiler.frontend.model import ObjectKey, Pod
 from k8s_offload.compiler.frontend.nodefacts import NodeFacts
-from k8s_offload.compiler.incremental import Change, IncrementalCompiler
 from k8s_offload.compiler.ir.build import build_ir
-from k8s_offload.compiler.lower.bundle import lower
-from k8s_offload.compiler.lower.ids import stable_ids
-from k8s_offload.compiler.lower.idspace import IdSpace
+from k8s_offload.compiler.lower.ids import IdSpace, stable_ids
 from k8s_offload.compiler.passes.pipeline import LB_MODES, PASS_NAMES, PassConfig
 from k8s_offload.compiler.passes.range_encoding import PROFILES
 from k8s_offload.loader.delta import apply_delta, delta_plan
 from k8s_offload.loader.entities import Item, Key, bundle_items, entity_value
 from k8s_offload.loader.plan import Plan, make_plan
+from tests.reference import compile_reference
+from tests.reference.ir_build import build_ir as reference_build_ir
 
 from . import objects as gen
 
@@ -64,7 +65,7 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
         self.store: dict[ObjectKey, KubeObject] = {}
         self.facts: NodeFacts | None = None
         self.passes = PassConfig(check=True)
-        self.compiler = IncrementalCompiler(SCHEMA, check=True)
+        self.compiler = Compilation(SCHEMA, passes=PassConfig(check=True))
         self.last_good: Bundle | None = None
         self.desired: dict[Key, Item] = {}
         self.applied: bool = True
@@ -73,14 +74,14 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
     def start(self, facts: NodeFacts | None, first: list[dict[str, Any]], passes: PassConfig) -> None:
         self.facts = facts
         self.passes = passes
-        self.compiler = IncrementalCompiler(SCHEMA, self.facts, check=True, passes=passes)
+        self.compiler = Compilation(SCHEMA, self.facts, passes)
         objs = [gen.parse(b) for b in first]
         self.store = {o.key: o for o in objs}
         self._step(lambda: self.compiler.load(self.store.values()))
 
     def _step(self, action: Any) -> None:
         try:
-            lowered = lower(build_ir(self.store.values(), self.facts), SCHEMA, self.passes)
+            lowered = compile_reference(self.store.values(), self.facts, SCHEMA, self.passes)
             expected: Bundle | None = lowered.bundle
             expected_error: type[Exception] | None = None
         except Exception as err:
@@ -93,6 +94,9 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
             return
         delta = action()
         assert self.compiler.bundle() == expected
+        one_shot = compile_objects(self.store.values(), self.facts, SCHEMA, self.passes)
+        assert one_shot.bundle() == expected
+        assert set(one_shot.lowering_diagnostics()) == set(lowered.diagnostics)
         # The Service section's notes (fitting, Maglev) and offload errors, as the full lowering's.
         assert set(lowered.diagnostics) <= set(self.compiler.diagnostics())
         if self.last_good == expected and self.applied:
@@ -186,9 +190,10 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
 
     @invariant()
     def ir_matches(self) -> None:
-        if self.last_good is None or self.compiler._stale:
+        if self.last_good is None or not self.applied:
             return
-        assert self.compiler.ir() == build_ir(self.store.values(), self.facts)
+        assert self.compiler.ir() == reference_build_ir(self.store.values(), self.facts)
+        assert build_ir(self.store.values(), self.facts) == self.compiler.ir()
 
 
 TestIncrementalMatchesFull = IncrementalMatchesFull.TestCase
@@ -220,10 +225,12 @@ def test_idspace_equals_stable_ids(bits: int, ops: list[tuple[bool, str]]) -> No
 
 
 def test_dpdk_selector_limits_fail_as_the_full_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    """More selector groups than the dpdk target holds: the same error as `lower_services`."""
+    """More selector groups than the dpdk target holds: the same error as the frozen full path."""
     import k8s_offload.compiler.lower.ecmp as ecmp
+    import tests.reference.lower_ecmp as reference_ecmp
 
     monkeypatch.setattr(ecmp, "DPDK_SELECTOR_GROUPS", 2)
+    monkeypatch.setattr(reference_ecmp, "DPDK_SELECTOR_GROUPS", 2)
     bodies = [gen.pod("a", f"p{i}", "x", f"10.0.0.{i + 1}", "n0") for i in range(3)]
     for i, name in enumerate(gen.SERVICES):
         bodies.append(gen.service("a", name, gen.VIPS[i]))
@@ -231,12 +238,12 @@ def test_dpdk_selector_limits_fail_as_the_full_compile(monkeypatch: pytest.Monke
     objs = [gen.parse(b) for b in bodies]
     passes = PassConfig(profile="dpdk")
     with pytest.raises(BundleError) as full:
-        lower(build_ir(objs, None), SCHEMA, passes)
-    compiler = IncrementalCompiler(SCHEMA, passes=passes)
+        compile_reference(objs, None, SCHEMA, passes)
+    compiler = Compilation(SCHEMA, passes=passes)
     with pytest.raises(BundleError) as incremental:
         compiler.load(objs)
     assert str(incremental.value) == str(full.value)
     assert "needs 3 groups, holds 2" in str(full.value)
     # One Service fewer fits: the compiler recovers on the next change.
     compiler.apply([Change(objs[-1].key, None)])
-    assert compiler.bundle() == lower(build_ir(objs[:-1], None), SCHEMA, passes).bundle
+    assert compiler.bundle() == compile_reference(objs[:-1], None, SCHEMA, passes).bundle

@@ -1,4 +1,4 @@
-"""Service features the incremental lowering must keep as `lower_services` does: session affinity,
+"""Service features a tracking compilation keeps as the frozen full path does: session affinity,
 traffic policies (svc_frontend_internal, local endpoints) and the masquerade warnings."""
 
 from __future__ import annotations
@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from k8s_offload.compiler.bundle.model import Bundle, Exact, TableEntry
+from k8s_offload.compiler.compilation import Change, Compilation
 from k8s_offload.compiler.contract import default_schema
 from k8s_offload.compiler.frontend.loader import KubeObject
 from k8s_offload.compiler.frontend.nodefacts import NodeFacts
-from k8s_offload.compiler.incremental import Change, IncrementalCompiler
-from k8s_offload.compiler.ir.build import build_ir
-from k8s_offload.compiler.lower.bundle import lower
+from tests.reference import compile_reference
 
 from . import objects as gen
 
@@ -19,7 +18,7 @@ SCHEMA = default_schema()
 
 
 def _full(objs: list[KubeObject], facts: NodeFacts | None) -> Bundle:
-    return lower(build_ir(objs, facts), SCHEMA).bundle
+    return compile_reference(objs, facts, SCHEMA).bundle
 
 
 def _tables(bundle: Bundle, *names: str) -> list[TableEntry]:
@@ -45,7 +44,7 @@ def test_affinity_and_local_traffic_policy_follow_the_full_lowering() -> None:
     facts = gen.facts()
     svc = gen.service("a", "s0", "10.96.0.1", affinity=60, type_="NodePort", external_local=True)
     objs = _objects(svc)
-    compiler = IncrementalCompiler(SCHEMA, facts)
+    compiler = Compilation(SCHEMA, facts)
     compiler.load(objs)
     full = _full(objs, facts)
     assert compiler.bundle() == full
@@ -87,9 +86,9 @@ def test_affinity_and_local_traffic_policy_follow_the_full_lowering() -> None:
 def test_masquerade_warning_without_a_node_ip_of_the_family() -> None:
     facts = gen.facts(node_ips=("fd00::1",))
     objs = _objects(gen.service("a", "s0", "10.96.0.1", external_ips=True))
-    compiler = IncrementalCompiler(SCHEMA, facts)
+    compiler = Compilation(SCHEMA, facts)
     compiler.load(objs)
-    full = lower(build_ir(objs, facts), SCHEMA)
+    full = compile_reference(objs, facts, SCHEMA)
     warning = [d for d in full.diagnostics if "to masquerade with" in d.message]
     assert len(warning) == 1 and "ExternalIP 172.20.0.1" in warning[0].message
     assert set(full.diagnostics) <= set(compiler.diagnostics())

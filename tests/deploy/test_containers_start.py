@@ -1,0 +1,263 @@
+"""Every container of deploy/daemonset.yaml started from its actual command line (root).
+
+No kubelet or container engine here, so the test plays both, as closely as one process tree can:
+- the pod's network (hostNetwork: the node's) is a fresh network namespace with the node's pieces
+  the manifests expect: the pod IP on loopback, the ARP proxy's interface (from the ConfigMap), a
+  P4Runtime device at the ConfigMap's target address (`offload-switch`) and an API server
+  (the fake one of tests/cluster, HTTPS with a bearer token);
+- each command line is the manifest's, resolved by tests/deploy/podspec.py (env, downward API
+  values, ConfigMap keys; volumes at directories of the test);
+- each container gets only its declared environment plus what the kubelet adds
+  (KUBERNETES_SERVICE_HOST/PORT, PATH), its service account token and CA mounted at the standard
+  path (a private mount namespace), and only the capabilities its securityContext adds, without
+  the right to gain more (`setpriv`: bounding set, no_new_privs);
+- init containers must exit 0 in order; the daemons must answer their readiness and liveness
+  probes, as the kubelet sends them, at the pod IP.
+
+Not covered without a container engine: the image's file system (tests/deploy/test_deploy.py
+builds its wheel, test_wheel.py runs it), runAsUser (the venv lives under /root here, which a
+non-root user cannot read), readOnlyRootFilesystem and the seccomp profile.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k8s_offload.compiler.frontend.nodefacts import load_node_facts
+from k8s_offload.lab.core import ns_http_get
+from tests.netns_util import Namespaces, ip, ns_exec
+from tests.pki import SERVER_EXT, make_ca, make_leaf
+
+from .podspec import Resolved, one, resolve
+from .test_deploy import needs_node_branch
+
+pytestmark = pytest.mark.root
+
+REPO = Path(__file__).resolve().parents[2]
+POD_IP = "192.0.2.10"
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.deploy-test-token"
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Mount the service account where the kubelet does, drop to the container's capabilities, run it.
+# /run (= /var/run) is replaced by a tmpfs in a private mount namespace: nothing outside changes.
+CONTAINER = """set -e
+sa=$1; caps=$2; shift 2
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/secrets/kubernetes.io/serviceaccount
+mount --bind -o ro "$sa" /run/secrets/kubernetes.io/serviceaccount
+exec setpriv --no-new-privs --inh-caps=-all --bounding-set="$caps" -- "$@"
+"""
+
+API_SERVER = """
+import sys, yaml, pathlib
+from tests.cluster.apiserver import FakeApiServer
+from tests.cluster.harness import shop_objects
+srv = FakeApiServer(tls=(sys.argv[1], sys.argv[2]), token=sys.argv[3]).start()
+for obj in shop_objects():
+    srv.apply(obj)
+print(srv.port, flush=True)
+sys.stdin.read()
+srv.stop()
+"""
+
+
+@dataclass
+class Node:
+    ns: str
+    root: Path
+    sa: Path
+    api_port: int
+    containers: dict[str, Resolved]
+    procs: list[subprocess.Popen[bytes]]
+
+
+def _capabilities(container: dict[str, object]) -> str:
+    """setpriv's bounding set for the securityContext: drop all, add back what is added."""
+    sc = container.get("securityContext") or {}
+    caps = sc.get("capabilities") or {}  # type: ignore[union-attr]
+    assert caps.get("drop") == ["ALL"]
+    return ",".join(["-all", *(f"+{c.lower()}" for c in caps.get("add", []))])
+
+
+def _argv(node: Node, c: Resolved) -> list[str]:
+    wrap = ["ip", "netns", "exec", node.ns, "unshare", "--mount", "--propagation", "private", "sh", "-c"]
+    return [*wrap, CONTAINER, "container", str(node.sa), _capabilities(c.container), *c.argv]
+
+
+def _env(node: Node, c: Resolved) -> dict[str, str]:
+    """The container's declared variables and the kubelet's own, nothing of this test process."""
+    path = f"{Path(sys.executable).parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    kubelet = {"PATH": path, "HOSTNAME": "node-a", "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+               "KUBERNETES_SERVICE_PORT": str(node.api_port)}  # fmt: skip
+    return {**kubelet, **c.env}
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    root = tmp_path_factory.mktemp("deploy-node")
+    pki = root / "pki"
+    pki.mkdir()
+    make_ca(pki, "cluster-ca")
+    make_leaf(pki, "apiserver", "cluster-ca", SERVER_EXT)
+    sa = root / "serviceaccount"
+    sa.mkdir()
+    (sa / "token").write_text(TOKEN)
+    shutil.copy(pki / "cluster-ca.pem", sa / "ca.crt")
+    (sa / "namespace").write_text("k8s-offload")
+
+    namespaces = Namespaces()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        ns = namespaces.add("node")
+        ip("-n", ns, "addr", "add", f"{POD_IP}/32", "dev", "lo")
+        proxy_if = one("ConfigMap")["data"]["arpProxyInterface"]
+        ip("-n", ns, "link", "add", proxy_if, "type", "veth", "peer", "name", "dp1")
+        for ifname in (proxy_if, "dp1"):
+            ip("-n", ns, "link", "set", ifname, "up")
+        api = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", API_SERVER,
+             str(pki / "apiserver.pem"), str(pki / "apiserver.key"), TOKEN],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        procs.append(api)
+        assert api.stdout is not None
+        api_port = int(api.stdout.readline())
+        target = one("ConfigMap")["data"]["target"]
+        log = (root / "switch.log").open("wb")
+        switch = [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            "-m",
+            "k8s_offload.target.cli",
+            "--listen",
+            target,
+        ]
+        procs.append(subprocess.Popen(switch, stdout=log, stderr=subprocess.STDOUT))
+        pod_values = {"spec.nodeName": "node-a", "status.podIP": POD_IP}
+        containers = {c.name: c for c in resolve(pod_values, root)}
+        yield Node(ns, root, sa, api_port, containers, procs)
+    finally:
+        for p in reversed(procs):
+            if p.stdin is not None:
+                p.stdin.close()
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+        namespaces.cleanup()
+
+
+def _run_init(node: Node, name: str) -> subprocess.CompletedProcess[str]:
+    c = node.containers[name]
+    run = subprocess.run(_argv(node, c), env=_env(node, c), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"{name}: {' '.join(c.argv)}\n{run.stdout}\n{run.stderr}"
+    return run
+
+
+@pytest.fixture(scope="module")
+def seeded(node: Node) -> Node:
+    _run_init(node, "seed-node-facts")
+    return node
+
+
+def test_seed_node_facts_writes_the_template_once(seeded: Node) -> None:
+    facts_dir = seeded.containers["seed-node-facts"].mounts["/host-etc"]
+    facts = load_node_facts(facts_dir / "node.yaml")
+    assert facts.node_name == "node-a" and facts.pods == ()
+    # A complete file (the CNI plugin has recorded pods in it) is kept as it is.
+    doc = yaml.safe_load((facts_dir / "node.yaml").read_text())
+    doc["nodeIPs"] = ["192.0.2.10"]
+    text = yaml.safe_dump(doc, sort_keys=False)
+    (facts_dir / "node.yaml").write_text(text)
+    _run_init(seeded, "seed-node-facts")
+    assert (facts_dir / "node.yaml").read_text() == text
+
+
+@needs_node_branch("install-cni")
+def test_install_cni_puts_plugin_and_conflist_on_the_host(seeded: Node) -> None:
+    c = seeded.containers["install-cni"]
+    _run_init(seeded, "install-cni")
+    bin_dir, conf_dir = c.mounts["/host/opt/cni/bin"], c.mounts["/host/etc/cni/net.d"]
+    assert os.access(bin_dir / "offload-cni", os.X_OK)
+    conf = conf_dir / "10-offload.conflist"
+    assert conf.read_text() == one("ConfigMap")["data"]["10-offload.conflist"]
+
+
+def _serve_probes(node: Node, name: str, timeout: float = 90.0) -> None:
+    """Start a daemon container and wait, as the kubelet does, for its readiness probe to pass;
+    then its liveness probe must pass too. A container that exits fails at once, with its log."""
+    c = node.containers[name]
+    log_path = node.root / f"{name}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(_argv(node, c), env=_env(node, c), stdout=log, stderr=subprocess.STDOUT)
+    node.procs.append(proc)
+    deadline = time.monotonic() + timeout
+    probes = {k: c.container[k]["httpGet"] for k in ("readinessProbe", "livenessProbe")}
+    for kind, probe in probes.items():
+        url = f"http://{POD_IP}:{c.port(probe['port'])}{probe['path']}"
+        while True:
+            assert proc.poll() is None, f"{name} exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}"
+            code, _ = ns_http_get(node.ns, url, timeout=2.0)
+            if code == 200:
+                break
+            assert time.monotonic() < deadline, (
+                f"{name}: {kind} {url} never 200:\n{log_path.read_text()[-3000:]}"
+            )
+            time.sleep(0.3)
+
+
+def test_loader_becomes_ready_against_the_api_server_and_the_device(seeded: Node) -> None:
+    """Readiness: the first full list compiled and on the device (the ConfigMap's target)."""
+    _serve_probes(seeded, "loader")
+
+
+@needs_node_branch("arp-proxy")
+def test_arp_proxy_becomes_ready_with_only_net_raw(seeded: Node) -> None:
+    _serve_probes(seeded, "arp-proxy")
+
+
+def test_a_missing_argument_is_caught(seeded: Node) -> None:
+    """The harness can fail: the loader's command line without --in-cluster has neither
+    manifests nor a cluster to follow, and the container exits 2 at once."""
+    c = seeded.containers["loader"]
+    broken = Resolved(c.name, [a for a in c.argv if a != "--in-cluster"], c.env, c.mounts, c.container)
+    run = subprocess.run(
+        _argv(seeded, broken), env=_env(seeded, broken), capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2 and "--in-cluster" in run.stderr
+
+
+def test_device_is_reachable_inside_the_pod_network(seeded: Node) -> None:
+    """Sanity of the harness: the target from the ConfigMap listens in the pod's namespace."""
+    host, _, port = one("ConfigMap")["data"]["target"].rpartition(":")
+    code = f"import socket; socket.create_connection(({host!r}, {port}), timeout=5)"
+    run = ns_exec(seeded.ns, sys.executable, "-c", code, check=False)
+    assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("add", [[], ["NET_RAW"]])
+def test_containers_get_only_the_capabilities_they_add(seeded: Node, add: list[str]) -> None:
+    """Sanity of the harness: a raw packet socket needs CAP_NET_RAW, so it opens only when the
+    securityContext adds it, although the process runs as root."""
+    code = "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)"
+    container = {"capabilities": {"drop": ["ALL"], "add": add}}
+    c = Resolved("probe", [sys.executable, "-c", code], {}, {}, {"securityContext": container})
+    run = subprocess.run(_argv(seeded, c), env=_env(seeded, c), capture_output=True, text=True, timeout=60)
+    assert (run.returncode == 0) == bool(add), run.stderr
+    if not add:
+        assert "PermissionError" in run.stderr

@@ -1,0 +1,158 @@
+"""Entries that follow from the node facts and local pods: port classes, neighbour steering,
+forwarding and the masquerade source (nat_source)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from k8s_offload.compiler.bundle.model import Exact, Lpm, TableEntry
+from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.bundle.values import mapped
+from k8s_offload.compiler.ir.model import ClusterIR
+
+PORT_KIND_POD = 1
+PORT_KIND_HOST = 2
+PORT_KIND_UPLINK = 3
+PORT_KIND_ARP_PROXY = 4
+
+NODE_FACTS = "node facts"
+
+
+def mac_int(mac: str) -> int:
+    return int(mac.replace(":", ""), 16)
+
+
+def _nat_source(ir: ClusterIR, schema: Schema) -> list[TableEntry]:
+    """The source a masqueraded flow leaves with, by destination, as Linux picks a route's source:
+    the gateway address towards local pods (so hairpin traffic never arrives from the pod's own
+    address, which its kernel drops as a martian), the first node IP of the family elsewhere.
+    IPv4 always has its /96 entry, so the IPv6 node IP (the default action) never lands in an IPv4 header."""
+    facts = ir.node
+    out: list[TableEntry] = []
+    v4 = [ip for ip in facts.node_ips if ip.version == 4]
+    v6 = [ip for ip in facts.node_ips if ip.version == 6]
+    mapped_v4 = ipaddress.IPv6Network("::ffff:0:0/96")
+    if v4:
+        params = {"addr": mapped(v4[0])}
+        out.append(
+            schema.entry(
+                "nat_source",
+                {"dst_addr": Lpm(int(mapped_v4.network_address), 96)},
+                "set_nat_source",
+                params,
+                origin=(NODE_FACTS,),
+            )
+        )
+    else:
+        out.append(
+            schema.entry(
+                "nat_source",
+                {"dst_addr": Lpm(int(mapped_v4.network_address), 96)},
+                "no_nat_source",
+                origin=(NODE_FACTS,),
+            )
+        )
+    if v6:
+        out.append(
+            schema.default_entry(
+                "nat_source", "set_nat_source", {"addr": mapped(v6[0])}, origin=(NODE_FACTS,)
+            )
+        )
+    gateways = {4: facts.gateway.ipv4, 6: facts.gateway.ipv6}
+    for pod in ir.pods:
+        if not pod.local or pod.port is None:
+            continue
+        for ip in pod.ips:
+            gw = gateways[ip.version]
+            if gw is not None:
+                key = {"dst_addr": Lpm(mapped(ip), 128)}
+                out.append(
+                    schema.entry(
+                        "nat_source", key, "set_nat_source", {"addr": mapped(gw)}, origin=(str(pod.key),)
+                    )
+                )
+    return out
+
+
+def lower_node(ir: ClusterIR, schema: Schema) -> list[TableEntry]:
+    facts = ir.node
+    gw_mac = mac_int(facts.gateway.mac)
+    out: list[TableEntry] = []
+    special = (
+        (facts.ports.arp_proxy, PORT_KIND_ARP_PROXY),
+        (facts.ports.host, PORT_KIND_HOST),
+        (facts.ports.uplink, PORT_KIND_UPLINK),
+    )
+    for port, kind in special:
+        out.append(
+            schema.entry(
+                "port_class",
+                {"ingress_port": Exact(port)},
+                "set_port_kind",
+                {"kind": kind},
+                origin=(NODE_FACTS,),
+            )
+        )
+    gateways: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [facts.gateway.ipv4]
+    if facts.gateway.ipv6 is not None:
+        gateways.append(facts.gateway.ipv6)
+    for gw in gateways:
+        out.append(
+            schema.entry(
+                "neigh_steer",
+                {"neigh_target": Exact(mapped(gw))},
+                "steer_to_port",
+                {"port": facts.ports.arp_proxy},
+                origin=(NODE_FACTS,),
+            )
+        )
+    for ip in facts.node_ips:
+        out.append(
+            schema.entry(
+                "fwd",
+                {"dst_addr": Lpm(mapped(ip), 128)},
+                "to_port",
+                {"port": facts.ports.host},
+                origin=(NODE_FACTS,),
+            )
+        )
+    out.extend(_nat_source(ir, schema))
+    for pod in ir.pods:
+        if not pod.local or pod.port is None:
+            continue
+        origin = (str(pod.key),)
+        out.append(
+            schema.entry(
+                "port_class",
+                {"ingress_port": Exact(pod.port)},
+                "set_port_kind",
+                {"kind": PORT_KIND_POD},
+                origin=origin,
+            )
+        )
+        pod_mac = mac_int(pod.mac) if pod.mac else 0
+        for ip in pod.ips:
+            out.append(
+                schema.entry(
+                    "neigh_steer",
+                    {"neigh_target": Exact(mapped(ip))},
+                    "steer_to_port",
+                    {"port": pod.port},
+                    origin=origin,
+                )
+            )
+            out.append(
+                schema.entry(
+                    "fwd",
+                    {"dst_addr": Lpm(mapped(ip), 128)},
+                    "to_pod",
+                    {"port": pod.port, "pod_mac": pod_mac, "gateway_mac": gw_mac},
+                    origin=origin,
+                )
+            )
+    # Unknown neighbours are the host's business; everything unrouted leaves on the uplink.
+    out.append(
+        schema.default_entry("neigh_steer", "steer_to_port", {"port": facts.ports.host}, origin=(NODE_FACTS,))
+    )
+    out.append(schema.default_entry("fwd", "to_port", {"port": facts.ports.uplink}, origin=(NODE_FACTS,)))
+    return out
