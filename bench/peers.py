@@ -53,11 +53,13 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from k8s_offload.compiler.compilation import Compilation
+from k8s_offload.compiler.engine.core import Reads
 from k8s_offload.compiler.frontend.model import IPAddress, IPNetwork, ObjectKey, Protocol
 from k8s_offload.compiler.frontend.policy import NetworkPolicy, PolicyPeer, PolicyPort, PolicyType
 from k8s_offload.compiler.ir.model import (
@@ -73,13 +75,16 @@ from k8s_offload.compiler.ir.model import (
 from k8s_offload.compiler.ir.rules import interval_blocks, merge_intervals
 from k8s_offload.compiler.lower.services import cluster_backends, is_local, local_backends
 from k8s_offload.compiler.passes.cidr import subtract
-from k8s_offload.compiler.passes.resolve_policy import _Cluster, _named
+from k8s_offload.compiler.passes.resolve_policy import _named_in, _View
 from k8s_offload.compiler.passes.selectors import matches
 
 POLICY_MAP_MAX = 16_384
 """Cilium's default per-endpoint policy map size (`--bpf-policy-map-max`)."""
 
 DIRECTIONS = (PolicyType.Ingress, PolicyType.Egress)
+
+PeerPods = Callable[[str, PolicyPeer], list[PodEndpoint]]
+"""(the policy's namespace, a selector peer) -> the pods with addresses it selects."""
 
 # --- The cluster as the peers see it -------------------------------------------------------------
 
@@ -136,7 +141,7 @@ class PolicyView:
 
 
 def _rule_views(
-    cluster: _Cluster, policy: NetworkPolicy, direction: PolicyType
+    peer_pods: PeerPods, policy: NetworkPolicy, direction: PolicyType
 ) -> tuple[RuleView, ...] | None:
     if direction not in policy.policy_types:
         return None
@@ -149,7 +154,7 @@ def _rule_views(
                 PeerView(
                     peer,
                     policy.key.namespace,
-                    () if peer.ip_block is not None else tuple(cluster.peer_pods(policy, peer)),
+                    () if peer.ip_block is not None else tuple(peer_pods(policy.key.namespace, peer)),
                 )
                 for peer in rule.peers
             )
@@ -158,9 +163,19 @@ def _rule_views(
 
 
 def policy_views(ir: ClusterIR) -> list[PolicyView]:
-    """The policies of `ir` that select a local pod, with every peer's pods resolved by our own
-    resolver's index (`_Cluster.peer_pods`, the one definition of peer selection)."""
-    cluster = _Cluster(ir)
+    """The policies of `ir` that select a local pod, with every peer's pods chosen by our own
+    resolver (`resolve_policy._View.peer_pods`, the one definition of peer selection), read once
+    from a compilation of `ir` run up to policy resolution."""
+    c = Compilation(None, None, track=False, ir=ir, until="resolve_policy")  # type: ignore[arg-type]
+    c.run()
+    resolver = _View(Reads(c.engine, None), c.b.t)
+    try:
+        return _policy_views(ir, resolver.peer_pods)
+    finally:
+        c.release()
+
+
+def _policy_views(ir: ClusterIR, peer_pods: PeerPods) -> list[PolicyView]:
     local = [p for p in ir.pods if p.local and p.ips]
     views = []
     for pol in ir.network_policies:
@@ -173,8 +188,8 @@ def policy_views(ir: ClusterIR) -> list[PolicyView]:
                     pol.key,
                     pol.pod_selector,
                     applied,
-                    _rule_views(cluster, pol, PolicyType.Ingress),
-                    _rule_views(cluster, pol, PolicyType.Egress),
+                    _rule_views(peer_pods, pol, PolicyType.Ingress),
+                    _rule_views(peer_pods, pol, PolicyType.Egress),
                 )
             )
     return views
@@ -198,7 +213,7 @@ def port_blocks(port: PolicyPort) -> list[tuple[int, int]]:
 def resolve_port(port: PolicyPort, pod: PodEndpoint) -> PolicyPort:
     """A named port as `pod` numbers it; the port unchanged when numeric or unknown to the pod."""
     if isinstance(port.port, str):
-        number = _named(pod, port.port, port.protocol)
+        number = _named_in(pod.container_ports, port.port, port.protocol)
         if number is not None:
             return PolicyPort(port.protocol, number, None)
     return port
@@ -520,7 +535,9 @@ def _cilium_port_keys(
     for port in rule.ports:
         if isinstance(port.port, str):
             if direction is PolicyType.Ingress:
-                numbers: Iterable[int] = [n] if (n := _named(endpoint, port.port, port.protocol)) else []
+                numbers: Iterable[int] = (
+                    [n] if (n := _named_in(endpoint.container_ports, port.port, port.protocol)) else []
+                )
             else:
                 numbers = sorted(named.get((port.port, port.protocol), ()))
             for number in numbers:
@@ -551,10 +568,7 @@ def cilium_policy(
     families = frozenset(ip.version for p in local for ip in p.ips) or frozenset({4})
     identities = _Identities()
     named = named_port_numbers(cluster_pods)
-    by_pod: dict[ObjectKey, list[PolicyView]] = defaultdict(list)
-    for view in views:
-        for pod in view.applied:
-            by_pod[pod.key].append(view)
+    by_pod = _views_by_pod(views)
     cache: dict[Hashable, int] = {}
     total = worst = over = 0
     for endpoint in local:
@@ -685,7 +699,7 @@ def iptables_services(ir: ClusterIR) -> dict[str, int]:
         if eps.uses_local and eps.local:
             c["KUBE-SVL endpoint jumps"] += per_endpoint * len(eps.local)
         c["KUBE-SEP"] += 2 * len(reachable)
-    out = dict(sorted(c.items()))
+    out = {chain: n for chain, n in sorted(c.items()) if n}
     out["rules"] = sum(c.values())
     return out
 
@@ -748,7 +762,7 @@ def _calico_rule_cost(ports: list[PolicyPort] | None, peer: PeerView | None) -> 
 def _named_members(pods: Iterable[PodEndpoint], port: PolicyPort) -> int:
     """Members of a named-port IP set: (address, number) of each pod that names the port."""
     assert isinstance(port.port, str)
-    return sum(len(p.ips) for p in pods if _named(p, port.port, port.protocol) is not None)
+    return sum(len(p.ips) for p in pods if _named_in(p.container_ports, port.port, port.protocol) is not None)
 
 
 def calico_policy(
@@ -768,8 +782,10 @@ def calico_policy(
     and a return per policy group (policies sharing a selector; a group of several gets its own
     chain with one jump per policy and a return every five) and the end-of-tier drop; then the
     namespace and service-account profiles (jump and return each) and the final drop; plus a
-    dispatch rule per endpoint and direction. Simplified: the fixed chains and the dispatch tree's
-    inner nodes are left out; one IP family."""
+    dispatch rule per endpoint and direction. `rules_without_policy_groups` is the same count with
+    one jump and return per policy in the endpoint chains (Felix before policy groups).
+    Simplified: the fixed chains, the dispatch tree's inner nodes and the encapsulation drops are
+    left out; one IP family."""
     ipsets: dict[Hashable, int] = {}
     rules = 0
     for view in views:
@@ -798,26 +814,43 @@ def calico_policy(
                             if key not in ipsets:
                                 ipsets[key] = _named_members(scoped.pods if scoped else cluster_pods, port)
             rules += max(1, chain - 1 if chain else 0)
-    # Per-endpoint chains.
-    by_pod: dict[ObjectKey, list[PolicyView]] = defaultdict(list)
-    for view in views:
-        for pod in view.applied:
-            by_pod[pod.key].append(view)
+    # Per-endpoint chains, with Felix's policy groups and (for comparison) one jump per policy.
+    by_pod = _views_by_pod(views)
+    endpoint = ungrouped = 0
     group_chains: set[Hashable] = set()
     for pod in local:
         for direction in DIRECTIONS:
             pols = [v for v in by_pod.get(pod.key, ()) if v.rules(direction) is not None]
-            rules += 3 + 2 * 2 + 1 + 1  # conntrack x2, mark reset, profiles x2 (jump, return), drop, dispatch
+            fixed = 2 + 1 + 2 * 2 + 1 + 1  # conntrack, mark reset, 2 profiles (jump, return), drop, dispatch
+            endpoint += fixed
+            ungrouped += fixed
             if not pols:
                 continue
             groups: dict[Hashable, int] = Counter(v.pod_selector for v in pols)
-            rules += 1 + 2 * len(groups) + 1
+            endpoint += 1 + 2 * len(groups) + 1  # tier start, jump and return per group, end-of-tier drop
+            ungrouped += 1 + 2 * len(pols) + 1
             for selector, n in groups.items():
                 gkey = (direction, pod.key.namespace, selector)
                 if n > 1 and gkey not in group_chains:
                     group_chains.add(gkey)
-                    rules += n + (n - 1) // 5
-    return {"rules": rules, "ipsets": len(ipsets), "ipset_members": sum(ipsets.values())}
+                    endpoint += n + (n - 1) // 5
+    return {
+        "rules": rules + endpoint,
+        "policy_chain_rules": rules,
+        "endpoint_chain_rules": endpoint,
+        "rules_without_policy_groups": rules + ungrouped,
+        "ipsets": len(ipsets),
+        "ipset_members": sum(ipsets.values()),
+    }
+
+
+def _views_by_pod(views: Sequence[PolicyView]) -> dict[ObjectKey, list[PolicyView]]:
+    """Per local pod, the policies that select it."""
+    by_pod: dict[ObjectKey, list[PolicyView]] = defaultdict(list)
+    for view in views:
+        for pod in view.applied:
+            by_pod[pod.key].append(view)
+    return by_pod
 
 
 # --- Us, side by side ----------------------------------------------------------------------------
