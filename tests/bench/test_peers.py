@@ -20,6 +20,7 @@ from bench.peers import (
     local_families,
     policy_views,
 )
+from bench.synth import node_facts
 from k8s_offload.compiler.driver import CompileResult, compile_sources
 from k8s_offload.compiler.ir.model import ClusterIR
 
@@ -79,18 +80,13 @@ def _compile(tmp_path: Path, docs: list[Doc], local: list[str]) -> CompileResult
     """Node node-a holds the pods named in `local` (device ports 16, 17, ...)."""
     manifests = tmp_path / "cluster.yaml"
     manifests.write_text("\n---\n".join(json.dumps(d) for d in docs) + "\n")
-    node = {
-        "apiVersion": "offload.k8s-offload.dev/v1alpha1",
-        "kind": "NodeFacts",
-        "nodeName": "node-a",
-        "nodeIPs": ["192.168.0.10"],
-        "gateway": {"ipv4": "169.254.1.1", "mac": "02:00:00:00:00:01"},
-        "ports": {"arpProxy": 1, "host": 2, "uplink": 3},
-        "pods": [
+    node = node_facts(
+        "node-a",
+        [
             {"namespace": "shop", "name": n, "port": 16 + i, "mac": f"02:00:00:00:01:{i:02x}"}
             for i, n in enumerate(local)
         ],
-    }
+    )
     (tmp_path / "node.yaml").write_text(json.dumps(node))
     return compile_sources([manifests], tmp_path / "node.yaml")
 
