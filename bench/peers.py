@@ -195,9 +195,10 @@ def _policy_views(ir: ClusterIR, peer_pods: PeerPods) -> list[PolicyView]:
     return views
 
 
-def local_families(ir: ClusterIR) -> frozenset[int]:
-    """IP versions the node runs (those of its local pods): a peer enables a family per node."""
-    return frozenset(ip.version for p in ir.pods if p.local for ip in p.ips) or frozenset({4})
+def node_families(local: Iterable[PodEndpoint]) -> frozenset[int]:
+    """IP versions the node runs (those of its local pods; IPv4 when none): the peers enable a
+    family per node."""
+    return frozenset(ip.version for p in local for ip in p.ips) or frozenset({4})
 
 
 def port_blocks(port: PolicyPort) -> list[tuple[int, int]]:
@@ -268,15 +269,24 @@ def _antrea_services(ports: Sequence[PolicyPort], families: frozenset[int]) -> l
     ]
 
 
-def _address_matches(peers: Sequence[PeerView], families: frozenset[int]) -> list[Hashable]:
-    """Peer addresses as Antrea's address clause flows: one per pod IP, one per ipBlock network."""
-    out: list[Hashable] = []
-    seen: set[ObjectKey] = set()
+def _pod_addresses(pods: Iterable[PodEndpoint], families: frozenset[int]) -> list[Hashable]:
+    """Antrea's address clause matches for pods: one per IP (of an enabled family)."""
+    return [ip for pod in pods for ip in pod.ips if ip.version in families]
+
+
+def _selected(peers: Sequence[PeerView]) -> list[PodEndpoint]:
+    """The pods a rule's peers select, each once (an AddressGroup's members)."""
+    seen: dict[ObjectKey, PodEndpoint] = {}
     for peer in peers:
         for pod in peer.pods:
-            if pod.key not in seen:
-                seen.add(pod.key)
-                out.extend(ip for ip in pod.ips if ip.version in families)
+            seen.setdefault(pod.key, pod)
+    return list(seen.values())
+
+
+def _address_matches(peers: Sequence[PeerView], families: frozenset[int]) -> list[Hashable]:
+    """Peer addresses as Antrea's address clause flows: one per pod IP, one per ipBlock network."""
+    out = _pod_addresses(_selected(peers), families)
+    for peer in peers:
         out.extend(peer.block_networks(families))
     return out
 
@@ -314,7 +324,7 @@ def antrea_policy(
                 if ingress:
                     table.add((), (("port", p.key) for p in view.applied), None, "to")
                 else:
-                    table.add(_address_matches([_applied_peer(view)], families), (), None, "from")
+                    table.add(_pod_addresses(view.applied, families), (), None, "from")
                 continue
             for rule in api:
                 if ingress:
@@ -332,11 +342,6 @@ def antrea_policy(
         out[f"{name}_of_rules"] = t.rules
     out["flows"] = sum(v for k, v in out.items() if k.endswith("_flows"))
     return out
-
-
-def _applied_peer(view: PolicyView) -> PeerView:
-    """The applied-to pods as a peer, to match them by address (egress source clause)."""
-    return PeerView(PolicyPeer(None, None, None), view.key.namespace, view.applied)
 
 
 def _antrea_ingress_rule(
@@ -357,7 +362,7 @@ def _antrea_egress_rule(
     families: frozenset[int],
     cluster_pods: Sequence[PodEndpoint],
 ) -> None:
-    from_ = _address_matches([_applied_peer(view)], families)
+    from_ = _pod_addresses(view.applied, families)
     named = any(isinstance(p.port, str) for p in rule.ports)
     if rule.peers is None:
         # matchAllPeer; with named ports also the group of every pod, to resolve them.
@@ -365,11 +370,7 @@ def _antrea_egress_rule(
         members = list(cluster_pods) if named else []
     else:
         blocks = [n for peer in rule.peers for n in peer.block_networks(families)]
-        seen: dict[ObjectKey, PodEndpoint] = {}
-        for peer in rule.peers:
-            for pod in peer.pods:
-                seen.setdefault(pod.key, pod)
-        members = list(seen.values())
+        members = _selected(rule.peers)
     groups: dict[tuple[PolicyPort, ...], list[PodEndpoint]] = defaultdict(list)
     if named:
         for pod in members:
@@ -379,7 +380,7 @@ def _antrea_egress_rule(
     if rule.ports not in groups:  # the rule for ipBlocks and pods without the named port
         groups[rule.ports] = []
     for ports, pods in groups.items():
-        to: list[Hashable] = [ip for pod in pods for ip in pod.ips if ip.version in families]
+        to = _pod_addresses(pods, families)
         if ports == rule.ports:
             to.extend(blocks)
         table.add(from_, to, _antrea_services(ports, families), "from")
@@ -399,8 +400,9 @@ def _service_ports(ir: ClusterIR) -> list[tuple[BackendSetKey, list[ServiceFront
 
 @dataclass(frozen=True, slots=True)
 class _PortEndpoints:
-    """kube-proxy's CategorizeEndpoints for one Service port (pkg/proxy/topology.go), which Antrea
-    and our lowering share: cluster and local endpoints, and which of them are in use."""
+    """kube-proxy's CategorizeEndpoints for one Service port (pkg/proxy/topology.go; Antrea's
+    proxier has its own copy, our lowering follows it): cluster and local endpoints, and which
+    of them are in use."""
 
     cluster: tuple[Backend, ...]
     local: tuple[Backend, ...]
@@ -565,7 +567,7 @@ def cilium_policy(
     matching cluster pods by ipBlock is kept (it under-allows compared to the API; our count of
     it is what Cilium installs). Rules shared by endpoints with the same policies are counted
     once per endpoint, as each endpoint has its own map."""
-    families = frozenset(ip.version for p in local for ip in p.ips) or frozenset({4})
+    enabled = node_families(local)
     identities = _Identities()
     named = named_port_numbers(cluster_pods)
     by_pod = _views_by_pod(views)
@@ -591,7 +593,7 @@ def cilium_policy(
                         if rule.peers is None:
                             ids: frozenset[int] = frozenset({0})
                         else:
-                            ids = frozenset().union(*(identities.peer(p, families) for p in rule.peers))
+                            ids = frozenset().union(*(identities.peer(p, enabled) for p in rule.peers))
                         for key in _cilium_port_keys(rule, direction, endpoint, named):
                             allowed[key] |= ids
                 n = cache[ckey] = sum(len(s) for s in allowed.values())
@@ -895,7 +897,6 @@ def compare(result: Any) -> dict[str, Any]:
     views = policy_views(ir)
     local = [p for p in ir.pods if p.local and p.ips]
     cluster_pods = [p for p in ir.pods if p.ips]
-    families = local_families(ir)
     row: dict[str, Any] = {
         "pods": len(ir.pods),
         "local_pods": len(local),
@@ -903,7 +904,7 @@ def compare(result: Any) -> dict[str, Any]:
         "policies": len(ir.network_policies),
         "policies_on_node": len(views),
         "us": ours(result),
-        "antrea_policy": antrea_policy(views, families, cluster_pods),
+        "antrea_policy": antrea_policy(views, node_families(local), cluster_pods),
         "antrea_services": antrea_services(ir),
         "cilium_policy": cilium_policy(views, local, cluster_pods),
         "cilium_services": cilium_services(ir),

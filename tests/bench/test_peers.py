@@ -17,7 +17,7 @@ from bench.peers import (
     cilium_services,
     compare,
     iptables_services,
-    local_families,
+    node_families,
     policy_views,
 )
 from bench.synth import node_facts
@@ -215,7 +215,7 @@ def _models(ir: ClusterIR) -> tuple[dict[str, int], dict[str, int], dict[str, in
     local = [p for p in ir.pods if p.local and p.ips]
     cluster = [p for p in ir.pods if p.ips]
     return (
-        antrea_policy(views, local_families(ir), cluster),
+        antrea_policy(views, node_families(local), cluster),
         cilium_policy(views, local, cluster),
         calico_policy(views, local, cluster),
     )
