@@ -329,3 +329,21 @@ def test_compare_ratios_use_our_bundle(tmp_path: Path) -> None:
     assert row["ratio_services"]["antrea"] == pytest.approx(us["service_entities"] / 5, abs=1e-3)
     assert row["ratio_services"]["cilium"] == pytest.approx(us["service_entities"] / 6, abs=1e-3)
     assert row["ratio_services"]["iptables"] == pytest.approx(us["service_entities"] / 8, abs=1e-3)
+
+
+def test_policy_three_policies_one_selector(tmp_path: Path) -> None:
+    pols = [
+        _policy(f"deny-{i}", podSelector={"matchLabels": {"app": "web"}}, policyTypes=["Ingress"])
+        for i in range(3)
+    ]
+    antrea, cilium, calico = _models(_ir(tmp_path, *pols))
+    # Antrea: three deny-all rules share web-0's destination clause flow and its drop flow; each
+    # has its conj_id flow and 2 metric flows.
+    assert antrea["flows"] == 1 + 3 * 3 + 1
+    assert cilium["entries"] == 1
+    # Calico: 3 x 2 placeholder policy chains. web-0's ingress chain jumps once to the group of
+    # the three policies (same selector): tier start, jump, return, end-of-tier drop; the group
+    # chain has a jump per policy. Without policy groups: a jump and a return per policy.
+    assert calico["policy_chain_rules"] == 6
+    assert calico["endpoint_chain_rules"] == (9 + 4 + 3) + 9
+    assert calico["rules_without_policy_groups"] == 6 + (9 + 1 + 6 + 1) + 9
