@@ -58,7 +58,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.run import bundle_counts, cluster_dir
+from bench.synth import SIZES
 from k8s_offload.compiler.compilation import Compilation
+from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.engine.core import Reads
 from k8s_offload.compiler.frontend.model import IPAddress, IPNetwork, ObjectKey, Protocol
 from k8s_offload.compiler.frontend.policy import NetworkPolicy, PolicyPeer, PolicyPort, PolicyType
@@ -876,8 +879,6 @@ are the "Service entities" of issue 21."""
 def ours(result: Any) -> dict[str, int]:
     """Our counts from the compiled bundle: policy entries and their TCAM part (bench/run.py's
     definitions), and Service entities (entries of the Service tables, members and groups)."""
-    from bench.run import bundle_counts
-
     counts = bundle_counts(result)
     service = sum(n for t, n in counts["entries"].items() if t in SERVICE_TABLES)
     return {
@@ -970,10 +971,6 @@ def markdown(size: str, row: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.run import cluster_dir
-    from bench.synth import SIZES
-    from k8s_offload.compiler.driver import compile_sources
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="S", help="comma-separated, of " + ",".join(SIZES))
     parser.add_argument("--seed", type=int, default=1)
