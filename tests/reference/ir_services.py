@@ -147,6 +147,7 @@ class _Collector:
         port: int,
         conditions: EndpointConditions,
         node_name: str | None,
+        source: ObjectKey,
         hint_zones: tuple[str, ...] = (),
     ) -> None:
         if address.version != self.version:
@@ -164,6 +165,7 @@ class _Collector:
             pod=pod.key if pod else None,
             node_name=node_name,
             hint_zones=hint_zones,
+            source=source,
         )
 
     def backends(self) -> tuple[Backend, ...]:
@@ -206,7 +208,7 @@ def backend_sets(
                     continue
                 for ep in eps.endpoints:
                     for address in ep.addresses:
-                        collector.add(address, number, ep.conditions, ep.node_name, ep.hint_zones)
+                        collector.add(address, number, ep.conditions, ep.node_name, eps.key, ep.hint_zones)
             if use_legacy and endpoints is not None:
                 for subset in endpoints.subsets:
                     number = _port_number(subset.ports, port.name, port.protocol)
@@ -214,7 +216,7 @@ def backend_sets(
                         continue
                     for a in subset.addresses:
                         conditions = EndpointConditions(ready=a.ready, serving=a.ready, terminating=False)
-                        collector.add(a.ip, number, conditions, a.node_name)
+                        collector.add(a.ip, number, conditions, a.node_name, endpoints.key)
             key = BackendSetKey(svc.key, port.name, family)
             out.append(BackendSet(key, port.protocol, collector.backends(), tuple(sorted(sources))))
     return tuple(out)
