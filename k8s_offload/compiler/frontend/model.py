@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from k8s_offload.compiler.errors import Location
+from k8s_offload.compiler.records import fast_init
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -82,6 +83,7 @@ class Namespace:
     location: Location = field(compare=False, repr=False)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, order=True)
 class ContainerPort:
     name: str
@@ -89,6 +91,7 @@ class ContainerPort:
     protocol: Protocol
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Pod:
     key: ObjectKey
@@ -150,6 +153,7 @@ class Service:
     """Annotation service.kubernetes.io/topology-mode (or the older topology-aware-hints)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TargetRef:
     kind: str
@@ -166,6 +170,7 @@ class EndpointConditions:
     terminating: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     addresses: tuple[IPAddress, ...]
@@ -177,6 +182,7 @@ class Endpoint:
     target_ref: TargetRef | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EndpointPort:
     name: str
@@ -186,6 +192,7 @@ class EndpointPort:
     app_protocol: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EndpointSlice:
     key: ObjectKey
