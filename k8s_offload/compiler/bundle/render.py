@@ -17,6 +17,7 @@ from k8s_offload.compiler.bundle.model import ActionCall, Bundle, Match
 from k8s_offload.compiler.bundle.p4rt import write_request
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.bundle.values import format_match, json_value, match_formatter, value_formatter
+from k8s_offload.compiler.frontend.gc_pause import gc_paused
 
 FORMATS = ("text", "json", "p4rt-text", "p4rt-bin")
 
@@ -202,6 +203,15 @@ def to_json_obj(schema: Schema, bundle: Bundle) -> dict[str, Any]:
 
 
 def render(schema: Schema, bundle: Bundle, fmt: str) -> bytes:
+    """The bundle in `fmt`. The cyclic GC is paused meanwhile: a rendering allocates hundreds of
+    thousands of acyclic tuples and dicts (the text form's line parts and origin cache, the JSON
+    form's tree), and a full collection they trigger rescans the whole compilation still in
+    memory (about 2 s at size M, for nothing)."""
+    with gc_paused():
+        return _render(schema, bundle, fmt)
+
+
+def _render(schema: Schema, bundle: Bundle, fmt: str) -> bytes:
     if fmt == "text":
         return to_text(schema, bundle).encode()
     if fmt == "json":
