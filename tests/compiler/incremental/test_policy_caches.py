@@ -9,11 +9,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from k8s_offload.compiler.bundle.model import TableEntry
 from k8s_offload.compiler.compilation import Change, Compilation
 from k8s_offload.compiler.contract import default_schema
 from k8s_offload.compiler.frontend.model import ObjectKey, Pod
 from k8s_offload.compiler.frontend.policy import NetworkPolicy, PolicyType
-from k8s_offload.compiler.bundle.model import TableEntry
 from k8s_offload.compiler.lower.policy import _TABLES, PeerLpm
 from k8s_offload.compiler.passes.ortc import DONT_CARE, Ortc, compress
 from k8s_offload.compiler.passes.pipeline import PassConfig
