@@ -31,7 +31,7 @@ they touch; the common change (no class moves, no id reused) is one plan as befo
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -381,12 +381,16 @@ class _View:
             out |= self.patch.by_class.get(cls, set())
         return out
 
+    def _keys(self, of: Callable[[_Stage], dict[int, set[Key]]], sid: int) -> set[Key]:
+        """The keys `of` lists for `sid`: the base's not changed, and the patch's."""
+        out = {k for k in of(self.base).get(sid, ()) if k not in self.changed}
+        if self.patch is not None:
+            out |= of(self.patch).get(sid, set())
+        return out
+
     def pods(self, sid: int) -> set[Key]:
         """The pod entries naming set `sid`."""
-        out = {k for k in self.base.set_pods.get(sid, ()) if k not in self.changed}
-        if self.patch is not None:
-            out |= self.patch.set_pods.get(sid, set())
-        return out
+        return self._keys(lambda st: st.set_pods, sid)
 
     def referenced(self, sid: int) -> bool:
         n = len(self.base.set_pods.get(sid, ())) - self.pods_out.get(sid, 0)
@@ -395,10 +399,8 @@ class _View:
         return n > 0
 
     def set_keys(self, sid: int) -> set[Key]:
-        out = {k for k in self.base.set_keys.get(sid, ()) if k not in self.changed}
-        if self.patch is not None:
-            out |= self.patch.set_keys.get(sid, set())
-        return out
+        """The rule entries of set `sid`."""
+        return self._keys(lambda st: st.set_keys, sid)
 
     def class_used(self, cls: int) -> bool:
         n = self.base.labels.get(cls, 0) - self.labels_out.get(cls, 0)
