@@ -279,7 +279,16 @@ def _outcomes(sim: Any, frames: list[tuple[int, bytes]]) -> list[int | None]:
 
 def _changed(draw: st.DrawFn, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The same pods (addresses, ports) with some labels changed, some namespaces relabelled and
-    some policies replaced: peer sets regroup, rule sets change."""
+    some policies replaced: peer sets regroup, rule sets change. Half the time only one pod is
+    relabelled, the policies kept: a peer joins or leaves a peer set while most verdicts stay, so
+    a packet allowed before and after, whose class moves, is likely (where a mix would show)."""
+    pods = [i for i, o in enumerate(objects) if o["kind"] == "Pod"]
+    one: bool = draw(st.booleans())
+    if one and pods:
+        i = draw(st.sampled_from(pods))
+        obj = objects[i]
+        relabelled = {**obj, "metadata": {**obj["metadata"], "labels": draw(strategies.labels())}}
+        return [*objects[:i], relabelled, *objects[i + 1 :]]
     out = []
     n_pol = 0
     for obj in objects:
@@ -320,7 +329,15 @@ def test_randomized_policy_changes_show_no_mix(
     every probe's outcome (egress port, or dropped) is the old state's or the new one's."""
     before_objs = data.draw(strategies.clusters())
     after_objs = data.draw(st.composite(lambda draw: _changed(draw, before_objs))())
-    d = tmp_path_factory.mktemp("mix")
+    _no_mix(before_objs, after_objs, tmp_path_factory.mktemp("mix"), reuse, seed)
+
+
+def _no_mix(
+    before_objs: list[dict[str, Any]], after_objs: list[dict[str, Any]], d: Path, reuse: bool, seed: int
+) -> None:
+    """The plan from `before_objs` to `after_objs` (new ids moved onto removed ones if `reuse`),
+    its updates applied one by one to the interpreter, each stage in a random order: after each
+    one every probe's outcome is the old state's or the new one's."""
     before = _compile(before_objs, d / "before.yaml")
     after = _compile(after_objs, d / "after.yaml")
     schema = before.schema
@@ -376,6 +393,54 @@ REGROUP_AFTER = [
 ]
 """d joins the peers: 10.0.0.2 and .3 become one /31, so .3's class (named by its lowest
 network) changes while a's rule set does too; a -> c on port 5 is allowed before and after."""
+DB_IN = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "db-in", "namespace": "x"},
+    "spec": {
+        "podSelector": {"matchLabels": {"app": "db"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 5}]}],
+    },
+}
+
+
+APPS = ("db", "other")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    apps=st.lists(st.sampled_from(APPS), min_size=2, max_size=6),
+    flips=st.sets(st.integers(0, 5), min_size=1, max_size=2),
+    ingress=st.booleans(),
+    reuse=st.booleans(),
+    seed=st.integers(0, 1 << 16),
+)
+def test_randomized_regroups_show_no_mix(
+    tmp_path_factory: pytest.TempPathFactory,
+    apps: list[str],
+    flips: set[int],
+    ingress: bool,
+    reuse: bool,
+    seed: int,
+) -> None:
+    """Regroups where a mix would show: a client allowed to the `db` pods of a row of consecutive
+    addresses (and, if `ingress`, those pods admitting only the client), and one or two pods of
+    the row joining or leaving `db`. The client's rule set changes while its other peers stay
+    allowed, and their class moves whenever the pod that flips is below them or pairs with one
+    (classes are named by their lowest network), as in the example below."""
+    rows = [_pod(f"p{i}", f"10.0.0.{2 + i}", app) for i, app in enumerate(apps)]
+    objs = [REGROUP_BEFORE[0], REGROUP_BEFORE[1], *rows, REGROUP_BEFORE[4]]
+    if ingress:
+        objs.append(DB_IN)
+    flipped = [
+        {**o, "metadata": {**o["metadata"], "labels": {"app": APPS[o["metadata"]["labels"]["app"] == "db"]}}}
+        if i in flips
+        else o
+        for i, o in enumerate(rows)
+    ]
+    after = [REGROUP_BEFORE[0], REGROUP_BEFORE[1], *flipped, *objs[2 + len(rows) :]]
+    _no_mix(objs, after, tmp_path_factory.mktemp("regroup"), reuse, seed)
 
 
 def test_a_regroup_needs_the_transition(tmp_path: Path) -> None:
