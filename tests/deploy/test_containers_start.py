@@ -39,7 +39,6 @@ from tests.netns_util import Namespaces, ip, ns_exec
 from tests.pki import SERVER_EXT, make_ca, make_leaf
 
 from .podspec import Resolved, one, resolve
-from .test_deploy import needs_node_branch
 
 pytestmark = pytest.mark.root
 
@@ -188,7 +187,6 @@ def test_seed_node_facts_writes_the_template_once(seeded: Node) -> None:
     assert (facts_dir / "node.yaml").read_text() == text
 
 
-@needs_node_branch("install-cni")
 def test_install_cni_puts_plugin_and_conflist_on_the_host(seeded: Node) -> None:
     c = seeded.containers["install-cni"]
     _run_init(seeded, "install-cni")
@@ -226,7 +224,6 @@ def test_loader_becomes_ready_against_the_api_server_and_the_device(seeded: Node
     _serve_probes(seeded, "loader")
 
 
-@needs_node_branch("arp-proxy")
 def test_arp_proxy_becomes_ready_with_only_net_raw(seeded: Node) -> None:
     _serve_probes(seeded, "arp-proxy")
 

@@ -28,6 +28,9 @@ import yaml
 from k8s_offload.cluster.watch import RESOURCES
 from k8s_offload.compiler.errors import Location
 from k8s_offload.compiler.frontend.nodefacts import parse_node_facts
+from k8s_offload.loader.daemon import Loader, LoaderConfig
+from k8s_offload.target.server import EmbeddedTarget
+from tests.embedded_fixtures import NODE, P4RT_SHELL_ELECTION_ID, SHOP, connect
 
 from .podspec import DEPLOY, containers, documents, one, pod_spec, resolve, unresolved
 
@@ -148,49 +151,17 @@ def test_every_reference_resolves(tmp_path: Path) -> None:
 def _parsers() -> dict[tuple[str, ...], Callable[[], argparse.ArgumentParser]]:
     """The real parser of each command the DaemonSet runs, by its leading words."""
     from k8s_offload.arp_proxy.cli import build_parser
+    from k8s_offload.cni import install
     from k8s_offload.loader.cli import _parser
 
-    out: dict[tuple[str, ...], Callable[[], argparse.ArgumentParser]] = {
+    return {
         ("offload-loader",): _parser,
         ("offload-arp-proxy",): build_parser,
+        ("offload-cni", "install"): install.build_parser,
     }
-    try:
-        from k8s_offload.cni import install
-    except ImportError:  # `offload-cni install` is the node branch's; until it lands, see below
-        pass
-    else:
-        out[("offload-cni", "install")] = install.build_parser
-    return out
 
 
-def needs_node_branch(container: str) -> pytest.MarkDecorator:
-    """Strict xfail while the interface the container uses is not merged from the node branch
-    (`offload-cni install`, `offload-arp-proxy --health-listen`): the day it is, the test runs."""
-    from k8s_offload.arp_proxy.cli import build_parser
-
-    if container == "install-cni":
-        try:
-            from k8s_offload.cni import install  # noqa: F401
-        except ImportError:
-            missing = True
-        else:
-            missing = False
-        return pytest.mark.xfail(missing, reason="offload-cni install (node branch) not merged", strict=True)
-    missing = "--health-listen" not in build_parser()._option_string_actions
-    return pytest.mark.xfail(
-        missing, reason="offload-arp-proxy --health-listen (node branch) not merged", strict=True
-    )
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "seed-node-facts",
-        pytest.param("install-cni", marks=needs_node_branch("install-cni")),
-        "loader",
-        pytest.param("arp-proxy", marks=needs_node_branch("arp-proxy")),
-    ],
-)
+@pytest.mark.parametrize("name", [c["name"] for c in containers()])
 def test_command_line_parses(name: str, tmp_path: Path) -> None:
     """The resolved command line through the command's own parser: a required argument missing
     (the proxy's --gateway-ip once was), an unknown option or a bad value fails here."""
@@ -216,6 +187,36 @@ def test_loader_command_line_means_what_the_manifest_says(tmp_path: Path) -> Non
     assert args.in_cluster and not args.manifests and args.node_name == "node-a"
     assert args.target == one("ConfigMap")["data"]["target"]
     assert Path(args.node) == c.mounts["/etc/k8s-offload"] / "node.yaml"
+    # Arbitration (docs/deploy.md): the default role, and an election id above p4runtime-shell's
+    # default so that inspecting the device with it leaves the loader primary.
+    assert args.role == "" and args.election_id == P4RT_SHELL_ELECTION_ID + 1
+
+
+def test_the_manifests_arbitration_keeps_the_loader_primary_while_p4runtime_shell_looks(
+    switch: EmbeddedTarget, tmp_path: Path
+) -> None:
+    """The DaemonSet's --election-id and --role against a device: a client with p4runtime-shell's
+    default id connecting (to inspect) leaves the loader primary and ready."""
+    from k8s_offload.loader.cli import _parser
+
+    (c,) = [r for r in resolve(POD_VALUES, tmp_path) if r.name == "loader"]
+    args = _parser().parse_args(c.argv[1:])
+    cfg = LoaderConfig(sources=[SHOP], node=NODE, target=switch.address, poll_interval=0.05,
+                       election_id=args.election_id, role=args.role)  # fmt: skip
+    loader = Loader(cfg)
+    shell = None
+    try:
+        loader.step()
+        loader.step()
+        assert loader.metrics.ready(), loader.unready_reason()
+        shell = connect(switch.address, election_id=P4RT_SHELL_ELECTION_ID)
+        assert not shell.is_primary
+        loader.step()
+        assert loader.metrics.ready(), loader.unready_reason()
+    finally:
+        if shell is not None:
+            shell.close()
+        loader.close()
 
 
 def test_gateway_settings_agree() -> None:

@@ -21,9 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.metrics import Metrics, MetricsServer, loader_metrics
 from k8s_offload.target.server import EmbeddedTarget
-from tests.embedded_fixtures import NODE, SHOP, connect, until
-
-P4RT_SHELL_ELECTION_ID = 1 << 64  # p4runtime-shell's default (high=1, low=0)
+from tests.embedded_fixtures import NODE, P4RT_SHELL_ELECTION_ID, SHOP, connect, until
 
 
 def _families(text: str) -> dict[str, Any]:
