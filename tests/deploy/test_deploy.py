@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import json
 import shutil
+import struct
 import subprocess
 import sys
 import tomllib
@@ -49,7 +50,11 @@ PLURALS = {
     "NetworkPolicy": "networkpolicies",
 }
 # What each container may add to a dropped-ALL capability set, and why (docs/deploy.md).
-CAPABILITIES = {"arp-proxy": {"NET_RAW"}}  # AF_PACKET socket on the proxy's interface
+CAPABILITIES = {
+    "arp-proxy": {"NET_RAW"},  # AF_PACKET socket on the proxy's interface
+    "cni": {"NET_ADMIN", "SYS_ADMIN"},  # device ports into pod namespaces; setns into them
+}
+SHIM_IN_IMAGE = "/usr/local/libexec/k8s-offload/offload-cni"
 POD_VALUES = {"spec.nodeName": "node-a", "status.podIP": "192.0.2.10"}
 
 
@@ -66,18 +71,26 @@ def test_validator_rejects_a_broken_daemonset() -> None:
         kubernetes_validate.validate(ds, K8S_VERSION, strict=True)
 
 
-def test_cluster_role_lists_and_watches_exactly_what_the_loader_follows() -> None:
-    """list and watch only (the loader never gets one object, never writes), on the kinds it
-    watches where EndpointSlices are served: v1 Endpoints are not among them
-    (tests/cluster/test_discovery.py shows the loader never asks for them there)."""
+def used_api() -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) of every request the code makes, from the code's own lists:
+    the loader lists and watches what k8s_offload/cluster/watch.py follows where EndpointSlices
+    are served (so not v1 Endpoints: tests/cluster/test_discovery.py shows it never asks for
+    them there); `offload-cni install` gets its Node (k8s_offload/cni/podcidr.py)."""
+    from k8s_offload.cni.podcidr import RBAC as INSTALL_CNI
+
+    watched = {(GROUPS[r.api_version], PLURALS[r.kind]) for r in RESOURCES if r.kind != "Endpoints"}
+    return {(g, r, verb) for g, r in watched for verb in ("list", "watch")} | set(INSTALL_CNI)
+
+
+def test_cluster_role_grants_exactly_what_the_code_uses() -> None:
+    """No verb, kind or group more or less than the code uses; no write at all."""
     role = one("ClusterRole")
     granted = set()
     for rule in role["rules"]:
-        assert sorted(rule["verbs"]) == ["list", "watch"]
         assert "resourceNames" not in rule
-        granted |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
-    watched = {(GROUPS[r.api_version], PLURALS[r.kind]) for r in RESOURCES if r.kind != "Endpoints"}
-    assert granted == watched
+        granted |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == used_api()
+    assert not {v for _, _, v in granted} & {"create", "update", "patch", "delete", "deletecollection", "*"}
     binding = one("ClusterRoleBinding")
     account = one("ServiceAccount")
     assert binding["roleRef"] == {
@@ -127,10 +140,10 @@ def test_loader_runs_as_the_image_user() -> None:
     assert user == [f"{loader['securityContext']['runAsUser']}:{loader['securityContext']['runAsGroup']}"]
 
 
-@pytest.mark.parametrize("name", ["loader", "arp-proxy"])
+@pytest.mark.parametrize("name", ["loader", "arp-proxy", "cni"])
 def test_daemons_have_probes_on_a_declared_port(name: str, tmp_path: Path) -> None:
     (c,) = [r for r in resolve(POD_VALUES, tmp_path) if r.name == name]
-    listen = {"loader": "--metrics=", "arp-proxy": "--health-listen="}[name]
+    listen = {"loader": "--metrics=", "arp-proxy": "--health-listen=", "cni": "--health-listen="}[name]
     (address,) = [a.removeprefix(listen) for a in c.argv if a.startswith(listen)]
     host, _, port = address.rpartition(":")
     # The pod IP (with hostNetwork the node's: where the kubelet probes) or loopback, never 0.0.0.0.
@@ -151,13 +164,14 @@ def test_every_reference_resolves(tmp_path: Path) -> None:
 def _parsers() -> dict[tuple[str, ...], Callable[[], argparse.ArgumentParser]]:
     """The real parser of each command the DaemonSet runs, by its leading words."""
     from k8s_offload.arp_proxy.cli import build_parser
-    from k8s_offload.cni import install
+    from k8s_offload.cni import install, server
     from k8s_offload.loader.cli import _parser
 
     return {
         ("offload-loader",): _parser,
         ("offload-arp-proxy",): build_parser,
         ("offload-cni", "install"): install.build_parser,
+        ("offload-cni", "serve"): server.build_parser,
     }
 
 
@@ -267,7 +281,7 @@ def _stages() -> list[tuple[str, list[tuple[str, str]]]]:
 
 def test_dockerfile_is_multi_stage_pinned_and_installs_the_wheel_as_non_root() -> None:
     stages = _stages()
-    assert len(stages) == 2
+    assert [base.split()[-1] for base, _ in stages[:-1]] == ["wheel", "cni-shim"]
     for base, _ in stages:
         image = base.split()[0]
         _, _, tag = image.partition(":")
@@ -279,8 +293,61 @@ def test_dockerfile_is_multi_stage_pinned_and_installs_the_wheel_as_non_root() -
     assert "pip install" in runs and ".whl" in runs and " -e " not in runs
     (user,) = [rest for op, rest in final if op == "USER"]
     assert int(user.split(":")[0]) != 0
-    assert not [rest for op, rest in final if op == "COPY" and "--from=" not in rest]  # nothing but the wheel
+    copies = [rest for op, rest in final if op == "COPY"]
+    assert all(c.startswith("--from=") for c in copies)  # built artefacts only: the wheel, the shim
+    assert f"--from=cni-shim /out/offload-cni {SHIM_IN_IMAGE}" in copies
     assert f"k8s-offload:{VERSION}" in (DEPLOY / "Dockerfile").read_text()  # the tag the DaemonSet runs
+
+
+def test_install_cni_installs_the_shim_the_image_holds(tmp_path: Path) -> None:
+    (c,) = [r for r in resolve(POD_VALUES, tmp_path) if r.name == "install-cni"]
+    assert f"--shim={SHIM_IN_IMAGE}" in c.argv
+
+
+def _replay(stage: list[tuple[str, str]], ctx: Path) -> None:
+    """A stage's COPY lines from the repository into `ctx` (links kept, as COPY keeps them)."""
+    ctx.mkdir(parents=True, exist_ok=True)
+    for op, rest in stage:
+        if op == "COPY" and not rest.startswith("--from="):
+            *sources, dest = rest.split()
+            for src in sources:
+                path = REPO / src
+                target = (
+                    ctx / dest / path.name if dest.endswith("/") and dest not in ("./", ".") else ctx / dest
+                )
+                target = ctx / path.name if dest in ("./", ".") else target
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if path.is_dir():
+                    shutil.copytree(path, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(path, target)
+
+
+def test_shim_stage_context_builds_a_static_shim(tmp_path: Path) -> None:
+    """The cni-shim stage's COPY lines and its make rule, replayed: the program builds from just
+    those files, and is static (a node has none of the image's libraries)."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler: apt-get install gcc libc6-dev make")
+    (_, stage) = _stages()[1]
+    _replay(stage, tmp_path / "ctx")
+    (make,) = [rest for op, rest in stage if op == "RUN" and rest.startswith("make ")]
+    out = tmp_path / "out" / "offload-cni"
+    argv = [*make.replace("/out/offload-cni", str(out)).split(), "-C", str(tmp_path / "ctx")]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not program_header_types(out.read_bytes()) & {PT_INTERP, PT_DYNAMIC}
+
+
+PT_INTERP, PT_DYNAMIC = 3, 2
+
+
+def program_header_types(elf: bytes) -> set[int]:
+    """The p_type of every program header of a 64-bit little-endian ELF file: a static program
+    has neither PT_INTERP (the dynamic loader to run) nor PT_DYNAMIC."""
+    assert elf[:4] == b"\x7fELF" and elf[4] == 2 and elf[5] == 1, "not a 64-bit little-endian ELF"
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    return {struct.unpack_from("<I", elf, phoff + i * phentsize)[0] for i in range(phnum)}
 
 
 def test_build_stage_context_builds_a_complete_wheel(tmp_path: Path) -> None:
@@ -290,18 +357,7 @@ def test_build_stage_context_builds_a_complete_wheel(tmp_path: Path) -> None:
     then runs is tests/deploy/test_wheel.py's part."""
     ctx = tmp_path / "ctx"
     (_, build), *_ = _stages()
-    for op, rest in build:
-        if op == "WORKDIR":
-            ctx.mkdir(parents=True, exist_ok=True)
-        elif op == "COPY":
-            *sources, dest = rest.split()
-            for src in sources:
-                path = REPO / src
-                target = ctx / dest if dest not in ("./", ".") else ctx / path.name
-                if path.is_dir():
-                    shutil.copytree(path, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-                else:
-                    shutil.copy(path, target)
+    _replay(build, ctx)
     run = subprocess.run(
         [
             sys.executable,
