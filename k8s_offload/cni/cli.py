@@ -28,6 +28,7 @@ from k8s_offload.version import version as package_version
 log = logging.getLogger("cni_plugin")
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMAT = "%(asctime)s offload-cni %(levelname)s %(message)s"  # what the runtime's log shows
 MAX_STDIN = 1 << 20
 
 
@@ -85,7 +86,7 @@ def _setup_logging(environ: Mapping[str, str]) -> None:
     """stderr, plus $OFFLOAD_CNI_LOG; a bad log file or level is reported and otherwise ignored."""
     logging.basicConfig(
         level=logging.WARNING,
-        format="%(asctime)s offload-cni %(levelname)s %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
         force=True,
     )
@@ -102,7 +103,7 @@ def _setup_logging(environ: Mapping[str, str]) -> None:
         except (OSError, ValueError) as exc:
             log.warning("cannot open OFFLOAD_CNI_LOG %s: %s", brief(path, 200), exc)
             return
-        handler.setFormatter(logging.Formatter("%(asctime)s offload-cni %(levelname)s %(message)s"))
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(handler)
 
 

@@ -172,7 +172,7 @@ class ShimLog(logging.Handler):
     def __init__(self, conn: Connection) -> None:
         super().__init__()
         self.conn = conn
-        self.setFormatter(logging.Formatter("%(asctime)s offload-cni %(levelname)s %(message)s"))
+        self.setFormatter(logging.Formatter(cli.LOG_FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
