@@ -20,7 +20,6 @@ from k8s_offload.cluster.watch import api_client
 from k8s_offload.cni import install
 from k8s_offload.cni.podcidr import RBAC
 from tests.deploy.podspec import one
-from tests.pki import SERVER_EXT, make_ca, make_leaf
 
 from .apiserver import FakeApiServer
 
@@ -36,14 +35,6 @@ NODES = {
 def node_object(name: str, cidrs: list[str]) -> dict[str, Any]:
     spec: dict[str, Any] = {"podCIDRs": cidrs, "podCIDR": cidrs[0]} if cidrs else {}
     return {"kind": "Node", "apiVersion": "v1", "metadata": {"name": name}, "spec": spec}
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("apiserver-pki")
-    make_ca(d, "cluster-ca")
-    make_leaf(d, "apiserver", "cluster-ca", SERVER_EXT)
-    return d
 
 
 @pytest.fixture

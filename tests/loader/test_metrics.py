@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import socket
 import urllib.error
 import urllib.request
 from typing import Any
@@ -22,6 +21,7 @@ from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.metrics import Metrics, MetricsServer, loader_metrics
 from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import NODE, P4RT_SHELL_ELECTION_ID, SHOP, connect, until
+from tests.test_httpserve import IPV6
 
 
 def _families(text: str) -> dict[str, Any]:
@@ -72,16 +72,7 @@ def test_counters_must_end_in_total_and_undeclared_names_fail() -> None:
     assert m.get("offload_guard_total") == 2.0
 
 
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+@IPV6
 @pytest.mark.parametrize("listen", ["[::1]:0", "::1:0"])  # the second: $(POD_IP):PORT on IPv6
 def test_ipv6_listen_address_serves(listen: str) -> None:
     server = MetricsServer(loader_metrics(), listen).start()
