@@ -22,11 +22,17 @@ from typing import Any
 from k8s_offload.cni import podcidr
 from k8s_offload.cni.config import PLUGIN_TYPE, SUPPORTED_VERSIONS, load_json, parse_netconf
 from k8s_offload.cni.errors import CniError, brief
+from k8s_offload.console import finish_cli
 from k8s_offload.safefile import atomic_write
 
 MAX_CONFLIST_BYTES = 1 << 20
 EXIT_USAGE = 2
 EXIT_IO = 1
+EXIT_CODES = {
+    0: "installed (or found unchanged)",
+    EXIT_IO: "a write failed, or the node's pod range could not be read (retried by the kubelet)",
+    EXIT_USAGE: "bad options, an invalid conflist or a missing directory; nothing written",
+}
 
 
 class InstallError(Exception):
@@ -65,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--kubeconfig",
-        help="API server and credentials for --node-name (default: the pod's service account)",
+        help="API server and credentials for --node-name (unset: the pod's service account)",
     )
-    return p
+    return finish_cli(p, EXIT_CODES)
 
 
 def plugin_executable() -> Path:
