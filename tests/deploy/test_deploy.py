@@ -29,6 +29,7 @@ import yaml
 from k8s_offload.cluster.watch import RESOURCES
 from k8s_offload.compiler.errors import Location
 from k8s_offload.compiler.frontend.nodefacts import parse_node_facts
+from k8s_offload.httpserve import parse_listen
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.target.server import EmbeddedTarget
 from tests.embedded_fixtures import NODE, P4RT_SHELL_ELECTION_ID, SHOP, connect
@@ -140,17 +141,32 @@ def test_loader_runs_as_the_image_user() -> None:
     assert user == [f"{loader['securityContext']['runAsUser']}:{loader['securityContext']['runAsGroup']}"]
 
 
-@pytest.mark.parametrize("name", ["loader", "arp-proxy", "cni"])
+LISTEN = {"loader": "--metrics=", "arp-proxy": "--health-listen=", "cni": "--health-listen="}
+
+
+@pytest.mark.parametrize("name", list(LISTEN))
 def test_daemons_have_probes_on_a_declared_port(name: str, tmp_path: Path) -> None:
     (c,) = [r for r in resolve(POD_VALUES, tmp_path) if r.name == name]
-    listen = {"loader": "--metrics=", "arp-proxy": "--health-listen=", "cni": "--health-listen="}[name]
-    (address,) = [a.removeprefix(listen) for a in c.argv if a.startswith(listen)]
-    host, _, port = address.rpartition(":")
+    (address,) = [a.removeprefix(LISTEN[name]) for a in c.argv if a.startswith(LISTEN[name])]
+    host, port = parse_listen(address)
     # The pod IP (with hostNetwork the node's: where the kubelet probes) or loopback, never 0.0.0.0.
     assert host == POD_VALUES["status.podIP"] or ipaddress.ip_address(host).is_loopback, address
     for kind, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         probe = c.container[kind]["httpGet"]
-        assert probe["path"] == path and c.port(probe["port"]) == int(port), (kind, probe)
+        assert probe["path"] == path and c.port(probe["port"]) == port, (kind, probe)
+
+
+@pytest.mark.parametrize("name", list(LISTEN))
+def test_daemons_listen_on_an_ipv6_pod_ip(name: str, tmp_path: Path) -> None:
+    """On an IPv6-only node status.podIP is an IPv6 address and `$(POD_IP):PORT` expands to a bare
+    `fd00:10::7:9464`: the daemon's own parser reads it as that address and the probe's port, and
+    the shared server (k8s_offload/httpserve.py) serves such an address (tests/test_httpserve.py)."""
+    pod_ip = "fd00:10::7"
+    (c,) = [r for r in resolve({**POD_VALUES, "status.podIP": pod_ip}, tmp_path) if r.name == name]
+    (address,) = [a.removeprefix(LISTEN[name]) for a in c.argv if a.startswith(LISTEN[name])]
+    assert parse_listen(address) == (pod_ip, c.port(c.container["readinessProbe"]["httpGet"]["port"]))
+    words, parser = next((w, p) for w, p in _parsers().items() if tuple(c.argv[: len(w)]) == w)
+    parser().parse_args(c.argv[len(words) :])  # and the command line accepts it
 
 
 def test_every_reference_resolves(tmp_path: Path) -> None:
