@@ -366,10 +366,25 @@ static uint32_t run_plugin(const char *name, char *const *env, const struct buf 
 	if (out_fd >= 0)
 		close(out_fd);
 	int wstatus = 0;
-	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-		;
-	if (status == STATUS_TIMEOUT)
+	if (status == STATUS_TIMEOUT) {
+		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+			;
 		return status;
+	}
+	/* Its stdout is closed, but it may still run: wait for it within the same limit. */
+	for (;;) {
+		pid_t done = waitpid(pid, &wstatus, WNOHANG);
+		if (done == pid || (done < 0 && errno != EINTR))
+			break;
+		if (now() >= deadline) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+				;
+			return STATUS_TIMEOUT;
+		}
+		struct timespec pause = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+		nanosleep(&pause, NULL);
+	}
 	if (WIFSIGNALED(wstatus))
 		return STATUS_SIGNALED | (uint32_t)WTERMSIG(wstatus);
 	return (uint32_t)WEXITSTATUS(wstatus);
