@@ -241,8 +241,11 @@ def _peer_uid(conn: socket.socket) -> int:
 
 
 class Server:
-    def __init__(self, path: Path, max_concurrent: int, log_format: str) -> None:
+    def __init__(
+        self, path: Path, max_concurrent: int, log_format: str, ipam_timeout: float = ipam.TIMEOUT
+    ) -> None:
         self.path = path
+        self.ipam_timeout = ipam_timeout
         self.max_concurrent = max_concurrent
         self.log_format = log_format
         self.listener = _listen(path)
@@ -293,7 +296,7 @@ class Server:
 
     def _spawn(self, conn: socket.socket) -> None:
         argv = [sys.executable, "-m", "k8s_offload.cni.server", "--connection-fd", str(conn.fileno()),
-                "--log-format", self.log_format]  # fmt: skip
+                "--log-format", self.log_format, "--ipam-timeout", str(self.ipam_timeout)]  # fmt: skip
         self.children.append(subprocess.Popen(argv, pass_fds=(conn.fileno(),), stdin=subprocess.DEVNULL))
         self.connections.labels("served").inc()
 
@@ -358,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-format", choices=LOG_FORMATS, default="text", help="log lines: text or JSON objects"
     )
+    p.add_argument(
+        "--ipam-timeout",
+        type=int,
+        default=int(ipam.TIMEOUT),
+        help="seconds a delegated IPAM plugin may take before it is killed (error 104)",
+    )
     return finish_cli(p, EXIT_CODES)
 
 
@@ -367,13 +376,15 @@ def main(argv: list[str]) -> int:
     setup_logging(args.log_format, logger=log.name)
     if not 1 <= args.max_concurrent <= 256:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: --max-concurrent must be 1..256\n")
+    if not 1 <= args.ipam_timeout <= 3600:
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: --ipam-timeout must be 1..3600\n")
     if args.health_listen:
         try:
             parse_listen(args.health_listen)
         except ValueError as exc:
             parser.exit(EXIT_USAGE, f"{parser.prog}: error: --health-listen: {exc}\n")
     try:
-        server = Server(args.socket, args.max_concurrent, args.log_format)
+        server = Server(args.socket, args.max_concurrent, args.log_format, args.ipam_timeout)
     except OSError as exc:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: --socket {args.socket}: {exc}\n")
     health = None
@@ -403,7 +414,9 @@ def _connection_main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--connection-fd", type=int, required=True)
     p.add_argument("--log-format", choices=LOG_FORMATS, default="text")
+    p.add_argument("--ipam-timeout", type=float, default=ipam.TIMEOUT)
     args = p.parse_args()
+    ipam.TIMEOUT = args.ipam_timeout
     setup_logging(args.log_format, logger="cni_plugin")
     logging.getLogger(log.name).setLevel(logging.INFO)
     with socket.socket(fileno=args.connection_fd) as sock:

@@ -6,6 +6,7 @@ tests/cni/test_chain.py's (each test there runs through the shim too, as root)."
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import struct
@@ -29,11 +30,12 @@ def shim(binary: Path, sock: Path, env: dict[str, str], stdin: bytes) -> subproc
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     sock = tmp_path / "cni.sock"
     log = (tmp_path / "server.log").open("wb")
+    extra = getattr(request, "param", [])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "k8s_offload.cni", "serve", "--socket", str(sock)],
+        [sys.executable, "-m", "k8s_offload.cni", "serve", "--socket", str(sock), *extra],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -177,3 +179,31 @@ def test_a_delegate_runs_where_the_shim_runs(
     )
     doc = json.loads(run.stdout)
     assert doc["code"] == 50 and "IPAM plugin 'no-such-ipam' not found in CNI_PATH" in doc["msg"], doc
+
+
+@pytest.mark.parametrize("server", [["--ipam-timeout", "1"]], indirect=True)
+@pytest.mark.parametrize(
+    "script", ["exec /bin/sleep 30", "exec >&-; exec /bin/sleep 30"], ids=["hangs", "closes-stdout-hangs"]
+)
+def test_a_hung_delegate_is_killed_at_the_time_limit(
+    cni_shim: Path, server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path, script: str
+) -> None:
+    """The shim kills a delegate that outlives --ipam-timeout, also one that closed its stdout
+    first, and reports it (104, here inside STATUS's 50); the delegate is gone afterwards."""
+    sock, _ = server
+    bin_dir = tmp_path / "node-bin"
+    bin_dir.mkdir()
+    pid_file = tmp_path / "ipam.pid"
+    (bin_dir / "hung-ipam").write_text(f"#!/bin/sh\necho $$ > {pid_file}\n{script}\n")
+    (bin_dir / "hung-ipam").chmod(0o755)
+    facts = tmp_path / "node.yaml"
+    facts.write_text("apiVersion: offload.k8s-offload.dev/v1alpha1\nkind: NodeFacts\nnodeName: n\n"
+                     "gateway: {ipv4: 169.254.1.1, mac: '02:00:00:00:00:01'}\n"
+                     "ports: {arpProxy: 1, host: 2, uplink: 3}\npods: []\n")  # fmt: skip
+    conf = {"cniVersion": "1.1.0", "name": "n", "type": "offload-cni", "nodeFacts": str(facts),
+            "pool": [{"interface": "lo", "port": 10}], "ipam": {"type": "hung-ipam"}}  # fmt: skip
+    run = shim(cni_shim, sock, {"CNI_COMMAND": "STATUS", "CNI_PATH": str(bin_dir)}, json.dumps(conf).encode())
+    doc = json.loads(run.stdout)
+    assert doc["code"] == 50 and "IPAM plugin hung-ipam STATUS did not finish in 1 s" in doc["msg"], doc
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
