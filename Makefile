@@ -32,6 +32,7 @@ p4info: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --sizes $(or $(SIZES),S)
+	$(BIN)/python -m bench.peers --sizes $(or $(SIZES),S)
 
 # The CNI plugin a node's runtime executes (docs/cni.md, "On a node"): a static program with no
 # dependency but the kernel. deploy/Dockerfile and tests/cni/shim.py build it with this rule.
