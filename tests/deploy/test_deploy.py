@@ -32,6 +32,7 @@ from k8s_offload.compiler.frontend.nodefacts import parse_node_facts
 from k8s_offload.httpserve import parse_listen
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.target.server import EmbeddedTarget
+from tests.conftest import require_c_compiler
 from tests.embedded_fixtures import NODE, P4RT_SHELL_ELECTION_ID, SHOP, connect
 
 from .podspec import DEPLOY, containers, documents, one, pod_spec, resolve, unresolved
@@ -342,8 +343,7 @@ def _replay(stage: list[tuple[str, str]], ctx: Path) -> None:
 def test_shim_stage_context_builds_a_static_shim(tmp_path: Path) -> None:
     """The cni-shim stage's COPY lines and its make rule, replayed: the program builds from just
     those files, and is static (a node has none of the image's libraries)."""
-    if shutil.which("cc") is None:
-        pytest.skip("no C compiler: apt-get install gcc libc6-dev make")
+    require_c_compiler()
     (_, stage) = _stages()[1]
     _replay(stage, tmp_path / "ctx")
     (make,) = [rest for op, rest in stage if op == "RUN" and rest.startswith("make ")]
