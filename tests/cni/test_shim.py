@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,6 +138,17 @@ def test_a_stale_socket_is_replaced(tmp_path: Path, cni_shim: Path) -> None:
         proc.wait(timeout=30)
 
 
+def _status_conf(tmp_path: Path, ipam_type: str) -> dict[str, Any]:
+    """A 1.1.0 configuration whose STATUS reaches the delegated IPAM plugin `ipam_type`: valid
+    node facts and a pool port that is present (lo)."""
+    facts = tmp_path / "node.yaml"
+    facts.write_text("apiVersion: offload.k8s-offload.dev/v1alpha1\nkind: NodeFacts\nnodeName: n\n"
+                     "gateway: {ipv4: 169.254.1.1, mac: '02:00:00:00:00:01'}\n"
+                     "ports: {arpProxy: 1, host: 2, uplink: 3}\npods: []\n")  # fmt: skip
+    return {"cniVersion": "1.1.0", "name": "n", "type": "offload-cni", "nodeFacts": str(facts),
+            "pool": [{"interface": "lo", "port": 10}], "ipam": {"type": ipam_type}}  # fmt: skip
+
+
 def test_a_delegate_runs_where_the_shim_runs(
     cni_shim: Path, server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
@@ -154,12 +166,7 @@ def test_a_delegate_runs_where_the_shim_runs(
         'echo \'{"cniVersion": "1.1.0", "code": 50, "msg": "allocator offline"}\'\nexit 1\n'
     )
     ipam.chmod(0o755)
-    facts = tmp_path / "node.yaml"
-    facts.write_text("apiVersion: offload.k8s-offload.dev/v1alpha1\nkind: NodeFacts\nnodeName: n\n"
-                     "gateway: {ipv4: 169.254.1.1, mac: '02:00:00:00:00:01'}\n"
-                     "ports: {arpProxy: 1, host: 2, uplink: 3}\npods: []\n")  # fmt: skip
-    conf = {"cniVersion": "1.1.0", "name": "n", "type": "offload-cni", "nodeFacts": str(facts),
-            "pool": [{"interface": "lo", "port": 10}], "ipam": {"type": "failing-ipam"}}  # fmt: skip
+    conf = _status_conf(tmp_path, "failing-ipam")
     env = {
         "PATH": "/nonexistent",
         "OFFLOAD_CNI_SOCKET": str(sock),
@@ -196,12 +203,7 @@ def test_a_hung_delegate_is_killed_at_the_time_limit(
     pid_file = tmp_path / "ipam.pid"
     (bin_dir / "hung-ipam").write_text(f"#!/bin/sh\necho $$ > {pid_file}\n{script}\n")
     (bin_dir / "hung-ipam").chmod(0o755)
-    facts = tmp_path / "node.yaml"
-    facts.write_text("apiVersion: offload.k8s-offload.dev/v1alpha1\nkind: NodeFacts\nnodeName: n\n"
-                     "gateway: {ipv4: 169.254.1.1, mac: '02:00:00:00:00:01'}\n"
-                     "ports: {arpProxy: 1, host: 2, uplink: 3}\npods: []\n")  # fmt: skip
-    conf = {"cniVersion": "1.1.0", "name": "n", "type": "offload-cni", "nodeFacts": str(facts),
-            "pool": [{"interface": "lo", "port": 10}], "ipam": {"type": "hung-ipam"}}  # fmt: skip
+    conf = _status_conf(tmp_path, "hung-ipam")
     run = shim(cni_shim, sock, {"CNI_COMMAND": "STATUS", "CNI_PATH": str(bin_dir)}, json.dumps(conf).encode())
     doc = json.loads(run.stdout)
     assert doc["code"] == 50 and "IPAM plugin hung-ipam STATUS did not finish in 1 s" in doc["msg"], doc
