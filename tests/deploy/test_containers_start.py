@@ -255,6 +255,20 @@ def test_cni_server_becomes_ready_with_net_admin_and_sys_admin(seeded: Node) -> 
     _serve_probes(seeded, "cni")
 
 
+@pytest.mark.parametrize("name", ["loader", "arp-proxy", "cni"])
+def test_daemons_log_one_json_object_per_line(seeded: Node, name: str) -> None:
+    """Each daemon's command line asks for --log-format json (a cluster's log pipeline ingests it
+    without parsing rules): once ready, everything the container wrote is JSON objects with the
+    fields docs/arp-proxy.md lists, at least the line saying it started."""
+    _serve_probes(seeded, name)
+    assert "--log-format=json" in seeded.containers[name].argv
+    lines = (seeded.root / f"{name}.log").read_text().splitlines()
+    assert lines, f"{name} logged nothing"
+    for line in lines:
+        record = json.loads(line)
+        assert {"ts", "level", "logger", "msg"} <= record.keys(), line
+
+
 def test_a_pod_is_plugged_through_the_shim_the_init_container_installed(seeded: Node) -> None:
     """What the kubelet's runtime does for a pod on this node: it finds `offload-cni` in the
     plugin directory install-cni filled, runs it with CNI_* only (and a PATH whose python is not
