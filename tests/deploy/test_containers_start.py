@@ -288,6 +288,13 @@ def test_a_pod_is_plugged_through_the_shim_the_init_container_installed(seeded: 
     pod = seeded.namespaces.add("pod")
     request = {**plugin, "cniVersion": conflist["cniVersion"], "name": conflist["name"]}
     request["ipam"]["dataDir"] = str(seeded.root / "ipam")  # host-local's store: not this machine's
+    # The server opens nodeFacts in its container, where the node-facts volume is mounted at
+    # /etc/k8s-offload; here that volume is a directory of the test, so the path is rewritten as
+    # podspec rewrites mount paths in command lines (else this machine's /etc would be written).
+    facts_dir = cni.mounts["/etc/k8s-offload"]
+    assert plugin["nodeFacts"] == "/etc/k8s-offload/node.yaml"
+    assert facts_dir == seeded.containers["loader"].mounts["/etc/k8s-offload"]  # the loader's --node
+    request["nodeFacts"] = str(facts_dir / "node.yaml")
     foreign = seeded.root / "foreign-bin"
     foreign.mkdir(exist_ok=True)
     (foreign / "python3").write_text("#!/bin/sh\nexit 99\n")
@@ -320,14 +327,14 @@ def test_a_pod_is_plugged_through_the_shim_the_init_container_installed(seeded: 
     ]
     pod_addrs = {a["local"] for a in links(pod)["eth0"]["addr_info"]}
     assert {str(a.ip) for a in addresses} <= pod_addrs
-    facts = load_node_facts(cni.mounts["/etc/k8s-offload"] / "node.yaml")
+    facts = load_node_facts(facts_dir / "node.yaml")
     assert [(p.namespace, p.name) for p in facts.pods] == [("shop", "web")]
     assert "plugged" in add.stderr  # the server's log line, relayed to the runtime
 
     delete = cni_call("DEL", {**request, "prevResult": result})
     assert delete.returncode == 0, delete.stdout + delete.stderr
     assert port in links(seeded.ns)
-    assert load_node_facts(cni.mounts["/etc/k8s-offload"] / "node.yaml").pods == ()
+    assert load_node_facts(facts_dir / "node.yaml").pods == ()
 
 
 def test_a_missing_argument_is_caught(seeded: Node) -> None:
