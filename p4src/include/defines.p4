@@ -96,6 +96,7 @@ const bit<32> SPLIT_TABLE_SIZE    = 4096;   /* frontends split over several sele
 const bit<32> REVNAT_TABLE_SIZE   = 65536;
 const bit<32> POLICY_POD_SIZE     = 65536;
 const bit<32> POLICY_PEER_SIZE    = 131072;
+const bit<32> POLICY_PEER_HOST_SIZE = 131072;
 const bit<32> POLICY_RULE_SIZE    = 131072;
 const bit<32> POLICY_PORT_SIZE    = 65536;
 const bit<32> FORWARD_TABLE_SIZE  = 131072;

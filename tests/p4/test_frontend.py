@@ -52,7 +52,9 @@ def test_our_program_parses() -> None:
     assert len(pipe.parser.states) == 12
     all_tables = [t for c in program.controls for t in c.tables]
     all_actions = [a for c in program.controls for a in c.actions]
-    assert len(all_tables) == 20  # + svc_frontend_internal, svc_affinity, aff_backend, nat_source, svc_split
+    assert (
+        len(all_tables) == 22
+    )  # + svc_frontend_internal, svc_affinity, aff_backend, nat_source, svc_split, *_peer_host
     assert len(all_actions) == 44  # + drop_no_local_endpoint
     assert len(program.headers) == 12  # + icmp_error_t
     assert [i.name for i in pipe.ingress.instances][:2] == ["port_classify", "flow_key"]
