@@ -3,9 +3,10 @@ the optimization passes off and on, per size.
 
 Per size and mode it prints the full compile time (load + IR + lowering + passes + checks, in a
 fresh process so peak memory is that compile's), peak RSS, entries per table, TCAM entries
-(entries of tables with an LPM, ternary or range key) and, from the passes-on run, policy entries
-against the naive peers x ports x pods cross-product and selector member slots against one group
-per Service port. Figures only; nothing asserts on time.
+(entries of tables with an LPM, ternary or range key), Service entities (entries of the Service
+tables, members and groups) and, from the passes-on run, policy entries against the naive peers x
+ports x pods cross-product and selector member slots against one group per Service port. Figures
+only; nothing asserts on time.
 
 Run: python -m bench.run [--sizes S,M,L] [--profile bmv2|dpdk] [--seed N] [--json]
 """
@@ -24,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.synth import SIZES, cluster, write
+
+SERVICE_TABLES = frozenset({"svc_frontend", "svc_frontend_internal", "svc_options", "aff_backend"})
+"""The Service stages' tables (p4src/README.md); with the selector's members and groups they are
+the "Service entities" of issue 21."""
 
 
 def _naive_policy(result: Any) -> int:
@@ -77,11 +82,18 @@ def measure(files: list[str], node: str, no_opt: bool, profile: str, extras: boo
         "policy_tcam": sum(n for t, n in tcam.items() if "peer_class" in t or "port_rules" in t),
         "policy_entries": sum(n for t, n in per_table.items() if t.startswith(("eg_", "in_"))),
     }
+    out["service_entities"] = (
+        sum(n for t, n in per_table.items() if t in SERVICE_TABLES) + out["members"] + out["groups"]
+    )
     if extras:
         group_size = {g.group_id: len(g.members) for g in bundle.groups}
         out["member_slots"] = sum(group_size.values())
+        # One group per Service port (and bucket) would hold what each svc_frontend entry reaches:
+        # its group's members, or the one member it points at.
         out["member_slots_one_group_per_port"] = sum(
-            group_size[e.group_id] for e in bundle.entries if e.group_id is not None
+            group_size[e.group_id] if e.group_id is not None else 1
+            for e in bundle.entries
+            if e.group_id is not None or e.member_id is not None
         )
         out["naive_policy_entries"] = _naive_policy(result)
         out.update(_maglev_cost(result, profile))
@@ -145,7 +157,8 @@ def _print(row: dict[str, Any]) -> None:
         print(
             f"  passes {mode}: compile {r['seconds']:.2f} s ({r['cpu_seconds']:.2f} s CPU), peak "
             f"{r['peak_mb']} MB, TCAM entries {r['tcam']} (policy {r['policy_tcam']}), policy entries "
-            f"{r['policy_entries']}, members {r['members']}, groups {r['groups']}"
+            f"{r['policy_entries']}, members {r['members']}, groups {r['groups']}, Service entities "
+            f"{r['service_entities']}"
         )
         print("    " + ", ".join(f"{t} {n}" for t, n in r["entries"].items()))
     if "policy_tcam_ratio" in row:

@@ -138,7 +138,7 @@ def _sctp_translates(fe: ServiceFrontend, bset: BackendSet) -> bool:
 @dataclass(frozen=True, slots=True)
 class GroupLayout:
     """How one backend set's group is laid out on the selector: the member ids of each part (one
-    part per svc_backend bucket), the Maglev slot members (member id, be_id), and the notes."""
+    part per svc_frontend bucket), the Maglev slot members (member id, be_id), and the notes."""
 
     parts: tuple[tuple[int, ...], ...]
     slots: tuple[tuple[int, int], ...] = ()
@@ -267,7 +267,7 @@ def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = No
         group_origin.setdefault(name, set()).update(set_sources[set_key])
     aff_ids = stable_ids((_selection_name(*k) for k in sorted(set_group)), ID_BITS)
 
-    # Layouts: parts (one selector group per svc_backend bucket) and, with Maglev, slot members.
+    # Layouts: parts (one selector group per svc_frontend bucket) and, with Maglev, slot members.
     layouts: dict[str, GroupLayout] = {}
     if maglev:
         ident_of = {i: ident for ident, i in be_ids.items()}

@@ -144,7 +144,7 @@ def _sctp_translates(fe: ServiceFrontend, bset: BackendSet) -> bool:
 @dataclass(frozen=True, slots=True)
 class GroupLayout:
     """How one backend set's group is laid out on the selector: the member ids of each part (one
-    part per svc_backend bucket), the Maglev slot members (member id, be_id), and the notes."""
+    part per svc_frontend bucket), the Maglev slot members (member id, be_id), and the notes."""
 
     parts: tuple[tuple[int, ...], ...]
     slots: tuple[tuple[int, int], ...] = ()
