@@ -256,6 +256,20 @@ def test_tcp_syn_to_vip_dnat_reply_snat_and_stickiness(sim: Interpreter) -> None
     assert ack.egress_port == backend_port
     assert ack.trace.table("svc_frontend") is None  # established flows skip backend selection
 
+    # Delete the chosen backend's member too (its endpoint is gone from the EndpointSlice): the
+    # flow cache holds the backend's address and the frontend's, so the flow and its replies are
+    # still translated, as conntrack keeps a TCP flow's NAT under kube-proxy.
+    member = p4runtime.ActionProfileMember(action_profile_id=sim.state.index.id_of("svc_selector"))
+    member.member_id = (1, 2, 3)[chosen]
+    sim.state.apply(
+        p4runtime.Update(type=p4runtime.Update.DELETE, entity=p4runtime.Entity(action_profile_member=member))
+    )
+    ack = send(sim, 1, tcp4(1, VIP4, client_port, 80, flags="A"), T0 + 3000)
+    assert ack.egress_port == backend_port and Ether(ack.data)[IP].dst == ip4(backend_port)
+    back = send(sim, backend_port, reply, T0 + 4000)
+    got = assert_checksums_valid(back.data)
+    assert (got[IP].src, got[TCP].sport, got[IP].dst, got[TCP].dport) == (VIP4, 80, ip4(1), client_port)
+
 
 def test_udp_zero_checksum_stays_zero(sim: Interpreter) -> None:
     pkt = (
