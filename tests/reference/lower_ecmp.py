@@ -10,14 +10,14 @@ is at most ceil/floor <= 1 + 1/floor(B/2^k) times the smallest. Nothing is dropp
 
 Maglev (Eisenbud et al., NSDI 2016, section 3.4): per backend set a lookup table of M slots (M a
 prime from `MAGLEV_SIZES`, the smallest with M >= MAGLEV_SLOTS_PER_BACKEND * B) filled by the
-paper's permutation/populate procedure from each backend's stable identity. Each slot is a
-selector member of its own whose action is set_backend(owner); a slot's member id depends only on
-the group and the slot index. When a backend comes or goes, M stays (unless B crosses M / 10) and
-only the slots whose owner changed are rewritten (a member MODIFY keeps its device handle), so
-flows of the other backends keep their slot, hence their backend. Which hash index selects which
-slot (bmv2 picks members[hash % n] in member-handle order) does not matter: the member set of the
-group never changes, so the index -> slot mapping is fixed whatever it is. Cost: M members per
-distinct backend set instead of one member per backend shared by every set.
+paper's permutation/populate procedure from each backend's stable identity. Each slot is a selector
+member of its own whose action is set_backend4/set_backend6 with the owner's address and port; a
+slot's member id depends only on the group and the slot index. When a backend comes or goes, M stays
+(unless B crosses M / 10) and only the slots whose owner changed are rewritten (a member MODIFY
+keeps its device handle), so flows of the other backends keep their slot, hence their backend. Which
+hash index selects which slot (bmv2 picks members[hash % n] in member-handle order) does not matter:
+the member set of the group never changes, so the index -> slot mapping is fixed whatever it is.
+Cost: M members per distinct backend set instead of one member per backend shared by every set.
 """
 
 from __future__ import annotations
