@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint types pytest p4info bench lab clean finsy-venv p4sh-venv
+.PHONY: demo test lint types pytest p4info bench lab clean finsy-venv p4sh-venv cni-shim
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ p4info: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --sizes $(or $(SIZES),S)
 	$(BIN)/python -m bench.peers --sizes $(or $(SIZES),S)
+
+# The CNI plugin a node's runtime executes (docs/cni.md, "On a node"): a static program with no
+# dependency but the kernel. deploy/Dockerfile and tests/cni/shim.py build it with this rule.
+CC ?= cc
+CNI_SHIM ?= build/cni/offload-cni
+CNI_SHIM_CFLAGS := -std=c11 -D_GNU_SOURCE -Os -Wall -Wextra -Werror -static -s
+cni-shim: $(CNI_SHIM)
+$(CNI_SHIM): k8s_offload/cni/shim.c
+	mkdir -p $(dir $@)
+	$(CC) $(CNI_SHIM_CFLAGS) -o $@ $<
 
 # Root: the example cluster's local pods in namespaces, forwarded by the software target.
 lab: $(STAMP)

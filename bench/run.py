@@ -1,6 +1,9 @@
 """Compiler benchmark at cluster scale (issue 6): synthetic clusters (bench/synth.py) compiled with
 the optimization passes off and on, per size.
 
+A third compile has every pass but `exact_hosts` (the layout before the exact host tables, all peer
+classes in the LPM): the baseline of that pass, measured in the same run.
+
 Per size and mode it prints the full compile time (load + IR + lowering + passes + checks, in a
 fresh process so peak memory is that compile's), peak RSS, entries per table, TCAM entries
 (entries of tables with an LPM, ternary or range key), Service entities (entries of the Service
@@ -66,19 +69,23 @@ def bundle_counts(result: Any) -> dict[str, Any]:
         "groups": len(bundle.groups),
         "tcam": sum(tcam.values()),
         "policy_tcam": sum(n for t, n in tcam.items() if "peer_class" in t or "port_rules" in t),
+        "peer_lpm": sum(n for t, n in tcam.items() if "peer_class" in t),
+        "peer_exact": sum(n for t, n in per_table.items() if "peer_host" in t),
         "policy_entries": sum(n for t, n in per_table.items() if t.startswith(("eg_", "in_"))),
         "service_entries": service,
         "service_entities": service + len(bundle.members) + len(bundle.groups),
     }
 
 
-def measure(files: list[str], node: str, no_opt: bool, profile: str, extras: bool) -> dict[str, Any]:
+def measure(
+    files: list[str], node: str, no_opt: bool, profile: str, extras: bool, passes: str | None = None
+) -> dict[str, Any]:
     """One compile in this process; called in a child so ru_maxrss is this compile's peak."""
     from k8s_offload.compiler.bundle.schema import BundleError
     from k8s_offload.compiler.driver import compile_sources
     from k8s_offload.compiler.passes.pipeline import PassConfig
 
-    config = PassConfig.parse(None, no_opt, profile)
+    config = PassConfig.parse(passes, no_opt, profile)
     start = time.perf_counter()
     cpu = time.process_time()
     try:
@@ -130,9 +137,8 @@ def _maglev_cost(result: Any, profile: str) -> dict[str, Any]:
 
 def _child(args: argparse.Namespace) -> None:
     files = sorted(str(p) for p in Path(args.dir).glob("*.json"))
-    print(
-        json.dumps(measure(files, str(Path(args.dir) / "node.yaml"), args.no_opt, args.profile, args.extras))
-    )
+    node = str(Path(args.dir) / "node.yaml")
+    print(json.dumps(measure(files, node, args.no_opt, args.profile, args.extras, args.passes)))
 
 
 def cluster_dir(size: str, seed: int, workdir: Path) -> Path:
@@ -143,18 +149,32 @@ def cluster_dir(size: str, seed: int, workdir: Path) -> Path:
     return d
 
 
+MODES = ("off", "no_exact_hosts", "on")
+"""Passes off, every pass but `exact_hosts`, every pass."""
+
+
 def run_size(size: str, seed: int, profile: str, workdir: Path) -> dict[str, Any]:
+    from k8s_offload.compiler.passes.pipeline import PASS_NAMES
+
     d = cluster_dir(size, seed, workdir)
     row: dict[str, Any] = {"size": size, "profile": profile}
-    for mode, no_opt in (("off", True), ("on", False)):
+    for mode in MODES:
         cmd = [sys.executable, "-m", "bench.run", "--child", str(d), "--profile", profile]
-        cmd += ["--no-opt"] if no_opt else ["--extras"]
+        if mode == "off":
+            cmd += ["--no-opt"]
+        elif mode == "no_exact_hosts":
+            cmd += ["--passes", ",".join(p for p in sorted(PASS_NAMES) if p != "exact_hosts")]
+        else:
+            cmd += ["--extras"]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         row[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
-    on, off = row["on"], row["off"]
+    on, off, lpm = row["on"], row["off"], row["no_exact_hosts"]
     if "error" not in on and "error" not in off:
         row["policy_tcam_ratio"] = round(on["policy_tcam"] / max(1, off["policy_tcam"]), 3)
         row["tcam_ratio"] = round(on["tcam"] / max(1, off["tcam"]), 3)
+    if "error" not in on and "error" not in lpm and "error" not in off:
+        row["no_exact_hosts_ratio"] = round(lpm["policy_tcam"] / max(1, off["policy_tcam"]), 3)
+        row["policy_tcam_vs_no_exact_hosts"] = round(on["policy_tcam"] / max(1, lpm["policy_tcam"]), 3)
     if "error" not in on:
         row["naive_over_on"] = round(on["naive_policy_entries"] / max(1, on["policy_entries"]), 1)
         row["member_slot_saving"] = round(
@@ -165,7 +185,7 @@ def run_size(size: str, seed: int, profile: str, workdir: Path) -> dict[str, Any
 
 def _print(row: dict[str, Any]) -> None:
     print(f"== size {row['size']} (profile {row['profile']})")
-    for mode in ("off", "on"):
+    for mode in MODES:
         r = row[mode]
         if "error" in r:
             print(f"  passes {mode}: does not compile after {r['seconds']:.1f} s: {r['error']}")
@@ -173,13 +193,18 @@ def _print(row: dict[str, Any]) -> None:
         print(
             f"  passes {mode}: compile {r['seconds']:.2f} s ({r['cpu_seconds']:.2f} s CPU), peak "
             f"{r['peak_mb']} MB, TCAM entries {r['tcam']} (policy {r['policy_tcam']}), policy entries "
-            f"{r['policy_entries']}, members {r['members']}, groups {r['groups']}, Service entities "
-            f"{r['service_entities']}"
+            f"{r['policy_entries']} (peer classes: LPM {r['peer_lpm']}, exact {r['peer_exact']}), "
+            f"members {r['members']}, groups {r['groups']}, Service entities {r['service_entities']}"
         )
         print("    " + ", ".join(f"{t} {n}" for t, n in r["entries"].items()))
     if "policy_tcam_ratio" in row:
         print(
             f"  policy TCAM on/off: {row['policy_tcam_ratio']:.1%}; all TCAM on/off: {row['tcam_ratio']:.1%}"
+        )
+    if "no_exact_hosts_ratio" in row:
+        print(
+            f"  policy TCAM without exact_hosts / off: {row['no_exact_hosts_ratio']:.1%}; "
+            f"on / without exact_hosts: {row['policy_tcam_vs_no_exact_hosts']:.1%}"
         )
     if "naive_over_on" in row:
         on = row["on"]
@@ -215,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", metavar="DIR", dest="dir", help=argparse.SUPPRESS)
     parser.add_argument("--no-opt", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--extras", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--passes", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.dir:
         _child(args)

@@ -94,14 +94,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
-def setup_logging(log_format: str = "text", verbose: bool = False) -> None:
-    """Root logging to stderr, as text lines or JSON objects."""
+def setup_logging(
+    log_format: str = "text", verbose: bool = False, *, level: str | None = None, logger: str | None = None
+) -> None:
+    """Root logging to stderr, as text lines or JSON objects, at `level` (default INFO, DEBUG when
+    `verbose`). With `logger`, only that logger gets `level` and everything else (libraries such
+    as pyroute2, chatty at DEBUG) stays at WARNING."""
     handler = logging.StreamHandler()
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    wanted = level or ("DEBUG" if verbose else "INFO")
+    logging.basicConfig(level="WARNING" if logger else wanted, handlers=[handler], force=True)
+    if logger:
+        logging.getLogger(logger).setLevel(wanted)
 
 
 class PhaseHook(Protocol):

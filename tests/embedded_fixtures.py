@@ -21,6 +21,7 @@ from k8s_offload.target.server import EmbeddedTarget
 REPO = Path(__file__).resolve().parents[1]
 SHOP = REPO / "examples" / "shop" / "cluster"
 NODE = REPO / "examples" / "shop" / "node.yaml"
+P4RT_SHELL_ELECTION_ID = 1 << 64  # p4runtime-shell's default --election-id (high=1, low=0)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ import pytest
 
 from k8s_offload.arp_proxy.cli import build_parser as arp_parser
 from k8s_offload.cli.main import COMMAND_EXIT_CODES, EXIT_CODES, build_compile_parser, build_parser
+from k8s_offload.cni.install import build_parser as install_parser
+from k8s_offload.cni.server import build_parser as cni_server_parser
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.console import Progress, finish_cli, parsers, setup_logging
 from k8s_offload.lab.cli import _parser as lab_parser
@@ -27,6 +29,8 @@ CLIS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "offload-switch": switch_parser,
     "offload-arp-proxy": arp_parser,
     "offload-lab": lab_parser,
+    "offload-cni install": install_parser,
+    "offload-cni serve": cni_server_parser,
 }
 BUILT_IN = {"help", "version", "print_completion"}
 

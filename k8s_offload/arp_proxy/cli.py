@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from k8s_offload.arp_proxy.daemon import ArpProxyDaemon
 from k8s_offload.arp_proxy.frames import normalize_mac, split_addresses
-from k8s_offload.console import finish_cli
+from k8s_offload.console import LOG_FORMATS, finish_cli, setup_logging
 from k8s_offload.httpserve import HealthServer, parse_listen
 from k8s_offload.ifname import valid_ifname
 
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level"
     )
+    p.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text", help="log lines: text or JSON objects"
+    )
     return finish_cli(p, EXIT_CODES)
 
 
@@ -138,11 +141,7 @@ EXIT_CODES = {0: "stopped by SIGTERM or SIGINT", 1: "fatal error", 2: "bad optio
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Our own logger at the requested level; libraries (pyroute2 is chatty at DEBUG) stay at WARNING.
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
-    )
-    log.setLevel(args.log_level)
+    setup_logging(args.log_format, level=args.log_level, logger=log.name)
     try:
         ipv4, ipv6 = split_addresses(args.gateway_ip)
         mac = normalize_mac(args.mac) if args.mac else None

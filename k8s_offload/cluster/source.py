@@ -36,6 +36,7 @@ from k8s_offload.compiler.ir.model import Diagnostic
 from k8s_offload.compiler.passes.pipeline import PassConfig
 from k8s_offload.loader.delta import apply_delta
 from k8s_offload.loader.entities import Item, Key, bundle_items, with_initial_defaults
+from k8s_offload.loader.transition import Facts
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ class ClusterSource:
         self.listed: set[str] = set()
         self.initial = with_initial_defaults(schema, {})
         self.desired: dict[Key, Item] = dict(self.initial)
+        self.facts = Facts(schema)
+        """The parsed policy stages of `desired`, kept with it (a delta's plan reads them)."""
         self.ready = False
         self.error: str | None = None
         self.events = 0
@@ -213,10 +216,12 @@ class ClusterSource:
         compiled = time.perf_counter()
         try:
             new, old = apply_delta(self.schema, self.desired, delta.added, delta.removed)
+            self.facts.update(new, old)
         except Exception:  # the desired items no longer follow the compiler: rebuild, resync
             log.exception("cannot apply a delta; rebuilding the desired state")
             self.desired = dict(self.initial)
             self.desired.update(bundle_items(self.schema, self.compiler.bundle()))
+            self.facts = Facts(self.schema, self.desired.values())
             self.need_full_sync = True
             new, old = {}, {}
         self.timings = {

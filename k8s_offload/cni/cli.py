@@ -5,7 +5,8 @@ stdin, and reads a result or an error as JSON on stdout; the exit code is 0 only
 Diagnostics go to stderr (and to $OFFLOAD_CNI_LOG if set), never to stdout. Every failure,
 including a bug, ends as the spec's error document, never as a bare traceback on stdout.
 
-``offload-cni install ...`` is the one exception: an ordinary command line (install.py).
+``offload-cni install ...`` and ``offload-cni serve ...`` are the exceptions: ordinary command
+lines (install.py, server.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import IO, Any
 
 from k8s_offload.cni import install, metrics, netns, nodefacts, plugin
@@ -26,18 +28,22 @@ from k8s_offload.version import version as package_version
 log = logging.getLogger("cni_plugin")
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMAT = "%(asctime)s offload-cni %(levelname)s %(message)s"  # what the runtime's log shows
 MAX_STDIN = 1 << 20
 
 
-def run(environ: Mapping[str, str], stdin: bytes) -> tuple[int, dict[str, Any] | None]:
-    """Execute one invocation; returns the exit code and the JSON document to print, if any."""
+def run(
+    environ: Mapping[str, str], stdin: bytes, netns_handle: str = ""
+) -> tuple[int, dict[str, Any] | None]:
+    """Execute one invocation; returns the exit code and the JSON document to print, if any.
+    ``netns_handle``: where to open CNI_NETNS instead of its path (the CNI server's descriptor)."""
     version = peek_version(stdin)
     started, t0 = time.time(), time.monotonic()
     conf: NetConf | None = None
     command = str(environ.get("CNI_COMMAND", ""))
     code, doc = 0, None
     try:
-        env = parse_env(environ)
+        env = replace(parse_env(environ), netns_handle=netns_handle)
         if env.command == "VERSION":
             return 0, plugin.version_info(version)
         conf = parse_netconf(stdin, env.command)
@@ -80,7 +86,7 @@ def _setup_logging(environ: Mapping[str, str]) -> None:
     """stderr, plus $OFFLOAD_CNI_LOG; a bad log file or level is reported and otherwise ignored."""
     logging.basicConfig(
         level=logging.WARNING,
-        format="%(asctime)s offload-cni %(levelname)s %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
         force=True,
     )
@@ -97,15 +103,20 @@ def _setup_logging(environ: Mapping[str, str]) -> None:
         except (OSError, ValueError) as exc:
             log.warning("cannot open OFFLOAD_CNI_LOG %s: %s", brief(path, 200), exc)
             return
-        handler.setFormatter(logging.Formatter("%(asctime)s offload-cni %(levelname)s %(message)s"))
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(handler)
 
 
-def _read_stdin(stream: IO[bytes]) -> bytes:
-    data = stream.read(MAX_STDIN + 1)
+def invoke(environ: Mapping[str, str], data: bytes, netns_handle: str = "") -> tuple[int, str]:
+    """One invocation from its raw stdin to (exit code, what to print on stdout): the console
+    script and the CNI server (server.py) both run the plugin through this."""
+    doc: dict[str, Any] | None
     if len(data) > MAX_STDIN:
-        raise CniError(DECODE_FAILURE, f"network configuration is larger than {MAX_STDIN} bytes")
-    return data
+        too_big = CniError(DECODE_FAILURE, f"network configuration is larger than {MAX_STDIN} bytes")
+        code, doc = 1, too_big.to_json(peek_version(data))
+    else:
+        code, doc = run(environ, data, netns_handle)
+    return code, "" if doc is None else json.dumps(doc, indent=2) + "\n"
 
 
 def main(argv: list[str] | None = None, stdin: IO[bytes] | None = None, stdout: IO[str] | None = None) -> int:
@@ -115,24 +126,22 @@ def main(argv: list[str] | None = None, stdin: IO[bytes] | None = None, stdout: 
         return 0
     if args[:1] == ["install"]:
         return install.main(args[1:])
+    if args[:1] == ["serve"]:
+        from k8s_offload.cni import server
+
+        return server.main(args[1:])
     _setup_logging(os.environ)
     out = stdout or sys.stdout
-    doc: dict[str, Any] | None
-    data = b""
     try:
-        data = _read_stdin(stdin or sys.stdin.buffer)
-        code, doc = run(os.environ, data)
-    except CniError as exc:
-        code, doc = 1, exc.to_json(peek_version(data))
+        data = (stdin or sys.stdin.buffer).read(MAX_STDIN + 1)
     except OSError as exc:
-        code = 1
-        doc = CniError(IO_FAILURE, f"cannot read the network configuration: {exc}").to_json(
-            peek_version(data)
-        )
-    if doc is not None:
+        data, failed = b"", CniError(IO_FAILURE, f"cannot read the network configuration: {exc}")
+        code, text = 1, json.dumps(failed.to_json(peek_version(data)), indent=2) + "\n"
+    else:
+        code, text = invoke(os.environ, data)
+    if text:
         try:
-            json.dump(doc, out, indent=2)
-            out.write("\n")
+            out.write(text)
             out.flush()
         except OSError as exc:
             log.error("cannot write the result: %s", exc)

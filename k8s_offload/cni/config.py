@@ -107,6 +107,14 @@ class CniEnv:
     ifname: str
     args_text: str
     path: tuple[str, ...]
+    netns_handle: str = ""  # behind the CNI server (server.py): its descriptor of CNI_NETNS
+
+    @property
+    def ns(self) -> str:
+        """The path the plugin opens the pod namespace by: CNI_NETNS itself, or behind the CNI
+        server the shim's open descriptor of it (/proc/self/fd/N), since the path as the runtime
+        wrote it names a file of the node's mount namespace, not of the server's container."""
+        return self.netns_handle or self.netns
 
     @property
     def args(self) -> dict[str, str]:

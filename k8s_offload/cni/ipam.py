@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,14 +43,52 @@ class IpamResult:
     dns: Mapping[str, Any] | None
 
 
+def not_found(kind: str, cni_path: tuple[str, ...]) -> CniError:
+    where = ":".join(cni_path) if cni_path else "(CNI_PATH is empty)"
+    return CniError(IPAM_FAILED, f"IPAM plugin {brief(kind)} not found in CNI_PATH", where)
+
+
+def timed_out(kind: str, command: str) -> CniError:
+    return CniError(IPAM_FAILED, f"IPAM plugin {kind} {command} did not finish in {TIMEOUT:g} s")
+
+
+def cannot_execute(binary: str, reason: str) -> CniError:
+    return CniError(IPAM_FAILED, f"cannot execute IPAM plugin {binary}: {reason}")
+
+
 def find_plugin(kind: str, cni_path: tuple[str, ...]) -> Path:
     """The first executable file named ``kind`` in the CNI_PATH directories."""
     for directory in cni_path:
         candidate = Path(directory) / kind
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
-    where = ":".join(cni_path) if cni_path else "(CNI_PATH is empty)"
-    raise CniError(IPAM_FAILED, f"IPAM plugin {brief(kind)} not found in CNI_PATH", where)
+    raise not_found(kind, cni_path)
+
+
+def run_here(kind: str, cni_path: tuple[str, ...], env: Mapping[str, str], stdin: bytes) -> tuple[int, bytes]:
+    """Find and run a plugin in this process's file system: (exit status, stdout)."""
+    binary = find_plugin(kind, cni_path)
+    try:
+        proc = subprocess.run(
+            [str(binary)],
+            input=stdin,
+            stdout=subprocess.PIPE,
+            stderr=None,  # §4: the delegated plugin's stderr goes to ours
+            env=dict(env),
+            timeout=TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise timed_out(kind, env.get("CNI_COMMAND", "")) from None
+    except OSError as exc:
+        raise cannot_execute(str(binary), str(exc)) from None
+    return proc.returncode, proc.stdout
+
+
+Runner = Callable[[str, tuple[str, ...], Mapping[str, str], bytes], tuple[int, bytes]]
+RUNNER: Runner = run_here
+"""How delegates run: here, or behind the CNI server on the node through the shim that called it
+(server.py sets this in the process serving one invocation)."""
 
 
 def execute(
@@ -61,34 +99,17 @@ def execute(
     cni_path: tuple[str, ...],
 ) -> dict[str, Any] | None:
     """Run the IPAM plugin with ``command``; returns its parsed stdout (None when empty)."""
-    binary = find_plugin(ipam.type, cni_path)
-    env = {**environ, "CNI_COMMAND": command}
-    try:
-        proc = subprocess.run(
-            [str(binary)],
-            input=conf.raw,
-            stdout=subprocess.PIPE,
-            stderr=None,  # §4: the delegated plugin's stderr goes to ours
-            env=env,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise CniError(
-            IPAM_FAILED, f"IPAM plugin {ipam.type} {command} did not finish in {TIMEOUT:g} s"
-        ) from None
-    except OSError as exc:
-        raise CniError(IPAM_FAILED, f"cannot execute IPAM plugin {binary}: {exc}") from None
-    out = proc.stdout[:MAX_OUTPUT]
+    returncode, stdout = RUNNER(ipam.type, cni_path, {**environ, "CNI_COMMAND": command}, conf.raw)
+    out = stdout[:MAX_OUTPUT]
     doc: Any = None
     if out.strip():
         try:
             doc = load_json(out, f"output of IPAM plugin {ipam.type}")
         except CniError:
-            if proc.returncode == 0:
+            if returncode == 0:
                 raise
-    if proc.returncode != 0:
-        raise _error_from(ipam.type, command, proc.returncode, doc)
+    if returncode != 0:
+        raise _error_from(ipam.type, command, returncode, doc)
     if doc is not None and not isinstance(doc, dict):
         raise CniError(DECODE_FAILURE, f"IPAM plugin {ipam.type} {command} printed a non-object result")
     log.debug("IPAM %s %s: %s", ipam.type, command, json.dumps(doc) if doc else "ok")

@@ -206,7 +206,7 @@ def cmd_add(conf: NetConf, env: CniEnv, environ: Mapping[str, str]) -> dict[str,
             want = _desired(conf, env, facts, addrs)
             port = _free_port(conf, facts)
             try:
-                mac = netns.plug(port.interface, env.netns, env.container_id, want)
+                mac = netns.plug(port.interface, env.ns, env.container_id, want)
             except NETLINK_ERRORS as exc:
                 raise CniError(
                     PLUMBING_FAILED, f"cannot plug {port.interface} into the pod", str(exc)
@@ -225,7 +225,7 @@ def cmd_add(conf: NetConf, env: CniEnv, environ: Mapping[str, str]) -> dict[str,
                 )
                 facts.save()
             except BaseException:
-                netns.unplug(env.netns, env.container_id, env.ifname)
+                netns.unplug(env.ns, env.container_id, env.ifname)
                 raise
     except BaseException:
         if delegated is not None:
@@ -240,7 +240,7 @@ def _refuse_existing(
 ) -> None:
     """§2 "ADD": an existing interface of that name is an error; a stale record is dropped."""
     try:
-        exists = netns.has_interface(env.netns, env.ifname)
+        exists = netns.has_interface(env.ns, env.ifname)
     except NETLINK_ERRORS as exc:
         raise CniError(INVALID_ENVIRONMENT, f"CNI_NETNS {env.netns} cannot be used", str(exc)) from exc
     if exists:
@@ -278,7 +278,7 @@ def cmd_del(conf: NetConf, env: CniEnv, environ: Mapping[str, str]) -> None:
     with nodefacts.locked(conf.node_facts) as facts:
         entry = facts.find_container(env.container_id, env.ifname)
         try:
-            returned = netns.unplug(env.netns or None, env.container_id, env.ifname)
+            returned = netns.unplug(env.ns or None, env.container_id, env.ifname)
         except NETLINK_ERRORS as exc:
             raise CniError(PLUMBING_FAILED, "cannot return the interface to the host", str(exc)) from exc
         if entry is not None:
@@ -314,7 +314,7 @@ def cmd_check(conf: NetConf, env: CniEnv, environ: Mapping[str, str]) -> None:
     if entry is None:
         raise CniError(UNKNOWN_CONTAINER, f"no node facts record for container {env.container_id}")
     try:
-        seen = netns.observe(env.netns, env.ifname)
+        seen = netns.observe(env.ns, env.ifname)
     except NETLINK_ERRORS as exc:
         raise CniError(CHECK_FAILED, f"cannot inspect {env.netns}", str(exc)) from exc
     if seen is None:

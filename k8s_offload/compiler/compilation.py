@@ -373,8 +373,9 @@ _DUMPED = {
         "svc_options",
         "aff_backend",
     ),
-    "lower_policy": ("_pod", "_peer_class", "_peer_rules", "_port_rules"),
+    "lower_policy": ("_pod", "_peer_host", "_peer_class", "_peer_rules", "_port_rules"),
     "lpm_compress": ("_peer_class",),
+    "exact_hosts": ("_peer_host", "_peer_class"),
     "range_encoding": ("_port_rules",),
     "expand_blocks": ("_port_rules",),
 }

@@ -19,8 +19,9 @@ from k8s_offload.cluster.watch import api_client
 from k8s_offload.compiler.passes.pipeline import LB_MODES, PassConfig
 from k8s_offload.compiler.passes.range_encoding import PROFILES
 from k8s_offload.console import LOG_FORMATS, Progress, finish_cli, setup_logging
+from k8s_offload.httpserve import parse_listen
 from k8s_offload.loader.daemon import Loader, LoaderConfig
-from k8s_offload.loader.metrics import MetricsServer, split_listen
+from k8s_offload.loader.metrics import MetricsServer
 from k8s_offload.p4rt.client import TlsOptions
 from k8s_offload.p4rt.proto import p4info as p4i
 
@@ -53,7 +54,7 @@ def _seconds(text: str) -> float:
 def _listen(text: str) -> str:
     if text:
         try:
-            split_listen(text)
+            parse_listen(text)
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
     return text

@@ -309,7 +309,7 @@ class Loader:
         """Write only the changed entities; any doubt (a replace, a failure) means a full sync."""
         assert self.syncer is not None and self.cluster is not None
         t0 = time.perf_counter()
-        plan = delta_plan(self.schema, new, old)
+        plan = delta_plan(self.schema, new, old, (self.cluster.facts, self.cluster.desired))
         planned = time.perf_counter() - t0
         if plan is None:
             self._need_sync = True

@@ -14,8 +14,9 @@ from typing import Any
 
 from k8s_offload.compiler.bundle.model import Bundle, ProfileGroup, ProfileMember, TableEntry
 from k8s_offload.compiler.bundle.schema import Schema
-from k8s_offload.loader.entities import Item, Key, bundle_items
-from k8s_offload.loader.plan import Plan, References, _replaced, make_plan
+from k8s_offload.loader.entities import Item, Key, bundle_items, same
+from k8s_offload.loader.plan import Plan, References, _plain_plan, _replaced, phased
+from k8s_offload.loader.transition import Facts, transition_states
 
 
 def items_of(schema: Schema, entities: Iterable[Any]) -> dict[Key, Item]:
@@ -43,11 +44,26 @@ def apply_delta(
     return new, old
 
 
-def delta_plan(schema: Schema, new: Mapping[Key, Item], old: Mapping[Key, Item]) -> Plan | None:
+def delta_plan(
+    schema: Schema,
+    new: Mapping[Key, Item],
+    old: Mapping[Key, Item],
+    context: tuple[Facts, Mapping[Key, Item]] | None = None,
+) -> Plan | None:
     """The ordered updates taking the device from `old` to `new` on just these keys, or None when
     an entity must be replaced (a group's max_size changed): its unchanged referrers must be
-    withdrawn too, which only a full sync sees."""
+    withdrawn too, which only a full sync sees. `context`: the parsed policy stages and every
+    entity of the desired state after the change, which a change moving peer classes or reusing
+    a rule-set id needs (`transition.py`); without it such a change is None too."""
     refs = References(schema, [*new.values(), *old.values()])
     if _replaced(new, old, refs):
         return None
-    return make_plan(schema, new, old, refs)
+    changed = [k for k, it in new.items() if k not in old or not same(it, old[k])]
+    changed += [k for k in old if k not in new]
+    if context is None:
+        if any(Facts(schema).stage_of(k) is not None for k in changed):
+            return None
+        return _plain_plan(schema, new, old, refs)
+    facts, desired = context
+    states = transition_states(schema, facts, desired, old, changed)
+    return _plain_plan(schema, new, old, refs) if states is None else phased(schema, states)

@@ -1,35 +1,28 @@
-"""Loader metrics with prometheus_client, and /metrics, /healthz, /readyz on a bounded HTTP server.
+"""Loader metrics with prometheus_client, served with /healthz and /readyz by k8s_offload/httpserve.py.
 
 The metrics live in a registry of their own per `Metrics` (tests build many loaders in one
 process), with the process and Python GC collectors beside them. Code that reports adds to them by
 name (`declare`, `set`, `inc`, `observe`), so a component can register a metric of its own without
 importing prometheus_client; every series a metric can have is created at declaration, so counters
 are scraped as 0 from the start, not only after their first increment.
-
-The HTTP server answers GET and HEAD on IPv4 and IPv6 and holds at most `MAX_CONNECTIONS`
-connections, each for at most `IDLE_TIMEOUT` seconds without a request: an idle or slow scraper
-cannot pile up threads (issue 17.5: 11 -> 311 threads with 300 idle connections).
 """
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from k8s_offload.httpserve import HealthServer, exposition
+
 KINDS = ("counter", "gauge", "histogram")
 SYNC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds: a no-op resync takes milliseconds, a first sync of a size-M cluster tens of seconds."""
-MAX_CONNECTIONS = 16
-IDLE_TIMEOUT = 10.0
 
 
 class Metrics:
@@ -118,8 +111,7 @@ class Metrics:
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition for an Accept header (Prometheus text, or OpenMetrics when asked)."""
-        encoder, content_type = choose_encoder(accept)
-        return encoder(self.registry), content_type
+        return exposition(self.registry, accept)
 
 
 def loader_metrics() -> Metrics:
@@ -158,107 +150,17 @@ def loader_metrics() -> Metrics:
     return m
 
 
-def split_listen(listen: str) -> tuple[str, int]:
-    """`HOST:PORT`, `[V6]:PORT` or `V6:PORT` -> (host, port); ValueError naming what is wrong."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen address {listen!r}: expected HOST:PORT or [IPv6]:PORT")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    return host, int(port)
-
-
-class _BoundedServer(ThreadingHTTPServer):
-    """A thread per connection, but at most MAX_CONNECTIONS of them: the rest are closed at once."""
-
-    daemon_threads = True
-    request_queue_size = MAX_CONNECTIONS
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-
-class _V6Server(_BoundedServer):
-    address_family = socket.AF_INET6
-
-
-class MetricsServer:
-    """`/metrics`, `/healthz` (the loop is alive) and `/readyz` (the device matches the sources)."""
+class MetricsServer(HealthServer):
+    """The loader's `/metrics`, `/healthz` (the loop is alive) and `/readyz` (the device matches
+    the sources and we are primary, else why not) on the shared server (k8s_offload/httpserve.py)."""
 
     def __init__(self, metrics: Metrics, listen: str = "127.0.0.1:0") -> None:
-        host, port = split_listen(listen)
-        try:
-            family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0][0]
-        except socket.gaierror as err:
-            raise ValueError(f"listen address {listen!r}: {err.strerror}") from None
-        server = _V6Server if family == socket.AF_INET6 else _BoundedServer
-        self.httpd = server((host, port), _handler(metrics))
-        self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="metrics")
+        def healthz() -> tuple[bool, str]:
+            ok = metrics.healthy()
+            return ok, "ok" if ok else "unhealthy: the loop is stuck"
 
-    def start(self) -> MetricsServer:
-        self._thread.start()
-        return self
+        def readyz() -> tuple[bool, str]:
+            reason = metrics.unready_reason()
+            return not reason, f"not ready: {reason}" if reason else "ready"
 
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _handler(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        timeout = IDLE_TIMEOUT  # socket timeout: a connection that sends nothing is dropped
-
-        def do_GET(self) -> None:
-            self._answer(body=True)
-
-        def do_HEAD(self) -> None:
-            self._answer(body=False)
-
-        def _answer(self, body: bool) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                data, ctype = metrics.render(self.headers.get("Accept", ""))
-                self._send(200, data, ctype, body)
-            elif path == "/healthz":
-                ok = metrics.healthy()
-                self._send(
-                    200 if ok else 503, b"ok\n" if ok else b"unhealthy: the loop is stuck\n", body=body
-                )
-            elif path == "/readyz":
-                reason = metrics.unready_reason()
-                text = f"not ready: {reason}\n" if reason else "ready\n"
-                self._send(503 if reason else 200, text.encode(), body=body)
-            else:
-                self._send(404, b"not found\n", body=body)
-
-        def _send(
-            self, code: int, data: bytes, ctype: str = "text/plain; charset=utf-8", body: bool = True
-        ) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if body:
-                self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
+        super().__init__(listen, metrics.registry, {"/healthz": healthz, "/readyz": readyz}, name="metrics")

@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
 from k8s_offload.loader.entities import Item, Key, same
+from k8s_offload.loader.transition import Facts, transition_states
 from k8s_offload.p4rt.proto import p4runtime as p4r
 
 INSERT, MODIFY, DELETE = p4r.Update.INSERT, p4r.Update.MODIFY, p4r.Update.DELETE
@@ -286,12 +288,47 @@ def make_plan(
     desired: Mapping[Key, Item],
     current: Mapping[Key, Item],
     refs: References | None = None,
+    facts: Facts | None = None,
 ) -> Plan:
     """The ordered updates that turn `current` into `desired`. Default entries are only modified
     (they always exist), and only for tables the desired state sets a default for. Entities that
     must be replaced (`_replaced`) are deleted first, referrers before what they refer to, then
     inserted with the other INSERTs. `refs`: `References` over both states' items, if the caller
-    has it already."""
+    has it already. When a peer class of some address changes or a rule-set id is reused, the plan
+    goes through the intermediate states of `transition.py`; `facts`: the parsed policy stages
+    of `desired`, if the caller keeps them (else parsed here when needed)."""
+    plan = _plain_plan(schema, desired, current, refs)
+    changed = list(dict.fromkeys(op.item.key for op in plan.ops()))  # in plan order (member handles)
+    if not any(k[0] == "table" for k in changed):
+        return plan
+    if facts is None:
+        facts = Facts(schema)
+        if not any(facts.stage_of(k) is not None for k in changed):
+            return plan
+        for k, item in desired.items():
+            if facts.stage_of(k) is not None:
+                facts.add(item)
+    if _replaced(desired, current, refs or References(schema, [*desired.values(), *current.values()])):
+        return plan  # a replaced group's untouched referrers are rewritten too: one plan
+    states = transition_states(schema, facts, desired, current, changed)
+    return plan if states is None else phased(schema, states)
+
+
+def phased(schema: Schema, states: list[dict[Key, Item]]) -> Plan:
+    """One plan through each of `states` in turn (each an ordinary plan from the one before)."""
+    plan = Plan()
+    for before, after in pairwise(states):
+        plan.stages += _plain_plan(schema, after, before).stages
+    return plan
+
+
+def _plain_plan(
+    schema: Schema,
+    desired: Mapping[Key, Item],
+    current: Mapping[Key, Item],
+    refs: References | None = None,
+) -> Plan:
+    """`make_plan` in one step: inserts, modifies, deletes."""
     if refs is None:
         refs = References(schema, [*desired.values(), *current.values()])
     replaced = _replaced(desired, current, refs)

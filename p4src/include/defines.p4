@@ -92,6 +92,7 @@ const bit<32> FRONTEND_TABLE_SIZE = 65536;
 const bit<32> SELECTOR_MEMBERS    = 131072;
 const bit<32> POLICY_POD_SIZE     = 65536;
 const bit<32> POLICY_PEER_SIZE    = 131072;
+const bit<32> POLICY_PEER_HOST_SIZE = 131072;
 const bit<32> POLICY_RULE_SIZE    = 131072;
 const bit<32> POLICY_PORT_SIZE    = 65536;
 const bit<32> FORWARD_TABLE_SIZE  = 131072;

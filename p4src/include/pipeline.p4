@@ -377,6 +377,21 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     action eg_no_peer_class() {
         meta.eg_peer_class = 0;
     }
+    /* Peers that are one address (or a pair: an IPv4 /31, IPv6 /127) by exact match, looked up
+     * before the LPM: a host costs no TCAM entry, and the LPM is free to answer anything for the
+     * addresses this table holds (see README, "Policy classification"). */
+    @id(0x02000805)
+    table eg_peer_host {
+        key = {
+            meta.dst_addr : exact @format(IPV6_ADDRESS);
+        }
+        actions = {
+            eg_set_peer_class;
+            @defaultonly eg_no_peer_class;
+        }
+        default_action = eg_no_peer_class();
+        size = POLICY_PEER_HOST_SIZE;
+    }
     @id(0x02000802)
     table eg_peer_class {
         key = {
@@ -434,7 +449,9 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     }
     apply {
         if (eg_pod.apply().hit) {
-            eg_peer_class.apply();
+            if (!eg_peer_host.apply().hit) {
+                eg_peer_class.apply();
+            }
             eg_peer_rules.apply();
             eg_port_rules.apply();
             if (((meta.eg_peer_rules | meta.eg_any_peer_rules)
@@ -476,6 +493,21 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000904)
     action in_no_peer_class() {
         meta.in_peer_class = 0;
+    }
+    /* Peers that are one address (or a pair: an IPv4 /31, IPv6 /127) by exact match, looked up
+     * before the LPM: a host costs no TCAM entry, and the LPM is free to answer anything for the
+     * addresses this table holds (see README, "Policy classification"). */
+    @id(0x02000905)
+    table in_peer_host {
+        key = {
+            meta.src_addr : exact @format(IPV6_ADDRESS);
+        }
+        actions = {
+            in_set_peer_class;
+            @defaultonly in_no_peer_class;
+        }
+        default_action = in_no_peer_class();
+        size = POLICY_PEER_HOST_SIZE;
     }
     @id(0x02000902)
     table in_peer_class {
@@ -534,7 +566,9 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     }
     apply {
         if (in_pod.apply().hit) {
-            in_peer_class.apply();
+            if (!in_peer_host.apply().hit) {
+                in_peer_class.apply();
+            }
             in_peer_rules.apply();
             in_port_rules.apply();
             if (((meta.in_peer_rules | meta.in_any_peer_rules)

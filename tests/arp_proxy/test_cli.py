@@ -1,16 +1,13 @@
-"""offload-arp-proxy's option validation and the shared health/metrics endpoint (no root)."""
+"""offload-arp-proxy's option validation (no root); its health endpoint is tests/test_httpserve.py's."""
 
 from __future__ import annotations
 
-import http.client
+import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter
 
-from k8s_offload.httpserve import HealthServer, parse_listen
 from tests.netns_util import REPO
 
 BASE = ["--interface", "pp0", "--gateway-ip", "10.0.0.1"]
@@ -60,53 +57,21 @@ def test_missing_required_option_is_exit_2() -> None:
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:9102", ("127.0.0.1", 9102)),
-        ("[::1]:80", ("::1", 80)),
-        ("fd00::1:9465", ("fd00::1", 9465)),  # $(POD_IP):9465 on an IPv6 cluster
-        (":9102", ("", 9102)),
-    ],
-)
-def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
-    assert parse_listen(text) == expected
-
-
-@pytest.fixture(params=["127.0.0.1:0", "[::1]:0"], ids=["ipv4", "ipv6"])
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
-    registry = CollectorRegistry()
-    Counter("demo_events", "Events.", registry=registry)
-    state = {"ready": False}
-    srv = HealthServer(
-        request.param,
-        registry,
-        {"/healthz": lambda: (True, "ok"), "/readyz": lambda: (state["ready"], "not attached")},
-    )
-    srv.start()
-    try:
-        yield request.param.rpartition(":")[0].strip("[]"), srv.port
-    finally:
-        srv.stop()
-
-
-def fetch(host: str, port: int, method: str, path: str) -> tuple[int, str, bytes]:
-    conn = http.client.HTTPConnection(host, port, timeout=5)
-    try:
-        conn.request(method, path)
-        resp = conn.getresponse()
-        return resp.status, resp.getheader("Content-Type") or "", resp.read()
-    finally:
-        conn.close()
-
-
-def test_health_server_get_and_head(server: tuple[str, int]) -> None:
-    host, port = server
-    status, ctype, body = fetch(host, port, "GET", "/metrics")
-    assert status == 200 and ctype.startswith("text/plain; version=") and b"demo_events_total 0.0" in body
-    status, _, body = fetch(host, port, "HEAD", "/metrics")
-    assert status == 200 and body == b""
-    assert fetch(host, port, "GET", "/healthz")[0] == 200
-    assert fetch(host, port, "GET", "/readyz")[:3:2] == (503, b"not attached\n")
-    assert fetch(host, port, "HEAD", "/readyz")[0] == 503
-    assert fetch(host, port, "GET", "/nope")[0] == 404
+def test_log_format_json_is_one_object_per_line() -> None:
+    """--log-format json, as every daemon has it (console.setup_logging): the proxy waiting for a
+    missing interface logs JSON lines from its first to its last, SIGTERM included; DEBUG is ours
+    only (pyroute2 stays at WARNING)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "k8s_offload.arp_proxy", "--interface", "nosuchif0", "--gateway-ip",
+         "10.0.0.1", "--log-format", "json", "--log-level", "DEBUG"],
+        stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    first = json.loads(proc.stderr.readline())
+    assert first["logger"] == "arp_proxy" and first["msg"].startswith("proxying 10.0.0.1")
+    proc.terminate()
+    rest = proc.stderr.read().splitlines()
+    assert proc.wait(timeout=30) == 0
+    records = [json.loads(line) for line in rest]
+    assert records and {r["logger"] for r in records} == {"arp_proxy"}
+    assert records[-1]["msg"].startswith("counters:")

@@ -8,6 +8,8 @@ What it implements, for the six kinds the loader may watch:
   every event after N, then new ones as they happen, until `timeoutSeconds`; BOOKMARK events
   when `allowWatchBookmarks=true`; a version older than the compaction point gets the real
   server's answer: 200 and one ERROR event holding a `410 Gone` Status;
+- get of one Node (`/api/v1/nodes/NAME`; 404 `Status` for an unknown one), what
+  `offload-cni install --node-name` reads;
 - optionally HTTPS and a required bearer token (401 `Status` without it), as a pod's in-cluster
   client meets the API server;
 - faults the tests trigger: `drop_watches()` cuts every open watch mid-stream, `compact()` forgets
@@ -45,7 +47,9 @@ API_VERSIONS = {
     "Endpoints": "v1",
     "EndpointSlice": "discovery.k8s.io/v1",
     "NetworkPolicy": "networking.k8s.io/v1",
+    "Node": "v1",
 }
+GET_PATHS = {"/api/v1/nodes/": "Node"}  # get of one cluster-scoped object by name
 
 
 DISCOVERY_PATH = "/apis/discovery.k8s.io/v1"
@@ -72,6 +76,9 @@ class Request:
     resource_version: str | None
     bookmarks: bool
     authorization: str | None = None
+
+
+NOT_FOUND = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound"}
 
 
 def _ident(obj: dict[str, Any]) -> tuple[str, str, str]:
@@ -214,17 +221,20 @@ class FakeApiServer:
                 kind = PATHS.get(url.path)
                 if kind == "EndpointSlice" and not server.serves_endpointslices:
                     kind = None
-                if kind is None:
-                    self._json(
-                        404, {"kind": "Status", "status": "Failure", "code": 404, "reason": "NotFound"}
-                    )
+                prefix = next((p for p in GET_PATHS if url.path.startswith(p)), None)
+                if kind is None and prefix is None:
+                    self._json(404, NOT_FOUND)
                     return
                 q = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 watch = q.get("watch") in ("true", "1")
                 auth = self.headers.get("Authorization")
                 server.requests.append(
                     Request(
-                        kind, watch, q.get("resourceVersion"), q.get("allowWatchBookmarks") == "true", auth
+                        kind or GET_PATHS[prefix or ""],
+                        watch,
+                        q.get("resourceVersion"),
+                        q.get("allowWatchBookmarks") == "true",
+                        auth,
                     )
                 )
                 # The scheme is case-insensitive (RFC 9110 section 11.1); the token is not.
@@ -233,6 +243,13 @@ class FakeApiServer:
                     status = {"kind": "Status", "status": "Failure", "code": 401, "reason": "Unauthorized"}
                     self._json(401, status)
                     return
+                if prefix is not None:
+                    key = (GET_PATHS[prefix], "", url.path[len(prefix) :])
+                    with server.lock:
+                        obj = copy.deepcopy(server.objects.get(key))
+                    self._json(200, obj) if obj is not None else self._json(404, NOT_FOUND)
+                    return
+                assert kind is not None
                 if watch:
                     self._watch(kind, q)
                 else:

@@ -24,7 +24,6 @@ from k8s_offload.compiler.contract import default_schema
 from k8s_offload.loader.cli import main as loader_main
 from k8s_offload.loader.daemon import LoaderConfig
 from tests.embedded_fixtures import NODE
-from tests.pki import SERVER_EXT, make_ca, make_leaf
 
 from .apiserver import FakeApiServer
 from .harness import device as _device
@@ -35,15 +34,6 @@ from .harness import shop_objects as _shop_objects
 from .harness import wait as _wait
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.service-account-token"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("apiserver-pki")
-    make_ca(d, "cluster-ca")
-    make_ca(d, "other-ca")
-    make_leaf(d, "apiserver", "cluster-ca", SERVER_EXT)
-    return d
 
 
 @pytest.fixture

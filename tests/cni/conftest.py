@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class Node:
     facts: Path
     ports: list[tuple[str, int]]
     tmp: Path
+    shim: Path | None = None  # set: offload-cni is the static shim in front of `offload-cni serve`
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def conf(self, **changes: Any) -> dict[str, Any]:
         return {
@@ -103,18 +106,64 @@ class Node:
         return list(yaml.safe_load(self.facts.read_text())["pods"] or [])
 
     def bin_dir(self) -> Path:
-        """A plugin directory holding offload-cni (a launcher for this checkout's interpreter)."""
+        """A plugin directory holding offload-cni: a launcher for this checkout's interpreter, or
+        with `shim` the static shim as `offload-cni install --shim` puts it on a node."""
         path = self.tmp / "bin"
         if not path.is_dir():
             path.mkdir()
-            script = path / "offload-cni"
-            script.write_text(f'#!/bin/sh\nexec {sys.executable} -m k8s_offload.cni "$@"\n')
-            script.chmod(0o755)
+            if self.shim is not None:
+                run = subprocess.run(
+                    [sys.executable, "-m", "k8s_offload.cni", "install", "--shim", str(self.shim),
+                     "--bin-dir", str(path), "--conf-dir", str(self.tmp)],
+                    capture_output=True, text=True, cwd=REPO, timeout=60,
+                )  # fmt: skip
+                assert run.returncode == 0, run.stderr
+            else:
+                script = path / "offload-cni"
+                script.write_text(f'#!/bin/sh\nexec {sys.executable} -m k8s_offload.cni "$@"\n')
+                script.chmod(0o755)
         return path
+
+    @property
+    def socket(self) -> Path:
+        return self.tmp / "cni.sock"
+
+    def serve(self) -> None:
+        """Run `offload-cni serve` in the node namespace (the DaemonSet's `cni` container)."""
+        log = (self.tmp / "cni-server.log").open("wb")
+        self.procs.append(
+            subprocess.Popen(
+                ["ip", "netns", "exec", self.node, sys.executable, "-m", "k8s_offload.cni", "serve",
+                 "--socket", str(self.socket)],
+                stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            )
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not self.socket.exists():
+            assert self.procs[-1].poll() is None, (self.tmp / "cni-server.log").read_text()
+            assert time.monotonic() < deadline, "offload-cni serve did not create its socket"
+            time.sleep(0.05)
 
     def runtime(self, plugins: list[dict[str, Any]], version: str = "1.0.0", **kw: Any) -> Runtime:
         conflist = {"cniVersion": version, "name": f"offload-{self.ns.prefix}", "plugins": plugins}
+        if self.shim is not None:
+            # As a kubelet's runtime runs it: only CNI_* (added per call), the socket, and a PATH
+            # whose python3 is not ours (it fails loudly if anything runs it).
+            kw.setdefault("extra_env", {})
+            kw["extra_env"].update(
+                {"PATH": str(self.foreign_python()), "OFFLOAD_CNI_SOCKET": str(self.socket)}
+            )
         return Runtime(conflist, [self.bin_dir(), REFERENCE_PLUGINS], self.node, **kw)
+
+    def foreign_python(self) -> Path:
+        """A directory with a `python3` and `python` that are not the package's and exit 99."""
+        path = self.tmp / "foreign-bin"
+        if not path.is_dir():
+            path.mkdir()
+            for name in ("python3", "python"):
+                (path / name).write_text("#!/bin/sh\necho 'a python on PATH was run' >&2\nexit 99\n")
+                (path / name).chmod(0o755)
+        return path
 
     def host_local(self) -> dict[str, Any]:
         """ipam section delegating to the reference host-local plugin, its store in this test's tmp."""
@@ -143,17 +192,25 @@ class Node:
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
     ns = Namespaces()
+    facts = tmp_path / "node.yaml"
+    facts.write_text(FACTS)
+    ports = [(f"p4port{n}", n) for n in (10, 11, 12)]
+    node = Node(ns, f"{ns.prefix}-node", f"{ns.prefix}-dp", facts, ports, tmp_path)
     try:
-        node_ns, dp = ns.add("node"), ns.add("dp")
-        ports = [(f"p4port{n}", n) for n in (10, 11, 12)]
+        assert (ns.add("node"), ns.add("dp")) == (node.node, node.dp)
         for name, n in ports:
-            veth(node_ns, name, dp, f"dp{n}")
-            ip("-n", node_ns, "link", "set", name, "up")
-            ip("-n", dp, "link", "set", f"dp{n}", "up")
-        facts = tmp_path / "node.yaml"
-        facts.write_text(FACTS)
-        yield Node(ns, node_ns, dp, facts, ports, tmp_path)
+            veth(node.node, name, node.dp, f"dp{n}")
+            ip("-n", node.node, "link", "set", name, "up")
+            ip("-n", node.dp, "link", "set", f"dp{n}", "up")
+        yield node
     finally:
+        for proc in node.procs:  # the CNI server, when a test started one
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         ns.cleanup()
 
 

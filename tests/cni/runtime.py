@@ -13,6 +13,7 @@ here that is the test's "node" namespace, entered with ``ip netns exec``.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +56,8 @@ class Runtime:
         cmd = (
             [*self.prefix, str(binary)] if plugin["type"] == "offload-cni" and self.prefix else [str(binary)]
         )
-        if self.host_netns:
-            cmd = ["ip", "netns", "exec", self.host_netns, *cmd]
+        if self.host_netns:  # `ip` found with our PATH: the plugin's may be a minimal one
+            cmd = [shutil.which("ip") or "ip", "netns", "exec", self.host_netns, *cmd]
         full_env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "CNI_PATH": ":".join(str(p) for p in self.cni_path),

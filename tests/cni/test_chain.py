@@ -30,6 +30,18 @@ pytestmark = pytest.mark.root
 ARGS = "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME={name};K8S_POD_UID=1234"
 
 
+@pytest.fixture(params=["script", "shim"])
+def node(request: pytest.FixtureRequest, node: Node) -> Node:
+    """Every test twice: offload-cni as a script of this checkout's Python, and as a node gets it
+    from the DaemonSet (docs/cni.md, "On a node"): the static shim copied by `offload-cni install
+    --shim` into a plugin directory outside the venv, run with only CNI_* and a PATH whose python
+    is not ours, in front of `offload-cni serve` in the node's namespace."""
+    if request.param == "shim":
+        node.shim = request.getfixturevalue("cni_shim")
+        node.serve()
+    return node
+
+
 def offload(node: Node, **changes: Any) -> dict[str, Any]:
     """The plugin object of the conflist (no cniVersion/name: the runtime inserts them)."""
     conf = node.conf(**changes)

@@ -21,30 +21,37 @@ non-root user cannot read), readOnlyRootFilesystem and the seccomp profile.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from k8s_offload.compiler.frontend.nodefacts import load_node_facts
 from k8s_offload.lab.core import ns_http_get
-from tests.netns_util import Namespaces, ip, ns_exec
+from tests.cni.conftest import require_reference_plugins
+from tests.netns_util import Namespaces, ip, links, ns_exec
 from tests.pki import SERVER_EXT, make_ca, make_leaf
 
 from .podspec import Resolved, one, resolve
-from .test_deploy import needs_node_branch
 
 pytestmark = pytest.mark.root
 
 REPO = Path(__file__).resolve().parents[2]
 POD_IP = "192.0.2.10"
+POD_CIDRS = ["10.244.7.0/24", "fd00:10:244:7::/64"]  # node-a's spec.podCIDRs in the API server
+# Files of the image the command lines name (tests/deploy/test_deploy.py checks the Dockerfile
+# puts them there); a fixture gives each a file of the test.
+SHIM_IN_IMAGE = "/usr/local/libexec/k8s-offload/offload-cni"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.deploy-test-token"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Mount the service account where the kubelet does, drop to the container's capabilities, run it.
@@ -64,6 +71,7 @@ from tests.cluster.harness import shop_objects
 srv = FakeApiServer(tls=(sys.argv[1], sys.argv[2]), token=sys.argv[3]).start()
 for obj in shop_objects():
     srv.apply(obj)
+srv.apply({"kind": "Node", "metadata": {"name": "node-a"}, "spec": {"podCIDRs": sys.argv[4:]}})
 print(srv.port, flush=True)
 sys.stdin.read()
 srv.stop()
@@ -78,6 +86,9 @@ class Node:
     api_port: int
     containers: dict[str, Resolved]
     procs: list[subprocess.Popen[bytes]]
+    namespaces: Namespaces
+    image: dict[str, Path]  # path in the image -> the test's file
+    started: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
 
 def _capabilities(container: dict[str, object]) -> str:
@@ -90,7 +101,10 @@ def _capabilities(container: dict[str, object]) -> str:
 
 def _argv(node: Node, c: Resolved) -> list[str]:
     wrap = ["ip", "netns", "exec", node.ns, "unshare", "--mount", "--propagation", "private", "sh", "-c"]
-    return [*wrap, CONTAINER, "container", str(node.sa), _capabilities(c.container), *c.argv]
+    argv = c.argv
+    for path, file in node.image.items():
+        argv = [a.replace(path, str(file)) for a in argv]
+    return [*wrap, CONTAINER, "container", str(node.sa), _capabilities(c.container), *argv]
 
 
 def _env(node: Node, c: Resolved) -> dict[str, str]:
@@ -102,7 +116,7 @@ def _env(node: Node, c: Resolved) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def node(tmp_path_factory: pytest.TempPathFactory, cni_shim: Path) -> Iterator[Node]:
     root = tmp_path_factory.mktemp("deploy-node")
     pki = root / "pki"
     pki.mkdir()
@@ -125,7 +139,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             ip("-n", ns, "link", "set", ifname, "up")
         api = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-c", API_SERVER,
-             str(pki / "apiserver.pem"), str(pki / "apiserver.key"), TOKEN],
+             str(pki / "apiserver.pem"), str(pki / "apiserver.key"), TOKEN, *POD_CIDRS],
             cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )  # fmt: skip
         procs.append(api)
@@ -147,7 +161,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         procs.append(subprocess.Popen(switch, stdout=log, stderr=subprocess.STDOUT))
         pod_values = {"spec.nodeName": "node-a", "status.podIP": POD_IP}
         containers = {c.name: c for c in resolve(pod_values, root)}
-        yield Node(ns, root, sa, api_port, containers, procs)
+        yield Node(ns, root, sa, api_port, containers, procs, namespaces, {SHIM_IN_IMAGE: cni_shim})
     finally:
         for p in reversed(procs):
             if p.stdin is not None:
@@ -188,14 +202,18 @@ def test_seed_node_facts_writes_the_template_once(seeded: Node) -> None:
     assert (facts_dir / "node.yaml").read_text() == text
 
 
-@needs_node_branch("install-cni")
-def test_install_cni_puts_plugin_and_conflist_on_the_host(seeded: Node) -> None:
+def test_install_cni_puts_the_shim_and_this_nodes_conflist_on_the_host(seeded: Node) -> None:
     c = seeded.containers["install-cni"]
     _run_init(seeded, "install-cni")
     bin_dir, conf_dir = c.mounts["/host/opt/cni/bin"], c.mounts["/host/etc/cni/net.d"]
+    assert (bin_dir / "offload-cni").read_bytes() == seeded.image[SHIM_IN_IMAGE].read_bytes()
     assert os.access(bin_dir / "offload-cni", os.X_OK)
-    conf = conf_dir / "10-offload.conflist"
-    assert conf.read_text() == one("ConfigMap")["data"]["10-offload.conflist"]
+    conflist = json.loads((conf_dir / "10-offload.conflist").read_text())
+    template = json.loads(one("ConfigMap")["data"]["10-offload.conflist"])
+    (ours,) = [p for p in conflist["plugins"] if p["type"] == "offload-cni"]
+    assert ours["ipam"]["ranges"] == [[{"subnet": cidr}] for cidr in POD_CIDRS]  # node-a's own
+    ours["ipam"]["ranges"] = template["plugins"][0]["ipam"]["ranges"]
+    assert conflist == template
 
 
 def _serve_probes(node: Node, name: str, timeout: float = 90.0) -> None:
@@ -203,9 +221,12 @@ def _serve_probes(node: Node, name: str, timeout: float = 90.0) -> None:
     then its liveness probe must pass too. A container that exits fails at once, with its log."""
     c = node.containers[name]
     log_path = node.root / f"{name}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(_argv(node, c), env=_env(node, c), stdout=log, stderr=subprocess.STDOUT)
-    node.procs.append(proc)
+    proc = node.started.get(name)
+    if proc is None:
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(_argv(node, c), env=_env(node, c), stdout=log, stderr=subprocess.STDOUT)
+        node.procs.append(proc)
+        node.started[name] = proc
     deadline = time.monotonic() + timeout
     probes = {k: c.container[k]["httpGet"] for k in ("readinessProbe", "livenessProbe")}
     for kind, probe in probes.items():
@@ -226,9 +247,94 @@ def test_loader_becomes_ready_against_the_api_server_and_the_device(seeded: Node
     _serve_probes(seeded, "loader")
 
 
-@needs_node_branch("arp-proxy")
 def test_arp_proxy_becomes_ready_with_only_net_raw(seeded: Node) -> None:
     _serve_probes(seeded, "arp-proxy")
+
+
+def test_cni_server_becomes_ready_with_net_admin_and_sys_admin(seeded: Node) -> None:
+    _serve_probes(seeded, "cni")
+
+
+@pytest.mark.parametrize("name", ["loader", "arp-proxy", "cni"])
+def test_daemons_log_one_json_object_per_line(seeded: Node, name: str) -> None:
+    """Each daemon's command line asks for --log-format json (a cluster's log pipeline ingests it
+    without parsing rules): once ready, everything the container wrote is JSON objects with the
+    fields docs/arp-proxy.md lists, at least the line saying it started."""
+    _serve_probes(seeded, name)
+    assert "--log-format=json" in seeded.containers[name].argv
+    lines = (seeded.root / f"{name}.log").read_text().splitlines()
+    assert lines, f"{name} logged nothing"
+    for line in lines:
+        record = json.loads(line)
+        assert {"ts", "level", "logger", "msg"} <= record.keys(), line
+
+
+def test_a_pod_is_plugged_through_the_shim_the_init_container_installed(seeded: Node) -> None:
+    """What the kubelet's runtime does for a pod on this node: it finds `offload-cni` in the
+    plugin directory install-cni filled, runs it with CNI_* only (and a PATH whose python is not
+    ours), host-local from CNI_PATH; the `cni` container serves it, in its own mount namespace
+    where /run/netns is another tmpfs (so the pod's namespace reaches it as a descriptor). The pod
+    gets an address from node-a's own pod CIDR, and DEL returns everything."""
+    require_reference_plugins()
+    _run_init(seeded, "install-cni")
+    _serve_probes(seeded, "cni")
+    install, cni = seeded.containers["install-cni"], seeded.containers["cni"]
+    bin_dir, conf_dir = install.mounts["/host/opt/cni/bin"], install.mounts["/host/etc/cni/net.d"]
+    conflist = json.loads((conf_dir / "10-offload.conflist").read_text())
+    (plugin,) = conflist["plugins"]
+    port = plugin["pool"][0]["interface"]
+    ip("-n", seeded.ns, "link", "add", port, "type", "veth", "peer", "name", "dp10")
+    ip("-n", seeded.ns, "link", "set", port, "up")
+    pod = seeded.namespaces.add("pod")
+    request = {**plugin, "cniVersion": conflist["cniVersion"], "name": conflist["name"]}
+    request["ipam"]["dataDir"] = str(seeded.root / "ipam")  # host-local's store: not this machine's
+    # The server opens nodeFacts in its container, where the node-facts volume is mounted at
+    # /etc/k8s-offload; here that volume is a directory of the test, so the path is rewritten as
+    # podspec rewrites mount paths in command lines (else this machine's /etc would be written).
+    facts_dir = cni.mounts["/etc/k8s-offload"]
+    assert plugin["nodeFacts"] == "/etc/k8s-offload/node.yaml"
+    assert facts_dir == seeded.containers["loader"].mounts["/etc/k8s-offload"]  # the loader's --node
+    request["nodeFacts"] = str(facts_dir / "node.yaml")
+    foreign = seeded.root / "foreign-bin"
+    foreign.mkdir(exist_ok=True)
+    (foreign / "python3").write_text("#!/bin/sh\nexit 99\n")
+    (foreign / "python3").chmod(0o755)
+    env = {
+        "CNI_CONTAINERID": "deploy1",
+        "CNI_NETNS": f"/run/netns/{pod}",
+        "CNI_IFNAME": "eth0",
+        "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web",
+        "CNI_PATH": f"{bin_dir}:/usr/lib/cni",
+        "PATH": str(foreign),
+        "OFFLOAD_CNI_SOCKET": str(cni.mounts["/run/k8s-offload"] / "cni.sock"),
+    }
+
+    def cni_call(command: str, doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [shutil.which("ip") or "ip", "netns", "exec", seeded.ns, str(bin_dir / "offload-cni")],
+            input=json.dumps(doc), env={**env, "CNI_COMMAND": command},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    add = cni_call("ADD", request)
+    assert add.returncode == 0, add.stdout + add.stderr
+    result = json.loads(add.stdout)
+    assert result["interfaces"][0]["sandbox"] == env["CNI_NETNS"]
+    addresses = [ipaddress.ip_interface(i["address"]) for i in result["ips"]]
+    assert [a.ip in ipaddress.ip_network(c) for a, c in zip(addresses, POD_CIDRS, strict=True)] == [
+        True,
+        True,
+    ]
+    pod_addrs = {a["local"] for a in links(pod)["eth0"]["addr_info"]}
+    assert {str(a.ip) for a in addresses} <= pod_addrs
+    facts = load_node_facts(facts_dir / "node.yaml")
+    assert [(p.namespace, p.name) for p in facts.pods] == [("shop", "web")]
+    assert "plugged" in add.stderr  # the server's log line, relayed to the runtime
+
+    delete = cni_call("DEL", {**request, "prevResult": result})
+    assert delete.returncode == 0, delete.stdout + delete.stderr
+    assert port in links(seeded.ns)
+    assert load_node_facts(facts_dir / "node.yaml").pods == ()
 
 
 def test_a_missing_argument_is_caught(seeded: Node) -> None:

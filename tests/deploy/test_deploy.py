@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import json
 import shutil
+import struct
 import subprocess
 import sys
 import tomllib
@@ -28,6 +29,11 @@ import yaml
 from k8s_offload.cluster.watch import RESOURCES
 from k8s_offload.compiler.errors import Location
 from k8s_offload.compiler.frontend.nodefacts import parse_node_facts
+from k8s_offload.httpserve import parse_listen
+from k8s_offload.loader.daemon import Loader, LoaderConfig
+from k8s_offload.target.server import EmbeddedTarget
+from tests.conftest import require_c_compiler
+from tests.embedded_fixtures import NODE, P4RT_SHELL_ELECTION_ID, SHOP, connect
 
 from .podspec import DEPLOY, containers, documents, one, pod_spec, resolve, unresolved
 
@@ -46,7 +52,11 @@ PLURALS = {
     "NetworkPolicy": "networkpolicies",
 }
 # What each container may add to a dropped-ALL capability set, and why (docs/deploy.md).
-CAPABILITIES = {"arp-proxy": {"NET_RAW"}}  # AF_PACKET socket on the proxy's interface
+CAPABILITIES = {
+    "arp-proxy": {"NET_RAW"},  # AF_PACKET socket on the proxy's interface
+    "cni": {"NET_ADMIN", "SYS_ADMIN"},  # device ports into pod namespaces; setns into them
+}
+SHIM_IN_IMAGE = "/usr/local/libexec/k8s-offload/offload-cni"
 POD_VALUES = {"spec.nodeName": "node-a", "status.podIP": "192.0.2.10"}
 
 
@@ -63,18 +73,26 @@ def test_validator_rejects_a_broken_daemonset() -> None:
         kubernetes_validate.validate(ds, K8S_VERSION, strict=True)
 
 
-def test_cluster_role_lists_and_watches_exactly_what_the_loader_follows() -> None:
-    """list and watch only (the loader never gets one object, never writes), on the kinds it
-    watches where EndpointSlices are served: v1 Endpoints are not among them
-    (tests/cluster/test_discovery.py shows the loader never asks for them there)."""
+def used_api() -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) of every request the code makes, from the code's own lists:
+    the loader lists and watches what k8s_offload/cluster/watch.py follows where EndpointSlices
+    are served (so not v1 Endpoints: tests/cluster/test_discovery.py shows it never asks for
+    them there); `offload-cni install` gets its Node (k8s_offload/cni/podcidr.py)."""
+    from k8s_offload.cni.podcidr import RBAC as INSTALL_CNI
+
+    watched = {(GROUPS[r.api_version], PLURALS[r.kind]) for r in RESOURCES if r.kind != "Endpoints"}
+    return {(g, r, verb) for g, r in watched for verb in ("list", "watch")} | set(INSTALL_CNI)
+
+
+def test_cluster_role_grants_exactly_what_the_code_uses() -> None:
+    """No verb, kind or group more or less than the code uses; no write at all."""
     role = one("ClusterRole")
     granted = set()
     for rule in role["rules"]:
-        assert sorted(rule["verbs"]) == ["list", "watch"]
         assert "resourceNames" not in rule
-        granted |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
-    watched = {(GROUPS[r.api_version], PLURALS[r.kind]) for r in RESOURCES if r.kind != "Endpoints"}
-    assert granted == watched
+        granted |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == used_api()
+    assert not {v for _, _, v in granted} & {"create", "update", "patch", "delete", "deletecollection", "*"}
     binding = one("ClusterRoleBinding")
     account = one("ServiceAccount")
     assert binding["roleRef"] == {
@@ -124,17 +142,32 @@ def test_loader_runs_as_the_image_user() -> None:
     assert user == [f"{loader['securityContext']['runAsUser']}:{loader['securityContext']['runAsGroup']}"]
 
 
-@pytest.mark.parametrize("name", ["loader", "arp-proxy"])
+LISTEN = {"loader": "--metrics=", "arp-proxy": "--health-listen=", "cni": "--health-listen="}
+
+
+@pytest.mark.parametrize("name", list(LISTEN))
 def test_daemons_have_probes_on_a_declared_port(name: str, tmp_path: Path) -> None:
     (c,) = [r for r in resolve(POD_VALUES, tmp_path) if r.name == name]
-    listen = {"loader": "--metrics=", "arp-proxy": "--health-listen="}[name]
-    (address,) = [a.removeprefix(listen) for a in c.argv if a.startswith(listen)]
-    host, _, port = address.rpartition(":")
+    (address,) = [a.removeprefix(LISTEN[name]) for a in c.argv if a.startswith(LISTEN[name])]
+    host, port = parse_listen(address)
     # The pod IP (with hostNetwork the node's: where the kubelet probes) or loopback, never 0.0.0.0.
     assert host == POD_VALUES["status.podIP"] or ipaddress.ip_address(host).is_loopback, address
     for kind, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         probe = c.container[kind]["httpGet"]
-        assert probe["path"] == path and c.port(probe["port"]) == int(port), (kind, probe)
+        assert probe["path"] == path and c.port(probe["port"]) == port, (kind, probe)
+
+
+@pytest.mark.parametrize("name", list(LISTEN))
+def test_daemons_listen_on_an_ipv6_pod_ip(name: str, tmp_path: Path) -> None:
+    """On an IPv6-only node status.podIP is an IPv6 address and `$(POD_IP):PORT` expands to a bare
+    `fd00:10::7:9464`: the daemon's own parser reads it as that address and the probe's port, and
+    the shared server (k8s_offload/httpserve.py) serves such an address (tests/test_httpserve.py)."""
+    pod_ip = "fd00:10::7"
+    (c,) = [r for r in resolve({**POD_VALUES, "status.podIP": pod_ip}, tmp_path) if r.name == name]
+    (address,) = [a.removeprefix(LISTEN[name]) for a in c.argv if a.startswith(LISTEN[name])]
+    assert parse_listen(address) == (pod_ip, c.port(c.container["readinessProbe"]["httpGet"]["port"]))
+    words, parser = next((w, p) for w, p in _parsers().items() if tuple(c.argv[: len(w)]) == w)
+    parser().parse_args(c.argv[len(words) :])  # and the command line accepts it
 
 
 def test_every_reference_resolves(tmp_path: Path) -> None:
@@ -148,49 +181,18 @@ def test_every_reference_resolves(tmp_path: Path) -> None:
 def _parsers() -> dict[tuple[str, ...], Callable[[], argparse.ArgumentParser]]:
     """The real parser of each command the DaemonSet runs, by its leading words."""
     from k8s_offload.arp_proxy.cli import build_parser
+    from k8s_offload.cni import install, server
     from k8s_offload.loader.cli import _parser
 
-    out: dict[tuple[str, ...], Callable[[], argparse.ArgumentParser]] = {
+    return {
         ("offload-loader",): _parser,
         ("offload-arp-proxy",): build_parser,
+        ("offload-cni", "install"): install.build_parser,
+        ("offload-cni", "serve"): server.build_parser,
     }
-    try:
-        from k8s_offload.cni import install
-    except ImportError:  # `offload-cni install` is the node branch's; until it lands, see below
-        pass
-    else:
-        out[("offload-cni", "install")] = install.build_parser
-    return out
 
 
-def needs_node_branch(container: str) -> pytest.MarkDecorator:
-    """Strict xfail while the interface the container uses is not merged from the node branch
-    (`offload-cni install`, `offload-arp-proxy --health-listen`): the day it is, the test runs."""
-    from k8s_offload.arp_proxy.cli import build_parser
-
-    if container == "install-cni":
-        try:
-            from k8s_offload.cni import install  # noqa: F401
-        except ImportError:
-            missing = True
-        else:
-            missing = False
-        return pytest.mark.xfail(missing, reason="offload-cni install (node branch) not merged", strict=True)
-    missing = "--health-listen" not in build_parser()._option_string_actions
-    return pytest.mark.xfail(
-        missing, reason="offload-arp-proxy --health-listen (node branch) not merged", strict=True
-    )
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "seed-node-facts",
-        pytest.param("install-cni", marks=needs_node_branch("install-cni")),
-        "loader",
-        pytest.param("arp-proxy", marks=needs_node_branch("arp-proxy")),
-    ],
-)
+@pytest.mark.parametrize("name", [c["name"] for c in containers()])
 def test_command_line_parses(name: str, tmp_path: Path) -> None:
     """The resolved command line through the command's own parser: a required argument missing
     (the proxy's --gateway-ip once was), an unknown option or a bad value fails here."""
@@ -216,6 +218,36 @@ def test_loader_command_line_means_what_the_manifest_says(tmp_path: Path) -> Non
     assert args.in_cluster and not args.manifests and args.node_name == "node-a"
     assert args.target == one("ConfigMap")["data"]["target"]
     assert Path(args.node) == c.mounts["/etc/k8s-offload"] / "node.yaml"
+    # Arbitration (docs/deploy.md): the default role, and an election id above p4runtime-shell's
+    # default so that inspecting the device with it leaves the loader primary.
+    assert args.role == "" and args.election_id == P4RT_SHELL_ELECTION_ID + 1
+
+
+def test_the_manifests_arbitration_keeps_the_loader_primary_while_p4runtime_shell_looks(
+    switch: EmbeddedTarget, tmp_path: Path
+) -> None:
+    """The DaemonSet's --election-id and --role against a device: a client with p4runtime-shell's
+    default id connecting (to inspect) leaves the loader primary and ready."""
+    from k8s_offload.loader.cli import _parser
+
+    (c,) = [r for r in resolve(POD_VALUES, tmp_path) if r.name == "loader"]
+    args = _parser().parse_args(c.argv[1:])
+    cfg = LoaderConfig(sources=[SHOP], node=NODE, target=switch.address, poll_interval=0.05,
+                       election_id=args.election_id, role=args.role)  # fmt: skip
+    loader = Loader(cfg)
+    shell = None
+    try:
+        loader.step()
+        loader.step()
+        assert loader.metrics.ready(), loader.unready_reason()
+        shell = connect(switch.address, election_id=P4RT_SHELL_ELECTION_ID)
+        assert not shell.is_primary
+        loader.step()
+        assert loader.metrics.ready(), loader.unready_reason()
+    finally:
+        if shell is not None:
+            shell.close()
+        loader.close()
 
 
 def test_gateway_settings_agree() -> None:
@@ -266,7 +298,7 @@ def _stages() -> list[tuple[str, list[tuple[str, str]]]]:
 
 def test_dockerfile_is_multi_stage_pinned_and_installs_the_wheel_as_non_root() -> None:
     stages = _stages()
-    assert len(stages) == 2
+    assert [base.split()[-1] for base, _ in stages[:-1]] == ["wheel", "cni-shim"]
     for base, _ in stages:
         image = base.split()[0]
         _, _, tag = image.partition(":")
@@ -278,8 +310,60 @@ def test_dockerfile_is_multi_stage_pinned_and_installs_the_wheel_as_non_root() -
     assert "pip install" in runs and ".whl" in runs and " -e " not in runs
     (user,) = [rest for op, rest in final if op == "USER"]
     assert int(user.split(":")[0]) != 0
-    assert not [rest for op, rest in final if op == "COPY" and "--from=" not in rest]  # nothing but the wheel
+    copies = [rest for op, rest in final if op == "COPY"]
+    assert all(c.startswith("--from=") for c in copies)  # built artefacts only: the wheel, the shim
+    assert f"--from=cni-shim /out/offload-cni {SHIM_IN_IMAGE}" in copies
     assert f"k8s-offload:{VERSION}" in (DEPLOY / "Dockerfile").read_text()  # the tag the DaemonSet runs
+
+
+def test_install_cni_installs_the_shim_the_image_holds(tmp_path: Path) -> None:
+    (c,) = [r for r in resolve(POD_VALUES, tmp_path) if r.name == "install-cni"]
+    assert f"--shim={SHIM_IN_IMAGE}" in c.argv
+
+
+def _replay(stage: list[tuple[str, str]], ctx: Path) -> None:
+    """A stage's COPY lines from the repository into `ctx` (links kept, as COPY keeps them)."""
+    ctx.mkdir(parents=True, exist_ok=True)
+    for op, rest in stage:
+        if op == "COPY" and not rest.startswith("--from="):
+            *sources, dest = rest.split()
+            for src in sources:
+                path = REPO / src
+                target = (
+                    ctx / dest / path.name if dest.endswith("/") and dest not in ("./", ".") else ctx / dest
+                )
+                target = ctx / path.name if dest in ("./", ".") else target
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if path.is_dir():
+                    shutil.copytree(path, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(path, target)
+
+
+def test_shim_stage_context_builds_a_static_shim(tmp_path: Path) -> None:
+    """The cni-shim stage's COPY lines and its make rule, replayed: the program builds from just
+    those files, and is static (a node has none of the image's libraries)."""
+    require_c_compiler()
+    (_, stage) = _stages()[1]
+    _replay(stage, tmp_path / "ctx")
+    (make,) = [rest for op, rest in stage if op == "RUN" and rest.startswith("make ")]
+    out = tmp_path / "out" / "offload-cni"
+    argv = [*make.replace("/out/offload-cni", str(out)).split(), "-C", str(tmp_path / "ctx")]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not program_header_types(out.read_bytes()) & {PT_INTERP, PT_DYNAMIC}
+
+
+PT_INTERP, PT_DYNAMIC = 3, 2
+
+
+def program_header_types(elf: bytes) -> set[int]:
+    """The p_type of every program header of a 64-bit little-endian ELF file: a static program
+    has neither PT_INTERP (the dynamic loader to run) nor PT_DYNAMIC."""
+    assert elf[:4] == b"\x7fELF" and elf[4] == 2 and elf[5] == 1, "not a 64-bit little-endian ELF"
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    return {struct.unpack_from("<I", elf, phoff + i * phentsize)[0] for i in range(phnum)}
 
 
 def test_build_stage_context_builds_a_complete_wheel(tmp_path: Path) -> None:
@@ -289,18 +373,7 @@ def test_build_stage_context_builds_a_complete_wheel(tmp_path: Path) -> None:
     then runs is tests/deploy/test_wheel.py's part."""
     ctx = tmp_path / "ctx"
     (_, build), *_ = _stages()
-    for op, rest in build:
-        if op == "WORKDIR":
-            ctx.mkdir(parents=True, exist_ok=True)
-        elif op == "COPY":
-            *sources, dest = rest.split()
-            for src in sources:
-                path = REPO / src
-                target = ctx / dest if dest not in ("./", ".") else ctx / path.name
-                if path.is_dir():
-                    shutil.copytree(path, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-                else:
-                    shutil.copy(path, target)
+    _replay(build, ctx)
     run = subprocess.run(
         [
             sys.executable,

@@ -8,10 +8,12 @@ Needs PyPI (or pip's cache) for the runtime dependencies; CI has it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tarfile
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -129,3 +131,28 @@ def test_verify_without_the_extra_says_how_to_get_it(venv: Path, tmp_path: Path)
     )
     assert run.returncode == 2 and run.stdout == ""
     assert "pip install 'k8s-offload[verify]'" in run.stderr, run.stderr
+
+
+def test_the_wheels_cni_server_serves_the_shim(venv: Path, tmp_path: Path, cni_shim: Path) -> None:
+    """What the image pairs: the wheel's `offload-cni serve` behind the static shim, which runs
+    from a directory of its own with no Python on its PATH."""
+    sock = tmp_path / "cni.sock"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    server = subprocess.Popen(
+        [str(venv / "bin/offload-cni"), "serve", "--socket", str(sock)], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        run = subprocess.run(
+            [str(cni_shim)], input=b'{"cniVersion": "1.0.0"}', capture_output=True, timeout=60,
+            env={"CNI_COMMAND": "VERSION", "PATH": "/nonexistent", "OFFLOAD_CNI_SOCKET": str(sock)},
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["supportedVersions"][-1] == "1.1.0"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

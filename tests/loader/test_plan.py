@@ -4,6 +4,7 @@ each stage is its own Write because a server may reorder inside a batch (spec §
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from k8s_offload.compiler.bundle.model import Bundle
 from k8s_offload.compiler.bundle.schema import Schema
@@ -97,8 +98,10 @@ def test_policy_change_is_a_two_phase_update(schema: Schema, shop_bundle: Bundle
 def test_peer_class_entries_follow_the_peer_rules_of_their_class(
     schema: Schema, shop_bundle: Bundle, shop_dir: Path
 ) -> None:
-    """A new peer network: the class LPM entry pointing at a class is written after that class's
-    peer-rule entries and, going back, removed before them; the pod still flips in one MODIFY."""
+    """A new peer network: the class LPM entry takes the class it points at after that class's
+    peer-rule entries are written and, going back, stops pointing at it before they are removed
+    (here through a temporary class: the network's old class differs for the old rule set,
+    transition.py); the pod still flips in one MODIFY."""
     f = shop_dir / "networkpolicies.yaml"
     f.write_text(
         f.read_text().replace(
@@ -118,10 +121,15 @@ def test_peer_class_entries_follow_the_peer_rules_of_their_class(
     ]
     assert linked and all(container(schema, t) == "eg_peer_rules" for _, t in linked)
     for plan, later in ((make_plan(schema, new, old), False), (make_plan(schema, old, new), True)):
-        stage = {op.item.key: n for n, s in enumerate(plan.stages) for op in s}
-        pairs = [(k, t) for k, t in linked if k in stage and t in stage]
+        first: dict[Any, int] = {}
+        last: dict[Any, int] = {}
+        for n, s in enumerate(plan.stages):
+            for op in s:
+                first.setdefault(op.item.key, n)
+                last[op.item.key] = n
+        pairs = [(k, t) for k, t in linked if k in first and t in first]
         assert pairs, "the new class's LPM entry and its peer rules are both in the plan"
-        assert all((stage[t] > stage[k]) if later else (stage[t] < stage[k]) for k, t in pairs)
+        assert all((first[k] < last[t]) if later else (first[t] < last[k]) for k, t in pairs)
         flips = set(_stage_of(schema, plan).get((MODIFY, "eg_pod"), []))
         assert len(flips) == 1  # the pod's entries flip together
     forward = make_plan(schema, new, old)

@@ -53,8 +53,8 @@ def test_our_program_parses() -> None:
     all_tables = [t for c in program.controls for t in c.tables]
     all_actions = [a for c in program.controls for a in c.actions]
     # Issue 21: svc_frontend (the selector table), svc_frontend_internal, svc_options, aff_backend;
-    # no svc_backend, backend_nat, rev_nat, svc_split, svc_affinity.
-    assert len(all_tables) == 16
+    # no svc_backend, backend_nat, rev_nat, svc_split, svc_affinity. Exact peer tables *_peer_host.
+    assert len(all_tables) == 18
     assert len(all_actions) == 36
     assert len(program.headers) == 12  # + icmp_error_t
     assert [i.name for i in pipe.ingress.instances][:2] == ["port_classify", "flow_key"]

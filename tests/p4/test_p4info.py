@@ -31,7 +31,7 @@ def by_name(items: Any, name: str) -> Any:
 
 def test_package_and_counts(info: Any) -> None:
     assert info.pkg_info.arch == "v1model"
-    assert len(info.tables) == 16
+    assert len(info.tables) == 18  # + eg_peer_host, in_peer_host
     assert len(info.actions) == 36
     assert [p.preamble.name for p in info.action_profiles] == ["K8sIngress.svc_selector"]
 
@@ -63,6 +63,19 @@ def test_range_lpm_and_multi_field_keys(info: Any) -> None:
     assert (fwd.match_fields[0].name, fwd.match_fields[0].bitwidth) == ("meta.dst_addr", 128)
     assert fwd.match_fields[0].match_type == p4info.MatchField.LPM
     assert fwd.size == 131072
+
+
+def test_peer_host_tables_share_the_class_actions(info: Any) -> None:
+    """The exact host tables answer before the LPM with the same action (p4src/README.md)."""
+    for control, prefix, key, cid in (("egress", "eg", "dst_addr", 8), ("ingress", "in", "src_addr", 9)):
+        t = by_name(info.tables, f"K8sIngress.{control}_policy.{prefix}_peer_host")
+        assert t.preamble.id == 0x02000005 | cid << 8
+        assert [(f.name, f.bitwidth, f.match_type) for f in t.match_fields] == [
+            (f"meta.{key}", 128, p4info.MatchField.EXACT)
+        ]
+        lpm = by_name(info.tables, f"K8sIngress.{control}_policy.{prefix}_peer_class")
+        assert [(r.id, r.scope) for r in t.action_refs] == [(r.id, r.scope) for r in lpm.action_refs]
+        assert t.size == 131072
 
 
 def test_selector_table_and_profile(info: Any) -> None:

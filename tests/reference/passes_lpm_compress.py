@@ -6,6 +6,8 @@ each. Rewritten, the table computes the same address -> class function with the 
 adjacent networks of one class aggregate, an `except` becomes the /16 with its class and the /24
 with the class of what remains (class 0 = no class, when nothing remains), and entries with
 their parent's class disappear. Classes themselves are unchanged, so the rule tables are too.
+Addresses the exact host table holds (pass `exact_hosts`, which runs first here) are looked up
+there first, so the LPM may answer them anything: they enter ORTC as don't care.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 
-from k8s_offload.compiler.bundle.model import ActionCall, Lpm, TableEntry
-from tests.reference.passes_ortc import MISS, compress
+from k8s_offload.compiler.bundle.model import ActionCall, Exact, Lpm, TableEntry
+from tests.reference.passes_ortc import DONT_CARE, MISS, compress
 
 WIDTH = 128
 CLASS_TABLES = ("eg_peer_class", "in_peer_class")
@@ -29,8 +31,13 @@ def is_class_table(table: str) -> bool:
 def lpm_compress(entries: list[TableEntry]) -> list[TableEntry]:
     by_table: dict[str, list[TableEntry]] = defaultdict(list)
     rest: list[TableEntry] = []
+    hosts: dict[str, list[int]] = defaultdict(list)  # class table -> addresses its host table holds
     for e in entries:
         (by_table[e.table] if is_class_table(e.table) and not e.is_default else rest).append(e)
+        if e.table.endswith("_peer_host") and not e.is_default:
+            ((_, m),) = e.match
+            assert isinstance(m, Exact)
+            hosts[e.table.removesuffix("_peer_host") + "_peer_class"].append(m.value)
     for table, group in sorted(by_table.items()):
         proto = group[0]
         assert proto.action is not None
@@ -41,6 +48,8 @@ def lpm_compress(entries: list[TableEntry]) -> list[TableEntry]:
             ((_, m),) = e.match
             assert isinstance(m, Lpm) and e.action is not None
             labels.append((m.value, m.prefix_len, e.action.params[0][1]))
+        labels += [(a, WIDTH, DONT_CARE) for a in hosts[table]]
+        labels.sort()
         calls: dict[int, ActionCall] = {}  # one shared call per class
         for value, plen, label in compress(labels, WIDTH):
             call = calls.get(label)

@@ -12,6 +12,10 @@ one step. The trie is kept implicit for one-child nodes' missing siblings.
 
 Labels are ints; `MISS` is the table's default (no entry). Used for the peer-class LPM tables and,
 with priority = prefix length, for port ranges on targets that need value/mask keys.
+
+`DONT_CARE` (added with the `exact_hosts` pass) labels prefixes another table answers first: a leaf
+that may take any label, i.e. the universal candidate set (None below) in the paper's dynamic
+program, where it is the identity of the intersection step; no entry is ever made for it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 MISS = -1
+DONT_CARE = -2
 Prefix = tuple[int, int, int]
 """(value, prefix length, label); value has zeros past the prefix length."""
 
@@ -85,13 +90,15 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
             stack.append(c)
     singles: dict[int, frozenset[int]] = {}  # one object per label: equal children are `is`
 
-    def single(lab: int) -> frozenset[int]:
+    def single(lab: int) -> frozenset[int] | None:
+        if lab == DONT_CARE:
+            return None  # every label
         found = singles.get(lab)
         if found is None:
             found = singles[lab] = frozenset((lab,))
         return found
 
-    cand: list[frozenset[int]] = [frozenset()] * n_nodes
+    cand: list[frozenset[int] | None] = [frozenset()] * n_nodes
     for n in reversed(order):
         lc, rc = left[n], right[n]
         if lc < 0 and rc < 0:
@@ -99,8 +106,8 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
             continue
         a = cand[lc] if lc >= 0 else single(in_force[n])
         b = cand[rc] if rc >= 0 else single(in_force[n])
-        if a is b:
-            cand[n] = a
+        if a is None or b is None or a is b:
+            cand[n] = b if a is None else a
             continue
         both = a & b
         cand[n] = both if both else a | b
@@ -110,18 +117,18 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
     while todo:
         n, inherited = todo.pop()
         cn = cand[n]
-        if inherited not in cn:
+        if cn is not None and inherited not in cn:
             inherited = _pick(cn)
             out.append((value[n], length[n], inherited))
         lc, rc = left[n], right[n]
         if lc >= 0:
             todo.append((lc, inherited))
-            if rc < 0 and in_force[n] != inherited:
+            if rc < 0 and in_force[n] != inherited and in_force[n] != DONT_CARE:
                 # The implicit sibling leaf of a one-child node: covered by the node's own label.
                 out.append((value[n] | (1 << (width - length[n] - 1)), length[n] + 1, in_force[n]))
         if rc >= 0:
             todo.append((rc, inherited))
-            if lc < 0 and in_force[n] != inherited:
+            if lc < 0 and in_force[n] != inherited and in_force[n] != DONT_CARE:
                 out.append((value[n], length[n] + 1, in_force[n]))
     out.sort(key=lambda e: (e[0], e[1]))
     return out

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from k8s_offload.compiler.bundle.model import Range, TableEntry
 from k8s_offload.compiler.ir.rules import PolicyIR, check_policy_ir
 from tests.reference.passes_drop_subsumed import drop_subsumed
+from tests.reference.passes_exact_hosts import exact_hosts
 from tests.reference.passes_lpm_compress import is_class_table, lpm_compress
 from tests.reference.passes_merge_rules import merge_policy_rules
 from tests.reference.passes_ortc import blocks
@@ -51,6 +52,9 @@ class Pass:
 PASSES: tuple[Pass, ...] = (
     Pass("merge_rules", "policy", merge_policy_rules, "merge rules with equal peers or equal ports"),
     Pass("drop_subsumed", "policy", drop_subsumed, "drop rules inside another rule of the same set"),
+    # Before lpm_compress here (the engine's PIPELINE lists it after, and does both inside the
+    # peer-class table): ORTC needs to know which addresses the host table answers.
+    Pass("exact_hosts", "entries", lambda es, _p: exact_hosts(es), "peer-class hosts in exact tables"),
     Pass("lpm_compress", "entries", lambda es, _p: lpm_compress(es), "ORTC on the peer-class LPM tables"),
     Pass("range_encoding", "entries", range_encoding, "dpdk: port ranges as nested value/mask blocks"),
 )
@@ -116,7 +120,11 @@ def run_entry_passes(entries: Sequence[TableEntry], config: PassConfig) -> list[
                 _check_entries(out, config.profile)
             if config.dump_after == p.name:
                 config.dumps.append(
-                    "".join(f"{e}\n" for e in out if is_class_table(e.table) or is_port_table(e.table))
+                    "".join(
+                        f"{e}\n"
+                        for e in out
+                        if is_class_table(e.table) or is_port_table(e.table) or e.table.endswith("_peer_host")
+                    )
                 )
     if config.profile == "dpdk":
         out = expand_blocks(out)

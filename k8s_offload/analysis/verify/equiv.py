@@ -45,7 +45,7 @@ from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.bundle.values import format_value
 from k8s_offload.compiler.ir.rules import PolicyIR
 
-POLICY_TABLES = ("pod", "peer_class", "peer_rules", "port_rules")
+POLICY_TABLES = ("pod", "peer_host", "peer_class", "peer_rules", "port_rules")
 WIDTHS = {"src_addr": 128, "dst_addr": 128, "l4_proto": 8, "dport": 16}
 
 

@@ -1,8 +1,8 @@
 """The policy stages composed into one verdict per local pod: which (peer, protocol, port) it allows.
 
-The four tables of a direction (`*_pod`, `*_peer_class`, `*_peer_rules`, `*_port_rules`) only
-compute `(peer_rules | any_peer_rules) & (port_rules | any_port_rules) != 0` (p4src/README.md,
-"Policy classification"). Composing them removes the internal numbering (rule-set ids, peer
+The tables of a direction (`*_pod`, `*_peer_host` then `*_peer_class` on a miss, `*_peer_rules`,
+`*_port_rules`) only compute `(peer_rules | any_peer_rules) & (port_rules | any_port_rules) != 0`
+(p4src/README.md, "Policy classification"). Composing them removes the internal numbering (rule-set ids, peer
 classes, rule bits), so two bundles that number them differently still compare equal, and the
 result can be compared with the resolved NetworkPolicy rules directly.
 """
@@ -100,14 +100,27 @@ def compose_policy(
         p = e.action.params
         pods[m.value] = (_param(p, "set_id"), _param(p, "any_peer_rules"), _param(p, "any_port_rules"))
 
-    classes = encode_table(
-        space, schema, profiles, f"{d.prefix}_peer_class", entries(f"{d.prefix}_peer_class")
-    )
+    # The peer's class: the exact host table's when it hits, else the LPM's (p4src: `if
+    # (!*_peer_host.apply().hit) *_peer_class.apply()`); a program without the host table has
+    # only the LPM.
+    classifiers = [
+        encode_table(space, schema, profiles, name, entries(name))
+        for name in (f"{d.prefix}_peer_host", f"{d.prefix}_peer_class")
+        if schema.has_table(name)
+    ]
     class_region: dict[int, BDDNode] = defaultdict(lambda: space.false)
-    for outcome, region in classes.outcomes.items():
-        params = outcome[2] if outcome[0] == "action" else ()
-        assert isinstance(params, tuple)
-        class_region[_param(params, "peer_class")] |= region
+    answered = space.false  # keys an earlier classifier's entry hit
+    for fn in classifiers:
+        last = fn is classifiers[-1]
+        for outcome, region in fn.outcomes.items():
+            if not last:
+                region = region & fn.hit  # a miss goes on to the next table
+            elif answered != space.false:
+                region = region & ~answered
+            params = outcome[2] if outcome[0] == "action" else ()
+            assert isinstance(params, tuple)
+            class_region[_param(params, "peer_class")] |= region
+        answered = answered | fn.hit
 
     peer_masks: dict[tuple[int, int], int] = {}
     for e in entries(f"{d.prefix}_peer_rules"):
@@ -164,7 +177,7 @@ def compose_policy(
             if (pm | any_peer) & (qm | any_port)
         ]
         allowed[pod_key] = any_of(space, parts)
-    return PolicyFunction(d, pods, allowed), [classes, port_table]
+    return PolicyFunction(d, pods, allowed), [*classifiers, port_table]
 
 
 def rule_set_bdd(space: Space, d: Direction, rules: RuleSet) -> BDDNode:

@@ -99,6 +99,8 @@ class TableFunction:
     default: Outcome
     entries: int
     ambiguities: list[Ambiguous] = field(default_factory=list)
+    hit: BDDNode | None = None
+    """The keys some entry matches (the table's `apply().hit`)."""
 
 
 def match_bdd(space: Space, info: TableInfo, e: TableEntry) -> BDDNode:
@@ -206,6 +208,7 @@ def encode_table(
     if len(groups) <= 1 and not fn.ambiguities:
         covered = any_of(space, (u for us in by_outcome.values() for u in us))
     fn.outcomes = {o: any_of(space, us) for o, us in by_outcome.items()}
+    fn.hit = covered
     miss = ~covered
     if miss != space.false:
         fn.outcomes[default] = fn.outcomes.get(default, space.false) | miss

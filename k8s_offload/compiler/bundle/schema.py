@@ -192,6 +192,10 @@ class Schema:
         except KeyError:
             raise BundleError(f"the P4 program has no table {name!r}") from None
 
+    def has_table(self, name: str) -> bool:
+        """Whether the program has the table (by name or alias): stages a program may leave out."""
+        return name in self._tables
+
     def action(self, name: str) -> ActionInfo:
         try:
             return self._actions[name]

@@ -26,7 +26,7 @@ from k8s_offload.compiler.frontend.model import IPNetwork, ObjectKey
 from k8s_offload.compiler.frontend.policy import PolicyType
 from k8s_offload.compiler.ir.rules import PORT_MAX, PORT_MIN, AddressSet, PodIsolation, RuleSet
 from k8s_offload.compiler.lower.ids import IdAllocator, IdSpace, stable_ids
-from k8s_offload.compiler.passes.ortc import MISS, Ortc
+from k8s_offload.compiler.passes.ortc import DONT_CARE, MISS, Ortc
 
 if TYPE_CHECKING:
     from k8s_offload.compiler.engine.core import Reads
@@ -448,19 +448,35 @@ def _network(k: NKey) -> IPNetwork:
     return ipaddress.IPv6Network((value, plen))
 
 
-class PeerLpm:
-    """The peer-class LPM table of one direction (an engine `Stateful` table over `PeerClasses`'
-    network labels), as entries: with `lpm_compress`, ORTC's fewest entries for the same
-    address -> class function (`Ortc`: a batch compress, or kept up to date under tracking);
-    without it, one entry per network."""
+HOST_MIN_LEN = 127
+"""Networks of this (mapped, 128-bit) prefix length and longer, i.e. IPv4 /31 and /32 and IPv6 /127
+and /128, go to the exact `*_peer_host` table with the `exact_hosts` pass, one entry per address:
+measured on the benchmark's M cluster (docs/benchmarks.md), moving /32s alone left 38% of the
+passes-off TCAM, /31s too 20%, for about 2.2 exact entries per LPM entry saved."""
 
-    def __init__(self, schema: Schema, t: _Tables, compress: bool, track: bool) -> None:
+
+class PeerLpm:
+    """The peer-class tables of one direction (an engine `Stateful` table over `PeerClasses'`
+    network labels), as entries. With `lpm_compress`, ORTC's fewest LPM entries for the same
+    address -> class function (`Ortc`: a batch compress, or kept up to date under tracking);
+    without it, one entry per network. With `hosts` (the `exact_hosts` pass), networks of
+    `HOST_MIN_LEN` bits and more are instead one exact `*_peer_host` entry per address (the
+    class of the longest such network holding it), which the program looks up before the LPM,
+    and ORTC treats those addresses as don't care."""
+
+    def __init__(self, schema: Schema, t: _Tables, compress: bool, track: bool, hosts: bool = False) -> None:
         self.schema, self.t = schema, t
         self.ortc = Ortc(WIDTH, track) if compress else None
+        self.hosts = hosts
         self.entries: dict[Prefix3, TableEntry] = {}
         self.raw: dict[tuple[int, int], int] = {}
+        self.host_nets: dict[tuple[int, int], int] = {}
+        """With `hosts`: the label of each network of `HOST_MIN_LEN` bits or more."""
+        self.host_entries: dict[int, TableEntry] = {}
+        """With `hosts`: the exact entry of each address those networks hold."""
         self.delta: tuple[list[TableEntry], list[TableEntry]] = ([], [])
         self.calls: dict[int, TableEntry] = {}
+        self.host_calls: dict[int, TableEntry] = {}
 
     def get(self, key: Hashable) -> Any:
         return None
@@ -468,6 +484,8 @@ class PeerLpm:
     def update(self, changes: Mapping[Hashable, tuple[Any, Any]]) -> list[Change]:
         removed, added = self.delta
         labels = [(k[0], k[1], new) for k, (_, new) in changes.items() if isinstance(k, tuple)]
+        if self.hosts:
+            labels = self._split_hosts(labels)
         if self.ortc is None:
             for value, plen, label in labels:
                 old = self.raw.pop((value, plen), None)
@@ -485,6 +503,41 @@ class PeerLpm:
                 e = self.entries[p] = self._entry(*p, full_key=False)
                 added.append(e)
         return []
+
+    def _split_hosts(self, labels: list[tuple[int, int, int | None]]) -> list[tuple[int, int, int | None]]:
+        """Apply the label changes of host networks to the exact entries; returns the changes
+        left for the LPM (host networks as don't care when ORTC runs, else none)."""
+        removed, added = self.delta
+        nets = self.host_nets
+        rest: list[tuple[int, int, int | None]] = []
+        touched: set[int] = set()
+        for value, plen, label in labels:
+            if plen < HOST_MIN_LEN:
+                rest.append((value, plen, label))
+                continue
+            if label is None:
+                nets.pop((value, plen), None)
+            else:
+                nets[(value, plen)] = label
+            touched.update(range(value, value + (1 << (WIDTH - plen))))
+            if self.ortc is not None:
+                rest.append((value, plen, None if label is None else DONT_CARE))
+        for address in sorted(touched):
+            label = nets.get((address, WIDTH))
+            for plen in range(WIDTH - 1, HOST_MIN_LEN - 1, -1):
+                if label is not None:
+                    break
+                label = nets.get((address >> (WIDTH - plen) << (WIDTH - plen), plen))
+            old = self.host_entries.get(address)
+            if old is not None:
+                assert old.action is not None
+                if label == old.action.params[0][1]:
+                    continue
+                removed.append(self.host_entries.pop(address))
+            if label is not None:
+                e = self.host_entries[address] = self._host_entry(address, label)
+                added.append(e)
+        return rest
 
     def take_output(self) -> tuple[list[TableEntry], list[TableEntry]]:
         out, self.delta = self.delta, ([], [])
@@ -508,6 +561,21 @@ class PeerLpm:
         ((field, _),) = proto.match
         match = ((field, Lpm(value, plen)),) if plen or full_key else ()  # a /0 is don't care
         return TableEntry(proto.table, match, proto.action, origin=PEERS_ORIGIN)
+
+    def _host_entry(self, address: int, label: int) -> TableEntry:
+        """As `_entry`, for the exact table: checked once per label, then shared."""
+        proto = self.host_calls.get(label)
+        if proto is None:
+            t = self.t
+            proto = self.host_calls[label] = self.schema.entry(
+                f"{t.prefix}_peer_host",
+                {t.peer_key: Exact(address)},
+                f"{t.prefix}_set_peer_class",
+                {"peer_class": label},
+                origin=PEERS_ORIGIN,
+            )
+        ((field, _),) = proto.match
+        return TableEntry(proto.table, ((field, Exact(address)),), proto.action, origin=PEERS_ORIGIN)
 
 
 Prefix3 = tuple[int, int, int]
@@ -556,9 +624,9 @@ def declare_policy(b: Build) -> None:
         )
         classes = b.add(Stateful(e, f"{p}_peer_classes", users, PeerClasses(e.track)))
         compress = "lpm_compress" in config.enabled
-        b.add(
-            Stateful(e, f"{p}_peer_lpm", classes, PeerLpm(schema, tables, compress, e.track), out="entities")
-        )
+        hosts = "exact_hosts" in config.enabled
+        lpm = PeerLpm(schema, tables, compress, e.track, hosts)
+        b.add(Stateful(e, f"{p}_peer_lpm", classes, lpm, out="entities"))
 
         def peer_rules(
             r: Reads,

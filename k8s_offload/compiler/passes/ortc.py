@@ -10,8 +10,13 @@ with one label become their parent), `except` holes (a /16 and the /24 cut from 
 the eight prefixes left by subtraction) and redundancy (children with the parent's label) into
 one step. The trie is kept implicit for one-child nodes' missing siblings.
 
-Labels are ints; `MISS` is the table's default (no entry). Used for the peer-class LPM tables and,
-with priority = prefix length, for port ranges on targets that need value/mask keys.
+Labels are ints; `MISS` is the table's default (no entry), `DONT_CARE` marks a prefix whose
+addresses some other table answers first (the peer-class LPM's hosts, which an exact table holds):
+its candidates are every label, so the table may give those addresses whatever saves entries. That
+is ORTC's own dynamic program with a leaf allowed any label (a leaf's cost is 0 for each allowed
+label and 1 otherwise, so the costs of a subtree still differ by at most one and the candidate
+sets stay exact), hence still optimal. Used for the peer-class LPM tables and, with priority =
+prefix length, for port ranges on targets that need value/mask keys.
 
 `Ortc` is `compress` with two ways in, one result: without tracking, one batch `compress` of
 the whole input; with tracking, the trie kept between updates (`_Trie`), so a changed prefix
@@ -23,8 +28,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 MISS = -1
+DONT_CARE = -2
 Prefix = tuple[int, int, int]
 """(value, prefix length, label); value has zeros past the prefix length."""
+
+
+ANY: frozenset[int] = frozenset((DONT_CARE,))
+"""The candidates of a don't-care leaf: every label (only ever compared by identity)."""
+
+
+def _meet(a: frozenset[int], b: frozenset[int]) -> frozenset[int]:
+    """Pass 2 at a node with candidate sets `a` and `b` below it."""
+    if a is b or b is ANY:
+        return a
+    if a is ANY:
+        return b
+    both = a & b
+    return both if both else a | b
 
 
 def _pick(candidates: frozenset[int]) -> int:
@@ -90,6 +110,8 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
     singles: dict[int, frozenset[int]] = {}  # one object per label: equal children are `is`
 
     def single(lab: int) -> frozenset[int]:
+        if lab == DONT_CARE:
+            return ANY
         found = singles.get(lab)
         if found is None:
             found = singles[lab] = frozenset((lab,))
@@ -103,29 +125,25 @@ def compress(entries: Iterable[Prefix], width: int) -> list[Prefix]:
             continue
         a = cand[lc] if lc >= 0 else single(in_force[n])
         b = cand[rc] if rc >= 0 else single(in_force[n])
-        if a is b:
-            cand[n] = a
-            continue
-        both = a & b
-        cand[n] = both if both else a | b
+        cand[n] = _meet(a, b)
     # Pass 3, top-down with the inherited choice.
     out: list[Prefix] = []
     todo: list[tuple[int, int]] = [(0, MISS)]
     while todo:
         n, inherited = todo.pop()
         cn = cand[n]
-        if inherited not in cn:
+        if cn is not ANY and inherited not in cn:
             inherited = _pick(cn)
             out.append((value[n], length[n], inherited))
         lc, rc = left[n], right[n]
         if lc >= 0:
             todo.append((lc, inherited))
-            if rc < 0 and in_force[n] != inherited:
+            if rc < 0 and in_force[n] not in (inherited, DONT_CARE):
                 # The implicit sibling leaf of a one-child node: covered by the node's own label.
                 out.append((value[n] | (1 << (width - length[n] - 1)), length[n] + 1, in_force[n]))
         if rc >= 0:
             todo.append((rc, inherited))
-            if lc < 0 and in_force[n] != inherited:
+            if lc < 0 and in_force[n] not in (inherited, DONT_CARE):
                 out.append((value[n], length[n] + 1, in_force[n]))
     out.sort(key=lambda e: (e[0], e[1]))
     return out
@@ -279,17 +297,17 @@ class _Trie:
             return found
         own = above if node.label is None else node.label
         k0, k1 = node.kids
+        mine = ANY if own == DONT_CARE else frozenset((own,))
         if k0 is None and k1 is None:
-            out = frozenset((own,))
+            out = mine
         else:
             if k0 is not None and k1 is not None:
                 a, b = self._cand(k0, own), self._cand(k1, own)
             else:
                 kid = k0 if k0 is not None else k1
                 assert kid is not None
-                a, b = self._cand(kid, own), frozenset((own,))
-            both = a & b
-            out = both if both else a | b
+                a, b = self._cand(kid, own), mine
+            out = _meet(a, b)
         node.cand[above] = out
         return out
 
@@ -301,7 +319,7 @@ class _Trie:
         cand = self._cand(node, above)
         here: list[Prefix] = []
         chosen = inherited
-        if chosen not in cand:
+        if cand is not ANY and chosen not in cand:
             chosen = _pick(cand)
             here.append((node.value, node.length, chosen))
         kids: list[_Out | None] = [None, None]
@@ -309,7 +327,7 @@ class _Trie:
             kid = node.kids[bit]
             if kid is not None:
                 kids[bit] = self._emit(kid, own, chosen)
-            elif node.kids[1 - bit] is not None and own != chosen:
+            elif node.kids[1 - bit] is not None and own not in (chosen, DONT_CARE):
                 shift = self.width - node.length - 1
                 here.append((node.value | (bit << shift), node.length + 1, own))
         out = _Out(tuple(here), (kids[0], kids[1]))

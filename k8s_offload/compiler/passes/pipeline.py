@@ -254,6 +254,13 @@ PIPELINE: tuple[Step, ...] = (
         _enabled("lpm_compress"),
     ),
     Step(
+        "exact_hosts",
+        "pass",
+        "peer classes of /32 and /31 (IPv6 /128, /127) networks in exact tables (inside lower_policy)",
+        None,
+        _enabled("exact_hosts"),
+    ),
+    Step(
         "range_encoding",
         "pass",
         "dpdk: port ranges as nested value/mask blocks",

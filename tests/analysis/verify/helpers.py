@@ -9,7 +9,7 @@ from pathlib import Path
 
 from k8s_offload.compiler.bundle.model import Bundle, Lpm, Match, Range, TableEntry
 from k8s_offload.compiler.driver import CompileResult, compile_sources
-from k8s_offload.compiler.passes.pipeline import NO_OPT
+from k8s_offload.compiler.passes.pipeline import NO_OPT, PassConfig
 
 GOLDEN = Path(__file__).resolve().parents[2] / "compiler" / "golden"
 GOOD_CASES = sorted(
@@ -20,12 +20,14 @@ GOOD_CASES = sorted(
 
 
 @cache
-def compiled(case: str) -> CompileResult:
-    """Passes off: the planted bugs edit entries of the unoptimized bundle."""
+def compiled(case: str, optimized: bool = False) -> CompileResult:
+    """Passes off unless `optimized`: most planted bugs edit entries of the unoptimized bundle."""
     d = GOLDEN / case
     node = d / "node.yaml"
     sources = sorted(str(p) for p in d.glob("*.yaml") if p.name != "node.yaml")
-    return compile_sources(sources, node if node.exists() else None, passes=NO_OPT)
+    return compile_sources(
+        sources, node if node.exists() else None, passes=PassConfig() if optimized else NO_OPT
+    )
 
 
 def short(table: str) -> str:

@@ -40,6 +40,12 @@ def shop() -> Bundle:
     return compiled("shop").lowered.bundle
 
 
+@pytest.fixture(scope="module")
+def shop_on() -> Bundle:
+    """Every pass on: hosts in the exact `*_peer_host` tables."""
+    return compiled("shop", optimized=True).lowered.bundle
+
+
 def _cart_port_rule(bundle: Bundle) -> TableEntry:
     return find(bundle, "eg_port_rules", lambda e: match_of(e, "dport") == Range(8000, 8099))
 
@@ -72,6 +78,33 @@ def test_priority_encoded_ranges_are_equivalent(verifier: Verifier, shop: Bundle
     lo = with_params(lo, rules=0)
     report = verifier.compare(shop, replace_entry(shop, old, hi, lo))
     assert report.ok, render_report(report, "verify")
+
+
+def _host(b: Bundle, *addr: int) -> TableEntry:
+    return find(b, "eg_peer_host", lambda e: match_of(e, "dst_addr") == Exact(v4(*addr)))
+
+
+def test_host_table_answers_before_the_lpm(verifier: Verifier, shop_on: Bundle) -> None:
+    """An LPM entry for an address the exact host table holds is never reached (p4src: the LPM
+    applies only on a host miss), whatever its class."""
+    host = _host(shop_on, 10, 244, 1, 40)
+    lpm = default_schema().entry(
+        "eg_peer_class", {"dst_addr": Lpm(v4(10, 244, 1, 40), 128)}, "eg_set_peer_class", {"peer_class": 7}
+    )
+    assert host.action is not None and host.action.params != (("peer_class", 7),)
+    report = verifier.compare(shop_on, add_entries(shop_on, lpm))
+    assert report.ok, render_report(report, "verify")
+
+
+def _wrong_host_class(b: Bundle) -> Bundle:
+    """10.244.1.40 (postgres) given the class of 10.244.1.2 (DNS)."""
+    old, other = _host(b, 10, 244, 1, 40), _host(b, 10, 244, 1, 2)
+    return replace_entry(b, old, dataclasses.replace(old, action=other.action))
+
+
+def _dropped_host(b: Bundle) -> Bundle:
+    """Without its host entry 10.244.1.2 misses the LPM too: class 0, no rule."""
+    return replace_entry(b, _host(b, 10, 244, 1, 2))
 
 
 def _wrong_prefix(b: Bundle) -> Bundle:
@@ -128,6 +161,10 @@ MUTATIONS: dict[str, tuple[Callable[[Bundle], Bundle], str, Callable[[dict[str, 
     "swapped priority": (_swapped_priority, "egress policy", lambda k: 8000 <= k["dport"] <= 8099),
     "wrong range bound": (_wrong_range_bound, "egress policy", lambda k: k["dport"] == 8099),
 }
+HOST_MUTATIONS = {
+    "wrong host class": (_wrong_host_class, "egress policy", lambda k: k["dst_addr"] == v4(10, 244, 1, 40)),
+    "dropped host": (_dropped_host, "egress policy", lambda k: k["dst_addr"] == v4(10, 244, 1, 2)),
+}
 
 
 def _only_failure(report: Report) -> str:
@@ -136,10 +173,13 @@ def _only_failure(report: Report) -> str:
     return failed[0]
 
 
-@pytest.mark.parametrize("name", sorted(MUTATIONS))
-def test_planted_bug_is_caught_and_confirmed(verifier: Verifier, shop: Bundle, name: str) -> None:
-    mutate, stage, in_region = MUTATIONS[name]
-    report = verifier.compare(shop, mutate(shop))
+@pytest.mark.parametrize("name", sorted(MUTATIONS) + sorted(HOST_MUTATIONS))
+def test_planted_bug_is_caught_and_confirmed(
+    verifier: Verifier, shop: Bundle, shop_on: Bundle, name: str
+) -> None:
+    mutate, stage, in_region = MUTATIONS[name] if name in MUTATIONS else HOST_MUTATIONS[name]
+    base = shop if name in MUTATIONS else shop_on
+    report = verifier.compare(base, mutate(base))
     text = render_report(report, "verify")
     assert not report.ok
     assert _only_failure(report) == stage, text

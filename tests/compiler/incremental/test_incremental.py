@@ -26,6 +26,7 @@ from k8s_offload.compiler.passes.range_encoding import PROFILES
 from k8s_offload.loader.delta import apply_delta, delta_plan
 from k8s_offload.loader.entities import Item, Key, bundle_items, entity_value
 from k8s_offload.loader.plan import Plan, make_plan
+from k8s_offload.loader.transition import Facts
 from tests.reference import compile_reference
 from tests.reference.ir_build import build_ir as reference_build_ir
 
@@ -68,6 +69,7 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
         self.compiler = Compilation(SCHEMA, passes=PassConfig(check=True))
         self.last_good: Bundle | None = None
         self.desired: dict[Key, Item] = {}
+        self.stages = Facts(SCHEMA)  # the policy stages of `desired`, as the loader keeps them
         self.applied: bool = True
 
     @initialize(facts=FACTS, first=st.lists(gen.any_object, max_size=12), passes=PASS_CONFIGS)
@@ -105,11 +107,14 @@ class IncrementalMatchesFull(RuleBasedStateMachine):
         self.applied = True
         before = dict(self.desired)
         new, old = apply_delta(SCHEMA, self.desired, delta.added, delta.removed)
+        self.stages.update(new, old)
         full = bundle_items(SCHEMA, expected)
         assert set(self.desired) == set(full)
-        plan = delta_plan(SCHEMA, new, old)
+        plan = delta_plan(SCHEMA, new, old, (self.stages, self.desired))
         assert plan is not None
-        assert _ops(plan) == _ops(make_plan(SCHEMA, full, before))
+        whole = make_plan(SCHEMA, full, before)
+        assert _ops(plan) == _ops(whole)
+        assert [_ops(Plan([s])) for s in plan.stages] == [_ops(Plan([s])) for s in whole.stages]
         self.last_good = expected
 
     @rule(body=gen.any_object)

@@ -9,11 +9,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from k8s_offload.compiler.bundle.model import TableEntry
 from k8s_offload.compiler.compilation import Change, Compilation
 from k8s_offload.compiler.contract import default_schema
 from k8s_offload.compiler.frontend.model import ObjectKey, Pod
 from k8s_offload.compiler.frontend.policy import NetworkPolicy, PolicyType
-from k8s_offload.compiler.passes.ortc import Ortc, compress
+from k8s_offload.compiler.lower.policy import _TABLES, PeerLpm
+from k8s_offload.compiler.passes.ortc import DONT_CARE, Ortc, compress
 from k8s_offload.compiler.passes.pipeline import PassConfig
 from tests.reference import compile_reference
 
@@ -23,13 +25,16 @@ WIDTH = 6
 prefixes = st.integers(0, WIDTH).flatmap(
     lambda plen: st.tuples(st.integers(0, (1 << plen) - 1).map(lambda v: v << (WIDTH - plen)), st.just(plen))
 )
-changes = st.lists(st.tuples(prefixes, st.none() | st.integers(1, 3)), min_size=1, max_size=6)
+changes = st.lists(
+    st.tuples(prefixes, st.none() | st.integers(1, 3) | st.just(DONT_CARE)), min_size=1, max_size=6
+)
 
 
 @settings(max_examples=400, deadline=None)
 @given(steps=st.lists(changes, min_size=1, max_size=8))
 def test_incremental_ortc_equals_compress(steps: list[list[tuple[tuple[int, int], int | None]]]) -> None:
-    """Labels set, changed and removed (None) in batches; small width so prefixes nest and collide.
+    """Labels set, changed and removed (None) in batches, don't care among them; small width so
+    prefixes nest and collide.
     The tracking form's output after each batch is `compress` of the input, and so is the batch
     form's (one update of the whole input)."""
     inc = Ortc(WIDTH, track=True)
@@ -56,6 +61,49 @@ def test_incremental_ortc_equals_compress(steps: list[list[tuple[tuple[int, int]
 
 
 SCHEMA = default_schema()
+
+BASE = 0xFFFF0A000000  # ::ffff:10.0.0.0, so the entries are IPv4 /31 and /32 near it
+nets = st.integers(124, 128).flatmap(
+    lambda plen: st.tuples(
+        st.integers(0, (1 << (plen - 123)) - 1).map(lambda v: BASE | v << (128 - plen)), st.just(plen)
+    )
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.lists(st.tuples(nets, st.none() | st.integers(1, 3)), min_size=1, max_size=6), max_size=8
+    ),
+    compress=st.booleans(),
+)
+def test_peer_lpm_hosts_update_equals_one_shot(
+    steps: list[list[tuple[tuple[int, int], int | None]]], compress: bool
+) -> None:
+    """The peer-class tables with `exact_hosts` (hosts and pairs in the exact table, the LPM with
+    or without ORTC) kept up to date under label changes equal a one-shot build of the labels."""
+    tables = _TABLES[PolicyType.Egress]
+    kept = PeerLpm(SCHEMA, tables, compress, track=True, hosts=True)
+    current: dict[tuple[int, int], int] = {}
+    entries: set[TableEntry] = set()
+    for batch in steps:
+        changes: dict[tuple[int, int], tuple[int | None, int | None]] = {}
+        for key, label in batch:
+            changes[key] = (changes.get(key, (current.get(key), None))[0], label)
+            if label is None:
+                current.pop(key, None)
+            else:
+                current[key] = label
+        kept.update(changes)
+        removed, added = kept.take_output()
+        assert set(removed) <= entries
+        entries = (entries - set(removed)) | set(added)
+        once = PeerLpm(SCHEMA, tables, compress, track=False, hosts=True)
+        once.update({k: (None, v) for k, v in current.items()})
+        assert entries == set(once.take_output()[1])
+        hosts = {e for e in entries if e.table.endswith("eg_peer_host")}
+        assert len(hosts) == len({e.match for e in hosts})  # one entry per address
+        assert all(m.prefix_len < 127 for e in entries - hosts for _, m in e.match)  # type: ignore[union-attr]
 
 
 def _cluster() -> tuple[Compilation, dict[ObjectKey, Any]]:

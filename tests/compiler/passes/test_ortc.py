@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from k8s_offload.compiler.passes.cidr import subtract
-from k8s_offload.compiler.passes.ortc import MISS, Prefix, blocks, compress, lookup
+from k8s_offload.compiler.passes.ortc import DONT_CARE, MISS, Prefix, blocks, compress, lookup
 
 WIDTH = 8
 
@@ -30,6 +30,32 @@ def test_same_function_never_more_entries(table: list[Prefix]) -> None:
     small = compress(table, WIDTH)
     assert [lookup(small, WIDTH, a) for a in range(256)] == [lookup(table, WIDTH, a) for a in range(256)]
     assert len(small) <= len(table)
+
+
+@settings(max_examples=400)
+@given(
+    tables(), st.lists(st.integers(0, 255), max_size=8), st.lists(st.integers(WIDTH - 2, WIDTH), max_size=8)
+)
+def test_dont_care_hosts(table: list[Prefix], hosts: list[int], lengths: list[int]) -> None:
+    """Prefixes marked DONT_CARE (what the exact host table answers first): the compressed table
+    agrees with the input on every other address, has no entry of its own for them, and is never
+    larger than compressing without them or with them given any one label: ORTC with a leaf
+    allowed every label is still its own optimum."""
+    cared = {(v, p): lab for v, p, lab in table}
+    for host, plen in zip(hosts, lengths, strict=False):
+        cared[(host >> (WIDTH - plen) << (WIDTH - plen), plen)] = DONT_CARE
+    marked = [(v, p, lab) for (v, p), lab in cared.items()]
+    small = compress(sorted(marked), WIDTH)
+    assert DONT_CARE not in {lab for _, _, lab in small}
+    for a in range(256):
+        want = lookup(marked, WIDTH, a)
+        if want != DONT_CARE:
+            assert lookup(small, WIDTH, a) == want, a
+    rest = sorted((v, p, lab) for v, p, lab in marked if lab != DONT_CARE)
+    assert len(small) <= len(compress(rest, WIDTH))
+    for label in (MISS, 0, 1, 2, 3):
+        filled = sorted((v, p, label if lab == DONT_CARE else lab) for v, p, lab in marked)
+        assert len(small) <= len(compress(filled, WIDTH))
 
 
 def test_except_hole_is_two_entries() -> None:
