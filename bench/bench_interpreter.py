@@ -79,23 +79,20 @@ def build() -> tuple[Interpreter, list[bytes], list[bytes]]:
             "fwd", [(_mapped(addr), 128)], "to_pod", port=port, pod_mac=0x02AA00000000 + i, gateway_mac=gw
         )
         w.write(table_entry=route)
-        w.write(table_entry=w.entry("backend_nat", [i + 1], "dnat4", addr=addr, port=8080))
         m = p4runtime.ActionProfileMember(action_profile_id=w.index.id_of("svc_selector"), member_id=i + 1)
-        w.action(m.action, "set_backend", {"be_id": i + 1})
+        w.action(m.action, "set_backend4", {"addr": addr, "port": 8080})
         w.write(action_profile_member=m)
     for fe in range(1, FRONTENDS + 1):
         vip = vip_base + fe
-        w.write(table_entry=w.entry("svc_frontend", [_mapped(vip), 6, 80], "set_frontend", fe_id=fe))
         g = p4runtime.ActionProfileGroup(
             action_profile_id=w.index.id_of("svc_selector"), group_id=fe, max_size=512
         )
         for k in range(PER_GROUP):
             g.members.add(member_id=(fe - 1) * PER_GROUP + k + 1, weight=1)
         w.write(action_profile_group=g)
-        te = w.entry("svc_backend", [fe, 0])
+        te = w.entry("svc_frontend", [_mapped(vip), 6, 80, 0, 0])
         te.action.action_profile_group_id = fe
         w.write(table_entry=te)
-        w.write(table_entry=w.entry("rev_nat", [fe], "snat4", vip=vip, port=80))
     for i in range(ISOLATED):
         src = _mapped(pod_base + i + 1)
         w.write(

@@ -27,26 +27,22 @@ V4 = 0xFFFF << 32
 
 
 def synthetic(schema: Schema, entities: int) -> Bundle:
-    """F frontends x (svc_frontend, svc_backend, rev_nat, group) + B backends x (member, backend_nat)."""
+    """F frontends x (svc_frontend entry, group) + B backends x member (which carries the DNAT)."""
     frontends = entities // 6
-    backends = (entities - 4 * frontends) // 2
+    backends = entities - 2 * frontends
     members: list[ProfileMember] = []
     entries: list[TableEntry] = []
     groups: list[ProfileGroup] = []
     for b in range(1, backends + 1):
-        members.append(schema.member("svc_selector", b, "set_backend", {"be_id": b}))
         addr = 0x0AF40000 + b
-        entries.append(
-            schema.entry("backend_nat", {"be_id": Exact(b)}, "dnat4", {"addr": addr, "port": 8080})
-        )
+        members.append(schema.member("svc_selector", b, "set_backend4", {"addr": addr, "port": 8080}))
     for f in range(1, frontends + 1):
         vip = 0x0A600000 + f
         pair = ((f - 1) % backends + 1, f % backends + 1)
         groups.append(schema.group("svc_selector", f, tuple(sorted((m, 1) for m in set(pair))), 512))
         key = {"dst_addr": Exact(V4 | vip), "l4_proto": Exact(6), "dport": Exact(80)}
-        entries.append(schema.entry("svc_frontend", key, "set_frontend", {"fe_id": f}))
-        entries.append(schema.entry("svc_backend", {"fe_id": Exact(f), "fe_bucket": Exact(0)}, group_id=f))
-        entries.append(schema.entry("rev_nat", {"ct_nat_id": Exact(f)}, "snat4", {"vip": vip, "port": 80}))
+        key |= {"fe_internal": Exact(0), "fe_bucket": Exact(0)}
+        entries.append(schema.entry("svc_frontend", key, group_id=f))
     return Bundle(tuple(members), tuple(groups), tuple(entries))
 
 

@@ -6,9 +6,10 @@ classes in the LPM): the baseline of that pass, measured in the same run.
 
 Per size and mode it prints the full compile time (load + IR + lowering + passes + checks, in a
 fresh process so peak memory is that compile's), peak RSS, entries per table, TCAM entries
-(entries of tables with an LPM, ternary or range key) and, from the passes-on run, policy entries
-against the naive peers x ports x pods cross-product and selector member slots against one group
-per Service port. Figures only; nothing asserts on time.
+(entries of tables with an LPM, ternary or range key), Service entities (entries of the Service
+tables, members and groups) and, from the passes-on run, policy entries against the naive peers x
+ports x pods cross-product and selector member slots against one group per Service port. Figures
+only; nothing asserts on time.
 
 Run: python -m bench.run [--sizes S,M,L] [--profile bmv2|dpdk] [--seed N] [--json]
 """
@@ -28,6 +29,10 @@ from typing import Any
 
 from bench.synth import SIZES, cluster, write
 
+SERVICE_TABLES = frozenset({"svc_frontend", "svc_frontend_internal", "svc_options", "aff_backend"})
+"""The Service stages' tables (p4src/README.md); with the selector's members and groups they are
+the "Service entities" of issue 21."""
+
 
 def _naive_policy(result: Any) -> int:
     """One entry per (local pod address, rule, peer network, port range): a flat ACL."""
@@ -44,7 +49,8 @@ def _naive_policy(result: Any) -> int:
 
 def bundle_counts(result: Any) -> dict[str, Any]:
     """Entries per table (defaults left out), members, groups, TCAM entries (tables with an LPM,
-    ternary, range or optional key), policy TCAM and policy entries of a `CompileResult`."""
+    ternary, range or optional key), policy TCAM, policy entries and Service entries and entities
+    (entries of SERVICE_TABLES; with members and groups) of a `CompileResult`."""
     schema = result.schema
     per_table: Counter[str] = Counter()
     tcam: Counter[str] = Counter()
@@ -56,6 +62,7 @@ def bundle_counts(result: Any) -> dict[str, Any]:
         if any(f.kind in ("lpm", "ternary", "range", "optional") for f in schema.table(e.table).fields):
             tcam[alias] += 1
     bundle = result.lowered.bundle
+    service = sum(n for t, n in per_table.items() if t in SERVICE_TABLES)
     return {
         "entries": dict(sorted(per_table.items())),
         "members": len(bundle.members),
@@ -65,6 +72,8 @@ def bundle_counts(result: Any) -> dict[str, Any]:
         "peer_lpm": sum(n for t, n in tcam.items() if "peer_class" in t),
         "peer_exact": sum(n for t, n in per_table.items() if "peer_host" in t),
         "policy_entries": sum(n for t, n in per_table.items() if t.startswith(("eg_", "in_"))),
+        "service_entries": service,
+        "service_entities": service + len(bundle.members) + len(bundle.groups),
     }
 
 
@@ -96,8 +105,12 @@ def measure(
     if extras:
         group_size = {g.group_id: len(g.members) for g in bundle.groups}
         out["member_slots"] = sum(group_size.values())
+        # One group per Service port (and bucket) would hold what each svc_frontend entry reaches:
+        # its group's members, or the one member it points at.
         out["member_slots_one_group_per_port"] = sum(
-            group_size[e.group_id] for e in bundle.entries if e.group_id is not None
+            group_size[e.group_id] if e.group_id is not None else 1
+            for e in bundle.entries
+            if e.group_id is not None or e.member_id is not None
         )
         out["naive_policy_entries"] = _naive_policy(result)
         out.update(_maglev_cost(result, profile))
@@ -181,7 +194,7 @@ def _print(row: dict[str, Any]) -> None:
             f"  passes {mode}: compile {r['seconds']:.2f} s ({r['cpu_seconds']:.2f} s CPU), peak "
             f"{r['peak_mb']} MB, TCAM entries {r['tcam']} (policy {r['policy_tcam']}), policy entries "
             f"{r['policy_entries']} (peer classes: LPM {r['peer_lpm']}, exact {r['peer_exact']}), "
-            f"members {r['members']}, groups {r['groups']}"
+            f"members {r['members']}, groups {r['groups']}, Service entities {r['service_entities']}"
         )
         print("    " + ", ".join(f"{t} {n}" for t, n in r["entries"].items()))
     if "policy_tcam_ratio" in row:

@@ -8,7 +8,8 @@ Shapes, chosen to resemble a real cluster rather than a best case for the compil
 - Services selecting `app=<name>`: most have one port, some two ports onto the same target port
   (80 and 8080 -> http), and some are aliases of another Service's pods (canary/internal Services),
   so several Service ports share one backend set; endpoints come as EndpointSlices of at most
-  100 endpoints, a few not ready or terminating;
+  100 endpoints, a few not ready or terminating (a pod's conditions are the same in every
+  Service's slices, since the EndpointSlice controller derives them from the Pod);
 - NetworkPolicies selecting apps, mixing podSelector, namespaceSelector (both alone and together),
   ipBlock with `except`, named ports, numeric ports and `endPort` ranges, ingress and egress, and a
   default deny in some namespaces.
@@ -164,6 +165,8 @@ def cluster(size: Size, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
 
     services: list[dict[str, Any]] = []
     slices: list[dict[str, Any]] = []
+    conditions: dict[int, dict[str, bool]] = {}
+    """Per pod: its endpoint conditions, drawn where its own app's slice lists it first."""
     for s, app in enumerate(apps):
         vip = f"10.96.{(s + 1) >> 8}.{(s + 1) & 255}"
         services.append(
@@ -186,11 +189,12 @@ def cluster(size: Size, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
         for c in range(0, len(app.pods), 100):
             eps = []
             for p in app.pods[c : c + 100]:
-                r = rng.random()
-                cond = (
+                r = rng.random()  # drawn for every endpoint: the rest of the stream stays as it was
+                cond = conditions.setdefault(
+                    p,
                     {"ready": True}
                     if r < 0.97
-                    else {"ready": False, "serving": r < 0.99, "terminating": True}
+                    else {"ready": False, "serving": r < 0.99, "terminating": True},
                 )
                 eps.append(
                     {

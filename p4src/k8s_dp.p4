@@ -101,9 +101,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     ServiceFrontend() service_frontend;
     BackendNat() backend_nat;
     ReverseNat() reverse_nat;
-    AffinityLookup() affinity_lookup;
     AffinityCheck() affinity_check;
-    ServiceSplit() service_split;
     NatSource() nat_source;
     SourceNat() source_nat;
     RestoreClient() restore_client;
@@ -113,21 +111,28 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     RejectReply() reject_reply;
 
     /* Flow cache: one slot per 5-tuple hash, holding a 32-bit tag of the tuple,
-     * {last seen (32), kind (2), masquerade (1), closing (1), unused (4), NAT id (24)} and, for masqueraded
-     * flows, an address: the source NAT address (ORIG) or the client's address (REPLY). */
+     * {last seen (32), kind (2), masquerade (1), closing (1), NAT (1), unused (11), port (16)}, the
+     * NAT address (ct_nat: the backend of an ORIG slot, the frontend of a REPLY slot, with the port
+     * in ct_value; NAT 0: not load-balanced) and, for masqueraded flows, an address: the source NAT
+     * address (ORIG) or the client's address (REPLY). */
     @id(0x16000001)
     register<bit<32>>(CT_SLOTS) ct_tag;
     @id(0x16000002)
     register<bit<64>>(CT_SLOTS) ct_value;
     @id(0x16000003)
     register<bit<128>>(CT_SLOTS) ct_addr;
+    @id(0x16000006)
+    register<bit<128>>(CT_SLOTS) ct_nat;
 
     /* Session affinity memory: one slot per (affinity domain, client address) hash, holding a
-     * 32-bit tag and {last new connection (32), unused (8), backend id (24)}. */
+     * 32-bit tag, {last new connection (32), unused (16), backend port (16)} and the backend's
+     * address (aff_addr). */
     @id(0x16000004)
     register<bit<32>>(AFF_SLOTS) aff_tag;
     @id(0x16000005)
     register<bit<64>>(AFF_SLOTS) aff_value;
+    @id(0x16000007)
+    register<bit<128>>(AFF_SLOTS) aff_addr;
 
     @id(0x12000001)
     counter(DROP_REASON_COUNT, CounterType.packets_and_bytes) drop_reasons;
@@ -135,30 +140,45 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     @id(0x11000001) @max_group_size(512)
     action_selector(HashAlgorithm.crc16, SELECTOR_MEMBERS, 32w16) svc_selector;
 
-    @id(0x01000b01)
-    action set_backend(bit<24> be_id) {
-        meta.be_id = be_id;
+    /* Members: a backend's address and port, which the flow is translated to (BackendNat). */
+    @id(0x01000b05)
+    action set_backend4(@format(IPV4_ADDRESS) ipv4_addr_t addr, bit<16> port) {
+        meta.lb = true;
+        meta.be_addr = IPV4_MAPPED_PREFIX ++ addr;
+        meta.be_port = port;
     }
-    /* One group per distinct backend set (per sub-group of a split one, by fe_bucket); members
-     * hash on the client's address and port. No default action: bmv2 cannot hold one for a table
-     * with an action selector (p4c warns, PI refuses to set it), so a miss runs nothing and leaves
-     * be_id 0, as it was. The compiler never points an entry at an empty group (a Service without
-     * a usable endpoint gets reject_no_endpoint or drop_no_local_endpoint instead); if a group is
-     * emptied anyway, bmv2 treats the lookup as a hit that runs no action, and be_id stays 0. */
-    @id(0x02000b01)
-    table svc_backend {
+    @id(0x01000b06)
+    action set_backend6(@format(IPV6_ADDRESS) ipv6_addr_t addr, bit<16> port) {
+        meta.lb = true;
+        meta.be_addr = addr;
+        meta.be_port = port;
+    }
+    /* A new flow's frontend (VIP, protocol, port; fe_internal and fe_bucket from ServiceFrontend)
+     * -> one selector group per distinct set of chosen backends (per bucket of a split one), or
+     * the one member of a single backend; members hash on the client's address and port. A miss
+     * is not a Service. No default action: bmv2 cannot hold one for a table with an action
+     * selector (p4c warns, PI refuses to set it), so a miss runs nothing and leaves lb false. The
+     * compiler never points an entry at an empty group (a Service port without a usable endpoint
+     * gets reject_no_endpoint or drop_no_local_endpoint in svc_options instead); if a group is
+     * emptied anyway, bmv2 treats the lookup as a hit that runs no action, and lb stays false. */
+    @id(0x02000501)
+    table svc_frontend {
         key = {
-            meta.fe_id     : exact;
-            meta.fe_bucket : exact;
-            meta.src_addr  : selector;
-            meta.sport     : selector;
-            meta.l4_proto  : selector;
+            meta.dst_addr    : exact @format(IPV6_ADDRESS);
+            meta.l4_proto    : exact;
+            meta.dport       : exact;
+            meta.fe_internal : exact;
+            meta.fe_bucket   : exact;
+            meta.src_addr    : selector;
+            meta.sport       : selector;
+            meta.l4_proto    : selector;
         }
         actions = {
-            set_backend;
+            set_backend4;
+            set_backend6;
         }
         implementation = svc_selector;
-        size = SELECTOR_GROUPS;
+        size = FRONTEND_TABLE_SIZE;
     }
 
     bit<32> now;
@@ -169,6 +189,10 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     bit<32> reply_tag;
     bit<32> split_hash;
     addr_t stored_addr;
+    addr_t stored_nat;
+    bit<1> nat;
+    bit<1> masq;
+    bool same_frontend;
     bool tcp_syn;
     bool tcp_closing;
 
@@ -207,6 +231,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                 meta.ct_tag = meta.ct_tag | 1;
                 ct_tag.read(stored_tag, meta.ct_index);
                 ct_value.read(stored_value, meta.ct_index);
+                ct_nat.read(stored_nat, meta.ct_index);
                 meta.ct_state = CT_STATE_NEW;
                 /* A pure SYN opens a new connection even when its tuple's slot is still live (a
                  * client reusing a port): it is balanced and policy-checked afresh, and its commit
@@ -215,12 +240,18 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                 tcp_closing = hdr.tcp.isValid() && (hdr.tcp.flags & (TCP_FIN | TCP_RST)) != 0;
                 if (stored_tag == meta.ct_tag && now - stored_value[63:32] <= timeout
                         && !(tcp_syn && stored_value[31:30] == CT_KIND_ORIG)) {
+                    if (stored_value[27:27] == 1) {
+                        /* Load-balanced: the backend (ORIG) or the frontend (REPLY). */
+                        meta.lb = true;
+                    }
                     if (stored_value[31:30] == CT_KIND_ORIG) {
                         meta.ct_state = CT_STATE_ESTABLISHED;
-                        meta.be_id = stored_value[23:0];
+                        meta.be_addr = stored_nat;
+                        meta.be_port = stored_value[15:0];
                     } else if (stored_value[31:30] == CT_KIND_REPLY) {
                         meta.ct_state = CT_STATE_REPLY;
-                        meta.ct_nat_id = stored_value[23:0];
+                        meta.fe_addr = stored_nat;
+                        meta.fe_port = stored_value[15:0];
                     }
                     if (stored_value[29:29] == CT_MASQ) {
                         meta.masq = true;
@@ -240,38 +271,36 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
 
                 if (meta.ct_state == CT_STATE_NEW) {
                     service_frontend.apply(hdr, meta);
-                    if (meta.fe_id != 0) {
-                        affinity_lookup.apply(hdr, meta);
-                        if (meta.aff_id != 0) {
-                            /* The same client of the same affinity domain gets the backend it got
-                             * last, if that was less than the timeout ago and it is still usable. */
-                            hash(meta.aff_index, HashAlgorithm.crc16, 32w0, { meta.aff_id, meta.src_addr }, AFF_SLOTS);
-                            hash(meta.aff_tag, HashAlgorithm.crc32, 32w0, { meta.aff_id, meta.src_addr }, 32w0xffffffff);
-                            meta.aff_tag = meta.aff_tag | 1;
-                            aff_tag.read(stored_tag, meta.aff_index);
-                            aff_value.read(stored_value, meta.aff_index);
-                            if (stored_tag == meta.aff_tag && now - stored_value[63:32] <= meta.aff_timeout) {
-                                meta.be_id = stored_value[23:0];
-                                affinity_check.apply(hdr, meta);
-                            }
-                        }
-                        if (meta.be_id == 0) {
-                            /* A split frontend: a second hash of the client (crc32, independent of
-                             * the selector's crc16) picks the sub-group. */
-                            service_split.apply(hdr, meta);
-                            if (meta.fe_split != 0) {
-                                hash(split_hash, HashAlgorithm.crc32, 32w0,
-                                     { meta.src_addr, meta.sport, meta.l4_proto }, 32w0xffffffff);
-                                meta.fe_bucket = split_hash[31:24] & meta.fe_split;
-                            }
-                            svc_backend.apply();
+                    if (!meta.drop && meta.aff_id != 0) {
+                        /* The same client of the same affinity domain gets the backend it got
+                         * last, if that was less than the timeout ago and it is still usable. */
+                        hash(meta.aff_index, HashAlgorithm.crc16, 32w0, { meta.aff_id, meta.src_addr }, AFF_SLOTS);
+                        hash(meta.aff_tag, HashAlgorithm.crc32, 32w0, { meta.aff_id, meta.src_addr }, 32w0xffffffff);
+                        meta.aff_tag = meta.aff_tag | 1;
+                        aff_tag.read(stored_tag, meta.aff_index);
+                        aff_value.read(stored_value, meta.aff_index);
+                        if (stored_tag == meta.aff_tag && now - stored_value[63:32] <= meta.aff_timeout) {
+                            meta.lb = true;
+                            aff_addr.read(meta.be_addr, meta.aff_index);
+                            meta.be_port = stored_value[15:0];
+                            affinity_check.apply(hdr, meta);
                         }
                     }
+                    if (!meta.drop && !meta.lb) {
+                        /* A split frontend: a second hash of the client (crc32, independent of
+                         * the selector's crc16) picks the sub-group. */
+                        if (meta.fe_split != 0) {
+                            hash(split_hash, HashAlgorithm.crc32, 32w0,
+                                 { meta.src_addr, meta.sport, meta.l4_proto }, 32w0xffffffff);
+                            meta.fe_bucket = split_hash[31:24] & meta.fe_split;
+                        }
+                        svc_frontend.apply();
+                    }
                 }
-                if (!meta.drop && meta.be_id != 0) {
+                if (!meta.drop && meta.lb && meta.ct_state != CT_STATE_REPLY) {
                     backend_nat.apply(hdr, meta);
                 }
-                if (meta.ct_state == CT_STATE_REPLY && meta.ct_nat_id != 0) {
+                if (meta.ct_state == CT_STATE_REPLY && meta.lb) {
                     reverse_nat.apply(hdr, meta);
                 }
                 if (meta.ct_state == CT_STATE_REPLY && meta.masq) {
@@ -288,7 +317,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                     if (!meta.drop && meta.port_kind != PORT_KIND_HOST) {
                         ingress_policy.apply(hdr, meta);
                     }
-                    if (!meta.drop && meta.be_id != 0 && meta.src_addr == meta.dst_addr) {
+                    if (!meta.drop && meta.lb && meta.src_addr == meta.dst_addr) {
                         /* Hairpin: a pod reaching itself through a Service. Its kernel would drop
                          * a packet from its own address, so it is masqueraded like kube-proxy does. */
                         meta.masq = true;
@@ -300,6 +329,14 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                     meta.client_addr = meta.src_addr;
                     if (!meta.drop && meta.masq) {
                         source_nat.apply(hdr, meta);
+                    }
+                    nat = 0;
+                    if (meta.lb) {
+                        nat = 1;
+                    }
+                    masq = 0;
+                    if (meta.masq) {
+                        masq = CT_MASQ;
                     }
                     if (!meta.drop) {
                         /* Commit every allowed flow, in both directions: the original slot pins
@@ -315,17 +352,20 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                         ct_tag.read(stored_tag, reply_index);
                         ct_value.read(stored_value, reply_index);
                         ct_addr.read(stored_addr, reply_index);
+                        ct_nat.read(stored_nat, reply_index);
+                        /* The slot's flow went to this same frontend (or neither was load-balanced). */
+                        same_frontend = stored_value[27:27] == nat
+                            && (nat == 0 || (stored_nat == meta.fe_addr && stored_value[15:0] == meta.fe_port));
                         /* Free, expired, or this very association again (a reused client port to the
                          * same frontend, whose closing slot must not expire under the new flow). */
                         if (stored_tag == 0 || now - stored_value[63:32] > timeout
-                                || (stored_tag == reply_tag && stored_value[23:0] == meta.fe_id
+                                || (stored_tag == reply_tag && same_frontend
                                     && (!meta.masq || stored_addr == meta.client_addr))) {
                             ct_tag.write(reply_index, reply_tag);
+                            ct_value.write(reply_index, now ++ CT_KIND_REPLY ++ masq ++ 1w0 ++ nat ++ 11w0 ++ meta.fe_port);
+                            ct_nat.write(reply_index, meta.fe_addr);
                             if (meta.masq) {
-                                ct_value.write(reply_index, now ++ CT_KIND_REPLY ++ CT_MASQ ++ 5w0 ++ meta.fe_id);
                                 ct_addr.write(reply_index, meta.client_addr);
-                            } else {
-                                ct_value.write(reply_index, now ++ CT_KIND_REPLY ++ 6w0 ++ meta.fe_id);
                             }
                         } else {
                             /* A flow whose replies would be given back wrongly is dropped: the same
@@ -333,7 +373,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                              * port to two VIPs sharing a backend) or, when masqueraded, to another
                              * client (two clients, one source port, one backend) or the slot is
                              * another live flow's, so its replies could not be un-masqueraded. */
-                            if (stored_tag == reply_tag && stored_value[23:0] != meta.fe_id) {
+                            if (stored_tag == reply_tag && !same_frontend) {
                                 meta.drop = true;
                                 meta.drop_reason = DROP_NAT_COLLISION;
                             } else if (meta.masq && (stored_tag != reply_tag || stored_addr != meta.client_addr)) {
@@ -347,16 +387,16 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                         ct_value.read(stored_value, meta.ct_index);
                         if (stored_tag == 0 || stored_tag == meta.ct_tag || now - stored_value[63:32] > timeout) {
                             ct_tag.write(meta.ct_index, meta.ct_tag);
+                            ct_value.write(meta.ct_index, now ++ CT_KIND_ORIG ++ masq ++ 1w0 ++ nat ++ 11w0 ++ meta.be_port);
+                            ct_nat.write(meta.ct_index, meta.be_addr);
                             if (meta.masq) {
-                                ct_value.write(meta.ct_index, now ++ CT_KIND_ORIG ++ CT_MASQ ++ 5w0 ++ meta.be_id);
                                 ct_addr.write(meta.ct_index, meta.masq_addr);
-                            } else {
-                                ct_value.write(meta.ct_index, now ++ CT_KIND_ORIG ++ 6w0 ++ meta.be_id);
                             }
                         }
-                        if (meta.aff_id != 0 && meta.be_id != 0) {
+                        if (meta.aff_id != 0 && meta.lb) {
                             aff_tag.write(meta.aff_index, meta.aff_tag);
-                            aff_value.write(meta.aff_index, now ++ 8w0 ++ meta.be_id);
+                            aff_value.write(meta.aff_index, now ++ 16w0 ++ meta.be_port);
+                            aff_addr.write(meta.aff_index, meta.be_addr);
                         }
                     }
                 }
@@ -480,6 +520,6 @@ control K8sDeparser(packet_out packet, in headers_t hdr) {
     }
 }
 
-@pkginfo(name="k8s_dp", version="1.1.0")
+@pkginfo(name="k8s_dp", version="1.2.0")
 V1Switch(K8sParser(), K8sVerifyChecksum(), K8sIngress(), K8sEgress(), K8sComputeChecksum(),
          K8sDeparser()) main;

@@ -11,7 +11,6 @@ say which API rule of the ones merged into a hit rule admits it.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -143,9 +142,18 @@ def _protocol(number: int) -> Protocol | None:
 
 
 def explain_hop(
-    view: NodeView, in_port: int, packet: Packet, result: PacketResult, drop_reason: str, reply: bool
+    view: NodeView,
+    in_port: int,
+    packet: Packet,
+    result: PacketResult,
+    drop_reason: str,
+    reply: bool,
+    after: Packet | None = None,
 ) -> list[Step]:
-    """The steps of one hop through one node's pipeline, in pipeline order."""
+    """The steps of one hop through one node's pipeline, in pipeline order. `after`: the frame the
+    hop sent on (None when dropped or answered): address translation shows in it, since the
+    backend of an established flow and the frontend of a reply come from the flow cache, not from
+    a table entry."""
     events = _events(result)
     fields, text, named = view.port_role(in_port)
     steps = [Step("in", f"port {in_port}: {text}", fields, named)]
@@ -153,7 +161,10 @@ def explain_hop(
     if frontend_step is not None:
         steps.append(frontend_step)
     peer_dst, dport = packet.dst, packet.dport
-    backend_step, target = _backend(view, events, fe)
+    translated = None
+    if not reply and after is not None and (after.dst, after.dport) != (packet.dst, packet.dport):
+        translated = (after.dst, after.dport)
+    backend_step, target = _backend(view, translated, fe or view.frontends.get(_frontend_key(packet)))
     if backend_step is not None:
         steps.append(backend_step)
     if target is not None:
@@ -174,56 +185,75 @@ def explain_hop(
                 "the reply of a flow the request committed: no policy stage applies",
             )
         )
-    rev = _reverse_nat(view, events, packet.protocol)
+    rev = None
+    if reply and after is not None and (after.src, after.sport) != (packet.src, packet.sport):
+        rev = _reverse_nat(view, (after.src, after.sport), packet.protocol)
     if rev is not None:
         steps.append(rev)
     steps.append(_out(view, result, drop_reason))
     return steps
 
 
+def _frontend_key(packet: Packet) -> tuple[IPAddress, Protocol, int]:
+    return packet.dst, packet.protocol, packet.dport
+
+
+FRONTEND_TABLES = ("svc_frontend_internal", "svc_options", "svc_frontend")
+"""The tables keyed by a new flow's frontend (VIP, protocol, port)."""
+
+
 def _frontend(view: NodeView, events: dict[str, TableEvent]) -> tuple[ServiceFrontend | None, Step | None]:
-    for table in ("svc_frontend_internal", "svc_frontend"):
-        ev = events.get(table)
-        if ev is None or not ev.hit or ev.key is None:
-            continue
-        vip, proto, port = unmapped(ev.key[0]), _protocol(ev.key[1]), ev.key[2]
-        where = f"[{vip}]:{port}" if vip.version == 6 else f"{vip}:{port}"
-        fe = view.frontends.get((vip, proto, port)) if proto is not None else None
-        if fe is None:
-            return None, Step(
-                "service", f"{where}: a frontend entry ({ev.action}) with no frontend in the IR"
-            )
-        svc = fe.service.ref
-        port_name = fe.port_name or "-"
-        text = f"{where}/{fe.protocol} is the {fe.kind} frontend of Service {svc}, port {port_name}"
-        outcome = {
-            "set_frontend_masq": "; source masqueraded (externalTrafficPolicy Cluster)",
-            "reject_no_endpoint": "; no endpoint takes new connections: rejected (ICMP port unreachable), "
-            "as kube-proxy does",
-            "drop_no_local_endpoint": "; Local traffic policy and no endpoint on this node: dropped, "
-            "as kube-proxy does",
-        }.get(ev.action, "")
-        fields = {
-            "frontend": f"{where}/{fe.protocol}",
-            "frontend_kind": str(fe.kind),
-            "service": svc,
-            "port_name": fe.port_name,
-            "action": ev.action,
-            "table": table,
-            "masquerade": ev.action == "set_frontend_masq",
-        }
-        return fe, Step("service", text + outcome, fields, (Named("Service", svc, f"port {port_name}"),))
-    return None, None
+    hits = {t: ev for t in FRONTEND_TABLES if (ev := events.get(t)) is not None and ev.hit and ev.key}
+    if not hits:
+        return None, None
+    key = next(iter(hits.values())).key
+    assert key is not None
+    vip, proto, port = unmapped(key[0]), _protocol(key[1]), key[2]
+    where = f"[{vip}]:{port}" if vip.version == 6 else f"{vip}:{port}"
+    options = hits.get("svc_options")
+    chosen = hits.get("svc_frontend")
+    action = options.action if options is not None and options.action != "set_options" else ""
+    action = action or (chosen.action if chosen is not None else "set_options")
+    fe = view.frontends.get((vip, proto, port)) if proto is not None else None
+    if fe is None:
+        return None, Step("service", f"{where}: a frontend entry ({action}) with no frontend in the IR")
+    svc = fe.service.ref
+    port_name = fe.port_name or "-"
+    text = f"{where}/{fe.protocol} is the {fe.kind} frontend of Service {svc}, port {port_name}"
+    internal = "svc_frontend_internal" in hits
+    if internal:
+        text += (
+            "; from a pod or the host: its cluster endpoints (externalTrafficPolicy Local is for the uplink)"
+        )
+    masquerade = options is not None and options.action == "set_options" and bool(options.args[0])
+    outcome = {
+        "reject_no_endpoint": "; no endpoint takes new connections: rejected (ICMP port unreachable), "
+        "as kube-proxy does",
+        "drop_no_local_endpoint": "; Local traffic policy and no endpoint on this node: dropped, "
+        "as kube-proxy does",
+    }.get(action, "")
+    if masquerade:
+        outcome = "; source masqueraded (externalTrafficPolicy Cluster)"
+    fields = {
+        "frontend": f"{where}/{fe.protocol}",
+        "frontend_kind": str(fe.kind),
+        "service": svc,
+        "port_name": fe.port_name,
+        "action": action,
+        "table": "svc_frontend_internal" if internal else "svc_frontend",
+        "masquerade": masquerade,
+    }
+    return fe, Step("service", text + outcome, fields, (Named("Service", svc, f"port {port_name}"),))
 
 
 def _backend(
-    view: NodeView, events: dict[str, TableEvent], fe: ServiceFrontend | None
+    view: NodeView, translated: tuple[IPAddress, int] | None, fe: ServiceFrontend | None
 ) -> tuple[Step | None, tuple[IPAddress, int] | None]:
-    ev = events.get("backend_nat")
-    if ev is None or not ev.hit:
+    """The backend a flow was translated to (a selector member's address and port for a new flow,
+    the flow cache's for an established one) and the endpoint it is."""
+    if translated is None:
         return None, None
-    family = ipaddress.IPv4Address if ev.action == "dnat4" else ipaddress.IPv6Address
-    address, port = family(ev.args[0]), ev.args[1]
+    address, port = translated
     where = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
     bset = view.backend_sets.get(fe.backend_set) if fe is not None else None
     backend = (
@@ -346,12 +376,9 @@ def _bit_text(mask: int) -> str:
     return ", ".join(str(i) for i in _indices(mask))
 
 
-def _reverse_nat(view: NodeView, events: dict[str, TableEvent], protocol: Protocol) -> Step | None:
-    ev = events.get("rev_nat")
-    if ev is None or not ev.hit:
-        return None
-    family = ipaddress.IPv4Address if ev.action == "snat4" else ipaddress.IPv6Address
-    vip, port = family(ev.args[0]), ev.args[1]
+def _reverse_nat(view: NodeView, source: tuple[IPAddress, int], protocol: Protocol) -> Step | None:
+    """A reply's source rewritten to the frontend its request was sent to (the flow cache)."""
+    vip, port = source
     where = f"[{vip}]:{port}" if vip.version == 6 else f"{vip}:{port}"
     fe = view.frontends.get((vip, protocol, port))
     if fe is None:

@@ -392,7 +392,10 @@ class Tracer:
             error = _icmp_error(result.data) if result.egress_port is not None else None
             if error is not None and result.egress_port == port:
                 hop.drop_reason = error  # answered where it came from: see below
-            hop.steps = explain_hop(node, port, _packet(frame), result, hop.drop_reason, direction == "reply")
+            after = _packet(result.data) if result.egress_port is not None and error is None else None
+            hop.steps = explain_hop(
+                node, port, _packet(frame), result, hop.drop_reason, direction == "reply", after
+            )
             if result.egress_port is None:
                 verdict.reason = f"{direction} dropped on {node.name}: {hop.drop_reason}"
                 return None

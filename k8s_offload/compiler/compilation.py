@@ -371,11 +371,7 @@ _DUMPED = {
     "lower_services": (
         "svc_frontend",
         "svc_frontend_internal",
-        "svc_split",
-        "svc_backend",
-        "backend_nat",
-        "rev_nat",
-        "svc_affinity",
+        "svc_options",
         "aff_backend",
     ),
     "lower_policy": ("_pod", "_peer_host", "_peer_class", "_peer_rules", "_port_rules"),

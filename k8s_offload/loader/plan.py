@@ -4,10 +4,11 @@ Order (docs/runtime.md, "Per-packet consistency"): (1) INSERTs, each after every
 to; (2) MODIFYs, the single-entity atomic flips (spec §"Atomicity of Individual Write and Read
 Operations"); (3) DELETEs, each after everything that referred to it. "Refers to" is P4Runtime's
 own (table entry -> member/group, group -> member) plus the program's id links in `LINKS`: an
-action parameter that names the entries of another table by one of their exact keys. So a
-Service's frontend is published after its backends, groups, members and NAT entries, and
-withdrawn before them; a policy's new rule set is written before the pod entry flips to it and the
-old set removed after. Each stage is a separate Write, since a server may reorder within a batch
+action parameter that names the entries of another table by one of their exact keys, and the key
+links in `KEY_LINKS`: entries of two tables keyed by the same frontend. So a Service's frontend is
+published after its groups, members and options (masquerade, split mask, affinity), and withdrawn
+before them; a policy's new rule set is written before the pod entry flips to it and the old set
+removed after. Each stage is a separate Write, since a server may reorder within a batch
 (spec §"Batching and Ordering of Updates").
 """
 
@@ -38,19 +39,27 @@ class Link:
     field: str
 
 
-# A frontend (masquerading or not) names its fe_id in every table keyed by it; tests/runtime/
-# test_plan.py derives that list from the P4Info, so a new fe_id-keyed table cannot be forgotten.
-_FRONTEND_TABLES = (
-    ("svc_backend", "fe_id"),
-    ("svc_split", "fe_id"),
-    ("svc_affinity", "fe_id"),
-    ("rev_nat", "ct_nat_id"),
+@dataclass(frozen=True, slots=True)
+class KeyLink:
+    """Entries of `table` refer to the entries of `target` whose exact keys `fields` (named alike in
+    both tables) equal their own."""
+
+    table: str
+    target: str
+    fields: tuple[str, ...]
+
+
+_FRONTEND = ("dst_addr", "l4_proto", "dport")
+KEY_LINKS = (
+    # A frontend's svc_frontend entries start load-balancing: its masquerade, split mask and
+    # affinity domain (svc_options, per fe_internal) are in place before, and go after.
+    KeyLink("svc_frontend", "svc_options", (*_FRONTEND, "fe_internal")),
+    # svc_frontend_internal sends pod and host traffic to the frontend's fe_internal 1 entries.
+    KeyLink("svc_frontend_internal", "svc_frontend", _FRONTEND),
 )
 
 LINKS = (
-    *(Link(a, "fe_id", t, f) for a in ("set_frontend", "set_frontend_masq") for t, f in _FRONTEND_TABLES),
-    Link("set_affinity", "aff_id", "aff_backend", "aff_id"),
-    Link("set_backend", "be_id", "backend_nat", "be_id"),
+    Link("set_options", "aff_id", "aff_backend", "aff_id"),
     Link("eg_isolate", "set_id", "eg_peer_rules", "eg_set"),
     Link("eg_isolate", "set_id", "eg_port_rules", "eg_set"),
     Link("in_isolate", "set_id", "in_peer_rules", "in_set"),
@@ -107,7 +116,9 @@ class Plan:
                 yield stage[i : i + size]
 
 
-_Static = tuple[dict[int, int], dict[tuple[int, int], list[tuple[int, int]]], set[tuple[int, int]]]
+_KeyLinks = dict[int, list[tuple[int, tuple[int, ...], tuple[int, ...]]]]
+"""Source table id -> [(target table id, source field ids, target field ids)] of `KEY_LINKS`."""
+_Static = tuple[dict[int, int], dict[tuple[int, int], list[tuple[int, int]]], set[tuple[int, int]], _KeyLinks]
 _STATIC: dict[int, tuple[Schema, _Static]] = {}
 
 
@@ -132,7 +143,15 @@ def _static_links(schema: Schema) -> _Static:
         if link.param in params:
             links[(act.id, params[link.param])].append((table.id, fld.id))
     targets = {t for ts in links.values() for t in ts}
-    static = (profile_of, dict(links), targets)
+    key_links: _KeyLinks = defaultdict(list)
+    for kl in KEY_LINKS:
+        try:
+            src, dst = schema.table(kl.table), schema.table(kl.target)
+            ids = tuple(src.field(f).id for f in kl.fields), tuple(dst.field(f).id for f in kl.fields)
+        except BundleError:
+            continue
+        key_links[src.id].append((dst.id, *ids))
+    static = (profile_of, dict(links), targets, dict(key_links))
     if len(_STATIC) >= 16:  # a few schemas per process; tests make many
         _STATIC.clear()
     _STATIC[id(schema)] = (schema, static)
@@ -143,8 +162,10 @@ class References:
     """What each entity refers to, resolved against one P4Info."""
 
     def __init__(self, schema: Schema, items: Iterator[Item] | list[Item]) -> None:
-        self._profile_of, self._links, targets = _static_links(schema)
+        self._profile_of, self._links, targets, self._key_links = _static_links(schema)
+        key_targets = {(t, fields) for links in self._key_links.values() for t, _, fields in links}
         self._by_field: dict[tuple[int, int, bytes], list[Key]] = defaultdict(list)
+        self._by_key: dict[tuple[int, tuple[bytes, ...]], list[Key]] = defaultdict(list)
         for item in items:
             if item.key[0] != "table":
                 continue
@@ -152,6 +173,9 @@ class References:
             for fm in te.match:
                 if (te.table_id, fm.field_id) in targets and fm.WhichOneof("field_match_type") == "exact":
                     self._by_field[(te.table_id, fm.field_id, _norm(fm.exact.value))].append(item.key)
+            for table_id, fields in key_targets:
+                if te.table_id == table_id:
+                    self._by_key[(table_id, _exact(te, fields))].append(item.key)
 
     def of(self, item: Item) -> list[Key]:
         kind = item.key[0]
@@ -173,6 +197,9 @@ class References:
                 out.append(("group", profile, te.action.action_profile_group_id))
             elif which == "action":
                 action = te.action.action
+            for table_id, fields, _ in self._key_links.get(te.table_id, ()):
+                found = self._by_key.get((table_id, _exact(te, fields)), ())
+                out += (k for k in found if k != item.key)
         if action is not None:
             for p in action.params:
                 for table_id, field_id in self._links.get((action.action_id, p.param_id), ()):
@@ -182,6 +209,14 @@ class References:
 
 def _norm(value: bytes) -> bytes:
     return value.lstrip(b"\0") or b"\0"
+
+
+def _exact(te: Any, fields: tuple[int, ...]) -> tuple[bytes, ...]:
+    """An entry's exact values of `fields`, in that order (b"" for a field it does not match)."""
+    values = {
+        fm.field_id: _norm(fm.exact.value) for fm in te.match if fm.WhichOneof("field_match_type") == "exact"
+    }
+    return tuple(values.get(f, b"") for f in fields)
 
 
 def _levels(keys: set[Key], deps: Mapping[Key, list[Key]]) -> dict[Key, int]:

@@ -162,7 +162,6 @@ struct local_metadata_t {
     bit<2>  ct_state;
     bit<32> ct_index;        /* slot of this packet's own 5-tuple */
     bit<32> ct_tag;
-    bit<24> ct_nat_id;       /* backend id (ESTABLISHED) or frontend id (REPLY) */
 
     /* Source NAT: masquerade (external traffic policy Cluster) and hairpin. */
     bool    masq;            /* NEW/ESTABLISHED: source := masq_addr; REPLY: destination := client_addr */
@@ -176,10 +175,14 @@ struct local_metadata_t {
     bit<32> aff_tag;
 
     /* Service load balancing. */
-    bit<24> fe_id;           /* frontend (VIP, protocol, port) of a new flow; 0 = none */
-    bit<24> be_id;           /* backend chosen for the flow; 0 = none */
-    bit<8>  fe_split;        /* mask of the flow-hash bits that pick a frontend's sub-group (svc_split) */
+    bit<1>  fe_internal;     /* 1: the frontend's entries for traffic not from the uplink (svc_frontend_internal) */
+    bit<8>  fe_split;        /* mask of the flow-hash bits that pick a frontend's sub-group (svc_options) */
     bit<8>  fe_bucket;       /* the sub-group: flow hash & fe_split; 0 for unsplit frontends */
+    bool    lb;              /* the flow goes to a backend: be_addr, be_port (NEW, ESTABLISHED) */
+    addr_t  be_addr;
+    bit<16> be_port;
+    addr_t  fe_addr;         /* the frontend a load-balanced flow was addressed to (REPLY: restored) */
+    bit<16> fe_port;
     bool    l4_rewritten;    /* addresses or ports changed: recompute checksums */
 
     /* NetworkPolicy. */

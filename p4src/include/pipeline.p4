@@ -118,15 +118,52 @@ control NeighSteer(inout headers_t hdr, inout local_metadata_t meta) {
     }
 }
 
-/* Stage 5: is a new flow addressed to a Service frontend (VIP, protocol, port)?
- * svc_frontend holds every frontend: cluster IPs, node ports on node IPs, external and load-balancer
- * IPs. svc_frontend_internal overrides it for traffic that did not come from the uplink, for the
- * external frontends of externalTrafficPolicy Local Services: kube-proxy sends pod and host traffic
- * to those over all cluster endpoints instead of only the local ones. */
+/* Stage 5: what a new flow to a Service frontend (VIP, protocol, port) needs before its backend is
+ * chosen. The frontend's backends themselves are the entries of the architecture's selector table
+ * svc_frontend, keyed by the same (VIP, protocol, port) plus fe_internal and fe_bucket, whose
+ * members carry the backend's address and port (k8s_dp.p4); a frontend that needs nothing else
+ * costs that one entry.
+ *  - svc_frontend_internal, looked up for traffic that did not come from the uplink, lists the
+ *    external frontends of externalTrafficPolicy Local Services: kube-proxy sends pod and host
+ *    traffic to those over all cluster endpoints, so they have a second set of entries with
+ *    fe_internal = 1 (the local endpoints are under fe_internal = 0, for the uplink).
+ *  - svc_options, by frontend and fe_internal, holds what only some frontends need: masquerade
+ *    (externalTrafficPolicy Cluster), the split mask of a frontend whose backends span several
+ *    selector groups, the session-affinity domain and timeout, or the verdict for a Service port
+ *    with no usable endpoint (reject, or drop when a Local traffic policy leaves none here). */
 control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
-    @id(0x01000501)
-    action set_frontend(bit<24> fe_id) {
-        meta.fe_id = fe_id;
+    @id(0x01000506)
+    action use_internal() {
+        meta.fe_internal = 1;
+    }
+    @id(0x01000507)
+    action not_internal() {
+        meta.fe_internal = 0;
+    }
+    @id(0x02000502)
+    table svc_frontend_internal {
+        key = {
+            meta.dst_addr : exact @format(IPV6_ADDRESS);
+            meta.l4_proto : exact;
+            meta.dport    : exact;
+        }
+        actions = {
+            use_internal;
+            @defaultonly not_internal;
+        }
+        default_action = not_internal();
+        size = FRONTEND_TABLE_SIZE;
+    }
+    /* masq: externalTrafficPolicy Cluster, the source is masqueraded so replies come back here.
+     * split: mask of the flow-hash bits that pick the sub-group (docs/passes.md, "ECMP packing").
+     * aff_id, aff_timeout: sessionAffinity ClientIP, the affinity domain (a Service port and its
+     * endpoint selection) and its timeout in 2^20 us units; aff_id 0 = no affinity. */
+    @id(0x01000508)
+    action set_options(bit<1> masq, bit<8> split, bit<24> aff_id, bit<32> aff_timeout) {
+        meta.masq = masq == 1;
+        meta.fe_split = split;
+        meta.aff_id = aff_id;
+        meta.aff_timeout = aff_timeout;
     }
     /* A Service port with no usable endpoint on any node: kube-proxy REJECTs, so the client gets
      * ICMP port unreachable ("connection refused") from RejectReply. */
@@ -143,103 +180,54 @@ control ServiceFrontend(inout headers_t hdr, inout local_metadata_t meta) {
         meta.drop = true;
         meta.drop_reason = DROP_NO_LOCAL_ENDPOINT;
     }
-    @id(0x01000503)
-    action not_a_service() {
-        meta.fe_id = 0;
-    }
-    /* External traffic policy Cluster: the source is masqueraded so replies come back here. */
-    @id(0x01000504)
-    action set_frontend_masq(bit<24> fe_id) {
-        meta.fe_id = fe_id;
-        meta.masq = true;
-    }
-    @id(0x02000501)
-    table svc_frontend {
-        key = {
-            meta.dst_addr : exact @format(IPV6_ADDRESS);
-            meta.l4_proto : exact;
-            meta.dport    : exact;
-        }
-        actions = {
-            set_frontend;
-            set_frontend_masq;
-            reject_no_endpoint;
-            drop_no_local_endpoint;
-            @defaultonly not_a_service;
-        }
-        default_action = not_a_service();
-        size = FRONTEND_TABLE_SIZE;
-    }
-    @id(0x02000502)
-    table svc_frontend_internal {
-        key = {
-            meta.dst_addr : exact @format(IPV6_ADDRESS);
-            meta.l4_proto : exact;
-            meta.dport    : exact;
-        }
-        actions = {
-            set_frontend;
-            set_frontend_masq;
-            reject_no_endpoint;
-            drop_no_local_endpoint;
-            @defaultonly not_a_service;
-        }
-        default_action = not_a_service();
-        size = FRONTEND_TABLE_SIZE;
-    }
-    apply {
-        if (meta.port_kind == PORT_KIND_UPLINK) {
-            svc_frontend.apply();
-        } else if (!svc_frontend_internal.apply().hit) {
-            svc_frontend.apply();
-        }
-    }
-}
-
-/* Stage 5b: sessionAffinity ClientIP. svc_affinity says which affinity domain (a Service port and
- * its endpoint selection) a frontend belongs to and its timeout; the architecture keeps the
- * (domain, client) -> backend memory. aff_backend then confirms that a remembered backend still
- * takes new connections in that domain; otherwise the flow is balanced afresh. */
-control AffinityLookup(inout headers_t hdr, inout local_metadata_t meta) {
-    @id(0x01000c01)
-    action set_affinity(bit<24> aff_id, bit<32> timeout) {
-        meta.aff_id = aff_id;
-        meta.aff_timeout = timeout;
-    }
-    @id(0x01000c02)
-    action no_affinity() {
+    @id(0x01000509)
+    action no_options() {
+        meta.fe_split = 0;
         meta.aff_id = 0;
     }
-    @id(0x02000c01)
-    table svc_affinity {
+    @id(0x02000503)
+    table svc_options {
         key = {
-            meta.fe_id : exact;
+            meta.dst_addr    : exact @format(IPV6_ADDRESS);
+            meta.l4_proto    : exact;
+            meta.dport       : exact;
+            meta.fe_internal : exact;
         }
         actions = {
-            set_affinity;
-            @defaultonly no_affinity;
+            set_options;
+            reject_no_endpoint;
+            drop_no_local_endpoint;
+            @defaultonly no_options;
         }
-        default_action = no_affinity();
-        size = AFFINITY_TABLE_SIZE;
+        default_action = no_options();
+        size = FRONTEND_TABLE_SIZE;
     }
     apply {
-        svc_affinity.apply();
+        meta.fe_internal = 0;
+        if (meta.port_kind != PORT_KIND_UPLINK) {
+            svc_frontend_internal.apply();
+        }
+        svc_options.apply();
     }
 }
 
+/* Stage 5b: sessionAffinity ClientIP. The architecture keeps the (domain, client) -> backend
+ * memory; aff_backend confirms that a remembered backend (address and port) still takes new
+ * connections in that domain; otherwise the flow is balanced afresh. */
 control AffinityCheck(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000c03)
     action affinity_ok() {
     }
     @id(0x01000c04)
     action affinity_stale() {
-        meta.be_id = 0;
+        meta.lb = false;
     }
     @id(0x02000c02)
     table aff_backend {
         key = {
-            meta.aff_id : exact;
-            meta.be_id  : exact;
+            meta.aff_id  : exact;
+            meta.be_addr : exact @format(IPV6_ADDRESS);
+            meta.be_port : exact;
         }
         actions = {
             affinity_ok;
@@ -253,125 +241,49 @@ control AffinityCheck(inout headers_t hdr, inout local_metadata_t meta) {
     }
 }
 
-/* Stage 5c: a frontend whose backends exceed the selector's max_group_size is split over 2^k
- * selector groups (docs/passes.md, "ECMP packing"); svc_split gives the mask of flow-hash bits that
- * pick the group, and svc_backend is keyed by (fe_id, bucket). Unsplit frontends miss: mask 0,
- * bucket 0, one svc_backend entry. */
-control ServiceSplit(inout headers_t hdr, inout local_metadata_t meta) {
-    @id(0x01000b03)
-    action set_split(bit<8> mask) {
-        meta.fe_split = mask;
-    }
-    @id(0x01000b04)
-    action no_split() {
-        meta.fe_split = 0;
-    }
-    @id(0x02000b02)
-    table svc_split {
-        key = {
-            meta.fe_id : exact;
-        }
-        actions = {
-            set_split;
-            @defaultonly no_split;
-        }
-        default_action = no_split();
-        size = SPLIT_TABLE_SIZE;
-    }
-    apply {
-        svc_split.apply();
-    }
-}
-
-/* Stage 6b: destination NAT to the chosen backend (new flows and established ones alike). */
+/* Stage 6b (no tables): destination NAT to the chosen backend, for new flows (from the selector
+ * member or the affinity memory) and established ones (from the flow cache) alike. The frontend is
+ * kept first: a new flow's reply slot restores it. */
 control BackendNat(inout headers_t hdr, inout local_metadata_t meta) {
-    @id(0x01000601)
-    action dnat4(@format(IPV4_ADDRESS) ipv4_addr_t addr, bit<16> port) {
-        hdr.ipv4.dst_addr = addr;
-        meta.dst_addr = IPV4_MAPPED_PREFIX ++ addr;
-        meta.dport = port;
-        meta.l4_rewritten = true;
-    }
-    @id(0x01000602)
-    action dnat6(@format(IPV6_ADDRESS) ipv6_addr_t addr, bit<16> port) {
-        hdr.ipv6.dst_addr = addr;
-        meta.dst_addr = addr;
-        meta.dport = port;
-        meta.l4_rewritten = true;
-    }
-    @id(0x01000603)
-    action backend_gone() {
-        meta.be_id = 0;
-    }
-    @id(0x02000601)
-    table backend_nat {
-        key = {
-            meta.be_id : exact;
-        }
-        actions = {
-            dnat4;
-            dnat6;
-            @defaultonly backend_gone;
-        }
-        default_action = backend_gone();
-        size = BACKEND_TABLE_SIZE;
-    }
     apply {
-        backend_nat.apply();
-        if (meta.l4_rewritten) {
-            if (hdr.tcp.isValid()) {
-                hdr.tcp.dst_port = meta.dport;
-            } else if (hdr.udp.isValid()) {
-                hdr.udp.dst_port = meta.dport;
-            } else if (hdr.sctp.isValid()) {
-                hdr.sctp.dst_port = meta.dport;
-            }
+        meta.fe_addr = meta.dst_addr;
+        meta.fe_port = meta.dport;
+        if (hdr.ipv4.isValid()) {
+            hdr.ipv4.dst_addr = meta.be_addr[31:0];
+        } else if (hdr.ipv6.isValid()) {
+            hdr.ipv6.dst_addr = meta.be_addr;
+        }
+        meta.dst_addr = meta.be_addr;
+        meta.dport = meta.be_port;
+        meta.l4_rewritten = true;
+        if (hdr.tcp.isValid()) {
+            hdr.tcp.dst_port = meta.dport;
+        } else if (hdr.udp.isValid()) {
+            hdr.udp.dst_port = meta.dport;
+        } else if (hdr.sctp.isValid()) {
+            hdr.sctp.dst_port = meta.dport;
         }
     }
 }
 
-/* Stage 6c: replies of a load-balanced flow leave with the frontend as their source. */
+/* Stage 6c (no tables): replies of a load-balanced flow leave with the frontend (address and
+ * port, from the flow cache's reply slot) as their source. */
 control ReverseNat(inout headers_t hdr, inout local_metadata_t meta) {
-    @id(0x01000701)
-    action snat4(@format(IPV4_ADDRESS) ipv4_addr_t vip, bit<16> port) {
-        hdr.ipv4.src_addr = vip;
-        meta.src_addr = IPV4_MAPPED_PREFIX ++ vip;
-        meta.sport = port;
-        meta.l4_rewritten = true;
-    }
-    @id(0x01000702)
-    action snat6(@format(IPV6_ADDRESS) ipv6_addr_t vip, bit<16> port) {
-        hdr.ipv6.src_addr = vip;
-        meta.src_addr = vip;
-        meta.sport = port;
-        meta.l4_rewritten = true;
-    }
-    @id(0x01000703)
-    action frontend_gone() {
-    }
-    @id(0x02000701)
-    table rev_nat {
-        key = {
-            meta.ct_nat_id : exact;
-        }
-        actions = {
-            snat4;
-            snat6;
-            @defaultonly frontend_gone;
-        }
-        default_action = frontend_gone();
-        size = REVNAT_TABLE_SIZE;
-    }
     apply {
-        rev_nat.apply();
-        if (meta.l4_rewritten) {
-            if (hdr.tcp.isValid()) {
-                hdr.tcp.src_port = meta.sport;
-            } else if (hdr.udp.isValid()) {
-                hdr.udp.src_port = meta.sport;
-            } else if (hdr.sctp.isValid()) {
-                hdr.sctp.src_port = meta.sport;
-            }
+        if (hdr.ipv4.isValid()) {
+            hdr.ipv4.src_addr = meta.fe_addr[31:0];
+        } else if (hdr.ipv6.isValid()) {
+            hdr.ipv6.src_addr = meta.fe_addr;
+        }
+        meta.src_addr = meta.fe_addr;
+        meta.sport = meta.fe_port;
+        meta.l4_rewritten = true;
+        if (hdr.tcp.isValid()) {
+            hdr.tcp.src_port = meta.sport;
+        } else if (hdr.udp.isValid()) {
+            hdr.udp.src_port = meta.sport;
+        } else if (hdr.sctp.isValid()) {
+            hdr.sctp.src_port = meta.sport;
         }
     }
 }

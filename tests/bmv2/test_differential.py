@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import itertools
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,15 @@ from scapy.layers.inet import IP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
+from k8s_offload.compiler.bundle.model import Exact
 from k8s_offload.compiler.bundle.p4rt import updates
 from k8s_offload.compiler.bundle.schema import Schema
+from k8s_offload.compiler.bundle.values import mapped
 from k8s_offload.compiler.contract import read_p4info
 from k8s_offload.compiler.driver import CompileResult, compile_sources
 from k8s_offload.compiler.passes.pipeline import PassConfig
+from k8s_offload.loader.entities import bundle_items
+from k8s_offload.loader.plan import MODIFY, make_plan
 from k8s_offload.p4rt.client import VERIFY_AND_COMMIT, P4RuntimeClient
 from tests.bmv2.conftest import Build, require_root
 from tests.bmv2.dataplane import Bmv2Dataplane
@@ -171,6 +177,52 @@ def test_flow_cache_and_affinity_ageing(rig: Rig, tmp_path: Path) -> None:
     # Visible on both: an open flow's reply still gets its VIP back, a closed one's no longer does.
     assert sources("aged-open:reply") & vips, report.kept
     assert not sources("aged-closed:reply") & vips, report.kept
+
+
+def test_frontend_entries_move_between_member_and_group(rig: Rig, tmp_path: Path) -> None:
+    """Cart loses one of its two endpoints (its svc_frontend entry moves from the group to the
+    remaining member, a MODIFY) and catalog gains a second (member to a new group), applied stage by
+    stage as the loader plans it, then undone the same way: bmv2 and the interpreter agree after
+    each step."""
+    shop = tmp_path / "cluster"
+    shutil.copytree(CASES["shop"][0], shop)
+    slices = shop / "endpointslices.yaml"
+    text = slices.read_text()
+    cart = "  - addresses: [10.244.2.20]\n    conditions: {ready: true}"
+    catalog = "  - addresses: [10.244.1.30]\n    conditions: {ready: true}\n    nodeName: node-a\n"
+    assert cart in text and catalog in text
+    text = text.replace(cart, cart.replace("true", "false"))
+    text = text.replace(catalog, catalog + catalog.replace("1.30", "2.30").replace("node-a", "node-b"))
+    slices.write_text(text)
+    before, after = _compile("shop"), _compile("shop", shop)
+    schema = before.schema
+    old, new = bundle_items(schema, before.lowered.bundle), bundle_items(schema, after.lowered.bundle)
+    ours, bmv2 = _load(rig, before)
+    ports = tuple(sorted(_ports(before) | set(UNKNOWN_PORTS)))
+
+    def target(result: CompileResult, vip: str) -> tuple[bool, bool]:
+        """(points at a member, points at a group) of the frontend's svc_frontend entry."""
+        (e,) = [
+            e
+            for e in result.lowered.bundle.entries
+            if e.table.endswith(".svc_frontend")
+            and dict(e.match)["meta.dst_addr"] == Exact(mapped(ip_address(vip)))
+        ]
+        return e.member_id is not None, e.group_id is not None
+
+    assert target(before, "10.96.20.20") == target(after, "10.96.30.30") == (False, True)
+    assert target(after, "10.96.20.20") == target(before, "10.96.30.30") == (True, False)
+    for i, (result, plan) in enumerate(
+        ((after, make_plan(schema, new, old)), (before, make_plan(schema, old, new)))
+    ):
+        assert sum(1 for op in plan.ops() if op.type == MODIFY and op.item.key[0] == "table") == 2
+        for stage in plan.stages:
+            batch = [op.update() for op in stage]
+            ours.install(batch)
+            bmv2.install(batch)
+        report = run(ours, bmv2, _scenario(result, seed=77 + i, ports=ports))
+        TOTALS.add(report)
+        _check(report, 150)
 
 
 def _ip(data: bytes) -> Any:

@@ -21,7 +21,7 @@ def test_p4c_compiles_the_program_with_the_one_known_warning(p4c_build: Build) -
     # p4c gives every table without default_action `default_action = NoAction` and the bmv2
     # backend then warns that a table with an action selector cannot hold it; we rely on none.
     assert len(warnings) == 1, p4c_build.stderr
-    assert "default_action for K8sIngress.svc_backend (due to action profiles)" in warnings[0]
+    assert "default_action for K8sIngress.svc_frontend (due to action profiles)" in warnings[0]
 
 
 def test_our_p4info_equals_p4cs(p4c_build: Build) -> None:

@@ -10,7 +10,7 @@ from k8s_offload.compiler.bundle.model import Bundle
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.loader.entities import Item, bundle_items, container
-from k8s_offload.loader.plan import DELETE, INSERT, LINKS, MODIFY, Plan, References, make_plan
+from k8s_offload.loader.plan import DELETE, INSERT, KEY_LINKS, LINKS, MODIFY, Plan, References, make_plan
 from tests.embedded_fixtures import NODE
 
 
@@ -41,14 +41,39 @@ def _check_order(schema: Schema, plan: Plan, all_items: list[Item], later_refs: 
 def test_publish_bottom_up_and_withdraw_top_down(schema: Schema, shop_bundle: Bundle) -> None:
     items = bundle_items(schema, shop_bundle)
     up = make_plan(schema, items, {})
-    assert _check_order(schema, up, list(items.values()), later_refs=False) > 50
+    assert _check_order(schema, up, list(items.values()), later_refs=False) > 40
     down = make_plan(schema, {}, items)
-    assert _check_order(schema, down, list(items.values()), later_refs=True) > 50
+    assert _check_order(schema, down, list(items.values()), later_refs=True) > 40
     # the VIPs: last to appear, first to go
     vips = {k for k in items if k[0] == "table" and container(schema, k) == "svc_frontend"}
     assert {op.item.key for op in down.stages[0]} >= vips
     kinds = _stage_of(schema, up)
-    assert max(kinds[(INSERT, "svc_backend")]) < max(kinds[(INSERT, "svc_frontend")])
+    assert max(kinds[(INSERT, "svc_selector groups")]) < max(kinds[(INSERT, "svc_frontend")])
+
+
+def test_frontend_options_and_internal_entries_are_ordered(schema: Schema) -> None:
+    """Masquerade (svc_options) is in place before a node port load-balances (svc_frontend), and
+    svc_frontend_internal comes after the fe_internal 1 entries it leads to; withdrawn the other
+    way round (`_check_order` checks every reference, these are the key links among them)."""
+    golden = Path(__file__).parents[1] / "compiler" / "golden"
+    for case, source, target in (
+        ("nodeport-cluster", "svc_frontend", "svc_options"),
+        ("nodeport-local", "svc_frontend_internal", "svc_frontend"),
+    ):
+        result = compile_sources([str(golden / case / "manifests.yaml")], str(golden / case / "node.yaml"))
+        items = bundle_items(schema, result.lowered.bundle)
+        refs = References(schema, list(items.values()))
+        linked = [
+            (k, t)
+            for k, it in items.items()
+            if container(schema, k) == source
+            for t in refs.of(it)
+            if container(schema, t) == target
+        ]
+        assert linked, case
+        up, down = make_plan(schema, items, {}), make_plan(schema, {}, items)
+        assert _check_order(schema, up, list(items.values()), later_refs=False) >= len(linked)
+        assert _check_order(schema, down, list(items.values()), later_refs=True) >= len(linked)
 
 
 def test_policy_change_is_a_two_phase_update(schema: Schema, shop_bundle: Bundle, shop_dir: Path) -> None:
@@ -116,19 +141,22 @@ def test_unchanged_bundle_plans_nothing(schema: Schema, shop_bundle: Bundle) -> 
     assert len(make_plan(schema, items, dict(items))) == 0
 
 
-def test_every_frontend_action_links_every_table_keyed_by_its_fe_id(schema: Schema) -> None:
-    """A frontend published before its backend group, split mask, affinity domain or reverse NAT
-    exposes packets to a half-built Service; the links must cover every table whose key holds the
-    frontend id (`meta.fe_id`, or `ct_nat_id` which the flow cache stores it as), for every action
-    that sets it, derived here from the P4Info rather than from the list under test."""
+def test_every_table_keyed_by_a_frontend_is_ordered_against_svc_frontend(schema: Schema) -> None:
+    """A frontend's svc_frontend entries published before its options (masquerade, split mask,
+    affinity) expose packets to a half-built Service, and svc_frontend_internal published before the
+    entries it leads to sends pod traffic nowhere. Every table keyed by a frontend (VIP, protocol,
+    port), found here from the P4Info rather than from the list under test, is key-linked."""
+    frontend = {"meta.dst_addr", "meta.l4_proto", "meta.dport"}
     keyed = {
-        t.preamble.alias: f.name
+        t.preamble.alias
         for t in schema.p4info.tables
-        for f in t.match_fields
-        if f.name in ("meta.fe_id", "fe_id", "ct_nat_id", "meta.ct_nat_id")
+        if frontend <= {f.name for f in t.match_fields} and t.preamble.alias != "svc_frontend"
     }
-    setters = {a.preamble.alias for a in schema.p4info.actions if any(p.name == "fe_id" for p in a.params)}
-    assert {"set_frontend", "set_frontend_masq"} <= setters and "svc_backend" in keyed
-    linked = {(lk.action, lk.table) for lk in LINKS}
-    missing = {(a, t) for a in setters for t in keyed} - linked
-    assert not missing, missing
+    assert keyed == {"svc_options", "svc_frontend_internal"}
+    linked = {kl.table for kl in KEY_LINKS if kl.target == "svc_frontend"}
+    linked |= {kl.target for kl in KEY_LINKS if kl.table == "svc_frontend"}
+    assert keyed <= linked
+    setters = {a.preamble.alias for a in schema.p4info.actions if any(p.name == "aff_id" for p in a.params)}
+    assert setters == {"set_options"} and ("set_options", "aff_backend") in {
+        (lk.action, lk.table) for lk in LINKS
+    }

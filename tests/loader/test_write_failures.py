@@ -37,16 +37,25 @@ def _origin(i: int) -> str:
 
 
 def _big_change(schema: Schema, bundle: Bundle) -> dict[Key, Item]:
-    """The shop plus GOOD valid rev_nat entries and BAD svc_backend entries naming a group that
-    does not exist: the device answers NOT_FOUND for exactly those, whatever the batch size."""
+    """The shop plus GOOD valid neigh_steer entries and BAD svc_frontend entries naming a group
+    that does not exist: the device answers NOT_FOUND for exactly those, whatever the batch size."""
     good = [
-        schema.entry("rev_nat", {"ct_nat_id": Exact(0x100000 + i)}, "snat4", {"vip": 0x0A000001, "port": i})
+        schema.entry(
+            "neigh_steer", {"neigh_target": Exact(0x2001_0DB8 << 96 | i)}, "steer_to_port", {"port": 9}
+        )
         for i in range(GOOD)
     ]
+    vip = 0xFFFF_0A60_FF00  # ::ffff:10.96.255.0, a frontend the shop does not have
     bad = [
         schema.entry(
-            "svc_backend",
-            {"fe_id": Exact(0x200000 + i), "fe_bucket": Exact(0)},
+            "svc_frontend",
+            {
+                "dst_addr": Exact(vip),
+                "l4_proto": Exact(6),
+                "dport": Exact(1000 + i),
+                "fe_internal": Exact(0),
+                "fe_bucket": Exact(0),
+            },
             group_id=900_000 + i,
             origin=(_origin(i),),
         )

@@ -52,10 +52,10 @@ def test_our_program_parses() -> None:
     assert len(pipe.parser.states) == 12
     all_tables = [t for c in program.controls for t in c.tables]
     all_actions = [a for c in program.controls for a in c.actions]
-    assert (
-        len(all_tables) == 22
-    )  # + svc_frontend_internal, svc_affinity, aff_backend, nat_source, svc_split, *_peer_host
-    assert len(all_actions) == 44  # + drop_no_local_endpoint
+    # Issue 21: svc_frontend (the selector table), svc_frontend_internal, svc_options, aff_backend;
+    # no svc_backend, backend_nat, rev_nat, svc_split, svc_affinity. Exact peer tables *_peer_host.
+    assert len(all_tables) == 18
+    assert len(all_actions) == 36
     assert len(program.headers) == 12  # + icmp_error_t
     assert [i.name for i in pipe.ingress.instances][:2] == ["port_classify", "flow_key"]
 
@@ -66,19 +66,20 @@ def test_model_details() -> None:
     ct_value = ingress.extern("ct_value")
     assert isinstance(ct_value, RegisterInstance)
     assert (ct_value.element_width, ct_value.size) == (64, 65536)
-    table = ingress.table("svc_backend")
-    assert [k.match_kind for k in table.keys] == ["exact", "exact", "selector", "selector", "selector"]
-    assert table.match_keys[0].name == "meta.fe_id" and table.match_keys[0].width == 24
+    table = ingress.table("svc_frontend")
+    assert [k.match_kind for k in table.keys] == ["exact"] * 5 + ["selector"] * 3
+    assert table.match_keys[0].name == "meta.dst_addr" and table.match_keys[0].width == 128
+    assert table.match_keys[3].name == "meta.fe_internal" and table.match_keys[3].width == 1
     assert table.implementation == "svc_selector"
     # No default_action: NoAction is added as @defaultonly and localized first in the control (p4c).
     assert table.default_action is not None and table.default_action.action == "NoAction"
     assert table.actions[-1].action == "NoAction" and table.actions[-1].scope == "DEFAULT_ONLY"
     assert ingress.locals[0] is ingress.action("NoAction") and not ingress.action("NoAction").body.stmts
-    # `meta.be_id = 0;` sizes the literal to the field.
-    (stmt,) = program.control("BackendNat").action("backend_gone").body.stmts
+    # `meta.fe_internal = 0;` sizes the literal to the field.
+    (stmt,) = program.control("ServiceFrontend").action("not_internal").body.stmts
     assert isinstance(stmt, Assign) and isinstance(stmt.rhs, Constant)
-    assert stmt.rhs.type == BitsType(24)
-    assert isinstance(stmt.lhs, Member) and stmt.lhs.member == "be_id"
+    assert stmt.rhs.type == BitsType(1)
+    assert isinstance(stmt.lhs, Member) and stmt.lhs.member == "fe_internal"
     const = program.constant("CPU_PORT").value
     assert isinstance(const, Constant) and (const.value, const.type) == (510, BitsType(9))
     assert [c.path for c in program.instantiated_controls()][:3] == [

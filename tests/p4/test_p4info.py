@@ -31,8 +31,8 @@ def by_name(items: Any, name: str) -> Any:
 
 def test_package_and_counts(info: Any) -> None:
     assert info.pkg_info.arch == "v1model"
-    assert len(info.tables) == 22  # + eg_peer_host, in_peer_host
-    assert len(info.actions) == 44  # + drop_no_local_endpoint
+    assert len(info.tables) == 18  # + eg_peer_host, in_peer_host
+    assert len(info.actions) == 36
     assert [p.preamble.name for p in info.action_profiles] == ["K8sIngress.svc_selector"]
 
 
@@ -79,12 +79,16 @@ def test_peer_host_tables_share_the_class_actions(info: Any) -> None:
 
 
 def test_selector_table_and_profile(info: Any) -> None:
-    t = by_name(info.tables, "K8sIngress.svc_backend")
-    assert t.preamble.id == 0x02000B01
-    # Selector keys hash; fe_id and the split bucket (docs/passes.md, ECMP packing) are match fields.
+    t = by_name(info.tables, "K8sIngress.svc_frontend")
+    assert t.preamble.id == 0x02000501
+    # Selector keys hash; the frontend, fe_internal and the split bucket (docs/passes.md, ECMP
+    # packing) are match fields. meta.l4_proto is both: only its exact use reaches P4Info.
     assert [(f.id, f.name, f.bitwidth) for f in t.match_fields] == [
-        (1, "meta.fe_id", 24),
-        (2, "meta.fe_bucket", 8),
+        (1, "meta.dst_addr", 128),
+        (2, "meta.l4_proto", 8),
+        (3, "meta.dport", 16),
+        (4, "meta.fe_internal", 1),
+        (5, "meta.fe_bucket", 8),
     ]
     assert t.implementation_id == 0x11000001
     assert t.size == 65536
@@ -92,7 +96,7 @@ def test_selector_table_and_profile(info: Any) -> None:
     assert profile.preamble.id == 0x11000001
     assert profile.with_selector
     assert (profile.size, profile.max_group_size) == (131072, 512)
-    assert list(profile.table_ids) == [0x02000B01]
+    assert list(profile.table_ids) == [0x02000501]
     assert list(profile.preamble.annotations) == []
 
 
@@ -104,9 +108,10 @@ def test_actions_and_params(info: Any) -> None:
         (2, "pod_mac", 48),
         (3, "gateway_mac", 48),
     ]
-    dnat4 = by_name(info.actions, "K8sIngress.backend_nat.dnat4")
-    assert [(p.name, p.bitwidth) for p in dnat4.params] == [("addr", 32), ("port", 16)]
-    assert by_name(info.actions, "K8sIngress.set_backend").params[0].bitwidth == 24
+    member4 = by_name(info.actions, "K8sIngress.set_backend4")
+    assert [(p.name, p.bitwidth) for p in member4.params] == [("addr", 32), ("port", 16)]
+    member6 = by_name(info.actions, "K8sIngress.set_backend6")
+    assert [(p.name, p.bitwidth) for p in member6.params] == [("addr", 128), ("port", 16)]
 
 
 def test_service_extension_tables(info: Any) -> None:
@@ -114,16 +119,30 @@ def test_service_extension_tables(info: Any) -> None:
     internal = by_name(info.tables, "K8sIngress.service_frontend.svc_frontend_internal")
     assert internal.preamble.id == 0x02000502
     assert [m.name for m in internal.match_fields] == ["meta.dst_addr", "meta.l4_proto", "meta.dport"]
-    masq = by_name(info.actions, "K8sIngress.service_frontend.set_frontend_masq")
-    assert masq.preamble.id == 0x01000504
-    assert {r.id for r in internal.action_refs} == set(range(0x01000501, 0x01000506))
-    aff = by_name(info.tables, "K8sIngress.affinity_lookup.svc_affinity")
-    assert aff.preamble.id == 0x02000C01
-    set_aff = by_name(info.actions, "K8sIngress.affinity_lookup.set_affinity")
-    assert [(p.name, p.bitwidth) for p in set_aff.params] == [("aff_id", 24), ("timeout", 32)]
+    assert [r.id for r in internal.action_refs] == [0x01000506, 0x01000507]
+    options = by_name(info.tables, "K8sIngress.service_frontend.svc_options")
+    assert options.preamble.id == 0x02000503
+    assert [m.name for m in options.match_fields] == [
+        "meta.dst_addr",
+        "meta.l4_proto",
+        "meta.dport",
+        "meta.fe_internal",
+    ]
+    assert [r.id for r in options.action_refs] == [0x01000508, 0x01000502, 0x01000505, 0x01000509]
+    set_options = by_name(info.actions, "K8sIngress.service_frontend.set_options")
+    assert [(p.name, p.bitwidth) for p in set_options.params] == [
+        ("masq", 1),
+        ("split", 8),
+        ("aff_id", 24),
+        ("aff_timeout", 32),
+    ]
     check = by_name(info.tables, "K8sIngress.affinity_check.aff_backend")
     assert check.preamble.id == 0x02000C02
-    assert [(m.name, m.bitwidth) for m in check.match_fields] == [("meta.aff_id", 24), ("meta.be_id", 24)]
+    assert [(m.name, m.bitwidth) for m in check.match_fields] == [
+        ("meta.aff_id", 24),
+        ("meta.be_addr", 128),
+        ("meta.be_port", 16),
+    ]
     src = by_name(info.tables, "K8sIngress.nat_source.nat_source")
     assert src.preamble.id == 0x02000D01
     assert [(m.name, m.match_type) for m in src.match_fields] == [("meta.dst_addr", p4info.MatchField.LPM)]
@@ -143,11 +162,14 @@ def test_counter_registers_packet_io(info: Any) -> None:
     assert regs["K8sIngress.ct_value"].type_spec.bitstring.bit.bitwidth == 64
     assert regs["K8sIngress.ct_value"].preamble.id == 0x16000002
     assert {r.size for r in regs.values()} == {65536}
-    # Issue 9: masquerade addresses in the flow cache, and the session-affinity memory.
+    # Issue 9: masquerade addresses in the flow cache, and the session-affinity memory; issue 21:
+    # the NAT address of a flow (its backend, or its frontend for a reply) and of a remembered backend.
     assert [(n, r.preamble.id, r.type_spec.bitstring.bit.bitwidth) for n, r in sorted(regs.items())] == [
+        ("K8sIngress.aff_addr", 0x16000007, 128),
         ("K8sIngress.aff_tag", 0x16000004, 32),
         ("K8sIngress.aff_value", 0x16000005, 64),
         ("K8sIngress.ct_addr", 0x16000003, 128),
+        ("K8sIngress.ct_nat", 0x16000006, 128),
         ("K8sIngress.ct_tag", 0x16000001, 32),
         ("K8sIngress.ct_value", 0x16000002, 64),
     ]
@@ -206,20 +228,20 @@ def test_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 def test_identity_and_address_formats(info: Any) -> None:
     """@pkginfo on main and @format on address keys and parameters, as p4c copies them (P4Runtime
     spec "PkgInfo Message" and "@format annotation"), so generic clients show addresses."""
-    assert (info.pkg_info.name, info.pkg_info.version) == ("k8s_dp", "1.1.0")
+    assert (info.pkg_info.name, info.pkg_info.version) == ("k8s_dp", "1.2.0")
     fwd = by_name(info.tables, "K8sIngress.forward.fwd")
     assert list(fwd.match_fields[0].annotations) == ["@format(IPV6_ADDRESS)"]
-    dnat4 = by_name(info.actions, "K8sIngress.backend_nat.dnat4")
-    assert [list(p.annotations) for p in dnat4.params] == [["@format(IPV4_ADDRESS)"], []]
+    member4 = by_name(info.actions, "K8sIngress.set_backend4")
+    assert [list(p.annotations) for p in member4.params] == [["@format(IPV4_ADDRESS)"], []]
     to_pod = by_name(info.actions, "K8sIngress.forward.to_pod")
     mac = ["@format(MAC_ADDRESS)"]
     assert [list(p.annotations) for p in to_pod.params] == [[], mac, mac]
 
 
 def test_selector_table_gets_noaction_like_p4c(info: Any) -> None:
-    """svc_backend declares no default_action: p4c's CreateBuiltins adds `@defaultonly NoAction`,
+    """svc_frontend declares no default_action: p4c's CreateBuiltins adds `@defaultonly NoAction`,
     whose P4Info name is the global `NoAction` (id from the jenkins hash, first in the list)."""
-    table = by_name(info.tables, "K8sIngress.svc_backend")
+    table = by_name(info.tables, "K8sIngress.svc_frontend")
     assert [(r.id, list(r.annotations)) for r in table.action_refs][-1] == (21257015, ["@defaultonly"])
     assert info.actions[0].preamble.name == "NoAction" and info.actions[0].preamble.id == 21257015
     assert list(info.actions[0].preamble.annotations) == ['@noWarn("unused")']

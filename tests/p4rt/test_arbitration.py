@@ -23,9 +23,10 @@ def _raw_write(address: str, election_id: int, p4info: Any) -> grpc.StatusCode:
     m = member.entity.action_profile_member
     m.action_profile_id = p4info.action_profiles[0].preamble.id
     m.member_id = 7
-    action = next(a for a in p4info.actions if a.preamble.alias == "set_backend")
+    action = next(a for a in p4info.actions if a.preamble.alias == "set_backend4")
     m.action.action_id = action.preamble.id
-    m.action.params.add(param_id=1, value=b"\x07")
+    m.action.params.add(param_id=1, value=b"\x0a\x00\x00\x07")
+    m.action.params.add(param_id=2, value=b"\x1f\x90")
     req = p4r.WriteRequest(device_id=1)
     set_election_id(req.election_id, election_id)
     req.updates.append(member)

@@ -169,11 +169,8 @@ def test_link_layer_broadcast_and_multicast_sources_are_not_answered(sim: Interp
 def _install_reject(compiled: tuple[Interpreter, Schema], proto: int, dport: int) -> Interpreter:
     """A hand-made frontend the compiler never writes (no port): only to reach RejectReply's guards."""
     sim, schema = compiled
-    entry = schema.entry(
-        "svc_frontend",
-        {"dst_addr": Exact((0xFFFF << 32) | 0x0A600050), "l4_proto": Exact(proto), "dport": Exact(dport)},
-        "reject_no_endpoint",
-    )
+    key = {"dst_addr": Exact((0xFFFF << 32) | 0x0A600050), "l4_proto": Exact(proto), "dport": Exact(dport)}
+    entry = schema.entry("svc_options", {**key, "fe_internal": Exact(0)}, "reject_no_endpoint")
     update = p4runtime.Update(type=p4runtime.Update.INSERT)
     update.entity.table_entry.CopyFrom(table_entry_message(schema, entry))
     sim.state.apply(update)
@@ -222,7 +219,7 @@ def test_trace_reports_the_reject(
     text = capsys.readouterr().out
     assert expected in text.splitlines()[0]
     if "REJECTED" in expected:
-        assert "svc_frontend:reject_no_endpoint -> REJECTED: ICMP" in text
+        assert "svc_options:reject_no_endpoint -> REJECTED: ICMP" in text
         main(
             [
                 "trace",

@@ -16,7 +16,9 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
-from k8s_offload.compiler.driver import compile_sources
+from k8s_offload.compiler.driver import CompileResult, compile_sources
+from k8s_offload.loader.entities import bundle_items
+from k8s_offload.loader.plan import make_plan
 from k8s_offload.target.install import interpreter_with
 from k8s_offload.target.interpreter import Interpreter
 
@@ -194,6 +196,47 @@ def test_session_affinity_is_per_client() -> None:
             got = _through(sim, UPLINK, _frame(client, "10.96.0.54", 46000 + j, 80), T0 + j * SECOND)
             assert got[1][2] == picks[client]
     assert set(picks.values()) == {"10.244.1.10", "10.244.2.10"}
+
+
+def _apply(sim: Interpreter, before: CompileResult, after: CompileResult) -> None:
+    """Move the interpreter from one compile's bundle to another's as the loader plans it."""
+    schema = before.schema
+    plan = make_plan(
+        schema, bundle_items(schema, after.lowered.bundle), bundle_items(schema, before.lowered.bundle)
+    )
+    for stage in plan.stages:
+        batch = [op.update() for op in stage]
+        assert all(error is None for error in sim.state.write(batch))
+
+
+def test_session_affinity_forgets_a_backend_that_leaves(tmp_path: Path) -> None:
+    """A client pinned to a backend that stops being ready (its member and its aff_backend entry,
+    keyed by the backend's address and port, go away): its next new connection within the timeout
+    is balanced afresh, to the remaining backend, and is then pinned there, also after the first
+    backend is ready again (kube-proxy's affinity follows the last choice)."""
+    case = GOLDEN / "affinity"
+    before = compile_sources([str(case / "manifests.yaml")], case / "node.yaml")
+    sim = interpreter_with(before.schema, before.lowered.bundle)
+    first = _through(sim, UPLINK, _frame(CLIENT4, "10.96.0.54", 45000, 80), T0)[1][2]
+    assert _through(sim, UPLINK, _frame(CLIENT4, "10.96.0.54", 45001, 80), T0 + SECOND)[1][2] == first
+    other = ({"10.244.1.10", "10.244.2.10"} - {first}).pop()
+
+    docs = (case / "manifests.yaml").read_text().split("\n---\n")
+    (i,) = [i for i, d in enumerate(docs) if "name: web-v4," in d]
+    pinned = f"  - {{addresses: [{first}], nodeName: "
+    assert docs[i].count(pinned) == 1
+    docs[i] = docs[i].replace(pinned, f"  - {{addresses: [{first}], conditions: {{ready: false}}, nodeName: ")
+    (tmp_path / "manifests.yaml").write_text("\n---\n".join(docs))
+    after = compile_sources([str(tmp_path / "manifests.yaml")], case / "node.yaml")
+
+    _apply(sim, before, after)
+    for j in range(2, 6):
+        got = _through(sim, UPLINK, _frame(CLIENT4, "10.96.0.54", 45000 + j, 80), T0 + j * SECOND)
+        assert got[1][2:] == (other, 8080)
+    _apply(sim, after, before)
+    for j in range(6, 12):
+        got = _through(sim, UPLINK, _frame(CLIENT4, "10.96.0.54", 45000 + j, 80), T0 + j * SECOND)
+        assert got[1][2] == other
 
 
 def test_internal_traffic_policy_local() -> None:

@@ -4,20 +4,20 @@ above `max_group_size` over 2^k selector groups, and the Maglev lookup-table opt
 Fitting (docs/passes.md, "ECMP packing"): a backend set larger than the profile's per-group limit
 is dealt over 2^k groups, k minimal, in backend-id order (backend i goes to group i mod 2^k), so
 the group sizes are floor(B/2^k) and ceil(B/2^k). The pipeline picks the group by k bits of a
-second flow hash (svc_split, p4src/README.md) and the group's selector picks the member, so a
-backend's share of new flows is 1/(2^k * size of its group): the largest share is at most
-ceil/floor <= 1 + 1/floor(B/2^k) times the smallest. Nothing is dropped.
+second flow hash (the split mask of svc_options, p4src/README.md) and the group's selector picks
+the member, so a backend's share of new flows is 1/(2^k * size of its group): the largest share
+is at most ceil/floor <= 1 + 1/floor(B/2^k) times the smallest. Nothing is dropped.
 
 Maglev (Eisenbud et al., NSDI 2016, section 3.4): per backend set a lookup table of M slots (M a
 prime from `MAGLEV_SIZES`, the smallest with M >= MAGLEV_SLOTS_PER_BACKEND * B) filled by the
-paper's permutation/populate procedure from each backend's stable identity. Each slot is a
-selector member of its own whose action is set_backend(owner); a slot's member id depends only on
-the group and the slot index. When a backend comes or goes, M stays (unless B crosses M / 10) and
-only the slots whose owner changed are rewritten (a member MODIFY keeps its device handle), so
-flows of the other backends keep their slot, hence their backend. Which hash index selects which
-slot (bmv2 picks members[hash % n] in member-handle order) does not matter: the member set of the
-group never changes, so the index -> slot mapping is fixed whatever it is. Cost: M members per
-distinct backend set instead of one member per backend shared by every set.
+paper's permutation/populate procedure from each backend's stable identity. Each slot is a selector
+member of its own whose action is set_backend4/set_backend6 with the owner's address and port; a
+slot's member id depends only on the group and the slot index. When a backend comes or goes, M stays
+(unless B crosses M / 10) and only the slots whose owner changed are rewritten (a member MODIFY
+keeps its device handle), so flows of the other backends keep their slot, hence their backend. Which
+hash index selects which slot (bmv2 picks members[hash % n] in member-handle order) does not matter:
+the member set of the group never changes, so the index -> slot mapping is fixed whatever it is.
+Cost: M members per distinct backend set instead of one member per backend shared by every set.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from k8s_offload.compiler.bundle.schema import Schema
 
 SELECTOR = "svc_selector"
 MAX_SPLIT_BITS = 8
-"""svc_split's mask is 8 bits: at most 256 groups per frontend."""
+"""The split mask (svc_options) is 8 bits: at most 256 groups per frontend."""
 
 MAGLEV_SIZES = (251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071)
 """Primes near powers of two, as Cilium offers for its Maglev table size."""
@@ -54,7 +54,7 @@ class SelectorLimits:
     max_group_size: int
     """Members (sum of weights) per group the compiler may use."""
     max_groups: int | None
-    """Selector groups the target holds (None: only the svc_backend table size bounds them)."""
+    """Selector groups the target holds (None: only the svc_frontend table size bounds them)."""
     max_members: int
     """Distinct members the target holds."""
     weights: bool

@@ -1,11 +1,11 @@
-"""Service load balancing: frontends, backend groups, members, DNAT and reverse NAT entries, and
-session affinity.
+"""Service load balancing: frontends, backend groups, members carrying the backend's DNAT,
+frontend options and session affinity.
 
-Ids (see ids.py): a backend id per distinct (address, target port), which is also its member id
-(one member per distinct backend action, shared by every group); a group per distinct set of usable
+Ids (see ids.py): a member id per distinct backend (address, target port) of a used set (one
+member per chosen backend, shared by every group); a group per distinct set of two or more usable
 backends, named after the first (backend-set key, selection) that uses it so that a set whose
-endpoints change keeps its group id; a frontend id per (VIP, protocol, port) and table; an affinity
-id per (backend-set key, selection).
+endpoints change keeps its group id (a single backend: the frontend points at its member); an
+affinity id per (backend-set key, selection).
 
 Endpoint selection follows kube-proxy's CategorizeEndpoints: cluster IPs use the "cluster"
 endpoints (ready, zone-filtered by topology hints when usable) or, with internalTrafficPolicy
@@ -62,11 +62,6 @@ class ServiceLowering:
 
 def _backend_ident(b: Backend) -> str:
     return f"{b.address!s}|{b.port}"
-
-
-def _frontend_ident(fe: ServiceFrontend, table: str = "svc_frontend") -> str:
-    base = f"{fe.vip}|{fe.protocol.value}|{fe.port}"
-    return base if table == "svc_frontend" else f"{base}|{table}"
 
 
 def _sources(bset: BackendSet | None, fe: ServiceFrontend) -> tuple[str, ...]:
@@ -143,7 +138,7 @@ def _sctp_translates(fe: ServiceFrontend, bset: BackendSet) -> bool:
 @dataclass(frozen=True, slots=True)
 class GroupLayout:
     """How one backend set's group is laid out on the selector: the member ids of each part (one
-    part per svc_backend bucket), the Maglev slot members (member id, be_id), and the notes."""
+    part per svc_frontend bucket), the Maglev slot members (member id, be_id), and the notes."""
 
     parts: tuple[tuple[int, ...], ...]
     slots: tuple[tuple[int, int], ...] = ()
@@ -249,7 +244,6 @@ def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = No
         for fe, bset in offloaded
         for table, selection, masq in selections(fe, services.get(fe.service))
     ]
-    fe_ids = stable_ids((_frontend_ident(fe, table) for fe, _, table, _, _ in plans), ID_BITS)
 
     # Groups: one per distinct set of usable backends, named by the first (set key, selection) using it.
     chosen: dict[tuple[BackendSetKey, str], tuple[int, ...]] = {}
@@ -273,7 +267,7 @@ def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = No
         group_origin.setdefault(name, set()).update(set_sources[set_key])
     aff_ids = stable_ids((_selection_name(*k) for k in sorted(set_group)), ID_BITS)
 
-    # Layouts: parts (one selector group per svc_backend bucket) and, with Maglev, slot members.
+    # Layouts: parts (one selector group per svc_frontend bucket) and, with Maglev, slot members.
     layouts: dict[str, GroupLayout] = {}
     if maglev:
         ident_of = {i: ident for ident, i in be_ids.items()}
@@ -288,34 +282,29 @@ def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = No
             layouts[name] = maglev_layout(name, [(i, ident_of[i]) for i in t], limits, slot_ids)
     else:
         for t, name in group_of_members.items():
-            layouts[name] = hash_layout(t, limits)
+            if len(t) > 1:  # one backend: its frontends point at its member, no group
+                layouts[name] = hash_layout(t, limits)
     group_ids = stable_ids((p for name, lay in layouts.items() for p in part_names(name, len(lay.parts))), 32)
     part_ids = {
         name: tuple(group_ids[p] for p in part_names(name, len(lay.parts))) for name, lay in layouts.items()
     }
 
-    # Members and DNAT entries for every backend a flow may still use (ready or draining).
+    # Members: every backend some selection chooses, with the sources of every used set listing it.
     member_origin: dict[str, set[str]] = {}
     for skey, bset in used_sets.items():
         sources = set_sources[skey]
         for b in bset.backends:
-            ident = be_ident(b)
-            found = member_origin.get(ident)
-            if found is None:
-                member_origin[ident] = set(sources)
-            else:
-                found.update(sources)
-    for ident in sorted(backends, key=lambda i: be_ids[i]):
-        member, nat = backend_entities(
-            schema, backends[ident], be_ids[ident], tuple(sorted(member_origin[ident]))
-        )
-        if not maglev:
-            out.members.append(member)
-        out.entries.append(nat)
+            member_origin.setdefault(be_ident(b), set()).update(sources)
+    ident_of = {i: ident for ident, i in be_ids.items()}
+    if not maglev:
+        for be_id in sorted({i for members in chosen.values() for i in members}):
+            ident = ident_of[be_id]
+            origin = tuple(sorted(member_origin[ident]))
+            out.members.append(backend_member(schema, backends[ident], be_id, origin))
     for name, lay in sorted(layouts.items(), key=lambda kv: part_ids[kv[0]][0]):
         origin = tuple(sorted(group_origin[name]))
         for mid, be_id in lay.slots:
-            out.members.append(schema.member(SELECTOR, mid, "set_backend", {"be_id": be_id}, origin))
+            out.members.append(backend_member(schema, backends[ident_of[be_id]], mid, origin))
         for gid, part in zip(part_ids[name], lay.parts, strict=True):
             out.groups.append(schema.group(SELECTOR, gid, tuple((m, 1) for m in part), max_group, origin))
     _check_selector(limits, out)
@@ -324,25 +313,31 @@ def lower_services(ir: ClusterIR, schema: Schema, config: PassConfig | None = No
     notes: set[Diagnostic] = set()
     for fe, bset, table, selection, masq in plans:
         group_name = set_group.get((bset.key, selection)) if bset is not None else None
-        groups = part_ids[group_name] if group_name is not None else None
-        fe_id = fe_ids[_frontend_ident(fe, table)]
-        out.entries.extend(frontend_entries(schema, fe, bset, fe_id, groups, table=table, masq=masq))
-        if group_name is not None and layouts[group_name].note is not None:
-            where = f"{fe.vip} {fe.protocol.value}/{fe.port}"
-            notes.add(Diagnostic(fe.service, f"{where}: {layouts[group_name].note}", severity="info"))
+        target: int | tuple[int, ...] | None = None
+        if group_name is not None:
+            members = chosen[(bset.key, selection)]  # type: ignore[union-attr]
+            target = part_ids[group_name] if group_name in layouts else members[0]
         svc = services.get(fe.service)
-        if groups is None or bset is None or svc is None or svc.affinity_timeout is None:
-            continue
-        aff_id = aff_ids[_selection_name(bset.key, selection)]
-        origin = _sources(bset, fe)
-        params = {"aff_id": aff_id, "timeout": affinity_units(svc.affinity_timeout)}
-        out.entries.append(
-            schema.entry("svc_affinity", {"fe_id": Exact(fe_id)}, "set_affinity", params, origin=origin)
+        affinity = None
+        if target is not None and bset is not None and svc is not None and svc.affinity_timeout is not None:
+            affinity = (aff_ids[_selection_name(bset.key, selection)], affinity_units(svc.affinity_timeout))
+        internal = table == "svc_frontend_internal"
+        out.entries.extend(
+            frontend_entries(schema, fe, bset, target, internal=internal, masq=masq, affinity=affinity)
         )
+        note = layouts[group_name].note if group_name in layouts else None
+        if note is not None:
+            where = f"{fe.vip} {fe.protocol.value}/{fe.port}"
+            notes.add(Diagnostic(fe.service, f"{where}: {note}", severity="info"))
+        if affinity is None or bset is None:
+            continue
+        aff_id = affinity[0]
+        origin = _sources(bset, fe)
         for be_id in chosen[(bset.key, selection)]:
             if (aff_id, be_id) not in affinity_members:
                 affinity_members.add((aff_id, be_id))
-                key = {"aff_id": Exact(aff_id), "be_id": Exact(be_id)}
+                b = backends[ident_of[be_id]]
+                key = {"aff_id": Exact(aff_id), "be_addr": Exact(mapped(b.address)), "be_port": Exact(b.port)}
                 out.entries.append(schema.entry("aff_backend", key, "affinity_ok", origin=origin))
     out.diagnostics.extend(sorted(notes))
     out.diagnostics.extend(_masquerade_warnings(ir, plans))
@@ -405,56 +400,55 @@ def offload_problem(
     return None
 
 
-def backend_entities(
-    schema: Schema, b: Backend, be_id: int, origin: tuple[str, ...]
-) -> tuple[ProfileMember, TableEntry]:
-    """The selector member and DNAT entry of one backend (address, target port)."""
-    member = schema.member(SELECTOR, be_id, "set_backend", {"be_id": be_id}, origin)
-    action = "dnat4" if b.address.version == 4 else "dnat6"
-    nat = schema.exact_entry(
-        "backend_nat", ("be_id",), action, ("addr", "port"), (be_id,), (int(b.address), b.port), origin
-    )
-    return member, nat
+def backend_member(schema: Schema, b: Backend, member_id: int, origin: tuple[str, ...]) -> ProfileMember:
+    """The selector member of one backend: set_backend4/6 with its address and target port."""
+    action = "set_backend4" if b.address.version == 4 else "set_backend6"
+    return schema.member(SELECTOR, member_id, action, {"addr": int(b.address), "port": b.port}, origin)
 
 
 def frontend_entries(
     schema: Schema,
     fe: ServiceFrontend,
     bset: BackendSet | None,
-    fe_id: int,
-    groups: tuple[int, ...] | None,
+    target: int | tuple[int, ...] | None,
     *,
-    table: str = "svc_frontend",
-    masq: bool = False,
+    internal: bool,
+    masq: bool,
+    affinity: tuple[int, int] | None,
 ) -> list[TableEntry]:
-    """An offloaded frontend: without a group, reject (ICMP port unreachable) when the Service port
-    has no usable endpoint anywhere and drop when a Local traffic policy leaves none on this node,
-    as kube-proxy does; else frontend (masquerading or not), the split mask when its backends span
-    several groups, one backend entry per group (bucket) and reverse NAT."""
+    """One selection of an offloaded frontend. No target: svc_options rejects (no usable endpoint
+    anywhere) or drops (a Local traffic policy leaves none here), as kube-proxy does. Else a
+    svc_frontend entry per bucket (a group per bucket, or the one backend's member) and svc_options
+    for masquerade, the split mask and affinity when any applies. The internal selection of an
+    externalTrafficPolicy Local frontend is announced by svc_frontend_internal."""
     origin = _sources(bset, fe)
-    key = {
+    vip_key = {
         "dst_addr": Exact(mapped(fe.vip)),
         "l4_proto": Exact(PROTOCOL_NUMBERS[fe.protocol.value.lower()]),
         "dport": Exact(fe.port),
     }
-    if not groups:
+    key = dict(vip_key, fe_internal=Exact(1 if internal else 0))
+    out = []
+    if internal:
+        out.append(schema.entry("svc_frontend_internal", vip_key, "use_internal", origin=origin))
+    if target is None:
         # kube-proxy: REJECT when the port has no endpoints at all, DROP "has no local endpoints".
         reject = bset is None or not usable_backends(bset)
         verdict = "reject_no_endpoint" if reject else "drop_no_local_endpoint"
-        return [schema.entry(table, key, verdict, origin=origin)]
-    snat = "snat4" if fe.vip.version == 4 else "snat6"
-    action = "set_frontend_masq" if masq else "set_frontend"
-    out = [schema.entry(table, key, action, {"fe_id": fe_id}, origin=origin)]
-    if len(groups) > 1:
-        mask = len(groups) - 1
-        split = schema.entry("svc_split", {"fe_id": Exact(fe_id)}, "set_split", {"mask": mask}, origin=origin)
-        out.append(split)
-    for bucket, gid in enumerate(groups):
-        backend_key = {"fe_id": Exact(fe_id), "fe_bucket": Exact(bucket)}
-        out.append(schema.entry("svc_backend", backend_key, group_id=gid, origin=origin))
-    out.append(
-        schema.exact_entry(
-            "rev_nat", ("ct_nat_id",), snat, ("vip", "port"), (fe_id,), (int(fe.vip), fe.port), origin
+        out.append(schema.entry("svc_options", key, verdict, origin=origin))
+        return out
+    buckets = 1 if isinstance(target, int) else len(target)
+    if masq or buckets > 1 or affinity is not None:
+        aff_id, timeout = affinity if affinity is not None else (0, 0)
+        params = {"masq": 1 if masq else 0, "split": buckets - 1, "aff_id": aff_id, "aff_timeout": timeout}
+        out.append(schema.entry("svc_options", key, "set_options", params, origin=origin))
+    if isinstance(target, int):
+        out.append(
+            schema.entry("svc_frontend", dict(key, fe_bucket=Exact(0)), member_id=target, origin=origin)
         )
-    )
+    else:
+        for bucket, gid in enumerate(target):
+            out.append(
+                schema.entry("svc_frontend", dict(key, fe_bucket=Exact(bucket)), group_id=gid, origin=origin)
+            )
     return out

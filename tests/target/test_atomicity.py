@@ -28,21 +28,22 @@ BROKEN = "Service default/broken"
 
 
 def _bad_change(schema: Schema, bundle: Bundle) -> Bundle:
-    """A valid new entry, a valid modification, and a modification pointing a Service's svc_backend
-    entry at a group that does not exist (the device's NOT_FOUND, not a compile-time error)."""
+    """A valid new entry, a valid modification, and a modification pointing a Service's
+    svc_frontend entry at a group that does not exist (the device's NOT_FOUND, not a compile-time
+    error)."""
     extra = schema.entry(
-        "rev_nat",
-        {"ct_nat_id": Exact(0xABCDE)},
-        "snat4",
-        {"vip": 0x0A000001, "port": 80},
-        origin=("Service x/new",),
+        "neigh_steer",
+        {"neigh_target": Exact(0xFFFF_0A00_0001)},
+        "steer_to_port",
+        {"port": 80},
+        origin=("Pod x/new",),
     )
     entries = list(bundle.entries)
-    i = next(i for i, e in enumerate(entries) if e.table.endswith("rev_nat"))
+    i = next(i for i, e in enumerate(entries) if e.table.endswith("neigh_steer") and not e.is_default)
     assert entries[i].action is not None
     params = tuple((n, v + 1 if n == "port" else v) for n, v in entries[i].action.params)
     entries[i] = dataclasses.replace(entries[i], action=dataclasses.replace(entries[i].action, params=params))
-    j = next(j for j, e in enumerate(entries) if e.table.endswith("svc_backend"))
+    j = next(j for j, e in enumerate(entries) if e.table.endswith("svc_frontend") and e.group_id is not None)
     entries[j] = dataclasses.replace(entries[j], group_id=999_999, origin=(BROKEN,))
     return dataclasses.replace(bundle, entries=(*entries, extra))
 
@@ -82,7 +83,7 @@ def test_loader_reports_origin_and_keeps_state(
         result = syncer.sync(bundle_items(schema, _bad_change(schema, shop_bundle)))
         assert not result.ok and not result.compensated and result.writes == 1
         assert [(e.origin, e.code) for e in result.errors] == [((BROKEN,), code_pb2.NOT_FOUND)]
-        assert "svc_backend" in str(result.errors[0])
+        assert "svc_frontend" in str(result.errors[0])
         assert device_state(client, p4info) == before
     finally:
         client.close()

@@ -2,8 +2,8 @@
 
 Every case cites the section of the P4Runtime Specification (v1.x, docs/v1/P4Runtime-Spec.adoc in
 p4lang/p4runtime) that prescribes the answer. The device runs the real program's P4Info;
-`backend_nat` (exact bit<24> key be_id; actions dnat4(bit<32> addr, bit<16> port) and
-dnat6(bit<128> addr, bit<16> port)) is the table most cases use.
+`neigh_steer` (exact bit<128> key neigh_target; actions steer_to_port(bit<9> port) and
+neigh_miss()) is the table most cases use.
 """
 
 from __future__ import annotations
@@ -23,31 +23,31 @@ from k8s_offload.p4rt.proto import p4runtime as p4r
 from k8s_offload.target.server import API_VERSION, EmbeddedTarget
 from tests.embedded_fixtures import connect
 
-TABLE = "backend_nat"
+TABLE = "neigh_steer"
 OK = grpc.StatusCode.OK
 
 
 @dataclass
 class Ids:
     table: int
-    dnat4: int
-    dnat6: int
+    steer: int
+    miss: int
 
 
 @pytest.fixture(scope="module")
 def target(p4info: Any) -> Iterator[tuple[EmbeddedTarget, P4RuntimeClient, Ids]]:
-    """A device with three backend_nat entries: be 1 dnat4 cookie 7 metadata "a", be 2 dnat4,
-    be 3 dnat6 cookie 7."""
+    """A device with three neigh_steer entries: target 1 steer_to_port cookie 7 metadata "a",
+    target 2 steer_to_port, target 3 neigh_miss cookie 7."""
     with EmbeddedTarget() as sw:
         client = connect(sw.address, election_id=5, p4info=p4info)
         table = next(t for t in p4info.tables if t.preamble.alias == TABLE)
         actions = {a.preamble.alias: a.preamble.id for a in p4info.actions}
-        ids = Ids(table.preamble.id, actions["dnat4"], actions["dnat6"])
-        rows = [(1, ids.dnat4, 7, b"a"), (2, ids.dnat4, 0, b""), (3, ids.dnat6, 7, b"")]
+        ids = Ids(table.preamble.id, actions["steer_to_port"], actions["neigh_miss"])
+        rows = [(1, ids.steer, 7, b"a"), (2, ids.steer, 0, b""), (3, ids.miss, 7, b"")]
         updates = []
-        for be, action, cookie, meta in rows:
-            te = _entry(ids.table, be)
-            _action(te, action, b"\x0a\x00\x00\x01", bytes([80 + be]))
+        for target, action, cookie, meta in rows:
+            te = _entry(ids.table, target)
+            _action(te, action, bytes([80 + target]) if action == ids.steer else None)
             te.controller_metadata, te.metadata = cookie, meta
             updates.append(p4r.Update(type=p4r.Update.INSERT, entity=p4r.Entity(table_entry=te)))
         client.write(updates)
@@ -60,15 +60,15 @@ def target(p4info: Any) -> Iterator[tuple[EmbeddedTarget, P4RuntimeClient, Ids]]
 def _entry(table_id: int, key: int | bytes | None = None) -> Any:
     te = p4r.TableEntry(table_id=table_id)
     if key is not None:
-        value = key if isinstance(key, bytes) else key.to_bytes(8, "big").lstrip(b"\0") or b"\0"
+        value = key if isinstance(key, bytes) else key.to_bytes(17, "big").lstrip(b"\0") or b"\0"
         te.match.add(field_id=1).exact.value = value
     return te
 
 
-def _action(te: Any, action_id: int, addr: bytes, port: bytes) -> None:
+def _action(te: Any, action_id: int, port: bytes | None) -> None:
     te.action.action.action_id = action_id
-    te.action.action.params.add(param_id=1, value=addr)
-    te.action.action.params.add(param_id=2, value=port)
+    if port is not None:
+        te.action.action.params.add(param_id=1, value=port)
 
 
 def _read(
@@ -238,19 +238,19 @@ READ_CASES: list[Case] = [
     ),
     (
         '"TableEntry / Wildcard Reads": match must be a valid key for the table',
-        lambda i: [_ent(table_entry=_entry(i.table, 1 << 24))],
+        lambda i: [_ent(table_entry=_entry(i.table, 1 << 128))],
         grpc.StatusCode.OUT_OF_RANGE,
         EMPTY,
     ),
     (
         '"TableEntry / Wildcard Reads": action filters on a direct action id',
-        lambda i: _filtered(i, action_id=i.dnat6),
+        lambda i: _filtered(i, action_id=i.miss),
         OK,
         lambda got: _keys(got) == [3],
     ),
     (
         '"TableEntry / Wildcard Reads": action filters on a direct action id (two entries)',
-        lambda i: _filtered(i, action_id=i.dnat4),
+        lambda i: _filtered(i, action_id=i.steer),
         OK,
         lambda got: _keys(got) == [1, 2],
     ),
@@ -352,22 +352,22 @@ def test_read_unknown_device(target: Any) -> None:
     ("section", "key", "port", "code"),
     [
         (
-            '"Bytestrings": a value wider than bit<24> is OUT_OF_RANGE',
-            b"\x01\x00\x00\x00",
+            '"Bytestrings": a value wider than bit<128> is OUT_OF_RANGE',
+            b"\x01" + bytes(16),
             b"\x50",
             code_pb2.OUT_OF_RANGE,
         ),
         ('"Bytestrings": an empty key is OUT_OF_RANGE', b"", b"\x50", code_pb2.OUT_OF_RANGE),
         (
-            '"Bytestrings": a param wider than bit<16> is OUT_OF_RANGE',
+            '"Bytestrings": a param wider than bit<9> is OUT_OF_RANGE',
             b"\x10",
-            b"\x01\x00\x00",
+            b"\x02\x00",
             code_pb2.OUT_OF_RANGE,
         ),
         ('"Bytestrings": an empty param is OUT_OF_RANGE', b"\x11", b"", code_pb2.OUT_OF_RANGE),
         (
             '"Bytestrings": zero padding beyond the width is accepted',
-            b"\x00\x00\x00\x00\x12",
+            bytes(17) + b"\x12",
             b"\x00\x00\x00\x50",
             code_pb2.OK,
         ),
@@ -376,12 +376,12 @@ def test_read_unknown_device(target: Any) -> None:
 def test_write_bytestrings(target: Any, section: str, key: bytes, port: bytes, code: int) -> None:
     _, client, ids = target
     te = _entry(ids.table, key)
-    _action(te, ids.dnat4, b"\x0a\x00\x00\x02", port)
+    _action(te, ids.steer, port)
     assert _write_codes(client, te) == [code], section
     if code == code_pb2.OK:  # read back canonical (Read-Write Symmetry)
         [got] = _read(client.stub, _ent(table_entry=_entry(ids.table, 0x12)))[1]
         assert got.table_entry.match[0].exact.value == b"\x12"
-        assert got.table_entry.action.action.params[1].value == b"\x50"
+        assert got.table_entry.action.action.params[0].value == b"\x50"
         assert _write_codes(client, _entry(ids.table, 0x12), p4r.Update.DELETE) == [code_pb2.OK]
 
 

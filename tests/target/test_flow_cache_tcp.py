@@ -38,7 +38,7 @@ def test_syn_reusing_a_live_tuple_is_balanced_again(sim: Interpreter) -> None:  
     # ...but a new SYN on the same tuple is a new connection and follows the group.
     again = send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80), T0 + 2 * UNIT)
     assert _backend(again.data) == ip4((2, 3, 4)[others[0] - 1])
-    assert again.trace.table("svc_backend") is not None
+    assert again.trace.table("svc_frontend") is not None
 
 
 def test_fin_frees_the_slot_after_the_closing_timeout(sim: Interpreter) -> None:  # noqa: F811 (the fixture)
@@ -47,13 +47,13 @@ def test_fin_frees_the_slot_after_the_closing_timeout(sim: Interpreter) -> None:
     send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80, flags="FA"), T0 + UNIT)
     # Within CT_TIMEOUT_CLOSING (10 units) the slot still pins the flow...
     late_ack = send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80, flags="A"), T0 + 5 * UNIT)
-    assert late_ack.trace.table("svc_backend") is None and _backend(late_ack.data) == backend
+    assert late_ack.trace.table("svc_frontend") is None and _backend(late_ack.data) == backend
     # ...after it, the same tuple is a new flow again (the slot is free), long before 2 hours.
     after = send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80, flags="A"), T0 + 20 * UNIT)
-    assert after.trace.table("svc_backend") is not None
+    assert after.trace.table("svc_frontend") is not None
 
 
 def test_without_fin_the_slot_lives_for_the_tcp_timeout(sim: Interpreter) -> None:  # noqa: F811 (the fixture)
     send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80), T0)
     later = send(sim, 1, tcp4(1, VIP4, CLIENT_PORT, 80, flags="A"), T0 + 3600 * UNIT)
-    assert later.trace.table("svc_backend") is None  # still established after an idle hour
+    assert later.trace.table("svc_frontend") is None  # still established after an idle hour

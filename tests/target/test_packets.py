@@ -78,42 +78,22 @@ def sim(program: ast.Program) -> Interpreter:
     w.insert("neigh_steer", {"meta.neigh_target": v6(GW6)}, "steer_to_port", port=PROXY_PORT)
     w.insert("fwd", {"meta.dst_addr": (mapped("192.168.0.0"), 112)}, "to_port", port=CPU_PORT)
     # Services: TCP VIP4:80 -> 3 backends on :8080; UDP VIP4:53 -> one backend :5353; TCP VIP6:80.
-    w.insert(
-        "svc_frontend",
-        {"meta.dst_addr": mapped(VIP4), "meta.l4_proto": 6, "meta.dport": 80},
-        "set_frontend",
-        fe_id=1,
-    )
-    w.insert(
-        "svc_frontend",
-        {"meta.dst_addr": v6(VIP6), "meta.l4_proto": 6, "meta.dport": 80},
-        "set_frontend",
-        fe_id=2,
-    )
-    w.insert(
-        "svc_frontend",
-        {"meta.dst_addr": mapped(VIP4), "meta.l4_proto": 17, "meta.dport": 53},
-        "set_frontend",
-        fe_id=3,
-    )
-    for be, port in ((11, 2), (12, 3), (13, 4)):
-        w.insert(
-            "backend_nat", {"meta.be_id": be}, "dnat4", addr=int(ipaddress.IPv4Address(ip4(port))), port=8080
-        )
-        w.member("svc_selector", be - 10, "set_backend", be_id=be)
-    w.insert("backend_nat", {"meta.be_id": 21}, "dnat4", addr=int(ipaddress.IPv4Address(ip4(2))), port=5353)
-    w.member("svc_selector", 4, "set_backend", be_id=21)
-    for be, port in ((31, 2), (32, 3)):
-        w.insert("backend_nat", {"meta.be_id": be}, "dnat6", addr=v6(ip6(port)), port=8080)
-        w.member("svc_selector", be - 26, "set_backend", be_id=be)  # members 5, 6
+    # Members carry the backend's address and port; svc_frontend is keyed by the frontend itself.
+    for mid, port in ((1, 2), (2, 3), (3, 4)):
+        w.member("svc_selector", mid, "set_backend4", addr=int(ipaddress.IPv4Address(ip4(port))), port=8080)
+    w.member("svc_selector", 4, "set_backend4", addr=int(ipaddress.IPv4Address(ip4(2))), port=5353)
+    for mid, port in ((5, 2), (6, 3)):
+        w.member("svc_selector", mid, "set_backend6", addr=v6(ip6(port)), port=8080)
     w.group("svc_selector", 100, [1, 2, 3])
     w.group("svc_selector", 200, [4])
     w.group("svc_selector", 300, [5, 6])
-    for fe, group in ((1, 100), (2, 300), (3, 200)):
-        w.insert_group_entry("svc_backend", {"meta.fe_id": fe, "meta.fe_bucket": 0}, group)
-    w.insert("rev_nat", {"meta.ct_nat_id": 1}, "snat4", vip=int(ipaddress.IPv4Address(VIP4)), port=80)
-    w.insert("rev_nat", {"meta.ct_nat_id": 2}, "snat6", vip=v6(VIP6), port=80)
-    w.insert("rev_nat", {"meta.ct_nat_id": 3}, "snat4", vip=int(ipaddress.IPv4Address(VIP4)), port=53)
+    for vip, proto, dport, group in (
+        (mapped(VIP4), 6, 80, 100),
+        (v6(VIP6), 6, 80, 300),
+        (mapped(VIP4), 17, 53, 200),
+    ):
+        key = {"meta.dst_addr": vip, "meta.l4_proto": proto, "meta.dport": dport, "meta.fe_internal": 0}
+        w.insert_group_entry("svc_frontend", {**key, "meta.fe_bucket": 0}, group)
     return s
 
 
@@ -274,7 +254,21 @@ def test_tcp_syn_to_vip_dnat_reply_snat_and_stickiness(sim: Interpreter) -> None
     ack = send(sim, 1, tcp4(1, VIP4, client_port, 80, flags="A"), T0 + 2000)
     assert Ether(ack.data)[IP].dst == ip4(backend_port)
     assert ack.egress_port == backend_port
-    assert ack.trace.table("svc_backend") is None  # established flows skip backend selection
+    assert ack.trace.table("svc_frontend") is None  # established flows skip backend selection
+
+    # Delete the chosen backend's member too (its endpoint is gone from the EndpointSlice): the
+    # flow cache holds the backend's address and the frontend's, so the flow and its replies are
+    # still translated, as conntrack keeps a TCP flow's NAT under kube-proxy.
+    member = p4runtime.ActionProfileMember(action_profile_id=sim.state.index.id_of("svc_selector"))
+    member.member_id = (1, 2, 3)[chosen]
+    sim.state.apply(
+        p4runtime.Update(type=p4runtime.Update.DELETE, entity=p4runtime.Entity(action_profile_member=member))
+    )
+    ack = send(sim, 1, tcp4(1, VIP4, client_port, 80, flags="A"), T0 + 3000)
+    assert ack.egress_port == backend_port and Ether(ack.data)[IP].dst == ip4(backend_port)
+    back = send(sim, backend_port, reply, T0 + 4000)
+    got = assert_checksums_valid(back.data)
+    assert (got[IP].src, got[TCP].sport, got[IP].dst, got[TCP].dport) == (VIP4, 80, ip4(1), client_port)
 
 
 def test_udp_zero_checksum_stays_zero(sim: Interpreter) -> None:
@@ -416,12 +410,13 @@ def test_unparsed_frames_are_dropped_and_counted(sim: Interpreter, frame: bytes)
 
 def test_empty_group_is_a_hit_that_runs_no_action(sim: Interpreter) -> None:
     """bmv2 (MatchTableIndirectWS::lookup): an entry whose group was emptied is a hit with no
-    action, not a miss; be_id stays 0, so the new flow is forwarded un-NATed towards the VIP."""
-    Installer(sim).group("svc_selector", 200, [], kind="MODIFY")  # fe 3's only backend group
+    action, not a miss; lb stays false, so the new flow is forwarded un-NATed towards the VIP."""
+    Installer(sim).group("svc_selector", 200, [], kind="MODIFY")  # the UDP frontend's only group
     out = send(sim, 3, Ether(src=mac(3), dst=GW_MAC) / IP(src=ip4(3), dst=VIP4) / UDP(sport=5001, dport=53))
-    event = out.trace.table("svc_backend")
+    event = out.trace.table("svc_frontend")
     assert event is not None and event.hit and event.action == "" and event.group_id == 200
-    assert out.trace.table("backend_nat") is None  # be_id 0: no DNAT
+    # No DNAT: forwarded towards the VIP, which no fwd entry routes here (DROP_NO_ROUTE).
+    assert out.dropped and out.trace.counters == [("K8sIngress.drop_reasons", 7)]
 
 
 def test_entries_may_not_point_at_an_empty_group(sim: Interpreter) -> None:
@@ -429,21 +424,22 @@ def test_entries_may_not_point_at_an_empty_group(sim: Interpreter) -> None:
     entry to an empty group; emptying a group that entries already use stays allowed, as on bmv2."""
     w = Installer(sim)
     w.group("svc_selector", 400, [])
+    frontend = {"meta.dst_addr": mapped(VIP4), "meta.l4_proto": 6, "meta.dport": 80, "meta.fe_internal": 0}
     with pytest.raises(P4RuntimeError) as err:
-        w.insert_group_entry("svc_backend", {"meta.fe_id": 9, "meta.fe_bucket": 0}, 400)
+        w.insert_group_entry("svc_frontend", {**frontend, "meta.dport": 81, "meta.fe_bucket": 0}, 400)
     assert err.value.code == code_pb2.FAILED_PRECONDITION
-    te = w.entry("svc_backend", {"meta.fe_id": 1, "meta.fe_bucket": 0})
+    te = w.entry("svc_frontend", {**frontend, "meta.fe_bucket": 0})
     te.action.action_profile_group_id = 400
     with pytest.raises(P4RuntimeError):
         modify = p4runtime.Update(type=p4runtime.Update.MODIFY, entity=p4runtime.Entity(table_entry=te))
         sim.state.apply(modify)
-    w.group("svc_selector", 100, [], kind="MODIFY")  # allowed: the entry of fe 1 now holds an empty group
+    w.group("svc_selector", 100, [], kind="MODIFY")  # allowed: VIP4:80's entry now holds an empty group
 
 
 def test_selector_table_has_no_default_action(sim: Interpreter) -> None:
-    """A miss in svc_backend runs nothing (bmv2 holds no default for an indirect table), its default
-    entry reads back without an action, and it cannot be set (PI: INVALID_ARGUMENT)."""
-    tid = sim.state.index.id_of("svc_backend")
+    """A miss in svc_frontend runs nothing (bmv2 holds no default for an indirect table), its
+    default entry reads back without an action, and it cannot be set (PI: INVALID_ARGUMENT)."""
+    tid = sim.state.index.id_of("svc_frontend")
     filt = p4runtime.Entity(table_entry=p4runtime.TableEntry(table_id=tid, is_default_action=True))
     (got,) = sim.state.read(filt)
     assert not got.table_entry.HasField("action")

@@ -193,12 +193,13 @@ class Verifier:
 
     def _avoid(self, d: Direction, bundles: tuple[Bundle, ...]) -> BDDNode:
         """Keys whose replay other stages would disturb: a peer that is a Service frontend (DNAT
-        rewrites it) and, for ingress, a peer that is itself egress-isolated."""
+        rewrites it, or svc_options rejects or drops it) and, for ingress, a peer that is itself
+        egress-isolated."""
         space, schema = self.space, self.schema
         u = space.false
         for bundle in bundles:
             by_table = entries_by_table(bundle)
-            for t in ("svc_frontend", "svc_frontend_internal"):
+            for t in ("svc_frontend", "svc_frontend_internal", "svc_options"):
                 try:
                     name = schema.table(t).name
                 except ValueError:

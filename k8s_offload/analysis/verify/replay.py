@@ -1,8 +1,10 @@
 """Counterexamples replayed in the interpreter: a BDD difference becomes a real frame, run
 through an interpreter holding each bundle, and is confirmed when the packet-visible result differs.
 
-A key field that is not a packet field (fe_id, be_id, ...) is reached through the frontends that
-set it; a field only the flow cache sets (ct_nat_id) is not replayed.
+A frontend's tables are keyed by the packet's (destination, protocol, port) and two fields the
+pipeline derives from it: fe_internal (from the port the packet comes in on) and fe_bucket (from a
+hash of the client), so their frames come from every port kind and many client ports. Keys no
+packet field reaches directly (aff_backend's remembered backend) are not replayed.
 """
 
 from __future__ import annotations
@@ -166,55 +168,18 @@ class Replayer:
             for port in ports:
                 yield port, neigh_frame(target), f"neighbour query for {address_text(target)}"
             return
-        if fields <= {"dst_addr", "l4_proto", "dport"}:
+        frontend = fields - {"fe_internal", "fe_bucket"}
+        if frontend <= {"dst_addr", "l4_proto", "dport"}:
             dst = key["dst_addr"]
             proto = key.get("l4_proto", 17)
             dport = key.get("dport", 9)
             src = FILLER_V4 if is_mapped(dst) else FILLER_V6
+            tries = SPORT_TRIES if frontend != fields else 1
             for port in ports:
-                yield port, frame(src, dst, proto, CLIENT_PORT, dport), f"{address_text(dst)} {proto}/{dport}"
-            return
-        if fields in ({"fe_id"}, {"be_id"}, {"fe_id", "fe_bucket"}):
-            which = "be_id" if "be_id" in fields else "fe_id"
-            for dst, proto, dport in self._frontends_reaching(which, key[which]):
-                src = FILLER_V4 if is_mapped(dst) else FILLER_V6
-                for port in ports:
-                    for i in range(SPORT_TRIES):
-                        yield (
-                            port,
-                            frame(src, dst, proto, CLIENT_PORT + i, dport),
-                            f"{address_text(src)}:{CLIENT_PORT + i} -> {address_text(dst)} {proto}/{dport}",
-                        )
-
-    def _frontends_reaching(self, field: str, value: int) -> list[tuple[int, int, int]]:
-        """(dst, proto, dport) of frontends whose fe_id is `value`, or whose backends include be_id."""
-        out: list[tuple[int, int, int]] = []
-        for bundle in self.bundles:
-            fe_ids = {value} if field == "fe_id" else self._fe_ids_for_backend(bundle, value)
-            for t in ("svc_frontend_internal", "svc_frontend"):
-                try:
-                    name = self.schema.table(t).name
-                except ValueError:
-                    continue
-                for e in entries_by_table(bundle).get(name, []):
-                    if e.action is None or e.is_default or dict(e.action.params).get("fe_id") not in fe_ids:
-                        continue
-                    key = {n.rsplit(".", 1)[-1]: getattr(m, "value", 0) for n, m in e.match}
-                    t3 = (key["dst_addr"], key["l4_proto"], key["dport"])
-                    if t3 not in out:
-                        out.append(t3)
-        return out
-
-    def _fe_ids_for_backend(self, bundle: Bundle, be_id: int) -> set[int]:
-        members = {m.member_id for m in bundle.members if dict(m.action.params).get("be_id") == be_id}
-        groups = {g.group_id for g in bundle.groups if any(mid in members for mid, _ in g.members)}
-        out: set[int] = set()
-        for e in entries_by_table(bundle).get(self.schema.table("svc_backend").name, []):
-            if e.member_id in members or e.group_id in groups:
-                for n, m in e.match:
-                    if n.endswith("fe_id"):
-                        out.add(getattr(m, "value", 0))
-        return out
+                for i in range(tries):
+                    sport = CLIENT_PORT + i
+                    label = f"{address_text(src)}:{sport} -> {address_text(dst)} {proto}/{dport}"
+                    yield port, frame(src, dst, proto, sport, dport), label
 
 
 def _fate(r: PacketResult) -> str:

@@ -1,18 +1,26 @@
-"""Service load balancing: frontends, backend groups, members, DNAT and reverse NAT entries, and
-session affinity.
+"""Service load balancing: frontends, backend groups, members (which carry the backend's address
+and port), frontend options and session affinity.
 
-Ids (see ids.py): a backend id per distinct (address, target port), which is also its member id
-(one member per distinct backend action, shared by every group); a group per distinct set of usable
-backends, named after the first (backend-set key, selection) that uses it so that a set whose
-endpoints change keeps its group id; a frontend id per (VIP, protocol, port) and table; an affinity
-id per (backend-set key, selection).
+Layout (p4src/README.md, "Services"): a frontend (VIP, protocol, port) is one `svc_frontend`
+entry per bucket, keyed by the frontend itself, pointing at the selector group of its chosen
+backends, or straight at the member of a single backend. A member is one backend (address,
+target port) and carries its DNAT, shared by every group holding the backend; the flow cache keeps
+the chosen backend's address and the frontend's, so nothing else is looked up per backend or per
+frontend. `svc_options` holds what only some frontends need (masquerade, a split mask, affinity,
+or the verdict when there is no endpoint); `svc_frontend_internal` marks the external frontends
+whose pod and host traffic uses other entries (externalTrafficPolicy Local).
+
+Ids (see ids.py): a member id per distinct backend (address, target port); a group per distinct
+set of two or more usable backends, named after the first (backend-set key, selection) that uses
+it so that a set whose endpoints change keeps its group id; an affinity id per (backend-set key,
+selection).
 
 Endpoint selection follows kube-proxy's CategorizeEndpoints: cluster IPs use the "cluster"
 endpoints (ready, zone-filtered by topology hints when usable) or, with internalTrafficPolicy
 Local, the "local" ones; external frontends (node ports, external and load-balancer IPs) use the
 cluster endpoints and masquerade, or, with externalTrafficPolicy Local, the local ones and keep the
 client address, while pod and host traffic to them (svc_frontend_internal) still uses the cluster
-endpoints. No endpoint in the selection: the frontend drops.
+endpoints. No endpoint in the selection: the frontend rejects or drops.
 """
 
 from __future__ import annotations
@@ -60,11 +68,6 @@ ID_BITS = 24
 
 def _backend_ident(b: Backend) -> str:
     return f"{b.address!s}|{b.port}"
-
-
-def _frontend_ident(fe: ServiceFrontend, table: str = "svc_frontend") -> str:
-    base = f"{fe.vip}|{fe.protocol.value}|{fe.port}"
-    return base if table == "svc_frontend" else f"{base}|{table}"
 
 
 def _sources(bset: BackendSet | None, fe: ServiceFrontend) -> tuple[str, ...]:
@@ -141,7 +144,7 @@ def _sctp_translates(fe: ServiceFrontend, bset: BackendSet) -> bool:
 @dataclass(frozen=True, slots=True)
 class GroupLayout:
     """How one backend set's group is laid out on the selector: the member ids of each part (one
-    part per svc_backend bucket), the Maglev slot members (member id, be_id), and the notes."""
+    part per svc_frontend bucket), the Maglev slot members (member id, be_id), and the notes."""
 
     parts: tuple[tuple[int, ...], ...]
     slots: tuple[tuple[int, int], ...] = ()
@@ -216,22 +219,28 @@ class FrontendPlan:
 @dataclass(frozen=True, slots=True)
 class Group:
     """The selector group(s) of one distinct set of chosen backends: named after the first
-    (backend set, selection) choosing it, so a set whose endpoints change keeps its group ids."""
+    (backend set, selection) choosing it, so a set whose endpoints change keeps its group ids. A
+    single backend (hash) needs no group: its frontends point at its member (`parts` empty)."""
 
     name: str
     parts: tuple[str, ...]
-    """Group names of the parts, one per svc_backend bucket (`part_names`)."""
+    """Group names of the parts, one per svc_frontend bucket (`part_names`); () for one backend."""
     slots: tuple[str, ...]
     """Maglev slot identities (none with hash)."""
     origin: tuple[str, ...]
     note: str | None
 
 
+Target = int | tuple[int, ...]
+"""What a frontend's svc_frontend entries point at: a member id (one backend) or the group ids
+of its buckets."""
+
+
 def declare_services(b: Build) -> None:
     """The Service lowering as units (docs/engine.md): per frontend its plan and entries, per
     (backend set, selection) its chosen backends and affinity entries, per distinct choice its
-    group, per backend its member and DNAT entry; ids for frontends, backends, groups, slots and
-    affinity from `IdAllocator`s."""
+    group, per chosen backend its member; ids for members, groups, Maglev slots and affinity
+    domains from `IdAllocator`s."""
     from k8s_offload.compiler.engine.core import Index, Rule, Stateful
 
     e, schema, config, t = b.engine, b.schema, b.config, b.t
@@ -278,14 +287,6 @@ def declare_services(b: Build) -> None:
         return ()
 
     b.add(Rule(e, "fe_notes", plan_notes, over=frontend_ir, out="diagnostics"))
-    fe_ids = b.add(
-        Stateful(
-            e,
-            "fe_ids",
-            plans,
-            IdAllocator(ID_BITS, lambda p: [_frontend_ident(p.fe, table) for table, _, _ in p.plans]),
-        )
-    )
     sel_users = b.add(
         Index(
             e,
@@ -320,20 +321,30 @@ def declare_services(b: Build) -> None:
 
     backend_users = b.add(Index(e, "backend_users", used_sets, users_of))
     be_ids = b.add(Stateful(e, "be_ids", backend_users, IdAllocator(ID_BITS)))
+    """Member ids over every backend of a used set, chosen or not: a backend that stops and
+    starts taking new connections keeps its member id."""
 
-    def backend(r: Reads, ident: str) -> tuple[Entity, ...]:
-        """One member (hash) and one DNAT entry per distinct backend any used set has (ready or
-        draining: flows pinned to it survive)."""
-        users = r.group(backend_users, ident)
+    def backend_of(r: Reads, ident: str) -> BackendUse:
+        """A backend as its used sets have it, with the union of their sources' names."""
+        users: Mapping[object, BackendUse] = r.group(backend_users, ident)
         if len(users) == 1:
-            be, origin = next(iter(users.values()))
-        else:
-            origin = tuple(sorted({name for _, names in users.values() for name in names}))
-            be = next(iter(users.values()))[0]
-        member, nat = backend_entities(schema, be, r(be_ids, ident), origin)
-        return (nat,) if maglev else (member, nat)
+            return next(iter(users.values()))
+        origin = tuple(sorted({name for _, names in users.values() for name in names}))
+        return next(iter(users.values()))[0], origin
 
-    b.add(Rule(e, "backend", backend, over=backend_users, out="entities"))
+    if not maglev:
+        member_users = b.add(
+            Index(e, "member_users", choices, lambda sel, members: ((m, sel) for m in members))
+        )
+
+        def backend(r: Reads, ident: str) -> tuple[Entity, ...]:
+            """One member per backend some selection chooses, shared by every group holding it and
+            carrying its DNAT. A backend that only drains (not ready, or not chosen) has none:
+            flows pinned to it keep its address in the flow cache."""
+            be, origin = backend_of(r, ident)
+            return (backend_member(schema, be, r(be_ids, ident), origin),)
+
+        b.add(Rule(e, "backend", backend, over=member_users, out="entities"))
     by_members = b.add(
         Index(e, "groups_by_members", choices, lambda sel, members: ((members, sel),) if members else ())
     )
@@ -355,6 +366,8 @@ def declare_services(b: Build) -> None:
             assert k is not None, "offload_problem admits only sets that fit"
             slots = ()
             note = fitting_note(n, k, limits)
+            if n == 1 and k == 0:
+                return Group(name, (), slots, origin, note)
         return Group(name, tuple(part_names(name, 1 << k)), slots, origin, note)
 
     groups = b.add(Rule(e, "group", group, over=by_members))
@@ -365,14 +378,15 @@ def declare_services(b: Build) -> None:
 
     def group_entities(r: Reads, members: Members) -> tuple[Entity, ...]:
         g = r(groups, members)
+        if not g.parts:
+            return ()
         ids = [r(be_ids, ident) for ident in members]
         out: list[Entity] = []
         if maglev:
             slot_of = {slot: r(slot_ids, slot) for slot in g.slots}
             lay = maglev_layout(g.name, list(zip(ids, members, strict=True)), limits, slot_of)
-            out += (
-                schema.member(SELECTOR, mid, "set_backend", {"be_id": be}, g.origin) for mid, be in lay.slots
-            )
+            owner = {be_id: backend_of(r, ident)[0] for be_id, ident in zip(ids, members, strict=True)}
+            out += (backend_member(schema, owner[be], mid, g.origin) for mid, be in lay.slots)
         else:
             lay = hash_layout(tuple(sorted(ids)), limits)
         for part, group_members in zip(g.parts, lay.parts, strict=True):
@@ -388,36 +402,38 @@ def declare_services(b: Build) -> None:
     aff_names = b.add(Index(e, "affinity_names", choices, affinity_key))
     aff = b.add(Stateful(e, "aff_ids", aff_names, IdAllocator(ID_BITS)))
 
-    def part_ids(r: Reads, set_key: BackendSetKey | None, selection: str) -> tuple[int, ...] | None:
+    def target(r: Reads, set_key: BackendSetKey | None, selection: str) -> Target | None:
         if set_key is None:
             return None
         members = r(choices, (set_key, selection))
         if not members:
             return None
-        return tuple(r(group_ids, p) for p in r(groups, members).parts)
+        parts = r(groups, members).parts
+        if not parts:
+            member: int = r(be_ids, members[0])
+            return member
+        return tuple(r(group_ids, p) for p in parts)
 
     def frontend(r: Reads, sk: object) -> tuple[Entity, ...]:
-        """Per table of the frontend's selections: frontend, split, backend and reverse NAT
-        entries, and svc_affinity when its Service has ClientIP affinity."""
+        """Per selection of the frontend: its svc_frontend entries (one per bucket) and its
+        svc_options entry when it needs one; svc_frontend_internal when it has internal ones."""
         p = r(plans, sk)
         if p.problem is not None:
             return ()
         fe = p.fe
         bset = r(set_ir, p.set_key) if p.set_key is not None else None
+        svc = r(service_ir, fe.service)
         out: list[Entity] = []
         for table, selection, masq in p.plans:
-            ids = part_ids(r, p.set_key, selection)
-            fe_id = r(fe_ids, _frontend_ident(fe, table))
-            out += frontend_entries(schema, fe, bset, fe_id, ids, table=table, masq=masq)
-            svc = r(service_ir, fe.service)
-            if ids is None or bset is None or svc is None or svc.affinity_timeout is None:
-                continue
-            params = {
-                "aff_id": r(aff, _selection_name(bset.key, selection)),
-                "timeout": affinity_units(svc.affinity_timeout),
-            }
-            key = {"fe_id": Exact(fe_id)}
-            out.append(schema.entry("svc_affinity", key, "set_affinity", params, origin=_sources(bset, fe)))
+            to = target(r, p.set_key, selection)
+            affinity: tuple[int, int] | None = None
+            if to is not None and bset is not None and svc is not None and svc.affinity_timeout is not None:
+                affinity = (
+                    r(aff, _selection_name(bset.key, selection)),
+                    affinity_units(svc.affinity_timeout),
+                )
+            internal = table == "svc_frontend_internal"
+            out += frontend_entries(schema, fe, bset, to, internal=internal, masq=masq, affinity=affinity)
         return tuple(out)
 
     b.add(Rule(e, "frontend", frontend, over=plans, out="entities"))
@@ -430,12 +446,12 @@ def declare_services(b: Build) -> None:
             return ()
         aff_id = r(aff, _selection_name(*sel))
         origin = tuple(str(k) for k in r(set_ir, sel[0]).sources)
-        return tuple(
-            schema.entry(
-                "aff_backend", {"aff_id": Exact(aff_id), "be_id": Exact(be_id)}, "affinity_ok", origin=origin
-            )
-            for be_id in sorted(r(be_ids, ident) for ident in members)
-        )
+        out = []
+        for ident in members:
+            be = backend_of(r, ident)[0]
+            key = {"aff_id": Exact(aff_id), "be_addr": Exact(mapped(be.address)), "be_port": Exact(be.port)}
+            out.append(schema.entry("aff_backend", key, "affinity_ok", origin=origin))
+        return tuple(out)
 
     b.add(Rule(e, "affinity", affinity, over=choices, out="entities"))
 
@@ -515,56 +531,52 @@ def offload_problem(
     return None
 
 
-def backend_entities(
-    schema: Schema, b: Backend, be_id: int, origin: tuple[str, ...]
-) -> tuple[ProfileMember, TableEntry]:
-    """The selector member and DNAT entry of one backend (address, target port)."""
-    member = schema.member(SELECTOR, be_id, "set_backend", {"be_id": be_id}, origin)
-    action = "dnat4" if b.address.version == 4 else "dnat6"
-    nat = schema.exact_entry(
-        "backend_nat", ("be_id",), action, ("addr", "port"), (be_id,), (int(b.address), b.port), origin
-    )
-    return member, nat
+def backend_member(schema: Schema, b: Backend, member_id: int, origin: tuple[str, ...]) -> ProfileMember:
+    """The selector member of one backend (address, target port): the DNAT it carries."""
+    action = "set_backend4" if b.address.version == 4 else "set_backend6"
+    return schema.member(SELECTOR, member_id, action, {"addr": int(b.address), "port": b.port}, origin)
 
 
 def frontend_entries(
     schema: Schema,
     fe: ServiceFrontend,
     bset: BackendSet | None,
-    fe_id: int,
-    groups: tuple[int, ...] | None,
+    to: Target | None,
     *,
-    table: str = "svc_frontend",
+    internal: bool = False,
     masq: bool = False,
+    affinity: tuple[int, int] | None = None,
 ) -> list[TableEntry]:
-    """An offloaded frontend: without a group, reject (ICMP port unreachable) when the Service port
-    has no usable endpoint anywhere and drop when a Local traffic policy leaves none on this node,
-    as kube-proxy does; else frontend (masquerading or not), the split mask when its backends span
-    several groups, one backend entry per group (bucket) and reverse NAT."""
+    """One selection of an offloaded frontend (`internal`: its entries for traffic not from the
+    uplink, announced by svc_frontend_internal). Without a target, the svc_options verdict: reject
+    (ICMP port unreachable) when the Service port has no usable endpoint anywhere, drop when a
+    Local traffic policy leaves none on this node, as kube-proxy does. Else one svc_frontend entry
+    per bucket, pointing at the group of that bucket or at the single backend's member, and
+    svc_options when the frontend masquerades, is split or has affinity (aff_id, timeout)."""
     origin = _sources(bset, fe)
     key = {
         "dst_addr": Exact(mapped(fe.vip)),
         "l4_proto": Exact(PROTOCOL_NUMBERS[fe.protocol.value.lower()]),
         "dport": Exact(fe.port),
     }
-    if not groups:
+    out = []
+    if internal:
+        out.append(schema.entry("svc_frontend_internal", key, "use_internal", origin=origin))
+    selection_key = {**key, "fe_internal": Exact(int(internal))}
+    if to is None:
         # kube-proxy: REJECT when the port has no endpoints at all, DROP "has no local endpoints".
         reject = bset is None or not usable_backends(bset)
         verdict = "reject_no_endpoint" if reject else "drop_no_local_endpoint"
-        return [schema.entry(table, key, verdict, origin=origin)]
-    snat = "snat4" if fe.vip.version == 4 else "snat6"
-    action = "set_frontend_masq" if masq else "set_frontend"
-    out = [schema.entry(table, key, action, {"fe_id": fe_id}, origin=origin)]
-    if len(groups) > 1:
-        mask = len(groups) - 1
-        split = schema.entry("svc_split", {"fe_id": Exact(fe_id)}, "set_split", {"mask": mask}, origin=origin)
-        out.append(split)
-    for bucket, gid in enumerate(groups):
-        backend_key = {"fe_id": Exact(fe_id), "fe_bucket": Exact(bucket)}
-        out.append(schema.entry("svc_backend", backend_key, group_id=gid, origin=origin))
-    out.append(
-        schema.exact_entry(
-            "rev_nat", ("ct_nat_id",), snat, ("vip", "port"), (fe_id,), (int(fe.vip), fe.port), origin
-        )
-    )
+        return [*out, schema.entry("svc_options", selection_key, verdict, origin=origin)]
+    parts = (to,) if isinstance(to, int) else to
+    if masq or len(parts) > 1 or affinity is not None:
+        aff_id, timeout = affinity or (0, 0)
+        params = {"masq": int(masq), "split": len(parts) - 1, "aff_id": aff_id, "aff_timeout": timeout}
+        out.append(schema.entry("svc_options", selection_key, "set_options", params, origin=origin))
+    for bucket, ref in enumerate(parts):
+        entry_key = {**selection_key, "fe_bucket": Exact(bucket)}
+        if isinstance(to, int):
+            out.append(schema.entry("svc_frontend", entry_key, member_id=ref, origin=origin))
+        else:
+            out.append(schema.entry("svc_frontend", entry_key, group_id=ref, origin=origin))
     return out

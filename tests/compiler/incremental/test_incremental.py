@@ -236,10 +236,11 @@ def test_dpdk_selector_limits_fail_as_the_full_compile(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(ecmp, "DPDK_SELECTOR_GROUPS", 2)
     monkeypatch.setattr(reference_ecmp, "DPDK_SELECTOR_GROUPS", 2)
-    bodies = [gen.pod("a", f"p{i}", "x", f"10.0.0.{i + 1}", "n0") for i in range(3)]
-    for i, name in enumerate(gen.SERVICES):
+    bodies = [gen.pod("a", f"p{i}", "x", f"10.0.0.{i + 1}", "n0") for i in range(4)]
+    for i, name in enumerate(gen.SERVICES):  # two endpoints each: a group each (one needs none)
         bodies.append(gen.service("a", name, gen.VIPS[i]))
-        bodies.append(gen.endpoint_slice("a", f"e{i}", name, [(f"10.0.0.{i + 1}", True)]))
+        endpoints = [(f"10.0.0.{i + 1}", True), (f"10.0.0.{i + 2}", True)]
+        bodies.append(gen.endpoint_slice("a", f"e{i}", name, endpoints))
     objs = [gen.parse(b) for b in bodies]
     passes = PassConfig(profile="dpdk")
     with pytest.raises(BundleError) as full:

@@ -25,6 +25,11 @@ def _tables(bundle: Bundle, *names: str) -> list[TableEntry]:
     return [e for e in bundle.entries if e.table.rsplit(".", 1)[-1] in names]
 
 
+def _affinity(bundle: Bundle) -> list[TableEntry]:
+    """svc_options entries naming an affinity domain."""
+    return [e for e in _tables(bundle, "svc_options") if e.action and dict(e.action.params).get("aff_id")]
+
+
 def _objects(svc: dict[str, Any]) -> list[KubeObject]:
     bodies = [
         gen.pod("a", "p0", "x", "10.0.0.1", "n0"),
@@ -49,8 +54,8 @@ def test_affinity_and_local_traffic_policy_follow_the_full_lowering() -> None:
     full = _full(objs, facts)
     assert compiler.bundle() == full
     # Cluster IP and the node port's internal entry (cluster selection), the node port (local).
-    assert len(_tables(full, "svc_affinity")) == 3
-    chosen = {dict(e.action.params)["aff_id"] for e in _tables(full, "svc_affinity") if e.action}
+    assert len(_affinity(full)) == 3
+    chosen = {dict(e.action.params)["aff_id"] for e in _affinity(full) if e.action}
     assert len(chosen) == 2
     assert chosen == {
         m.value
@@ -80,7 +85,7 @@ def test_affinity_and_local_traffic_policy_follow_the_full_lowering() -> None:
     objs[2] = plain
     compiler.apply([Change(plain.key, plain)])
     assert compiler.bundle() == _full(objs, facts)
-    assert not _tables(compiler.bundle(), "svc_affinity", "aff_backend")
+    assert not _affinity(compiler.bundle()) and not _tables(compiler.bundle(), "aff_backend")
 
 
 def test_masquerade_warning_without_a_node_ip_of_the_family() -> None:

@@ -97,7 +97,7 @@ def test_split_bounds() -> None:
 @pytest.mark.parametrize("lb", ["hash", "maglev"])
 def test_no_group_is_ever_empty(lb: str) -> None:
     """With max_group_size 1, 3 backends take 4 groups: the fourth repeats a backend rather than
-    stay empty (an entry must never point at an empty group); every svc_backend entry of the full
+    stay empty (an entry must never point at an empty group); every svc_frontend entry of the full
     and the incremental compile points at a group with members."""
     assert deal((7, 8, 9), 2) == [(7,), (8,), (9,), (7,)]
     assert split_imbalance(3, 2) == 2.0
@@ -119,12 +119,12 @@ def test_large_service_is_split_not_dropped() -> None:
     b: Bundle = lowered.bundle
     assert len(b.groups) == 4 and sorted(len(g.members) for g in b.groups) == [275] * 4
     assert len({m for g in b.groups for m, _ in g.members}) == 1100
-    splits = [e.action for e in b.entries if e.table.endswith("svc_split")]
-    assert [a.params for a in splits if a is not None] == [(("mask", 3),)]
+    options = [e.action for e in b.entries if e.table.endswith("svc_options")]
+    assert [dict(a.params)["split"] for a in options if a is not None] == [3]
     buckets = sorted(
         m.value
         for e in b.entries
-        if e.table.endswith("svc_backend")
+        if e.table.endswith("svc_frontend")
         for name, m in e.match
         if name == "meta.fe_bucket" and isinstance(m, Exact)
     )

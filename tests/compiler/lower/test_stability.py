@@ -68,8 +68,8 @@ def test_stable_ids_probe_on_collision_and_refuse_overflow() -> None:
 def test_capacity_overflow_names_table_need_and_capacity() -> None:
     info = read_p4info()
     for table in info.tables:
-        if table.preamble.name.endswith("backend_nat"):
-            table.size = 2
+        if table.preamble.name.endswith("svc_frontend"):
+            table.size = 1
     small = Schema(info)
-    with pytest.raises(CapacityError, match=r"table backend_nat: needs 3 entries, holds 2"):
-        compile_sources([str(GOLDEN / "svc-3-endpoints" / "manifests.yaml")], schema=small)
+    with pytest.raises(CapacityError, match=r"table svc_frontend: needs 2 entries, holds 1"):
+        compile_sources([str(GOLDEN / "multiport-named" / "manifests.yaml")], schema=small)
