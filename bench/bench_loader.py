@@ -79,7 +79,7 @@ def main() -> None:
     bundle = synthetic(schema, args.entities)
     n = len(bundle.members) + len(bundle.groups) + len(bundle.entries)
     print(f"bundle: {n} entities ({len(bundle.groups)} frontends, {len(bundle.members)} backends)")
-    secs, updates, noop, cpu, noop_cpu = run(schema, bundle, "dataplane", 0)
+    secs, updates, noop, cpu, noop_cpu = run(schema, bundle, "dataplane", 1000)
     print(
         f"initial sync, one DATAPLANE_ATOMIC write: {secs:.2f}s, {updates / secs:,.0f} updates/s"
         f" (CPU {cpu:.2f}s, {updates / cpu:,.0f} updates/CPU-s)"
