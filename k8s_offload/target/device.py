@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -128,7 +128,7 @@ class Device:
 
     # ---- writes ---------------------------------------------------------------------------------
 
-    def write(self, updates: list[Any], atomicity: int) -> list[tuple[int, str]] | None:
+    def write(self, updates: Sequence[Any], atomicity: int) -> list[tuple[int, str]] | None:
         """Apply a batch; None when all succeeded, else (code, message) per update in request order."""
         assert self.pipeline is not None
         start = time.perf_counter()
@@ -137,7 +137,7 @@ class Device:
         finally:
             self.last_write_seconds = time.perf_counter() - start
 
-    def _write(self, updates: list[Any], atomicity: int) -> list[tuple[int, str]] | None:
+    def _write(self, updates: Sequence[Any], atomicity: int) -> list[tuple[int, str]] | None:
         assert self.pipeline is not None
         state = self.pipeline.state
         if atomicity == CONTINUE_ON_ERROR:
@@ -163,7 +163,7 @@ class Device:
             hook()
 
     def _all_or_none(
-        self, state: TargetState, updates: list[Any], per_update_lock: bool = False
+        self, state: TargetState, updates: Sequence[Any], per_update_lock: bool = False
     ) -> list[tuple[int, str]] | None:
         """A transaction on the state (`TargetState.begin`): the first failure rolls back all."""
         state.begin()

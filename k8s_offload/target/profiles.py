@@ -15,7 +15,6 @@ INVALID_ARGUMENT. Copies do not count against the profile's size (PI and bmv2 do
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +40,7 @@ class Member:
     table_refs: int = 0
     handles: list[int] = field(default_factory=list)
     """Its own handle, then the copies that give it weight (PI)."""
-    weight_counts: Counter[int] = field(default_factory=Counter)
+    weight_counts: dict[int, int] = field(default_factory=dict)
     """Groups using it per weight; PI counts 1 for the member itself, so it never loses its handle."""
 
 
@@ -101,9 +100,10 @@ class ProfileStore:
                 )
             handle = self._handles.allocate()
             self.members[mid] = Member(
-                mid, handle, action[0], action[1], _copy(msg), handles=[handle], weight_counts=Counter({1: 1})
+                mid, handle, action[0], action[1], _copy(msg), set(), 0, [handle], {1: 1}
             )
-            self._journal.record(lambda: self.members.__delitem__(mid))
+            if self._journal.active:
+                self._journal.record(lambda: self.members.__delitem__(mid))
             return
         found = self.members.get(mid)
         if found is None:
@@ -147,12 +147,13 @@ class ProfileStore:
             raise P4RuntimeError(
                 INVALID_ARGUMENT, f"{what}: max_size {msg.max_size} must be in 1..max_group_size {limit}"
             )
-        for m in msg.members:
-            if m.weight <= 0:
+        given = [(m.member_id, m.weight, m) for m in msg.members]
+        for member_id, weight, _ in given:
+            if weight <= 0:
                 raise P4RuntimeError(
-                    INVALID_ARGUMENT, f"{what}: member {m.member_id} weight {m.weight} is not positive"
+                    INVALID_ARGUMENT, f"{what}: member {member_id} weight {weight} is not positive"
                 )
-        total = sum(m.weight for m in msg.members)
+        total = sum(weight for _, weight, _ in given)
         capacity = msg.max_size or limit
         if capacity and total > capacity:
             raise P4RuntimeError(
@@ -160,58 +161,64 @@ class ProfileStore:
                 f"{what}: sum of member weights {total} exceeds max_size {capacity}",
             )
         weights: dict[int, int] = {}
-        for m in msg.members:
-            if m.member_id not in self.members:
-                raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what}: member {m.member_id} does not exist")
-            if m.member_id in weights:
-                raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member {m.member_id} listed twice")
+        members = self.members
+        for member_id, weight, m in given:
+            if member_id not in members:
+                raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what}: member {member_id} does not exist")
+            if member_id in weights:
+                raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member {member_id} listed twice")
             if m.HasField("watch") or m.HasField("watch_port"):
-                raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{what}: member {m.member_id}: watch ports")
-            weights[m.member_id] = m.weight
+                raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{what}: member {member_id}: watch ports")
+            weights[member_id] = weight
         group = existing or Group(gid, msg.max_size, [], None)
         old_proto = group.proto
         group.proto = _copy(msg)
         self._set_members(group, weights)
         self.groups[gid] = group
-        if existing is None:
-            self._journal.record(lambda: self.groups.__delitem__(gid))
-        else:
-            self._journal.record(lambda: setattr(group, "proto", old_proto))
+        if self._journal.active:
+            if existing is None:
+                self._journal.record(lambda: self.groups.__delitem__(gid))
+            else:
+                self._journal.record(lambda: setattr(group, "proto", old_proto))
 
     def _set_members(self, group: Group, weights: dict[int, int]) -> None:
         """Make the group's membership `weights` as PI does: members in id order, copies created
         as needed, then unused copies deleted. Undone exactly inside a transaction."""
-        touched = [self.members[mid] for mid in sorted(set(group.weights) | set(weights))]
-        snapshot = [(m, list(m.handles), Counter(m.weight_counts), set(m.groups)) for m in touched]
-        before = (group.weights, group.member_ids, group.ordered)
+        members = self.members
+        touched = [members[mid] for mid in sorted(group.weights.keys() | weights.keys())]
+        if self._journal.active:
+            snapshot = [(m, list(m.handles), dict(m.weight_counts), set(m.groups)) for m in touched]
+            before = (group.weights, group.member_ids, group.ordered)
 
-        def undo() -> None:
-            for m, handles, counts, groups in snapshot:
-                m.handles, m.weight_counts, m.groups = handles, counts, groups
-            group.weights, group.member_ids, group.ordered = before
+            def undo() -> None:
+                for m, handles, counts, groups in snapshot:
+                    m.handles, m.weight_counts, m.groups = handles, counts, groups
+                group.weights, group.member_ids, group.ordered = before
 
-        self._journal.record(undo)
+            self._journal.record(undo)
         for m in touched:
             current, new = group.weights.get(m.id, 0), weights.get(m.id, 0)
             while len(m.handles) < new:
                 m.handles.append(self._handles.allocate())
+            counts = m.weight_counts
             if current:
-                m.weight_counts[current] -= 1
+                counts[current] -= 1
             if new:
-                m.weight_counts[new] += 1
+                counts[new] = counts.get(new, 0) + 1
                 m.groups.add(group.id)
             else:
                 m.groups.discard(group.id)
         for m in touched:
-            top = max((w for w, c in m.weight_counts.items() if c > 0), default=1)
-            for w in [w for w in m.weight_counts if w > top]:
-                del m.weight_counts[w]
+            counts = m.weight_counts
+            top = max((w for w, c in counts.items() if c > 0), default=1)
+            for w in [w for w in counts if w > top]:
+                del counts[w]
             while len(m.handles) > top:
                 self._handles.release(m.handles.pop())
         group.weights = dict(weights)
         group.member_ids = list(weights)
-        slots = sorted((h, mid) for mid, w in weights.items() for h in self.members[mid].handles[:w])
-        group.ordered = [self.members[mid] for _, mid in slots]
+        slots = sorted((h, mid) for mid, w in weights.items() for h in members[mid].handles[:w])
+        group.ordered = [members[mid] for _, mid in slots]
 
 
 def _restore_member(member: Member, old: tuple[int, tuple[int, ...], Any]) -> None:

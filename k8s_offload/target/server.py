@@ -91,7 +91,7 @@ class TargetServicer:
             if self.continue_on_error_only and request.atomicity != CONTINUE_ON_ERROR:
                 context.abort(grpc.StatusCode.UNIMPLEMENTED, "only CONTINUE_ON_ERROR is supported")
             self.write_count += 1
-            errors = dev.write(list(request.updates), request.atomicity)
+            errors = dev.write(request.updates, request.atomicity)
         if errors is not None:
             abort_with_details(context, batch_status("write failure", errors))
         return p4r.WriteResponse()

@@ -133,11 +133,9 @@ class TargetState:
         profile = self._profile(msg.action_profile_id)
         action = None
         if kind != DELETE and msg.HasField("action"):
-            allowed: dict[int, int] = {}
-            for tid in profile.info.table_ids:
-                allowed.update(self.index.tables[tid].actions if tid in self.index.tables else {})
+            allowed = self.index.profile_actions[profile.info.id]
             where = f"action profile {profile.info.name!r} member {msg.member_id}"
-            action = parse_action(self.index, allowed, msg.action, where, as_default=False)
+            action, _ = parse_action(self.index, allowed, msg.action, where, as_default=False)
         profile.write_member(kind, msg, action)
 
     def _write_table_entry(self, kind: int, msg: Any) -> None:
@@ -152,24 +150,28 @@ class TargetState:
             raise P4RuntimeError(
                 INVALID_ARGUMENT, f"table {info.name!r} is keyless: only its default entry exists"
             )
-        key = parse_match(info, msg.match)
-        if info.needs_priority and msg.priority <= 0:
+        key, canonical_match = parse_match(info, msg.match)
+        priority = msg.priority
+        if info.needs_priority and priority <= 0:
             raise P4RuntimeError(
                 INVALID_ARGUMENT,
                 f"table {info.name!r}: priority must be > 0 (ternary, range or optional key)",
             )
-        if not info.needs_priority and msg.priority != 0:
+        if not info.needs_priority and priority != 0:
             raise P4RuntimeError(
                 INVALID_ARGUMENT, f"table {info.name!r}: priority must be 0 (no ternary key)"
             )
-        existing = table.engine.find(key, msg.priority)
+        engine = table.engine
+        journal = self.journal
+        existing = engine.find(key, priority)
         if kind == DELETE:
             if existing is None:
                 raise P4RuntimeError(code_pb2.NOT_FOUND, f"table {info.name!r}: no such entry to delete")
             self._release_refs(table, existing)
-            table.engine.remove(existing)
+            engine.remove(existing)
             table.handles.release(existing.handle)
-            self.journal.record(lambda: self._restore_entry(table, existing))
+            if journal.active:
+                journal.record(lambda: self._restore_entry(table, existing))
             return
         if kind == INSERT and existing is not None:
             raise P4RuntimeError(code_pb2.ALREADY_EXISTS, f"table {info.name!r}: entry already exists")
@@ -179,31 +181,37 @@ class TargetState:
             if kind == INSERT:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"table {info.name!r}: INSERT needs an action")
             assert existing is not None
-            if self.journal.active:
+            if journal.active:
                 old_proto = _copy(existing.proto)
-                self.journal.record(lambda: existing.proto.CopyFrom(old_proto))
+                journal.record(lambda: existing.proto.CopyFrom(old_proto))
             existing.proto.metadata = msg.metadata
             existing.proto.controller_metadata = msg.controller_metadata
             return
-        target = self._table_action(table, msg.action)
-        if kind == INSERT and info.size and table.engine.count >= info.size:
+        target, canonical_action = self._table_action(table, msg.action)
+        if kind == INSERT and info.size and engine.count >= info.size:
             raise P4RuntimeError(
                 code_pb2.RESOURCE_EXHAUSTED, f"table {info.name!r} is full ({info.size} entries)"
             )
-        proto = self._canonical_entry(table, key, msg)
+        if canonical_match and canonical_action:
+            proto = _as_read(msg)
+        else:
+            proto = self._canonical_entry(table, key, msg, target[1])
         if existing is not None:
             self._release_refs(table, existing)
             entry = existing
             old = (entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto)
-            self.journal.record(lambda: self._restore_action(table, entry, old))
+            if journal.active:
+                journal.record(lambda: self._restore_action(table, entry, old))
         else:
-            entry = Entry(key, msg.priority, table.handles.allocate())
+            entry = Entry(key, priority, table.handles.allocate())
         entry.action_id, entry.args, entry.member_id, entry.group_id = target
-        self._take_refs(table, entry)
+        if table.profile is not None:
+            self._take_refs(table, entry)
         entry.proto = proto
         if existing is None:
-            table.engine.add(entry)
-            self.journal.record(lambda: self._drop_entry(table, entry))
+            engine.add(entry)
+            if journal.active:
+                journal.record(lambda: self._drop_entry(table, entry))
 
     def _restore_entry(self, table: TableState, entry: Entry) -> None:
         table.engine.add(entry)
@@ -218,16 +226,21 @@ class TargetState:
         entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto = old
         self._take_refs(table, entry)
 
-    def _table_action(self, table: TableState, action: Any) -> tuple[int, tuple[int, ...], int, int]:
-        """(action id, args, member id, group id) of a TableAction, checked against the table kind."""
+    def _table_action(
+        self, table: TableState, action: Any
+    ) -> tuple[tuple[int, tuple[int, ...], int, int], bool]:
+        """(action id, args, member id, group id) of a TableAction, checked against the table kind,
+        and whether the action is in the form a read answers."""
         info = table.info
         which = action.WhichOneof("type")
-        where = f"table {info.name!r}"
+        where = info.where
         if which == "action":
             if table.profile is not None:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"{where} is indirect: give a member or group id")
-            aid, args = parse_action(self.index, info.actions, action.action, where, as_default=False)
-            return aid, args, 0, 0
+            (aid, args), canon = parse_action(
+                self.index, info.actions, action.action, where, as_default=False
+            )
+            return (aid, args, 0, 0), canon
         if which in ("action_profile_member_id", "action_profile_group_id"):
             profile = table.profile
             if profile is None:
@@ -236,7 +249,7 @@ class TargetState:
                 mid = action.action_profile_member_id
                 if mid not in profile.members:
                     raise P4RuntimeError(code_pb2.NOT_FOUND, f"{where}: member {mid} does not exist")
-                return 0, (), mid, 0
+                return (0, (), mid, 0), True
             gid = action.action_profile_group_id
             if not profile.info.with_selector:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: profile has no selector, no groups")
@@ -247,7 +260,7 @@ class TargetState:
                 # packet does on an empty group to the target ("Constraints on action selector
                 # programming"); bmv2 makes it a hit that runs no action.
                 raise P4RuntimeError(code_pb2.FAILED_PRECONDITION, f"{where}: group {gid} is empty")
-            return 0, (), 0, gid
+            return (0, (), 0, gid), True
         if which == "action_profile_action_set":
             raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{where}: one-shot action selector programming")
         raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: empty action")
@@ -284,7 +297,7 @@ class TargetState:
         elif msg.action.WhichOneof("type") != "action":
             raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: a direct table's default needs an action")
         else:
-            new = parse_action(self.index, info.actions, msg.action.action, where, as_default=True)
+            new, _ = parse_action(self.index, info.actions, msg.action.action, where, as_default=True)
         old = table.default
         table.default = new
         self.journal.record(lambda: setattr(table, "default", old))
@@ -329,7 +342,10 @@ class TargetState:
             raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: index {i} outside 0..{size - 1}")
         return range(i, i + 1)
 
-    def _canonical_entry(self, table: TableState, key: tuple[KeyPart, ...], msg: Any) -> Any:
+    def _canonical_entry(
+        self, table: TableState, key: tuple[KeyPart, ...], msg: Any, args: tuple[int, ...]
+    ) -> Any:
+        """The entry as reads answer it, built from its parsed key and action arguments."""
         out = p4runtime.TableEntry(table_id=table.info.id, priority=msg.priority)
         out.metadata = msg.metadata
         out.controller_metadata = msg.controller_metadata
@@ -353,20 +369,16 @@ class TargetState:
         action = msg.action
         which = action.WhichOneof("type")
         if which == "action":
-            self._fill_action(out.action.action, action.action.action_id, None, action.action)
+            self._fill_action(out.action.action, action.action.action_id, args)
         elif which == "action_profile_member_id":
             out.action.action_profile_member_id = action.action_profile_member_id
         else:
             out.action.action_profile_group_id = action.action_profile_group_id
         return out
 
-    def _fill_action(self, out: Any, action_id: int, args: tuple[int, ...] | None, given: Any = None) -> None:
+    def _fill_action(self, out: Any, action_id: int, args: tuple[int, ...]) -> None:
         out.action_id = action_id
-        params = self.index.actions[action_id].params
-        if args is None:
-            values = {p.param_id: int.from_bytes(p.value, "big") for p in given.params}
-            args = tuple(values[pid] for pid in params)
-        for pid, value in zip(params, args, strict=True):
+        for pid, value in zip(self.index.actions[action_id].param_ids, args, strict=True):
             out.params.add(param_id=pid, value=canonical(value))
 
     # ---- reads --------------------------------------------------------------------------------
@@ -464,7 +476,7 @@ class TargetState:
                 if action_id in (0, table.default[0]):
                     yield out
                 continue
-            key = parse_match(table.info, f.match) if len(f.match) else None
+            key = parse_match(table.info, f.match)[0] if len(f.match) else None
             if key is not None and (f.priority or not table.info.needs_priority):
                 found = table.engine.find(key, f.priority)  # the key identifies one entry
                 candidates = [found] if found is not None else []
@@ -522,6 +534,29 @@ def _restorer(cells: list[int], start: int, old: list[int]) -> Any:
         cells[start : start + len(old)] = old
 
     return restore
+
+
+_READ_FIELDS = ("table_id", "match", "action", "priority", "metadata", "controller_metadata")
+_NOT_KEPT = tuple(f.name for f in p4runtime.TableEntry.DESCRIPTOR.fields if f.name not in _READ_FIELDS)
+
+
+def _as_read(msg: Any) -> Any:
+    """A copy of a valid TableEntry whose match and action are canonical, as `_canonical_entry`
+    would build it: only the fields it keeps (the rest, is_const and is_default_action false
+    already, are dropped) and no unknown fields."""
+    out = _copy(msg)
+    for name in _NOT_KEPT:
+        if out.HasField(name) if name in _SUBMESSAGES else getattr(out, name):
+            out.ClearField(name)
+    out.DiscardUnknownFields()
+    return out
+
+
+_SUBMESSAGES = frozenset(
+    f.name
+    for f in p4runtime.TableEntry.DESCRIPTOR.fields
+    if f.message_type is not None and f.name in _NOT_KEPT
+)
 
 
 def _copy(msg: Any) -> Any:
