@@ -13,10 +13,11 @@ old set removed after. Each stage is a separate Write, since a server may reorde
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
 from k8s_offload.loader.entities import Item, Key, same
@@ -61,8 +62,9 @@ LINKS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(NamedTuple):
+    """One update of a plan (a tuple: plans hold one per entity, so it must be cheap to make)."""
+
     type: int
     item: Item
 
@@ -105,20 +107,28 @@ class Plan:
                 yield stage[i : i + size]
 
 
-_Static = tuple[dict[int, int], dict[tuple[int, int], list[tuple[int, int]]], set[tuple[int, int]]]
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """What one P4Info says about references, built once per schema (a delta plan builds
+    `References` for a few hundred items): table id -> profile id; action id -> param id ->
+    [(table id, field id)] of `LINKS`; table id -> the field ids those links point at."""
+
+    profile_of: dict[int, int]
+    links: dict[int, dict[int, list[tuple[int, int]]]]
+    targets: dict[int, frozenset[int]]
+
+
 _STATIC: dict[int, tuple[Schema, _Static]] = {}
 
 
 def _static_links(schema: Schema) -> _Static:
-    """Per schema, built once (a delta plan builds `References` for a few hundred items):
-    table id -> profile id, (action id, param id) -> [(table id, field id)] of `LINKS`, and the
-    (table id, field id) those links point at."""
     cached = _STATIC.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
     info = schema.p4info
     profile_of = {t.preamble.id: t.implementation_id for t in info.tables}
-    links: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    links: dict[int, dict[int, list[tuple[int, int]]]] = {}
+    targets: dict[int, set[int]] = defaultdict(set)
     for link in LINKS:
         try:
             act = schema.action(link.action)
@@ -128,9 +138,9 @@ def _static_links(schema: Schema) -> _Static:
             continue  # another program: the link does not apply
         params = {p.name: p.id for p in act.params}
         if link.param in params:
-            links[(act.id, params[link.param])].append((table.id, fld.id))
-    targets = {t for ts in links.values() for t in ts}
-    static = (profile_of, dict(links), targets)
+            links.setdefault(act.id, {}).setdefault(params[link.param], []).append((table.id, fld.id))
+            targets[table.id].add(fld.id)
+    static = _Static(profile_of, links, {t: frozenset(f) for t, f in targets.items()})
     if len(_STATIC) >= 16:  # a few schemas per process; tests make many
         _STATIC.clear()
     _STATIC[id(schema)] = (schema, static)
@@ -138,43 +148,62 @@ def _static_links(schema: Schema) -> _Static:
 
 
 class References:
-    """What each entity refers to, resolved against one P4Info."""
+    """What each entity refers to, resolved against one P4Info. The index of link targets over
+    `items` is built on the first question that needs it (a no-op sync asks none)."""
 
-    def __init__(self, schema: Schema, items: Iterator[Item] | list[Item]) -> None:
-        self._profile_of, self._links, targets = _static_links(schema)
-        self._by_field: dict[tuple[int, int, bytes], list[Key]] = defaultdict(list)
-        for item in items:
-            if item.key[0] != "table":
-                continue
-            te = item.entity.table_entry
-            for fm in te.match:
-                if (te.table_id, fm.field_id) in targets and fm.WhichOneof("field_match_type") == "exact":
-                    self._by_field[(te.table_id, fm.field_id, _norm(fm.exact.value))].append(item.key)
+    def __init__(self, schema: Schema, items: Iterable[Item]) -> None:
+        self._static = _static_links(schema)
+        self._items: Iterable[Item] | None = items
+        self._index: dict[tuple[int, int, bytes], list[Key]] = {}
+
+    def _by_field(self) -> dict[tuple[int, int, bytes], list[Key]]:
+        items = self._items
+        if items is not None:
+            self._items = None
+            index = self._index
+            targets = self._static.targets
+            for item in items:
+                key = item.key
+                fields = targets.get(key[1]) if key[0] == "table" else None
+                if fields is None:
+                    continue
+                te = item.entity.table_entry
+                for fm in te.match:
+                    if fm.field_id in fields and fm.WhichOneof("field_match_type") == "exact":
+                        index.setdefault((key[1], fm.field_id, _norm(fm.exact.value)), []).append(key)
+        return self._index
 
     def of(self, item: Item) -> list[Key]:
         kind = item.key[0]
         entity = item.entity
-        out: list[Key] = []
         action = None
-        if kind == "group":
-            g = entity.action_profile_group
-            out += [("member", g.action_profile_id, m.member_id) for m in g.members]
+        if kind == "table" or kind == "default":
+            te = entity.table_entry
+            ta = te.action
+            which = ta.WhichOneof("type")
+            if which == "action":
+                action = ta.action
+            elif which == "action_profile_member_id":
+                return [("member", self._static.profile_of.get(te.table_id, 0), ta.action_profile_member_id)]
+            elif which == "action_profile_group_id":
+                return [("group", self._static.profile_of.get(te.table_id, 0), ta.action_profile_group_id)]
+            else:
+                return []
         elif kind == "member":
             action = entity.action_profile_member.action
-        elif kind in ("table", "default"):
-            te = entity.table_entry
-            which = te.action.WhichOneof("type")
-            profile = self._profile_of.get(te.table_id, 0)
-            if which == "action_profile_member_id":
-                out.append(("member", profile, te.action.action_profile_member_id))
-            elif which == "action_profile_group_id":
-                out.append(("group", profile, te.action.action_profile_group_id))
-            elif which == "action":
-                action = te.action.action
-        if action is not None:
-            for p in action.params:
-                for table_id, field_id in self._links.get((action.action_id, p.param_id), ()):
-                    out += self._by_field.get((table_id, field_id, _norm(p.value)), ())
+        elif kind == "group":
+            g = entity.action_profile_group
+            return [("member", g.action_profile_id, m.member_id) for m in g.members]
+        else:
+            return []
+        linked = self._static.links.get(action.action_id)
+        if not linked:
+            return []
+        out: list[Key] = []
+        index = self._by_field()
+        for p in action.params:
+            for table_id, field_id in linked.get(p.param_id, ()):
+                out += index.get((table_id, field_id, _norm(p.value)), ())
         return out
 
 
@@ -182,24 +211,30 @@ def _norm(value: bytes) -> bytes:
     return value.lstrip(b"\0") or b"\0"
 
 
-def _levels(keys: set[Key], deps: Mapping[Key, list[Key]]) -> dict[Key, int]:
-    """Longest dependency chain below each key, counting only keys in `keys`."""
+def _levels(keys: Collection[Key], deps: Mapping[Key, list[Key]]) -> dict[Key, int]:
+    """Longest dependency chain below each key, counting only keys in `keys` (a set or a dict's
+    keys). Iterative, so a chain as long as the plan cannot exhaust the stack; linear in keys and
+    edges. A cycle cannot be ordered: its back edge is ignored rather than looped on. Keys are
+    visited in the order given, so the result is deterministic."""
     level: dict[Key, int] = {}
     visiting: set[Key] = set()
-
-    def visit(k: Key) -> int:
-        if k in level:
-            return level[k]
-        if k in visiting:  # a cycle cannot be ordered; break it rather than loop
-            return 0
-        visiting.add(k)
-        below = [visit(d) + 1 for d in deps.get(k, ()) if d in keys and d != k]
-        visiting.discard(k)
-        level[k] = max(below, default=0)
-        return level[k]
-
-    for k in sorted(keys, key=repr):
-        visit(k)
+    for root in keys:
+        if root in level:
+            continue
+        visiting.add(root)
+        stack: list[tuple[Key, Iterator[Key]]] = [(root, iter(deps.get(root, ())))]
+        while stack:
+            k, todo = stack[-1]
+            for d in todo:
+                if d in keys and d != k and d not in level and d not in visiting:
+                    visiting.add(d)
+                    stack.append((d, iter(deps.get(d, ()))))
+                    break
+            else:
+                stack.pop()
+                visiting.discard(k)
+                below = [level[d] for d in deps.get(k, ()) if d in level and d in keys and d != k]
+                level[k] = max(below) + 1 if below else 0
     return level
 
 
@@ -238,12 +273,18 @@ def _replaced(desired: Mapping[Key, Item], current: Mapping[Key, Item], refs: Re
 
 def _delete_stages(deletes: list[Op], refs: References) -> list[list[Op]]:
     """Deletions: an entity goes after every entity (being deleted) that refers to it."""
-    deleting = {op.item.key for op in deletes}
-    referrers: dict[Key, list[Key]] = defaultdict(list)
+    referrers: dict[Key, list[Key]] = {op.item.key: [] for op in deletes}
     for op in deletes:
         for target in refs.of(op.item):
-            referrers[target].append(op.item.key)
-    return _stages(deletes, _levels(deleting, referrers))
+            if target in referrers:
+                referrers[target].append(op.item.key)
+    return _stages(deletes, _levels(referrers, referrers))
+
+
+def _ordered_stages(ops: list[Op], refs: References) -> list[list[Op]]:
+    """INSERTs or MODIFYs: an entity goes after every entity (of the same ops) it refers to."""
+    deps = {op.item.key: refs.of(op.item) for op in ops}
+    return _stages(ops, _levels(deps, deps))
 
 
 def make_plan(
@@ -256,23 +297,32 @@ def make_plan(
     (they always exist), and only for tables the desired state sets a default for. Entities that
     must be replaced (`_replaced`) are deleted first, referrers before what they refer to, then
     inserted with the other INSERTs. `refs`: `References` over both states' items, if the caller
-    has it already."""
+    has it already. Linear in the entities of both states (and their references)."""
     if refs is None:
-        refs = References(schema, [*desired.values(), *current.values()])
+        refs = References(schema, itertools.chain(desired.values(), current.values()))
     replaced = _replaced(desired, current, refs)
-    kept = current.keys() - replaced
-    inserts = [Op(INSERT, it) for k, it in desired.items() if k not in kept and k[0] != "default"]
-    modifies = [Op(MODIFY, it) for k, it in desired.items() if k in kept and not same(it, current[k])]
-    modifies += [Op(MODIFY, it) for k, it in desired.items() if k[0] == "default" and k not in current]
-    deletes = [Op(DELETE, it) for k, it in current.items() if k in kept and k not in desired]
-    deletes = [op for op in deletes if op.item.key[0] != "default"]
-    withdraw = [Op(DELETE, current[k]) for k in sorted(replaced, key=repr)]
+    kept: Collection[Key] = current.keys() - replaced if replaced else current.keys()
+    inserts: list[Op] = []
+    modifies: list[Op] = []
+    reset: list[Op] = []  # default entries the device did not report
+    for k, it in desired.items():
+        if k in kept:
+            if not same(it, current[k]):
+                modifies.append(Op(MODIFY, it))
+        elif k[0] == "default":
+            reset.append(Op(MODIFY, it))
+        else:
+            inserts.append(Op(INSERT, it))
+    modifies += reset
+    deletes = [
+        Op(DELETE, it) for k, it in current.items() if k not in desired and k in kept and k[0] != "default"
+    ]
+    withdraw = [Op(DELETE, it) for k, it in current.items() if k in replaced]
 
     plan = Plan()
     plan.stages += _delete_stages(withdraw, refs)
-    new_deps = {op.item.key: refs.of(op.item) for op in inserts + modifies}
-    plan.stages += _stages(inserts, _levels({op.item.key for op in inserts}, new_deps))
-    plan.stages += _stages(modifies, _levels({op.item.key for op in modifies}, new_deps))
+    plan.stages += _ordered_stages(inserts, refs)
+    plan.stages += _ordered_stages(modifies, refs)
     plan.stages += _delete_stages(deletes, refs)
     plan.stages = [s for s in plan.stages if s]
     return plan
