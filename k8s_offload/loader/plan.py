@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
 from k8s_offload.loader.entities import Item, Key, same
+from k8s_offload.p4rt import wire
 from k8s_offload.p4rt.proto import p4runtime as p4r
 
 INSERT, MODIFY, DELETE = p4r.Update.INSERT, p4r.Update.MODIFY, p4r.Update.DELETE
@@ -68,14 +69,22 @@ class Op(NamedTuple):
     type: int
     item: Item
 
-    def update(self) -> Any:
+    def entity(self) -> Any:
+        """The entity the update carries: a table entry DELETE names the key only."""
         entity = self.item.entity
         if self.type == DELETE and entity.WhichOneof("entity") == "table_entry":
             key_only = p4r.Entity()
             key_only.table_entry.CopyFrom(entity.table_entry)
             key_only.table_entry.ClearField("action")
             entity = key_only
-        return p4r.Update(type=self.type, entity=entity)
+        return entity
+
+    def update(self) -> Any:
+        return p4r.Update(type=self.type, entity=self.entity())
+
+    def encoded(self) -> bytes:
+        """`update()` serialized, without building it (`P4RuntimeClient.write` takes either)."""
+        return wire.update(self.type, self.entity().SerializeToString())
 
     def __str__(self) -> str:
         return f"{TYPE_NAMES[self.type]} {self.item.key}"

@@ -159,7 +159,7 @@ class Syncer:
         result.writes += 1
         result.updates += len(ops)
         t0 = time.perf_counter()
-        updates = [op.update() for op in ops]
+        updates = [op.encoded() for op in ops]
         t1 = time.perf_counter()
         try:
             self.client.write(updates, atomicity)

@@ -197,6 +197,12 @@ class Device:
         with self.state_lock:
             return self.pipeline.state.read(entity)
 
+    def read_encoded(self, entity: Any) -> list[bytes]:
+        """`read`, each Entity serialized."""
+        assert self.pipeline is not None
+        with self.state_lock:
+            return self.pipeline.state.read_encoded(entity)
+
     # ---- pipeline -------------------------------------------------------------------------------
 
     def set_pipeline(self, action: int, config: Any, has_config: bool) -> None:

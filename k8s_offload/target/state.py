@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from k8s_offload.p4rt.proto import code_pb2, p4runtime
+from k8s_offload.p4rt.wire import entity_field
 from k8s_offload.target.bytestrings import canonical, decode
 from k8s_offload.target.entries import ActionCall, parse_action, parse_match
 from k8s_offload.target.errors import P4RuntimeError
@@ -387,33 +388,43 @@ class TargetState:
         """Entities matching one read request (spec §"Read RPC"); 0 ids and unset fields are
         wildcards (§"Wildcard Reads"). Kinds this program has none of (meters, direct resources,
         PRE sessions, value sets, digests, externs) read as empty, or NOT_FOUND for a given id."""
+        name, found = self.select(entity)
+        return [p4runtime.Entity(**{name: msg}) for msg in found]
+
+    def read_encoded(self, entity: Any) -> list[bytes]:
+        """`read`, each Entity serialized (the server frames them into responses, `p4rt.wire`)."""
+        name, found = self.select(entity)
+        return [entity_field(name, msg.SerializeToString()) for msg in found]
+
+    def select(self, entity: Any) -> tuple[str, list[Any]]:
+        """What `read` answers: the Entity field the results go in, and the messages (as stored)."""
         which = entity.WhichOneof("entity")
         if which == "table_entry":
-            return [p4runtime.Entity(table_entry=e) for e in self._read_table_entries(entity.table_entry)]
+            return which, list(self._read_table_entries(entity.table_entry))
         if which == "action_profile_member":
             f = entity.action_profile_member
-            return [
-                p4runtime.Entity(action_profile_member=m.proto)
+            return which, [
+                m.proto
                 for p in self._profiles_for(f.action_profile_id)
                 for m in sorted(p.members.values(), key=lambda m: m.id)
                 if f.member_id in (0, m.id)
             ]
         if which == "action_profile_group":
             g = entity.action_profile_group
-            return [
-                p4runtime.Entity(action_profile_group=grp.proto)
+            return which, [
+                grp.proto
                 for p in self._profiles_for(g.action_profile_id)
                 for grp in sorted(p.groups.values(), key=lambda grp: grp.id)
                 if g.group_id in (0, grp.id)
             ]
         if which == "counter_entry":
-            return list(self._read_counters(entity.counter_entry))
+            return which, list(self._read_counters(entity.counter_entry))
         if which == "register_entry":
-            return list(self._read_registers(entity.register_entry))
+            return which, list(self._read_registers(entity.register_entry))
         if which is None:
             raise P4RuntimeError(INVALID_ARGUMENT, "the entity oneof is not set (Wildcard Reads)")
         self._none_of(which, getattr(entity, which))
-        return []
+        return which, []
 
     def _none_of(self, which: str, f: Any) -> None:
         """A read of a kind this state holds nothing of: an id names something that does not exist."""
@@ -466,6 +477,8 @@ class TargetState:
             if f.HasField(flag):
                 where = f"table {tables[0].info.name!r}" if f.table_id else "no table"
                 raise P4RuntimeError(INVALID_ARGUMENT, f"{flag} asked for, but {where} has that resource")
+        # No filter but the table: every entry, without testing each.
+        plain = not (len(f.match) or f.priority or action_id or f.controller_metadata or f.metadata)
         for table in tables:
             if f.is_default_action:
                 if len(f.match) or f.priority:
@@ -476,12 +489,15 @@ class TargetState:
                 if action_id in (0, table.default[0]):
                     yield out
                 continue
+            if plain:
+                yield from (e.proto for e in sorted(table.engine.entries(), key=_handle))
+                continue
             key = parse_match(table.info, f.match)[0] if len(f.match) else None
             if key is not None and (f.priority or not table.info.needs_priority):
                 found = table.engine.find(key, f.priority)  # the key identifies one entry
                 candidates = [found] if found is not None else []
             else:
-                candidates = sorted(table.engine.entries(), key=lambda e: e.handle)
+                candidates = sorted(table.engine.entries(), key=_handle)
             for entry in candidates:
                 if (
                     (key is None or entry.key == key)
@@ -514,7 +530,7 @@ class TargetState:
                 entry = p4runtime.CounterEntry(counter_id=cid)
                 entry.index.index = i
                 entry.data.packet_count, entry.data.byte_count = packets[i], octets[i]
-                yield p4runtime.Entity(counter_entry=entry)
+                yield entry
 
     def _read_registers(self, f: Any) -> Iterator[Any]:
         ids = sorted(self.registers) if f.register_id == 0 else [f.register_id]
@@ -526,7 +542,11 @@ class TargetState:
                 entry = p4runtime.RegisterEntry(register_id=rid)
                 entry.index.index = i
                 entry.data.bitstring = canonical(cells[i])
-                yield p4runtime.Entity(register_entry=entry)
+                yield entry
+
+
+def _handle(entry: Entry) -> int:
+    return entry.handle
 
 
 def _restorer(cells: list[int], start: int, old: list[int]) -> Any:
