@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.loader.entities import Item, Key, container, describe, device_items, same
 from k8s_offload.loader.plan import DELETE, TYPE_NAMES, Op, Plan, make_plan
@@ -103,11 +104,12 @@ class Syncer:
     def sync(self, desired: Mapping[Key, Item]) -> SyncResult:
         start = time.monotonic()
         result = SyncResult()
-        current = self.read_device()
-        plan = make_plan(self.schema, desired, current)
-        result.counts = plan.counts()
-        if len(plan):
-            self._push(plan, current, result)
+        with gcpause.paused():  # every entity read, planned and written: k8s_offload/gcpause.py
+            current = self.read_device()
+            plan = make_plan(self.schema, desired, current)
+            result.counts = plan.counts()
+            if len(plan):
+                self._push(plan, current, result)
         result.duration = time.monotonic() - start
         if result.ok:
             result.entries = self._entries(desired)
@@ -120,7 +122,8 @@ class Syncer:
         result = SyncResult()
         result.counts = plan.counts()
         if len(plan):
-            self._push(plan, last_good, result)
+            with gcpause.paused():
+                self._push(plan, last_good, result)
         result.duration = time.monotonic() - start
         return result
 

@@ -8,29 +8,31 @@ an empty string or a value wider than W is rejected with OUT_OF_RANGE. Reads ans
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.target.errors import P4RuntimeError
 
-__all__ = ["canonical", "decode", "full_width", "is_canonical"]
+__all__ = ["canonical", "decode", "full_width", "is_canonical", "value_of"]
 
 
-def decode(value: bytes, bitwidth: int, what: str | Callable[[], str]) -> int:
-    """The unsigned value of `value`; OUT_OF_RANGE if empty or beyond bit<bitwidth>. `what` names
-    the field in the error; a callable is only called then (writes decode every value)."""
+def value_of(value: bytes, bitwidth: int) -> int | None:
+    """The unsigned value of `value`, or None when `decode` would reject it."""
+    if value:
+        number = int.from_bytes(value, "big")
+        if not number >> bitwidth:
+            return number
+    return None
+
+
+def decode(value: bytes, bitwidth: int, what: str) -> int:
+    """The unsigned value of `value`; OUT_OF_RANGE if empty or beyond bit<bitwidth>."""
+    number = value_of(value, bitwidth)
+    if number is not None:
+        return number
     if not value:
-        raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{_name(what)}: empty bytestring")
+        raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: empty bytestring")
     number = int.from_bytes(value, "big")
-    if number >> bitwidth:
-        what = _name(what)
-        shown = f"0x{number:x}" if number.bit_length() <= 256 else f"a {number.bit_length()}-bit value"
-        raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: {shown} does not fit in bit<{bitwidth}>")
-    return number
-
-
-def _name(what: str | Callable[[], str]) -> str:
-    return what if isinstance(what, str) else what()
+    shown = f"0x{number:x}" if number.bit_length() <= 256 else f"a {number.bit_length()}-bit value"
+    raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: {shown} does not fit in bit<{bitwidth}>")
 
 
 def is_canonical(value: bytes) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from k8s_offload import gcpause
 from k8s_offload.p4rt.arbitration import Arbiter
 from k8s_offload.p4rt.packet_io import ControllerHeader, controller_headers
 from k8s_offload.p4rt.proto import code_pb2
@@ -133,7 +134,8 @@ class Device:
         assert self.pipeline is not None
         start = time.perf_counter()
         try:
-            return self._write(updates, atomicity)
+            with gcpause.paused():  # a batch's entries outlive it: k8s_offload/gcpause.py
+                return self._write(updates, atomicity)
         finally:
             self.last_write_seconds = time.perf_counter() - start
 

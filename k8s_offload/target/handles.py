@@ -24,7 +24,7 @@ class HandleAllocator:
         if self._freed:
             handle = heapq.heappop(self._freed)
             if self._journal.active:
-                self._journal.record(lambda: heapq.heappush(self._freed, handle))
+                self._journal.record(heapq.heappush, self._freed, handle)
             return handle
         handle = self._next
         self._next += 1
@@ -38,7 +38,7 @@ class HandleAllocator:
     def release(self, handle: int) -> None:
         heapq.heappush(self._freed, handle)
         if self._journal.active:
-            self._journal.record(lambda: self._unrelease(handle))
+            self._journal.record(self._unrelease, handle)
 
     def _unrelease(self, handle: int) -> None:
         self._freed.remove(handle)

@@ -35,7 +35,7 @@ class Member:
     handle: int
     action_id: int
     args: tuple[int, ...]
-    proto: Any
+    raw: bytes  # the ActionProfileMember as written, serialized: what a read answers
     groups: set[int] = field(default_factory=set)
     table_refs: int = 0
     handles: list[int] = field(default_factory=list)
@@ -49,7 +49,7 @@ class Group:
     id: int
     max_size: int
     member_ids: list[int]
-    proto: Any
+    raw: bytes  # the ActionProfileGroup as written, serialized: what a read answers
     ordered: list[Member] = field(default_factory=list)  # by bmv2 member handle, copies included
     table_refs: int = 0
     weights: dict[int, int] = field(default_factory=dict)
@@ -85,7 +85,7 @@ class ProfileStore:
             del self.members[mid]
             self._handles.release(member.handle)
             gone = member
-            self._journal.record(lambda: self.members.__setitem__(mid, gone))
+            self._journal.record(self.members.__setitem__, mid, gone)
             return
         if mid == 0:
             raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member_id must be non-zero")
@@ -100,18 +100,18 @@ class ProfileStore:
                 )
             handle = self._handles.allocate()
             self.members[mid] = Member(
-                mid, handle, action[0], action[1], _copy(msg), set(), 0, [handle], {1: 1}
+                mid, handle, action[0], action[1], msg.SerializeToString(), set(), 0, [handle], {1: 1}
             )
             if self._journal.active:
-                self._journal.record(lambda: self.members.__delitem__(mid))
+                self._journal.record(self.members.__delitem__, mid)
             return
         found = self.members.get(mid)
         if found is None:
             raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what} does not exist")
-        old = (found.action_id, found.args, found.proto)
+        old = (found.action_id, found.args, found.raw)
         found.action_id, found.args = action
-        found.proto = _copy(msg)
-        self._journal.record(lambda: _restore_member(found, old))
+        found.raw = msg.SerializeToString()
+        self._journal.record(_restore_member, found, old)
 
     def write_group(self, update_type: int, msg: Any) -> None:
         gid = msg.group_id
@@ -127,7 +127,7 @@ class ProfileStore:
             gone = group
             self._set_members(gone, {})
             del self.groups[gid]
-            self._journal.record(lambda: self.groups.__setitem__(gid, gone))
+            self._journal.record(self.groups.__setitem__, gid, gone)
             return
         if gid == 0:
             raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: group_id must be non-zero")
@@ -170,16 +170,16 @@ class ProfileStore:
             if m.HasField("watch") or m.HasField("watch_port"):
                 raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{what}: member {member_id}: watch ports")
             weights[member_id] = weight
-        group = existing or Group(gid, msg.max_size, [], None)
-        old_proto = group.proto
-        group.proto = _copy(msg)
+        group = existing or Group(gid, msg.max_size, [], b"")
+        old_raw = group.raw
+        group.raw = msg.SerializeToString()
         self._set_members(group, weights)
         self.groups[gid] = group
         if self._journal.active:
             if existing is None:
-                self._journal.record(lambda: self.groups.__delitem__(gid))
+                self._journal.record(self.groups.__delitem__, gid)
             else:
-                self._journal.record(lambda: setattr(group, "proto", old_proto))
+                self._journal.record(setattr, group, "raw", old_raw)
 
     def _set_members(self, group: Group, weights: dict[int, int]) -> None:
         """Make the group's membership `weights` as PI does: members in id order, copies created
@@ -221,11 +221,5 @@ class ProfileStore:
         group.ordered = [members[mid] for _, mid in slots]
 
 
-def _restore_member(member: Member, old: tuple[int, tuple[int, ...], Any]) -> None:
-    member.action_id, member.args, member.proto = old
-
-
-def _copy(msg: Any) -> Any:
-    out = type(msg)()
-    out.CopyFrom(msg)
-    return out
+def _restore_member(member: Member, old: tuple[int, tuple[int, ...], bytes]) -> None:
+    member.action_id, member.args, member.raw = old

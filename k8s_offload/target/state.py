@@ -172,7 +172,7 @@ class TargetState:
             engine.remove(existing)
             table.handles.release(existing.handle)
             if journal.active:
-                journal.record(lambda: self._restore_entry(table, existing))
+                journal.record(self._restore_entry, table, existing)
             return
         if kind == INSERT and existing is not None:
             raise P4RuntimeError(code_pb2.ALREADY_EXISTS, f"table {info.name!r}: entry already exists")
@@ -183,36 +183,38 @@ class TargetState:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"table {info.name!r}: INSERT needs an action")
             assert existing is not None
             if journal.active:
-                old_proto = _copy(existing.proto)
-                journal.record(lambda: existing.proto.CopyFrom(old_proto))
-            existing.proto.metadata = msg.metadata
-            existing.proto.controller_metadata = msg.controller_metadata
+                journal.record(setattr, existing, "raw", existing.raw)
+            stored = p4runtime.TableEntry.FromString(existing.raw)
+            stored.metadata = msg.metadata
+            stored.controller_metadata = msg.controller_metadata
+            existing.raw = stored.SerializeToString()
             return
         target, canonical_action = self._table_action(table, msg.action)
         if kind == INSERT and info.size and engine.count >= info.size:
             raise P4RuntimeError(
                 code_pb2.RESOURCE_EXHAUSTED, f"table {info.name!r} is full ({info.size} entries)"
             )
-        if canonical_match and canonical_action:
-            proto = _as_read(msg)
+        if canonical_match and canonical_action and not _has_unkept_fields(msg):
+            msg.DiscardUnknownFields()  # all else of it is what a read answers: no need to rebuild
+            raw = msg.SerializeToString()
         else:
-            proto = self._canonical_entry(table, key, msg, target[1])
+            raw = self._canonical_entry(table, key, msg, target[1]).SerializeToString()
         if existing is not None:
             self._release_refs(table, existing)
             entry = existing
-            old = (entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto)
+            old = (entry.action_id, entry.args, entry.member_id, entry.group_id, entry.raw)
             if journal.active:
-                journal.record(lambda: self._restore_action(table, entry, old))
+                journal.record(self._restore_action, table, entry, old)
         else:
             entry = Entry(key, priority, table.handles.allocate())
         entry.action_id, entry.args, entry.member_id, entry.group_id = target
         if table.profile is not None:
             self._take_refs(table, entry)
-        entry.proto = proto
+        entry.raw = raw
         if existing is None:
             engine.add(entry)
             if journal.active:
-                journal.record(lambda: self._drop_entry(table, entry))
+                journal.record(self._drop_entry, table, entry)
 
     def _restore_entry(self, table: TableState, entry: Entry) -> None:
         table.engine.add(entry)
@@ -224,7 +226,7 @@ class TargetState:
 
     def _restore_action(self, table: TableState, entry: Entry, old: tuple[Any, ...]) -> None:
         self._release_refs(table, entry)
-        entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto = old
+        entry.action_id, entry.args, entry.member_id, entry.group_id, entry.raw = old
         self._take_refs(table, entry)
 
     def _table_action(
@@ -301,7 +303,7 @@ class TargetState:
             new, _ = parse_action(self.index, info.actions, msg.action.action, where, as_default=True)
         old = table.default
         table.default = new
-        self.journal.record(lambda: setattr(table, "default", old))
+        self.journal.record(setattr, table, "default", old)
 
     def _write_counter(self, kind: int, msg: Any) -> None:
         if msg.counter_id not in self.counters:
@@ -388,23 +390,22 @@ class TargetState:
         """Entities matching one read request (spec §"Read RPC"); 0 ids and unset fields are
         wildcards (§"Wildcard Reads"). Kinds this program has none of (meters, direct resources,
         PRE sessions, value sets, digests, externs) read as empty, or NOT_FOUND for a given id."""
-        name, found = self.select(entity)
-        return [p4runtime.Entity(**{name: msg}) for msg in found]
+        return [p4runtime.Entity.FromString(e) for e in self.read_encoded(entity)]
 
     def read_encoded(self, entity: Any) -> list[bytes]:
         """`read`, each Entity serialized (the server frames them into responses, `p4rt.wire`)."""
         name, found = self.select(entity)
-        return [entity_field(name, msg.SerializeToString()) for msg in found]
+        return [entity_field(name, raw) for raw in found]
 
-    def select(self, entity: Any) -> tuple[str, list[Any]]:
-        """What `read` answers: the Entity field the results go in, and the messages (as stored)."""
+    def select(self, entity: Any) -> tuple[str, list[bytes]]:
+        """What `read` answers: the Entity field the results go in, and each result serialized."""
         which = entity.WhichOneof("entity")
         if which == "table_entry":
             return which, list(self._read_table_entries(entity.table_entry))
         if which == "action_profile_member":
             f = entity.action_profile_member
             return which, [
-                m.proto
+                m.raw
                 for p in self._profiles_for(f.action_profile_id)
                 for m in sorted(p.members.values(), key=lambda m: m.id)
                 if f.member_id in (0, m.id)
@@ -412,15 +413,15 @@ class TargetState:
         if which == "action_profile_group":
             g = entity.action_profile_group
             return which, [
-                grp.proto
+                grp.raw
                 for p in self._profiles_for(g.action_profile_id)
                 for grp in sorted(p.groups.values(), key=lambda grp: grp.id)
                 if g.group_id in (0, grp.id)
             ]
         if which == "counter_entry":
-            return which, list(self._read_counters(entity.counter_entry))
+            return which, [c.SerializeToString() for c in self._read_counters(entity.counter_entry)]
         if which == "register_entry":
-            return which, list(self._read_registers(entity.register_entry))
+            return which, [r.SerializeToString() for r in self._read_registers(entity.register_entry)]
         if which is None:
             raise P4RuntimeError(INVALID_ARGUMENT, "the entity oneof is not set (Wildcard Reads)")
         self._none_of(which, getattr(entity, which))
@@ -459,7 +460,7 @@ class TargetState:
     def _profiles_for(self, profile_id: int) -> list[ProfileStore]:
         return list(self.profiles.values()) if profile_id == 0 else [self._profile(profile_id)]
 
-    def _read_table_entries(self, f: Any) -> Iterator[Any]:
+    def _read_table_entries(self, f: Any) -> Iterator[bytes]:
         """Spec §"TableEntry" / "Wildcard Reads": table_id, match, action (a direct action's id),
         priority, controller_metadata, metadata and is_default_action filter; table_id 0 reads
         every table and allows no other filter; the direct-resource flags need a table with that
@@ -487,10 +488,10 @@ class TargetState:
                 if table.default[0]:
                     self._fill_action(out.action.action, table.default[0], table.default[1])
                 if action_id in (0, table.default[0]):
-                    yield out
+                    yield out.SerializeToString()
                 continue
             if plain:
-                yield from (e.proto for e in sorted(table.engine.entries(), key=_handle))
+                yield from (e.raw for e in sorted(table.engine.entries(), key=_handle))
                 continue
             key = parse_match(table.info, f.match)[0] if len(f.match) else None
             if key is not None and (f.priority or not table.info.needs_priority):
@@ -503,10 +504,9 @@ class TargetState:
                     (key is None or entry.key == key)
                     and f.priority in (0, entry.priority)
                     and action_id in (0, entry.action_id)
-                    and f.controller_metadata in (0, entry.proto.controller_metadata)
-                    and f.metadata in (b"", entry.proto.metadata)
+                    and _metadata_matches(f, entry.raw)
                 ):
-                    yield entry.proto
+                    yield entry.raw
 
     @staticmethod
     def _action_filter(f: Any) -> int:
@@ -545,6 +545,14 @@ class TargetState:
                 yield entry
 
 
+def _metadata_matches(f: Any, raw: bytes) -> bool:
+    """A read filter's controller_metadata and metadata (unset: any) against a stored entry."""
+    if not f.controller_metadata and not f.metadata:
+        return True
+    stored = p4runtime.TableEntry.FromString(raw)
+    return f.controller_metadata in (0, stored.controller_metadata) and f.metadata in (b"", stored.metadata)
+
+
 def _handle(entry: Entry) -> int:
     return entry.handle
 
@@ -557,29 +565,17 @@ def _restorer(cells: list[int], start: int, old: list[int]) -> Any:
 
 
 _READ_FIELDS = ("table_id", "match", "action", "priority", "metadata", "controller_metadata")
-_NOT_KEPT = tuple(f.name for f in p4runtime.TableEntry.DESCRIPTOR.fields if f.name not in _READ_FIELDS)
-
-
-def _as_read(msg: Any) -> Any:
-    """A copy of a valid TableEntry whose match and action are canonical, as `_canonical_entry`
-    would build it: only the fields it keeps (the rest, is_const and is_default_action false
-    already, are dropped) and no unknown fields."""
-    out = _copy(msg)
-    for name in _NOT_KEPT:
-        if out.HasField(name) if name in _SUBMESSAGES else getattr(out, name):
-            out.ClearField(name)
-    out.DiscardUnknownFields()
-    return out
-
-
-_SUBMESSAGES = frozenset(
-    f.name
+# The TableEntry fields a read never answers (those of resources no table here has), as
+# (name, is a message): set in a write, they make the stored entry be rebuilt without them.
+_UNKEPT = tuple(
+    (f.name, f.message_type is not None)
     for f in p4runtime.TableEntry.DESCRIPTOR.fields
-    if f.message_type is not None and f.name in _NOT_KEPT
+    if f.name not in _READ_FIELDS
 )
 
 
-def _copy(msg: Any) -> Any:
-    out = type(msg)()
-    out.CopyFrom(msg)
-    return out
+def _has_unkept_fields(msg: Any) -> bool:
+    for name, is_message in _UNKEPT:  # noqa: SIM110 (a loop, not a generator: one per write)
+        if msg.HasField(name) if is_message else getattr(msg, name):
+            return True
+    return False
