@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -120,11 +120,14 @@ class Plan:
 class _Static:
     """What one P4Info says about references, built once per schema (a delta plan builds
     `References` for a few hundred items): table id -> profile id; action id -> param id ->
-    [(table id, field id)] of `LINKS`; table id -> the field ids those links point at."""
+    [(table id, field id)] of `LINKS`; table id -> the field ids those links point at; and the
+    tables and profiles whose entities may refer to anything (`quiet`: those that never do, so
+    their messages need not be read)."""
 
     profile_of: dict[int, int]
     links: dict[int, dict[int, list[tuple[int, int]]]]
     targets: dict[int, frozenset[int]]
+    quiet: frozenset[tuple[str, int]]
 
 
 _STATIC: dict[int, tuple[Schema, _Static]] = {}
@@ -149,11 +152,22 @@ def _static_links(schema: Schema) -> _Static:
         if link.param in params:
             links.setdefault(act.id, {}).setdefault(params[link.param], []).append((table.id, fld.id))
             targets[table.id].add(fld.id)
-    static = _Static(profile_of, links, {t: frozenset(f) for t, f in targets.items()})
+    quiet: set[tuple[str, int]] = set()
+    for t in info.tables:
+        if not t.implementation_id and not any(ref.id in links for ref in t.action_refs):
+            quiet |= {("table", t.preamble.id), ("default", t.preamble.id)}
+    for prof in info.action_profiles:
+        tables = [t for t in info.tables if t.preamble.id in prof.table_ids]
+        if not any(ref.id in links for t in tables for ref in t.action_refs):
+            quiet.add(("member", prof.preamble.id))
+    static = _Static(profile_of, links, {t: frozenset(f) for t, f in targets.items()}, frozenset(quiet))
     if len(_STATIC) >= 16:  # a few schemas per process; tests make many
         _STATIC.clear()
     _STATIC[id(schema)] = (schema, static)
     return static
+
+
+_NONE: tuple[Key, ...] = ()
 
 
 class References:
@@ -176,43 +190,47 @@ class References:
                 fields = targets.get(key[1]) if key[0] == "table" else None
                 if fields is None:
                     continue
-                te = item.entity.table_entry
-                for fm in te.match:
+                for fm in item.entity.table_entry.match:
                     if fm.field_id in fields and fm.WhichOneof("field_match_type") == "exact":
                         index.setdefault((key[1], fm.field_id, _norm(fm.exact.value)), []).append(key)
         return self._index
 
-    def of(self, item: Item) -> list[Key]:
-        kind = item.key[0]
+    def of(self, item: Item) -> Sequence[Key]:
+        key = item.key
+        kind = key[0]
+        if (kind, key[1]) in self._static.quiet:
+            return _NONE
         entity = item.entity
-        action = None
         if kind == "table" or kind == "default":
-            te = entity.table_entry
-            ta = te.action
+            ta = entity.table_entry.action
             which = ta.WhichOneof("type")
             if which == "action":
                 action = ta.action
             elif which == "action_profile_member_id":
-                return [("member", self._static.profile_of.get(te.table_id, 0), ta.action_profile_member_id)]
+                return [("member", self._static.profile_of.get(key[1], 0), ta.action_profile_member_id)]
             elif which == "action_profile_group_id":
-                return [("group", self._static.profile_of.get(te.table_id, 0), ta.action_profile_group_id)]
+                return [("group", self._static.profile_of.get(key[1], 0), ta.action_profile_group_id)]
             else:
-                return []
+                return _NONE
         elif kind == "member":
             action = entity.action_profile_member.action
         elif kind == "group":
-            g = entity.action_profile_group
-            return [("member", g.action_profile_id, m.member_id) for m in g.members]
+            return [("member", key[1], m.member_id) for m in entity.action_profile_group.members]
         else:
-            return []
+            return _NONE
         linked = self._static.links.get(action.action_id)
         if not linked:
-            return []
+            return _NONE
         out: list[Key] = []
         index = self._by_field()
         for p in action.params:
-            for table_id, field_id in linked.get(p.param_id, ()):
-                out += index.get((table_id, field_id, _norm(p.value)), ())
+            fields = linked.get(p.param_id)
+            if fields:
+                value = _norm(p.value)
+                for table_id, field_id in fields:
+                    found = index.get((table_id, field_id, value))
+                    if found:
+                        out += found
         return out
 
 
@@ -220,7 +238,7 @@ def _norm(value: bytes) -> bytes:
     return value.lstrip(b"\0") or b"\0"
 
 
-def _levels(keys: Collection[Key], deps: Mapping[Key, list[Key]]) -> dict[Key, int]:
+def _levels(keys: Collection[Key], deps: Mapping[Key, Sequence[Key]]) -> dict[Key, int]:
     """Longest dependency chain below each key, counting only keys in `keys` (a set or a dict's
     keys). Iterative, so a chain as long as the plan cannot exhaust the stack; linear in keys and
     edges. A cycle cannot be ordered: its back edge is ignored rather than looped on. Keys are
@@ -230,20 +248,28 @@ def _levels(keys: Collection[Key], deps: Mapping[Key, list[Key]]) -> dict[Key, i
     for root in keys:
         if root in level:
             continue
+        if not deps.get(root):
+            level[root] = 0
+            continue
         visiting.add(root)
-        stack: list[tuple[Key, Iterator[Key]]] = [(root, iter(deps.get(root, ())))]
+        stack: list[tuple[Key, Iterator[Key]]] = [(root, iter(deps[root]))]
         while stack:
             k, todo = stack[-1]
             for d in todo:
-                if d in keys and d != k and d not in level and d not in visiting:
-                    visiting.add(d)
-                    stack.append((d, iter(deps.get(d, ()))))
-                    break
+                if d not in level and d in keys and d not in visiting and d != k:
+                    if deps.get(d):
+                        visiting.add(d)
+                        stack.append((d, iter(deps[d])))
+                        break
+                    level[d] = 0
             else:
                 stack.pop()
                 visiting.discard(k)
-                below = [level[d] for d in deps.get(k, ()) if d in level and d in keys and d != k]
-                level[k] = max(below) + 1 if below else 0
+                top = -1
+                for d in deps[k]:
+                    if d != k and d in keys:
+                        top = max(top, level.get(d, -1))
+                level[k] = top + 1
     return level
 
 

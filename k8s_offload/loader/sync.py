@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -233,10 +234,10 @@ class Syncer:
             log.error("compensation failed: %s", err)
 
     def _entries(self, desired: Mapping[Key, Item]) -> dict[str, int]:
+        """Entities per table or profile part (counted per (kind, id) first: one name per part)."""
+        parts = Counter(key[:2] for key in desired if key[0] != "default")
         out: dict[str, int] = {}
-        for key in desired:
-            if key[0] == "default":
-                continue
-            name = container(self.schema, key)
-            out[name] = out.get(name, 0) + 1
+        for part, n in parts.items():
+            name = container(self.schema, part)
+            out[name] = out.get(name, 0) + n
         return out
