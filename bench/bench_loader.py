@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from k8s_offload.compiler.bundle.model import Bundle, Exact, ProfileGroup, ProfileMember, TableEntry
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.contract import default_schema
-from k8s_offload.loader.entities import bundle_items
+from k8s_offload.loader.entities import Item, Key, bundle_items
 from k8s_offload.loader.plan import make_plan
 from k8s_offload.loader.sync import Syncer
 from k8s_offload.p4rt.client import P4RuntimeClient
@@ -76,7 +76,7 @@ class Timing:
     gc_after: float
 
 
-def _timed_sync(syncer: Syncer, desired: dict) -> Timing:  # type: ignore[type-arg]
+def _timed_sync(syncer: Syncer, desired: dict[Key, Item]) -> Timing:
     gc.collect()  # start every sync from the same collector state
     wall, cpu = time.monotonic(), time.process_time()
     result = syncer.sync(desired)
@@ -87,7 +87,7 @@ def _timed_sync(syncer: Syncer, desired: dict) -> Timing:  # type: ignore[type-a
     return Timing(result.updates, wall, cpu, time.process_time() - after)
 
 
-def run(schema: Schema, desired: dict, mode: str, batch_size: int) -> tuple[Timing, Timing]:  # type: ignore[type-arg]
+def run(schema: Schema, desired: dict[Key, Item], mode: str, batch_size: int) -> tuple[Timing, Timing]:
     """The sync of `desired` to a fresh target, then a no-op resync."""
     with EmbeddedTarget(factory=state_only_pipeline) as sw:
         client = P4RuntimeClient(sw.address, timeout=600)

@@ -51,9 +51,14 @@ _RESPONSE_ENTITIES = _tag(_field_number(p4r.ReadResponse, "entities"), _LEN)
 _ENTITY_FIELDS = {f.name: _tag(f.number, _LEN) for f in p4r.Entity.DESCRIPTOR.fields}
 
 
+_UPDATE_HEADS = {t: _UPDATE_TYPE + varint(t) + _UPDATE_ENTITY for t in p4r.Update.Type.values()}
+
+
 def update(update_type: int, entity: bytes) -> bytes:
     """A serialized Update of `update_type` carrying the serialized Entity `entity`."""
-    return _UPDATE_TYPE + varint(update_type) + _UPDATE_ENTITY + varint(len(entity)) + entity
+    head = _UPDATE_HEADS.get(update_type) or _UPDATE_TYPE + varint(update_type) + _UPDATE_ENTITY
+    n = len(entity)
+    return head + (_SMALL[n] if n < 0x80 else varint(n)) + entity
 
 
 def write_request(header: bytes, updates: Iterable[bytes]) -> bytes:

@@ -156,27 +156,24 @@ def parse_action(
         raise P4RuntimeError(
             code_pb2.PERMISSION_DENIED, f"{where}: action {info.name!r} is @tableonly, not a default action"
         )
-    specs = info.params
     given = list(action.params)
-    # Usually every parameter is given, in P4Info order: nothing repeated, unknown or missing then.
-    complete = len(given) == len(specs)
-    if complete:
-        for param, pid in zip(given, info.param_ids, strict=True):
+    if len(given) == len(info.params):
+        # Usually every parameter is given, in P4Info order. A parameter out of that order goes
+        # to the general checks, which then find those before it as they were found here.
+        args: list[int] = []
+        canon = True
+        for param, (pid, name, width) in zip(given, info.param_specs, strict=True):
             if param.param_id != pid:
-                complete = False
                 break
-    if not complete:
-        return _parse_params(info, given, where), False
-    args: list[int] = []
-    canon = True
-    for param, (name, width) in zip(given, specs.values(), strict=True):
-        raw = param.value
-        value = value_of(raw, width)
-        if value is None:
-            value = decode(raw, width, f"{where}: action {info.name!r} param {name!r}")  # raises
-        args.append(value)
-        canon = canon and (len(raw) == 1 or raw[0] != 0)  # is_canonical, inline: every write
-    return (aid, tuple(args)), canon
+            raw = param.value
+            value = value_of(raw, width)
+            if value is None:
+                value = decode(raw, width, f"{where}: action {info.name!r} param {name!r}")  # raises
+            args.append(value)
+            canon = canon and (len(raw) == 1 or raw[0] != 0)  # is_canonical, inline: every write
+        else:
+            return (aid, tuple(args)), canon
+    return _parse_params(info, given, where), False
 
 
 def _parse_params(info: ActionInfo, given: list[Any], where: str) -> ActionCall:

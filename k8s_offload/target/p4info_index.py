@@ -44,9 +44,11 @@ class ActionInfo:
     name: str
     params: dict[int, tuple[str, int]]  # param id -> (name, bitwidth), in declaration order
     param_ids: tuple[int, ...] = field(init=False)  # the keys of `params`, in that order
+    param_specs: tuple[tuple[int, str, int], ...] = field(init=False)  # (id, name, bitwidth), in order
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "param_ids", tuple(self.params))
+        object.__setattr__(self, "param_specs", tuple((p, n, w) for p, (n, w) in self.params.items()))
 
 
 @dataclass(slots=True)

@@ -60,13 +60,14 @@ class ProfileStore:
 
     def __init__(self, info: ProfileInfo, journal: Journal | None = None) -> None:
         self.info = info
+        self._name = f"action profile {info.name!r}"
         self.members: dict[int, Member] = {}
         self.groups: dict[int, Group] = {}
         self._journal = journal = journal or Journal()
         self._handles = HandleAllocator(journal)
 
     def _what(self, kind: str, ident: int) -> str:
-        return f"action profile {self.info.name!r} {kind} {ident}"
+        return f"{self._name} {kind} {ident}"
 
     def write_member(self, update_type: int, msg: Any, action: tuple[int, tuple[int, ...]] | None) -> None:
         """Apply a member update; `action` is the already-validated (action id, args)."""
@@ -147,6 +148,7 @@ class ProfileStore:
             raise P4RuntimeError(
                 INVALID_ARGUMENT, f"{what}: max_size {msg.max_size} must be in 1..max_group_size {limit}"
             )
+        max_size = msg.max_size
         given = [(m.member_id, m.weight, m) for m in msg.members]
         for member_id, weight, _ in given:
             if weight <= 0:
@@ -154,7 +156,7 @@ class ProfileStore:
                     INVALID_ARGUMENT, f"{what}: member {member_id} weight {weight} is not positive"
                 )
         total = sum(weight for _, weight, _ in given)
-        capacity = msg.max_size or limit
+        capacity = max_size or limit
         if capacity and total > capacity:
             raise P4RuntimeError(
                 code_pb2.RESOURCE_EXHAUSTED,
@@ -170,7 +172,7 @@ class ProfileStore:
             if m.HasField("watch") or m.HasField("watch_port"):
                 raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{what}: member {member_id}: watch ports")
             weights[member_id] = weight
-        group = existing or Group(gid, msg.max_size, [], b"")
+        group = existing or Group(gid, max_size, [], b"")
         old_raw = group.raw
         group.raw = msg.SerializeToString()
         self._set_members(group, weights)
@@ -188,14 +190,9 @@ class ProfileStore:
         touched = [members[mid] for mid in sorted(group.weights.keys() | weights.keys())]
         if self._journal.active:
             snapshot = [(m, list(m.handles), dict(m.weight_counts), set(m.groups)) for m in touched]
-            before = (group.weights, group.member_ids, group.ordered)
-
-            def undo() -> None:
-                for m, handles, counts, groups in snapshot:
-                    m.handles, m.weight_counts, m.groups = handles, counts, groups
-                group.weights, group.member_ids, group.ordered = before
-
-            self._journal.record(undo)
+            self._journal.record(
+                _restore_members, group, snapshot, group.weights, group.member_ids, group.ordered
+            )
         for m in touched:
             current, new = group.weights.get(m.id, 0), weights.get(m.id, 0)
             while len(m.handles) < new:
@@ -210,9 +207,13 @@ class ProfileStore:
                 m.groups.discard(group.id)
         for m in touched:
             counts = m.weight_counts
-            top = max((w for w, c in counts.items() if c > 0), default=1)
-            for w in [w for w in counts if w > top]:
-                del counts[w]
+            top = 1  # the highest weight still in use (weights are positive)
+            for w, c in counts.items():
+                if c > 0 and w > top:
+                    top = w
+            if len(counts) > 1 or top not in counts:
+                for w in [w for w in counts if w > top]:
+                    del counts[w]
             while len(m.handles) > top:
                 self._handles.release(m.handles.pop())
         group.weights = dict(weights)
@@ -223,3 +224,15 @@ class ProfileStore:
 
 def _restore_member(member: Member, old: tuple[int, tuple[int, ...], bytes]) -> None:
     member.action_id, member.args, member.raw = old
+
+
+def _restore_members(
+    group: Group,
+    snapshot: list[tuple[Member, list[int], dict[int, int], set[int]]],
+    weights: dict[int, int],
+    member_ids: list[int],
+    ordered: list[Member],
+) -> None:
+    for m, handles, counts, groups in snapshot:
+        m.handles, m.weight_counts, m.groups = handles, counts, groups
+    group.weights, group.member_ids, group.ordered = weights, member_ids, ordered

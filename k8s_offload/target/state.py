@@ -140,7 +140,9 @@ class TargetState:
         profile.write_member(kind, msg, action)
 
     def _write_table_entry(self, kind: int, msg: Any) -> None:
-        table = self._table(msg.table_id)
+        table = self.tables.get(msg.table_id)
+        if table is None:
+            raise P4RuntimeError(code_pb2.NOT_FOUND, f"no table with id {msg.table_id}")
         info = table.info
         if msg.is_const:
             raise P4RuntimeError(INVALID_ARGUMENT, f"table {info.name!r}: is_const must be false in writes")
@@ -153,12 +155,13 @@ class TargetState:
             )
         key, canonical_match = parse_match(info, msg.match)
         priority = msg.priority
-        if info.needs_priority and priority <= 0:
-            raise P4RuntimeError(
-                INVALID_ARGUMENT,
-                f"table {info.name!r}: priority must be > 0 (ternary, range or optional key)",
-            )
-        if not info.needs_priority and priority != 0:
+        if info.needs_priority:
+            if priority <= 0:
+                raise P4RuntimeError(
+                    INVALID_ARGUMENT,
+                    f"table {info.name!r}: priority must be > 0 (ternary, range or optional key)",
+                )
+        elif priority != 0:
             raise P4RuntimeError(
                 INVALID_ARGUMENT, f"table {info.name!r}: priority must be 0 (no ternary key)"
             )
@@ -174,9 +177,10 @@ class TargetState:
             if journal.active:
                 journal.record(self._restore_entry, table, existing)
             return
-        if kind == INSERT and existing is not None:
-            raise P4RuntimeError(code_pb2.ALREADY_EXISTS, f"table {info.name!r}: entry already exists")
-        if kind == MODIFY and existing is None:
+        if existing is not None:
+            if kind == INSERT:
+                raise P4RuntimeError(code_pb2.ALREADY_EXISTS, f"table {info.name!r}: entry already exists")
+        elif kind == MODIFY:
             raise P4RuntimeError(code_pb2.NOT_FOUND, f"table {info.name!r}: no such entry to modify")
         if not msg.HasField("action"):
             if kind == INSERT:
@@ -189,8 +193,8 @@ class TargetState:
             stored.controller_metadata = msg.controller_metadata
             existing.raw = stored.SerializeToString()
             return
-        target, canonical_action = self._table_action(table, msg.action)
-        if kind == INSERT and info.size and engine.count >= info.size:
+        (action_id, args, member_id, group_id), canonical_action = self._table_action(table, msg.action)
+        if existing is None and info.size and engine.count >= info.size:
             raise P4RuntimeError(
                 code_pb2.RESOURCE_EXHAUSTED, f"table {info.name!r} is full ({info.size} entries)"
             )
@@ -198,23 +202,27 @@ class TargetState:
             msg.DiscardUnknownFields()  # all else of it is what a read answers: no need to rebuild
             raw = msg.SerializeToString()
         else:
-            raw = self._canonical_entry(table, key, msg, target[1]).SerializeToString()
-        if existing is not None:
-            self._release_refs(table, existing)
-            entry = existing
-            old = (entry.action_id, entry.args, entry.member_id, entry.group_id, entry.raw)
-            if journal.active:
-                journal.record(self._restore_action, table, entry, old)
-        else:
-            entry = Entry(key, priority, table.handles.allocate())
-        entry.action_id, entry.args, entry.member_id, entry.group_id = target
-        if table.profile is not None:
-            self._take_refs(table, entry)
-        entry.raw = raw
+            raw = self._canonical_entry(table, key, msg, args).SerializeToString()
         if existing is None:
+            entry = Entry(key, priority, table.handles.allocate(), action_id, args, member_id, group_id, raw)
+            if table.profile is not None:
+                self._take_refs(table, entry)
             engine.add(entry)
             if journal.active:
                 journal.record(self._drop_entry, table, entry)
+            return
+        self._release_refs(table, existing)
+        if journal.active:
+            old = (existing.action_id, existing.args, existing.member_id, existing.group_id, existing.raw)
+            journal.record(self._restore_action, table, existing, old)
+        existing.action_id, existing.args, existing.member_id, existing.group_id = (
+            action_id,
+            args,
+            member_id,
+            group_id,
+        )
+        existing.raw = raw
+        self._take_refs(table, existing)
 
     def _restore_entry(self, table: TableState, entry: Entry) -> None:
         table.engine.add(entry)
@@ -567,10 +575,11 @@ def _restorer(cells: list[int], start: int, old: list[int]) -> Any:
 _READ_FIELDS = ("table_id", "match", "action", "priority", "metadata", "controller_metadata")
 # The TableEntry fields a read never answers (those of resources no table here has), as
 # (name, is a message): set in a write, they make the stored entry be rebuilt without them.
+# is_const and is_default_action are false by then (checked first).
 _UNKEPT = tuple(
     (f.name, f.message_type is not None)
     for f in p4runtime.TableEntry.DESCRIPTOR.fields
-    if f.name not in _READ_FIELDS
+    if f.name not in (*_READ_FIELDS, "is_const", "is_default_action")
 )
 
 
