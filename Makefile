@@ -32,6 +32,7 @@ p4info: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --sizes $(or $(SIZES),S)
+	$(BIN)/python -m bench.peers --sizes $(or $(SIZES),S)
 
 # Root: the example cluster's local pods in namespaces, forwarded by the software target.
 lab: $(STAMP)

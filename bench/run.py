@@ -39,6 +39,30 @@ def _naive_policy(result: Any) -> int:
     return total
 
 
+def bundle_counts(result: Any) -> dict[str, Any]:
+    """Entries per table (defaults left out), members, groups, TCAM entries (tables with an LPM,
+    ternary, range or optional key), policy TCAM and policy entries of a `CompileResult`."""
+    schema = result.schema
+    per_table: Counter[str] = Counter()
+    tcam: Counter[str] = Counter()
+    for e in result.lowered.bundle.entries:
+        if e.is_default:
+            continue
+        alias = schema.table(e.table).alias
+        per_table[alias] += 1
+        if any(f.kind in ("lpm", "ternary", "range", "optional") for f in schema.table(e.table).fields):
+            tcam[alias] += 1
+    bundle = result.lowered.bundle
+    return {
+        "entries": dict(sorted(per_table.items())),
+        "members": len(bundle.members),
+        "groups": len(bundle.groups),
+        "tcam": sum(tcam.values()),
+        "policy_tcam": sum(n for t, n in tcam.items() if "peer_class" in t or "port_rules" in t),
+        "policy_entries": sum(n for t, n in per_table.items() if t.startswith(("eg_", "in_"))),
+    }
+
+
 def measure(files: list[str], node: str, no_opt: bool, profile: str, extras: bool) -> dict[str, Any]:
     """One compile in this process; called in a child so ru_maxrss is this compile's peak."""
     from k8s_offload.compiler.bundle.schema import BundleError
@@ -55,28 +79,13 @@ def measure(files: list[str], node: str, no_opt: bool, profile: str, extras: boo
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    schema = result.schema
-    per_table: Counter[str] = Counter()
-    tcam: Counter[str] = Counter()
-    for e in result.lowered.bundle.entries:
-        if e.is_default:
-            continue
-        alias = schema.table(e.table).alias
-        per_table[alias] += 1
-        if any(f.kind in ("lpm", "ternary", "range", "optional") for f in schema.table(e.table).fields):
-            tcam[alias] += 1
-    bundle = result.lowered.bundle
     out: dict[str, Any] = {
         "seconds": round(seconds, 2),
         "cpu_seconds": round(cpu, 2),
         "peak_mb": round(peak_mb),
-        "entries": dict(sorted(per_table.items())),
-        "members": len(bundle.members),
-        "groups": len(bundle.groups),
-        "tcam": sum(tcam.values()),
-        "policy_tcam": sum(n for t, n in tcam.items() if "peer_class" in t or "port_rules" in t),
-        "policy_entries": sum(n for t, n in per_table.items() if t.startswith(("eg_", "in_"))),
+        **bundle_counts(result),
     }
+    bundle = result.lowered.bundle
     if extras:
         group_size = {g.group_id: len(g.members) for g in bundle.groups}
         out["member_slots"] = sum(group_size.values())
@@ -113,10 +122,16 @@ def _child(args: argparse.Namespace) -> None:
     )
 
 
-def run_size(size: str, seed: int, profile: str, workdir: Path) -> dict[str, Any]:
+def cluster_dir(size: str, seed: int, workdir: Path) -> Path:
+    """The directory holding the manifests of (size, seed), generated on first use."""
     d = workdir / f"{size}-{seed}"
     if not (d / "node.yaml").exists():
         write(cluster(SIZES[size], seed), d)
+    return d
+
+
+def run_size(size: str, seed: int, profile: str, workdir: Path) -> dict[str, Any]:
+    d = cluster_dir(size, seed, workdir)
     row: dict[str, Any] = {"size": size, "profile": profile}
     for mode, no_opt in (("off", True), ("on", False)):
         cmd = [sys.executable, "-m", "bench.run", "--child", str(d), "--profile", profile]

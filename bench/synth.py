@@ -218,15 +218,7 @@ def cluster(size: Size, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
 
     local_apps = [a for a in apps if a.pods[0] < size.local_pods]
     policies = [_policy(rng, i, namespaces, apps, local_apps, size.policies) for i in range(size.policies)]
-    node = {
-        "apiVersion": "offload.k8s-offload.dev/v1alpha1",
-        "kind": "NodeFacts",
-        "nodeName": "node-0",
-        "nodeIPs": ["192.168.0.10"],
-        "gateway": {"ipv4": "169.254.1.1", "mac": "02:00:00:00:00:01"},
-        "ports": {"arpProxy": 1, "host": 2, "uplink": 3},
-        "pods": local_facts,
-    }
+    node = node_facts("node-0", local_facts)
     return {
         "namespaces": ns_objs,
         "pods": pods,
@@ -234,6 +226,19 @@ def cluster(size: Size, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
         "endpointslices": slices,
         "policies": policies,
         "node": [node],
+    }
+
+
+def node_facts(node_name: str, pods: list[dict[str, Any]]) -> dict[str, Any]:
+    """The node facts document of `node_name` (node IP 192.168.0.10) with these pod attachments."""
+    return {
+        "apiVersion": "offload.k8s-offload.dev/v1alpha1",
+        "kind": "NodeFacts",
+        "nodeName": node_name,
+        "nodeIPs": ["192.168.0.10"],
+        "gateway": {"ipv4": "169.254.1.1", "mac": "02:00:00:00:00:01"},
+        "ports": {"arpProxy": 1, "host": 2, "uplink": 3},
+        "pods": pods,
     }
 
 
