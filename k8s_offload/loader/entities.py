@@ -162,7 +162,9 @@ def device_items(entities: Iterable[Any]) -> dict[Key, Item]:
 
 
 def same(a: Item, b: Item) -> bool:
-    return bool(entity_value(a.entity) == entity_value(b.entity))
+    """Equal in canonical form. Equal messages are (the usual case for a device that answers
+    what we wrote, checked in C); others are compared field by field."""
+    return bool(a.entity == b.entity or entity_value(a.entity) == entity_value(b.entity))
 
 
 _NAMES: dict[int, tuple[Schema, dict[int, str]]] = {}

@@ -14,15 +14,17 @@ removed after. Each stage is a separate Write, since a server may reorder within
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
 from k8s_offload.loader.entities import Item, Key, same
 from k8s_offload.loader.transition import Facts, transition_states
+from k8s_offload.p4rt import wire
 from k8s_offload.p4rt.proto import p4runtime as p4r
 
 INSERT, MODIFY, DELETE = p4r.Update.INSERT, p4r.Update.MODIFY, p4r.Update.DELETE
@@ -72,19 +74,28 @@ LINKS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(NamedTuple):
+    """One update of a plan (a tuple: plans hold one per entity, so it must be cheap to make)."""
+
     type: int
     item: Item
 
-    def update(self) -> Any:
+    def entity(self) -> Any:
+        """The entity the update carries: a table entry DELETE names the key only."""
         entity = self.item.entity
         if self.type == DELETE and entity.WhichOneof("entity") == "table_entry":
             key_only = p4r.Entity()
             key_only.table_entry.CopyFrom(entity.table_entry)
             key_only.table_entry.ClearField("action")
             entity = key_only
-        return p4r.Update(type=self.type, entity=entity)
+        return entity
+
+    def update(self) -> Any:
+        return p4r.Update(type=self.type, entity=self.entity())
+
+    def encoded(self) -> bytes:
+        """`update()` serialized, without building it (`P4RuntimeClient.write` takes either)."""
+        return wire.update(self.type, self.entity().SerializeToString())
 
     def __str__(self) -> str:
         return f"{TYPE_NAMES[self.type]} {self.item.key}"
@@ -118,20 +129,36 @@ class Plan:
 
 _KeyLinks = dict[int, list[tuple[int, tuple[int, ...], tuple[int, ...]]]]
 """Source table id -> [(target table id, source field ids, target field ids)] of `KEY_LINKS`."""
-_Static = tuple[dict[int, int], dict[tuple[int, int], list[tuple[int, int]]], set[tuple[int, int]], _KeyLinks]
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """What one P4Info says about references, built once per schema (a delta plan builds
+    `References` for a few hundred items): table id -> profile id; action id -> param id ->
+    [(table id, field id)] of `LINKS`; table id -> the field ids those links point at; the
+    `KEY_LINKS` by source table and, by target table, the field-id tuples they look up; and the
+    tables and profiles whose entities may refer to anything (`quiet`: those that never do, so
+    their messages need not be read)."""
+
+    profile_of: dict[int, int]
+    links: dict[int, dict[int, list[tuple[int, int]]]]
+    targets: dict[int, frozenset[int]]
+    key_links: _KeyLinks
+    key_targets: dict[int, tuple[tuple[int, ...], ...]]
+    quiet: frozenset[tuple[str, int]]
+
+
 _STATIC: dict[int, tuple[Schema, _Static]] = {}
 
 
 def _static_links(schema: Schema) -> _Static:
-    """Per schema, built once (a delta plan builds `References` for a few hundred items):
-    table id -> profile id, (action id, param id) -> [(table id, field id)] of `LINKS`, and the
-    (table id, field id) those links point at."""
     cached = _STATIC.get(id(schema))
     if cached is not None and cached[0] is schema:
         return cached[1]
     info = schema.p4info
     profile_of = {t.preamble.id: t.implementation_id for t in info.tables}
-    links: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    links: dict[int, dict[int, list[tuple[int, int]]]] = {}
+    targets: dict[int, set[int]] = defaultdict(set)
     for link in LINKS:
         try:
             act = schema.action(link.action)
@@ -141,69 +168,125 @@ def _static_links(schema: Schema) -> _Static:
             continue  # another program: the link does not apply
         params = {p.name: p.id for p in act.params}
         if link.param in params:
-            links[(act.id, params[link.param])].append((table.id, fld.id))
-    targets = {t for ts in links.values() for t in ts}
+            links.setdefault(act.id, {}).setdefault(params[link.param], []).append((table.id, fld.id))
+            targets[table.id].add(fld.id)
     key_links: _KeyLinks = defaultdict(list)
+    key_targets: dict[int, set[tuple[int, ...]]] = defaultdict(set)
     for kl in KEY_LINKS:
         try:
             src, dst = schema.table(kl.table), schema.table(kl.target)
             ids = tuple(src.field(f).id for f in kl.fields), tuple(dst.field(f).id for f in kl.fields)
         except BundleError:
-            continue
+            continue  # another program: the link does not apply
         key_links[src.id].append((dst.id, *ids))
-    static = (profile_of, dict(links), targets, dict(key_links))
+        key_targets[dst.id].add(ids[1])
+    quiet: set[tuple[str, int]] = set()
+    for t in info.tables:
+        if (
+            not t.implementation_id
+            and t.preamble.id not in key_links
+            and not any(ref.id in links for ref in t.action_refs)
+        ):
+            quiet |= {("table", t.preamble.id), ("default", t.preamble.id)}
+    for prof in info.action_profiles:
+        tables = [t for t in info.tables if t.preamble.id in prof.table_ids]
+        if not any(ref.id in links for t in tables for ref in t.action_refs):
+            quiet.add(("member", prof.preamble.id))
+    static = _Static(
+        profile_of,
+        links,
+        {t: frozenset(f) for t, f in targets.items()},
+        dict(key_links),
+        {t: tuple(sorted(f)) for t, f in key_targets.items()},
+        frozenset(quiet),
+    )
     if len(_STATIC) >= 16:  # a few schemas per process; tests make many
         _STATIC.clear()
     _STATIC[id(schema)] = (schema, static)
     return static
 
 
+_NONE: tuple[Key, ...] = ()
+
+
 class References:
-    """What each entity refers to, resolved against one P4Info."""
+    """What each entity refers to, resolved against one P4Info. The indexes of link targets over
+    `items` (by one exact field for `LINKS`, by a tuple of exact fields for `KEY_LINKS`) are
+    built in one pass on the first question that needs them (a no-op sync asks none)."""
 
-    def __init__(self, schema: Schema, items: Iterator[Item] | list[Item]) -> None:
-        self._profile_of, self._links, targets, self._key_links = _static_links(schema)
-        key_targets = {(t, fields) for links in self._key_links.values() for t, _, fields in links}
-        self._by_field: dict[tuple[int, int, bytes], list[Key]] = defaultdict(list)
-        self._by_key: dict[tuple[int, tuple[bytes, ...]], list[Key]] = defaultdict(list)
-        for item in items:
-            if item.key[0] != "table":
-                continue
-            te = item.entity.table_entry
-            for fm in te.match:
-                if (te.table_id, fm.field_id) in targets and fm.WhichOneof("field_match_type") == "exact":
-                    self._by_field[(te.table_id, fm.field_id, _norm(fm.exact.value))].append(item.key)
-            for table_id, fields in key_targets:
-                if te.table_id == table_id:
-                    self._by_key[(table_id, _exact(te, fields))].append(item.key)
+    def __init__(self, schema: Schema, items: Iterable[Item]) -> None:
+        self._static = _static_links(schema)
+        self._items: Iterable[Item] | None = items
+        self._index: dict[tuple[int, int, bytes], list[Key]] = {}
+        self._key_index: dict[tuple[int, tuple[bytes, ...]], list[Key]] = {}
 
-    def of(self, item: Item) -> list[Key]:
-        kind = item.key[0]
+    def _indexes(
+        self,
+    ) -> tuple[dict[tuple[int, int, bytes], list[Key]], dict[tuple[int, tuple[bytes, ...]], list[Key]]]:
+        items = self._items
+        if items is not None:
+            self._items = None
+            index, key_index = self._index, self._key_index
+            targets, key_targets = self._static.targets, self._static.key_targets
+            for item in items:
+                key = item.key
+                if key[0] != "table":
+                    continue
+                fields = targets.get(key[1])
+                if fields is not None:
+                    for fm in item.entity.table_entry.match:
+                        if fm.field_id in fields and fm.WhichOneof("field_match_type") == "exact":
+                            index.setdefault((key[1], fm.field_id, _norm(fm.exact.value)), []).append(key)
+                for tuple_ in key_targets.get(key[1], ()):
+                    key_index.setdefault((key[1], _exact(item.entity.table_entry, tuple_)), []).append(key)
+        return self._index, self._key_index
+
+    def of(self, item: Item) -> Sequence[Key]:
+        key = item.key
+        kind = key[0]
+        if (kind, key[1]) in self._static.quiet:
+            return _NONE
         entity = item.entity
         out: list[Key] = []
-        action = None
-        if kind == "group":
-            g = entity.action_profile_group
-            out += [("member", g.action_profile_id, m.member_id) for m in g.members]
+        if kind == "table" or kind == "default":
+            te = entity.table_entry
+            key_links = self._static.key_links.get(key[1])
+            if key_links:
+                key_index = self._indexes()[1]
+                for target_id, src_fields, _ in key_links:
+                    found = key_index.get((target_id, _exact(te, src_fields)))
+                    if found:
+                        out += (k for k in found if k != key)
+            ta = te.action
+            which = ta.WhichOneof("type")
+            if which == "action":
+                action = ta.action
+            elif which == "action_profile_member_id":
+                out.append(("member", self._static.profile_of.get(key[1], 0), ta.action_profile_member_id))
+                return out
+            elif which == "action_profile_group_id":
+                out.append(("group", self._static.profile_of.get(key[1], 0), ta.action_profile_group_id))
+                return out
+            else:
+                return out
         elif kind == "member":
             action = entity.action_profile_member.action
-        elif kind in ("table", "default"):
-            te = entity.table_entry
-            which = te.action.WhichOneof("type")
-            profile = self._profile_of.get(te.table_id, 0)
-            if which == "action_profile_member_id":
-                out.append(("member", profile, te.action.action_profile_member_id))
-            elif which == "action_profile_group_id":
-                out.append(("group", profile, te.action.action_profile_group_id))
-            elif which == "action":
-                action = te.action.action
-            for table_id, fields, _ in self._key_links.get(te.table_id, ()):
-                found = self._by_key.get((table_id, _exact(te, fields)), ())
-                out += (k for k in found if k != item.key)
-        if action is not None:
-            for p in action.params:
-                for table_id, field_id in self._links.get((action.action_id, p.param_id), ()):
-                    out += self._by_field.get((table_id, field_id, _norm(p.value)), ())
+        elif kind == "group":
+            return [("member", key[1], m.member_id) for m in entity.action_profile_group.members]
+        else:
+            return _NONE
+        linked = self._static.links.get(action.action_id)
+        if not linked:
+            return out
+        index = self._indexes()[0]
+        for p in action.params:
+            fields = linked.get(p.param_id)
+            if fields:
+                value = _norm(p.value)
+                for table_id, field_id in fields:
+                    found = index.get((table_id, field_id, value))
+                    if found:
+                        out += found
         return out
 
 
@@ -219,24 +302,38 @@ def _exact(te: Any, fields: tuple[int, ...]) -> tuple[bytes, ...]:
     return tuple(values.get(f, b"") for f in fields)
 
 
-def _levels(keys: set[Key], deps: Mapping[Key, list[Key]]) -> dict[Key, int]:
-    """Longest dependency chain below each key, counting only keys in `keys`."""
+def _levels(keys: Collection[Key], deps: Mapping[Key, Sequence[Key]]) -> dict[Key, int]:
+    """Longest dependency chain below each key, counting only keys in `keys` (a set or a dict's
+    keys). Iterative, so a chain as long as the plan cannot exhaust the stack; linear in keys and
+    edges. A cycle cannot be ordered: its back edge is ignored rather than looped on. Keys are
+    visited in the order given, so the result is deterministic."""
     level: dict[Key, int] = {}
     visiting: set[Key] = set()
-
-    def visit(k: Key) -> int:
-        if k in level:
-            return level[k]
-        if k in visiting:  # a cycle cannot be ordered; break it rather than loop
-            return 0
-        visiting.add(k)
-        below = [visit(d) + 1 for d in deps.get(k, ()) if d in keys and d != k]
-        visiting.discard(k)
-        level[k] = max(below, default=0)
-        return level[k]
-
-    for k in sorted(keys, key=repr):
-        visit(k)
+    for root in keys:
+        if root in level:
+            continue
+        if not deps.get(root):
+            level[root] = 0
+            continue
+        visiting.add(root)
+        stack: list[tuple[Key, Iterator[Key]]] = [(root, iter(deps[root]))]
+        while stack:
+            k, todo = stack[-1]
+            for d in todo:
+                if d not in level and d in keys and d not in visiting and d != k:
+                    if deps.get(d):
+                        visiting.add(d)
+                        stack.append((d, iter(deps[d])))
+                        break
+                    level[d] = 0
+            else:
+                stack.pop()
+                visiting.discard(k)
+                top = -1
+                for d in deps[k]:
+                    if d != k and d in keys:
+                        top = max(top, level.get(d, -1))
+                level[k] = top + 1
     return level
 
 
@@ -275,12 +372,18 @@ def _replaced(desired: Mapping[Key, Item], current: Mapping[Key, Item], refs: Re
 
 def _delete_stages(deletes: list[Op], refs: References) -> list[list[Op]]:
     """Deletions: an entity goes after every entity (being deleted) that refers to it."""
-    deleting = {op.item.key for op in deletes}
-    referrers: dict[Key, list[Key]] = defaultdict(list)
+    referrers: dict[Key, list[Key]] = {op.item.key: [] for op in deletes}
     for op in deletes:
         for target in refs.of(op.item):
-            referrers[target].append(op.item.key)
-    return _stages(deletes, _levels(deleting, referrers))
+            if target in referrers:
+                referrers[target].append(op.item.key)
+    return _stages(deletes, _levels(referrers, referrers))
+
+
+def _ordered_stages(ops: list[Op], refs: References) -> list[list[Op]]:
+    """INSERTs or MODIFYs: an entity goes after every entity (of the same ops) it refers to."""
+    deps = {op.item.key: refs.of(op.item) for op in ops}
+    return _stages(ops, _levels(deps, deps))
 
 
 def make_plan(
@@ -297,6 +400,8 @@ def make_plan(
     has it already. When a peer class of some address changes or a rule-set id is reused, the plan
     goes through the intermediate states of `transition.py`; `facts`: the parsed policy stages
     of `desired`, if the caller keeps them (else parsed here when needed)."""
+    if refs is None:
+        refs = References(schema, itertools.chain(desired.values(), current.values()))
     plan = _plain_plan(schema, desired, current, refs)
     changed = list(dict.fromkeys(op.item.key for op in plan.ops()))  # in plan order (member handles)
     if not any(k[0] == "table" for k in changed):
@@ -308,7 +413,7 @@ def make_plan(
         for k, item in desired.items():
             if facts.stage_of(k) is not None:
                 facts.add(item)
-    if _replaced(desired, current, refs or References(schema, [*desired.values(), *current.values()])):
+    if _replaced(desired, current, refs):
         return plan  # a replaced group's untouched referrers are rewritten too: one plan
     states = transition_states(schema, facts, desired, current, changed)
     return plan if states is None else phased(schema, states)
@@ -330,21 +435,30 @@ def _plain_plan(
 ) -> Plan:
     """`make_plan` in one step: inserts, modifies, deletes."""
     if refs is None:
-        refs = References(schema, [*desired.values(), *current.values()])
+        refs = References(schema, itertools.chain(desired.values(), current.values()))
     replaced = _replaced(desired, current, refs)
-    kept = current.keys() - replaced
-    inserts = [Op(INSERT, it) for k, it in desired.items() if k not in kept and k[0] != "default"]
-    modifies = [Op(MODIFY, it) for k, it in desired.items() if k in kept and not same(it, current[k])]
-    modifies += [Op(MODIFY, it) for k, it in desired.items() if k[0] == "default" and k not in current]
-    deletes = [Op(DELETE, it) for k, it in current.items() if k in kept and k not in desired]
-    deletes = [op for op in deletes if op.item.key[0] != "default"]
-    withdraw = [Op(DELETE, current[k]) for k in sorted(replaced, key=repr)]
+    kept: Collection[Key] = current.keys() - replaced if replaced else current.keys()
+    inserts: list[Op] = []
+    modifies: list[Op] = []
+    reset: list[Op] = []  # default entries the device did not report
+    for k, it in desired.items():
+        if k in kept:
+            if not same(it, current[k]):
+                modifies.append(Op(MODIFY, it))
+        elif k[0] == "default":
+            reset.append(Op(MODIFY, it))
+        else:
+            inserts.append(Op(INSERT, it))
+    modifies += reset
+    deletes = [
+        Op(DELETE, it) for k, it in current.items() if k not in desired and k in kept and k[0] != "default"
+    ]
+    withdraw = [Op(DELETE, it) for k, it in current.items() if k in replaced]
 
     plan = Plan()
     plan.stages += _delete_stages(withdraw, refs)
-    new_deps = {op.item.key: refs.of(op.item) for op in inserts + modifies}
-    plan.stages += _stages(inserts, _levels({op.item.key for op in inserts}, new_deps))
-    plan.stages += _stages(modifies, _levels({op.item.key for op in modifies}, new_deps))
+    plan.stages += _ordered_stages(inserts, refs)
+    plan.stages += _ordered_stages(modifies, refs)
     plan.stages += _delete_stages(deletes, refs)
     plan.stages = [s for s in plan.stages if s]
     return plan

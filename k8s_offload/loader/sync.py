@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import grpc
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.loader.entities import Item, Key, container, describe, device_items, same
 from k8s_offload.loader.plan import DELETE, TYPE_NAMES, Op, Plan, make_plan
@@ -103,11 +105,12 @@ class Syncer:
     def sync(self, desired: Mapping[Key, Item]) -> SyncResult:
         start = time.monotonic()
         result = SyncResult()
-        current = self.read_device()
-        plan = make_plan(self.schema, desired, current)
-        result.counts = plan.counts()
-        if len(plan):
-            self._push(plan, current, result)
+        with gcpause.paused():  # every entity read, planned and written: k8s_offload/gcpause.py
+            current = self.read_device()
+            plan = make_plan(self.schema, desired, current)
+            result.counts = plan.counts()
+            if len(plan):
+                self._push(plan, current, result)
         result.duration = time.monotonic() - start
         if result.ok:
             result.entries = self._entries(desired)
@@ -120,7 +123,8 @@ class Syncer:
         result = SyncResult()
         result.counts = plan.counts()
         if len(plan):
-            self._push(plan, last_good, result)
+            with gcpause.paused():
+                self._push(plan, last_good, result)
         result.duration = time.monotonic() - start
         return result
 
@@ -159,7 +163,7 @@ class Syncer:
         result.writes += 1
         result.updates += len(ops)
         t0 = time.perf_counter()
-        updates = [op.update() for op in ops]
+        updates = [op.encoded() for op in ops]
         t1 = time.perf_counter()
         try:
             self.client.write(updates, atomicity)
@@ -230,10 +234,10 @@ class Syncer:
             log.error("compensation failed: %s", err)
 
     def _entries(self, desired: Mapping[Key, Item]) -> dict[str, int]:
+        """Entities per table or profile part (counted per (kind, id) first: one name per part)."""
+        parts = Counter(key[:2] for key in desired if key[0] != "default")
         out: dict[str, int] = {}
-        for key in desired:
-            if key[0] == "default":
-                continue
-            name = container(self.schema, key)
-            out[name] = out.get(name, 0) + 1
+        for part, n in parts.items():
+            name = container(self.schema, part)
+            out[name] = out.get(name, 0) + n
         return out

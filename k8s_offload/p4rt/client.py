@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from k8s_offload.p4rt import wire
 from k8s_offload.p4rt.arbitration import election_id_of, set_election_id
 from k8s_offload.p4rt.errors import P4RuntimeRpcError, WriteError, decode_read_error, decode_rpc_error
 from k8s_offload.p4rt.grpc_api import P4RuntimeStub, grpc_options
@@ -306,18 +307,23 @@ class P4RuntimeClient:
         self._call(self.stub.SetForwardingPipelineConfig, req)
 
     def write(self, updates: Sequence[Any], atomicity: int = CONTINUE_ON_ERROR) -> None:
-        """One batch. Raises WriteError (per-update errors in request order), P4RuntimeRpcError or
-        NotPrimaryError (checked before sending: a deposed client must not write)."""
+        """One batch of `p4.v1.Update`s, each a message or its serialized bytes (what a big batch
+        is cheapest built from, `wire.update`). Raises WriteError (per-update errors in request
+        order), P4RuntimeRpcError or NotPrimaryError (checked before sending: a deposed client
+        must not write)."""
         if not self.is_primary:
             raise NotPrimaryError(f"not primary for device {self.device_id} role {self.role!r}")
-        req = p4r.WriteRequest(device_id=self.device_id, role=self.role, atomicity=atomicity)
-        set_election_id(req.election_id, self.election_id)
-        req.updates.extend(updates)
+        header = p4r.WriteRequest(device_id=self.device_id, role=self.role, atomicity=atomicity)
+        set_election_id(header.election_id, self.election_id)
+        request = wire.write_request(
+            header.SerializeToString(),
+            (u if isinstance(u, bytes) else u.SerializeToString() for u in updates),
+        )
         # A fixed deadline fails big batches (298k updates on a size-M first sync), so the deadline
         # grows with the batch at a rate any target sustains.
         deadline = self.timeout + len(updates) / MIN_WRITE_RATE
         try:
-            self.stub.Write(req, timeout=deadline)
+            self.stub.Write(request, timeout=deadline)
         except grpc.RpcError as err:
             raise decode_rpc_error(err, len(updates)) from None
 

@@ -63,6 +63,10 @@ def method_path(name: str) -> str:
 
 
 def _serialize(msg: Any) -> bytes:
+    """A message's bytes; bytes pass as they are (a request or response assembled by
+    `k8s_offload.p4rt.wire` from parts serialized once)."""
+    if isinstance(msg, bytes):
+        return msg
     data: bytes = msg.SerializeToString()
     return data
 

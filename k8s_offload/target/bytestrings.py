@@ -11,18 +11,33 @@ from __future__ import annotations
 from k8s_offload.p4rt.proto import code_pb2
 from k8s_offload.target.errors import P4RuntimeError
 
-__all__ = ["canonical", "decode", "full_width"]
+__all__ = ["canonical", "decode", "full_width", "is_canonical", "value_of"]
+
+
+def value_of(value: bytes, bitwidth: int) -> int | None:
+    """The unsigned value of `value`, or None when `decode` would reject it."""
+    if value:
+        number = int.from_bytes(value, "big")
+        if not number >> bitwidth:
+            return number
+    return None
 
 
 def decode(value: bytes, bitwidth: int, what: str) -> int:
     """The unsigned value of `value`; OUT_OF_RANGE if empty or beyond bit<bitwidth>."""
+    number = value_of(value, bitwidth)
+    if number is not None:
+        return number
     if not value:
         raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: empty bytestring")
     number = int.from_bytes(value, "big")
-    if number >> bitwidth:
-        shown = f"0x{number:x}" if number.bit_length() <= 256 else f"a {number.bit_length()}-bit value"
-        raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: {shown} does not fit in bit<{bitwidth}>")
-    return number
+    shown = f"0x{number:x}" if number.bit_length() <= 256 else f"a {number.bit_length()}-bit value"
+    raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: {shown} does not fit in bit<{bitwidth}>")
+
+
+def is_canonical(value: bytes) -> bool:
+    """Whether a (valid, non-empty) bytestring is already in the form `canonical` gives."""
+    return len(value) == 1 or value[0] != 0
 
 
 def canonical(number: int) -> bytes:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from k8s_offload import gcpause
 from k8s_offload.p4rt.arbitration import Arbiter
 from k8s_offload.p4rt.packet_io import ControllerHeader, controller_headers
 from k8s_offload.p4rt.proto import code_pb2
@@ -128,16 +129,17 @@ class Device:
 
     # ---- writes ---------------------------------------------------------------------------------
 
-    def write(self, updates: list[Any], atomicity: int) -> list[tuple[int, str]] | None:
+    def write(self, updates: Sequence[Any], atomicity: int) -> list[tuple[int, str]] | None:
         """Apply a batch; None when all succeeded, else (code, message) per update in request order."""
         assert self.pipeline is not None
         start = time.perf_counter()
         try:
-            return self._write(updates, atomicity)
+            with gcpause.paused():  # a batch's entries outlive it: k8s_offload/gcpause.py
+                return self._write(updates, atomicity)
         finally:
             self.last_write_seconds = time.perf_counter() - start
 
-    def _write(self, updates: list[Any], atomicity: int) -> list[tuple[int, str]] | None:
+    def _write(self, updates: Sequence[Any], atomicity: int) -> list[tuple[int, str]] | None:
         assert self.pipeline is not None
         state = self.pipeline.state
         if atomicity == CONTINUE_ON_ERROR:
@@ -163,7 +165,7 @@ class Device:
             hook()
 
     def _all_or_none(
-        self, state: TargetState, updates: list[Any], per_update_lock: bool = False
+        self, state: TargetState, updates: Sequence[Any], per_update_lock: bool = False
     ) -> list[tuple[int, str]] | None:
         """A transaction on the state (`TargetState.begin`): the first failure rolls back all."""
         state.begin()
@@ -196,6 +198,12 @@ class Device:
         assert self.pipeline is not None
         with self.state_lock:
             return self.pipeline.state.read(entity)
+
+    def read_encoded(self, entity: Any) -> list[bytes]:
+        """`read`, each Entity serialized."""
+        assert self.pipeline is not None
+        with self.state_lock:
+            return self.pipeline.state.read_encoded(entity)
 
     # ---- pipeline -------------------------------------------------------------------------------
 

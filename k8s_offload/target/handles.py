@@ -23,11 +23,13 @@ class HandleAllocator:
     def allocate(self) -> int:
         if self._freed:
             handle = heapq.heappop(self._freed)
-            self._journal.record(lambda: heapq.heappush(self._freed, handle))
+            if self._journal.active:
+                self._journal.record(heapq.heappush, self._freed, handle)
             return handle
         handle = self._next
         self._next += 1
-        self._journal.record(self._unallocate_next)
+        if self._journal.active:
+            self._journal.record(self._unallocate_next)
         return handle
 
     def _unallocate_next(self) -> None:
@@ -35,7 +37,8 @@ class HandleAllocator:
 
     def release(self, handle: int) -> None:
         heapq.heappush(self._freed, handle)
-        self._journal.record(lambda: self._unrelease(handle))
+        if self._journal.active:
+            self._journal.record(self._unrelease, handle)
 
     def _unrelease(self, handle: int) -> None:
         self._freed.remove(handle)

@@ -10,23 +10,29 @@ transaction recording costs one attribute test.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Journal"]
 
 
 class Journal:
+    """Undo records as `undo, args` pairs in one flat list: a whole-plan batch records one or two
+    per update, so a record is a function and an argument tuple, not a closure and its cells."""
+
     __slots__ = ("_undo",)
 
     def __init__(self) -> None:
-        self._undo: list[Callable[[], None]] | None = None
+        self._undo: list[Any] | None = None
 
     @property
     def active(self) -> bool:
         return self._undo is not None
 
-    def record(self, undo: Callable[[], None]) -> None:
+    def record(self, undo: Callable[..., None], *args: Any) -> None:
+        """On rollback, `undo(*args)`."""
         if self._undo is not None:
             self._undo.append(undo)
+            self._undo.append(args)
 
     def begin(self) -> None:
         if self._undo is not None:
@@ -43,5 +49,5 @@ class Journal:
         if undo is None:
             raise RuntimeError("no transaction is open")
         self._undo = None
-        for fn in reversed(undo):
-            fn()
+        for i in range(len(undo) - 2, -1, -2):
+            undo[i](*undo[i + 1])

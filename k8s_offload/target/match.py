@@ -25,7 +25,8 @@ KeyPart = Any  # int | tuple[int, int]; see the module docstring
 
 @dataclass(slots=True, eq=False)
 class Entry:
-    """A stored table entry: identity (key, priority), bmv2 handle, what it does, the message read back."""
+    """A stored table entry: identity (key, priority), bmv2 handle, what it does, and the TableEntry
+    a read answers, serialized (bytes: compact, and outside the cyclic collector's walks)."""
 
     key: tuple[KeyPart, ...]
     priority: int
@@ -34,7 +35,7 @@ class Entry:
     args: tuple[int, ...] = ()
     member_id: int = 0
     group_id: int = 0
-    proto: Any = None
+    raw: bytes = b""
     checks: tuple[tuple[int, int, int, int], ...] = field(default=())
 
 

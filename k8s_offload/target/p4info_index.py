@@ -43,6 +43,12 @@ class ActionInfo:
     id: int
     name: str
     params: dict[int, tuple[str, int]]  # param id -> (name, bitwidth), in declaration order
+    param_ids: tuple[int, ...] = field(init=False)  # the keys of `params`, in that order
+    param_specs: tuple[tuple[int, str, int], ...] = field(init=False)  # (id, name, bitwidth), in order
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "param_ids", tuple(self.params))
+        object.__setattr__(self, "param_specs", tuple((p, n, w) for p, (n, w) in self.params.items()))
 
 
 @dataclass(slots=True)
@@ -56,9 +62,17 @@ class TableInfo:
     initial_default: tuple[int, tuple[int, ...]] | None  # (action id, args in param order)
     const_default: bool
     needs_priority: bool = field(init=False)
+    # Derived once, so checking a write is dictionary work: match field id -> key position, and
+    # the names errors give (only formatted when an update is rejected).
+    positions: dict[int, int] = field(init=False)
+    where: str = field(init=False)
+    key_what: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.needs_priority = any(k.kind in (TERNARY, RANGE, OPTIONAL) for k in self.keys)
+        self.positions = {k.id: i for i, k in enumerate(self.keys)}
+        self.where = f"table {self.name!r}"
+        self.key_what = tuple(f"table {self.name!r} match field {k.name!r}" for k in self.keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +122,13 @@ class P4InfoIndex:
             )
             for p in info.action_profiles
         }
+        # Profile id -> the actions its members may run: those of every table it implements.
+        self.profile_actions: dict[int, dict[int, int]] = {}
+        for pid, prof in self.profiles.items():
+            allowed: dict[int, int] = {}
+            for tid in prof.table_ids:
+                allowed.update(self.tables[tid].actions if tid in self.tables else {})
+            self.profile_actions[pid] = allowed
         self.counters: dict[int, tuple[str, int, int]] = {
             c.preamble.id: (c.preamble.name, c.size, c.spec.unit) for c in info.counters
         }

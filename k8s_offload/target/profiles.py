@@ -15,7 +15,6 @@ INVALID_ARGUMENT. Copies do not count against the profile's size (PI and bmv2 do
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,12 +35,12 @@ class Member:
     handle: int
     action_id: int
     args: tuple[int, ...]
-    proto: Any
+    raw: bytes  # the ActionProfileMember as written, serialized: what a read answers
     groups: set[int] = field(default_factory=set)
     table_refs: int = 0
     handles: list[int] = field(default_factory=list)
     """Its own handle, then the copies that give it weight (PI)."""
-    weight_counts: Counter[int] = field(default_factory=Counter)
+    weight_counts: dict[int, int] = field(default_factory=dict)
     """Groups using it per weight; PI counts 1 for the member itself, so it never loses its handle."""
 
 
@@ -50,7 +49,7 @@ class Group:
     id: int
     max_size: int
     member_ids: list[int]
-    proto: Any
+    raw: bytes  # the ActionProfileGroup as written, serialized: what a read answers
     ordered: list[Member] = field(default_factory=list)  # by bmv2 member handle, copies included
     table_refs: int = 0
     weights: dict[int, int] = field(default_factory=dict)
@@ -61,13 +60,14 @@ class ProfileStore:
 
     def __init__(self, info: ProfileInfo, journal: Journal | None = None) -> None:
         self.info = info
+        self._name = f"action profile {info.name!r}"
         self.members: dict[int, Member] = {}
         self.groups: dict[int, Group] = {}
         self._journal = journal = journal or Journal()
         self._handles = HandleAllocator(journal)
 
     def _what(self, kind: str, ident: int) -> str:
-        return f"action profile {self.info.name!r} {kind} {ident}"
+        return f"{self._name} {kind} {ident}"
 
     def write_member(self, update_type: int, msg: Any, action: tuple[int, tuple[int, ...]] | None) -> None:
         """Apply a member update; `action` is the already-validated (action id, args)."""
@@ -86,7 +86,7 @@ class ProfileStore:
             del self.members[mid]
             self._handles.release(member.handle)
             gone = member
-            self._journal.record(lambda: self.members.__setitem__(mid, gone))
+            self._journal.record(self.members.__setitem__, mid, gone)
             return
         if mid == 0:
             raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member_id must be non-zero")
@@ -101,17 +101,18 @@ class ProfileStore:
                 )
             handle = self._handles.allocate()
             self.members[mid] = Member(
-                mid, handle, action[0], action[1], _copy(msg), handles=[handle], weight_counts=Counter({1: 1})
+                mid, handle, action[0], action[1], msg.SerializeToString(), set(), 0, [handle], {1: 1}
             )
-            self._journal.record(lambda: self.members.__delitem__(mid))
+            if self._journal.active:
+                self._journal.record(self.members.__delitem__, mid)
             return
         found = self.members.get(mid)
         if found is None:
             raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what} does not exist")
-        old = (found.action_id, found.args, found.proto)
+        old = (found.action_id, found.args, found.raw)
         found.action_id, found.args = action
-        found.proto = _copy(msg)
-        self._journal.record(lambda: _restore_member(found, old))
+        found.raw = msg.SerializeToString()
+        self._journal.record(_restore_member, found, old)
 
     def write_group(self, update_type: int, msg: Any) -> None:
         gid = msg.group_id
@@ -127,7 +128,7 @@ class ProfileStore:
             gone = group
             self._set_members(gone, {})
             del self.groups[gid]
-            self._journal.record(lambda: self.groups.__setitem__(gid, gone))
+            self._journal.record(self.groups.__setitem__, gid, gone)
             return
         if gid == 0:
             raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: group_id must be non-zero")
@@ -147,78 +148,91 @@ class ProfileStore:
             raise P4RuntimeError(
                 INVALID_ARGUMENT, f"{what}: max_size {msg.max_size} must be in 1..max_group_size {limit}"
             )
-        for m in msg.members:
-            if m.weight <= 0:
+        max_size = msg.max_size
+        given = [(m.member_id, m.weight, m) for m in msg.members]
+        for member_id, weight, _ in given:
+            if weight <= 0:
                 raise P4RuntimeError(
-                    INVALID_ARGUMENT, f"{what}: member {m.member_id} weight {m.weight} is not positive"
+                    INVALID_ARGUMENT, f"{what}: member {member_id} weight {weight} is not positive"
                 )
-        total = sum(m.weight for m in msg.members)
-        capacity = msg.max_size or limit
+        total = sum(weight for _, weight, _ in given)
+        capacity = max_size or limit
         if capacity and total > capacity:
             raise P4RuntimeError(
                 code_pb2.RESOURCE_EXHAUSTED,
                 f"{what}: sum of member weights {total} exceeds max_size {capacity}",
             )
         weights: dict[int, int] = {}
-        for m in msg.members:
-            if m.member_id not in self.members:
-                raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what}: member {m.member_id} does not exist")
-            if m.member_id in weights:
-                raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member {m.member_id} listed twice")
+        members = self.members
+        for member_id, weight, m in given:
+            if member_id not in members:
+                raise P4RuntimeError(code_pb2.NOT_FOUND, f"{what}: member {member_id} does not exist")
+            if member_id in weights:
+                raise P4RuntimeError(INVALID_ARGUMENT, f"{what}: member {member_id} listed twice")
             if m.HasField("watch") or m.HasField("watch_port"):
-                raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{what}: member {m.member_id}: watch ports")
-            weights[m.member_id] = m.weight
-        group = existing or Group(gid, msg.max_size, [], None)
-        old_proto = group.proto
-        group.proto = _copy(msg)
+                raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{what}: member {member_id}: watch ports")
+            weights[member_id] = weight
+        group = existing or Group(gid, max_size, [], b"")
+        old_raw = group.raw
+        group.raw = msg.SerializeToString()
         self._set_members(group, weights)
         self.groups[gid] = group
-        if existing is None:
-            self._journal.record(lambda: self.groups.__delitem__(gid))
-        else:
-            self._journal.record(lambda: setattr(group, "proto", old_proto))
+        if self._journal.active:
+            if existing is None:
+                self._journal.record(self.groups.__delitem__, gid)
+            else:
+                self._journal.record(setattr, group, "raw", old_raw)
 
     def _set_members(self, group: Group, weights: dict[int, int]) -> None:
         """Make the group's membership `weights` as PI does: members in id order, copies created
         as needed, then unused copies deleted. Undone exactly inside a transaction."""
-        touched = [self.members[mid] for mid in sorted(set(group.weights) | set(weights))]
-        snapshot = [(m, list(m.handles), Counter(m.weight_counts), set(m.groups)) for m in touched]
-        before = (group.weights, group.member_ids, group.ordered)
-
-        def undo() -> None:
-            for m, handles, counts, groups in snapshot:
-                m.handles, m.weight_counts, m.groups = handles, counts, groups
-            group.weights, group.member_ids, group.ordered = before
-
-        self._journal.record(undo)
+        members = self.members
+        touched = [members[mid] for mid in sorted(group.weights.keys() | weights.keys())]
+        if self._journal.active:
+            snapshot = [(m, list(m.handles), dict(m.weight_counts), set(m.groups)) for m in touched]
+            self._journal.record(
+                _restore_members, group, snapshot, group.weights, group.member_ids, group.ordered
+            )
         for m in touched:
             current, new = group.weights.get(m.id, 0), weights.get(m.id, 0)
             while len(m.handles) < new:
                 m.handles.append(self._handles.allocate())
+            counts = m.weight_counts
             if current:
-                m.weight_counts[current] -= 1
+                counts[current] -= 1
             if new:
-                m.weight_counts[new] += 1
+                counts[new] = counts.get(new, 0) + 1
                 m.groups.add(group.id)
             else:
                 m.groups.discard(group.id)
         for m in touched:
-            top = max((w for w, c in m.weight_counts.items() if c > 0), default=1)
-            for w in [w for w in m.weight_counts if w > top]:
-                del m.weight_counts[w]
+            counts = m.weight_counts
+            top = 1  # the highest weight still in use (weights are positive)
+            for w, c in counts.items():
+                if c > 0 and w > top:
+                    top = w
+            if len(counts) > 1 or top not in counts:
+                for w in [w for w in counts if w > top]:
+                    del counts[w]
             while len(m.handles) > top:
                 self._handles.release(m.handles.pop())
         group.weights = dict(weights)
         group.member_ids = list(weights)
-        slots = sorted((h, mid) for mid, w in weights.items() for h in self.members[mid].handles[:w])
-        group.ordered = [self.members[mid] for _, mid in slots]
+        slots = sorted((h, mid) for mid, w in weights.items() for h in members[mid].handles[:w])
+        group.ordered = [members[mid] for _, mid in slots]
 
 
-def _restore_member(member: Member, old: tuple[int, tuple[int, ...], Any]) -> None:
-    member.action_id, member.args, member.proto = old
+def _restore_member(member: Member, old: tuple[int, tuple[int, ...], bytes]) -> None:
+    member.action_id, member.args, member.raw = old
 
 
-def _copy(msg: Any) -> Any:
-    out = type(msg)()
-    out.CopyFrom(msg)
-    return out
+def _restore_members(
+    group: Group,
+    snapshot: list[tuple[Member, list[int], dict[int, int], set[int]]],
+    weights: dict[int, int],
+    member_ids: list[int],
+    ordered: list[Member],
+) -> None:
+    for m, handles, counts, groups in snapshot:
+        m.handles, m.weight_counts, m.groups = handles, counts, groups
+    group.weights, group.member_ids, group.ordered = weights, member_ids, ordered

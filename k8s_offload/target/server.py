@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 
+from k8s_offload.p4rt import wire
 from k8s_offload.p4rt.arbitration import ArbitrationError, Controller, election_id_of
 from k8s_offload.p4rt.errors import abort_with_details, batch_status, grpc_code
 from k8s_offload.p4rt.grpc_api import add_p4runtime_servicer, grpc_options
@@ -91,7 +92,7 @@ class TargetServicer:
             if self.continue_on_error_only and request.atomicity != CONTINUE_ON_ERROR:
                 context.abort(grpc.StatusCode.UNIMPLEMENTED, "only CONTINUE_ON_ERROR is supported")
             self.write_count += 1
-            errors = dev.write(list(request.updates), request.atomicity)
+            errors = dev.write(request.updates, request.atomicity)
         if errors is not None:
             abort_with_details(context, batch_status("write failure", errors))
         return p4r.WriteResponse()
@@ -104,22 +105,23 @@ class TargetServicer:
         dev = self._device(request.device_id, context)
         if dev.pipeline is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no forwarding pipeline config set")
-        batch = p4r.ReadResponse()
+        pending: list[bytes] = []  # serialized Entities not sent yet
         outcomes: list[tuple[int, str]] = []
         for entity in request.entities:
             try:
-                found = dev.read(entity)
+                found = dev.read_encoded(entity)
             except P4RuntimeError as err:
                 outcomes.append((err.code, err.message))
                 continue
             outcomes.append((code_pb2.OK, ""))
-            for i in range(0, len(found), READ_CHUNK):
-                batch.entities.extend(found[i : i + READ_CHUNK])
-                if len(batch.entities) >= READ_CHUNK:
-                    yield batch
-                    batch = p4r.ReadResponse()
-        if len(batch.entities) or not request.entities:
-            yield batch
+            pending += found
+            if len(pending) >= READ_CHUNK:
+                full = len(pending) - len(pending) % READ_CHUNK
+                for i in range(0, full, READ_CHUNK):
+                    yield wire.read_response(pending[i : i + READ_CHUNK])
+                del pending[:full]
+        if pending or not request.entities:
+            yield wire.read_response(pending)
         failed = [(code, text) for code, text in outcomes if code != code_pb2.OK]
         if failed:
             status = batch_status("read failure", outcomes)

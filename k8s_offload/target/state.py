@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from k8s_offload.p4rt.proto import code_pb2, p4runtime
+from k8s_offload.p4rt.wire import entity_field
 from k8s_offload.target.bytestrings import canonical, decode
 from k8s_offload.target.entries import ActionCall, parse_action, parse_match
 from k8s_offload.target.errors import P4RuntimeError
@@ -133,15 +134,15 @@ class TargetState:
         profile = self._profile(msg.action_profile_id)
         action = None
         if kind != DELETE and msg.HasField("action"):
-            allowed: dict[int, int] = {}
-            for tid in profile.info.table_ids:
-                allowed.update(self.index.tables[tid].actions if tid in self.index.tables else {})
+            allowed = self.index.profile_actions[profile.info.id]
             where = f"action profile {profile.info.name!r} member {msg.member_id}"
-            action = parse_action(self.index, allowed, msg.action, where, as_default=False)
+            action, _ = parse_action(self.index, allowed, msg.action, where, as_default=False)
         profile.write_member(kind, msg, action)
 
     def _write_table_entry(self, kind: int, msg: Any) -> None:
-        table = self._table(msg.table_id)
+        table = self.tables.get(msg.table_id)
+        if table is None:
+            raise P4RuntimeError(code_pb2.NOT_FOUND, f"no table with id {msg.table_id}")
         info = table.info
         if msg.is_const:
             raise P4RuntimeError(INVALID_ARGUMENT, f"table {info.name!r}: is_const must be false in writes")
@@ -152,58 +153,76 @@ class TargetState:
             raise P4RuntimeError(
                 INVALID_ARGUMENT, f"table {info.name!r} is keyless: only its default entry exists"
             )
-        key = parse_match(info, msg.match)
-        if info.needs_priority and msg.priority <= 0:
-            raise P4RuntimeError(
-                INVALID_ARGUMENT,
-                f"table {info.name!r}: priority must be > 0 (ternary, range or optional key)",
-            )
-        if not info.needs_priority and msg.priority != 0:
+        key, canonical_match = parse_match(info, msg.match)
+        priority = msg.priority
+        if info.needs_priority:
+            if priority <= 0:
+                raise P4RuntimeError(
+                    INVALID_ARGUMENT,
+                    f"table {info.name!r}: priority must be > 0 (ternary, range or optional key)",
+                )
+        elif priority != 0:
             raise P4RuntimeError(
                 INVALID_ARGUMENT, f"table {info.name!r}: priority must be 0 (no ternary key)"
             )
-        existing = table.engine.find(key, msg.priority)
+        engine = table.engine
+        journal = self.journal
+        existing = engine.find(key, priority)
         if kind == DELETE:
             if existing is None:
                 raise P4RuntimeError(code_pb2.NOT_FOUND, f"table {info.name!r}: no such entry to delete")
             self._release_refs(table, existing)
-            table.engine.remove(existing)
+            engine.remove(existing)
             table.handles.release(existing.handle)
-            self.journal.record(lambda: self._restore_entry(table, existing))
+            if journal.active:
+                journal.record(self._restore_entry, table, existing)
             return
-        if kind == INSERT and existing is not None:
-            raise P4RuntimeError(code_pb2.ALREADY_EXISTS, f"table {info.name!r}: entry already exists")
-        if kind == MODIFY and existing is None:
+        if existing is not None:
+            if kind == INSERT:
+                raise P4RuntimeError(code_pb2.ALREADY_EXISTS, f"table {info.name!r}: entry already exists")
+        elif kind == MODIFY:
             raise P4RuntimeError(code_pb2.NOT_FOUND, f"table {info.name!r}: no such entry to modify")
         if not msg.HasField("action"):
             if kind == INSERT:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"table {info.name!r}: INSERT needs an action")
             assert existing is not None
-            if self.journal.active:
-                old_proto = _copy(existing.proto)
-                self.journal.record(lambda: existing.proto.CopyFrom(old_proto))
-            existing.proto.metadata = msg.metadata
-            existing.proto.controller_metadata = msg.controller_metadata
+            if journal.active:
+                journal.record(setattr, existing, "raw", existing.raw)
+            stored = p4runtime.TableEntry.FromString(existing.raw)
+            stored.metadata = msg.metadata
+            stored.controller_metadata = msg.controller_metadata
+            existing.raw = stored.SerializeToString()
             return
-        target = self._table_action(table, msg.action)
-        if kind == INSERT and info.size and table.engine.count >= info.size:
+        (action_id, args, member_id, group_id), canonical_action = self._table_action(table, msg.action)
+        if existing is None and info.size and engine.count >= info.size:
             raise P4RuntimeError(
                 code_pb2.RESOURCE_EXHAUSTED, f"table {info.name!r} is full ({info.size} entries)"
             )
-        proto = self._canonical_entry(table, key, msg)
-        if existing is not None:
-            self._release_refs(table, existing)
-            entry = existing
-            old = (entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto)
-            self.journal.record(lambda: self._restore_action(table, entry, old))
+        if canonical_match and canonical_action and not _has_unkept_fields(msg):
+            msg.DiscardUnknownFields()  # all else of it is what a read answers: no need to rebuild
+            raw = msg.SerializeToString()
         else:
-            entry = Entry(key, msg.priority, table.handles.allocate())
-        entry.action_id, entry.args, entry.member_id, entry.group_id = target
-        self._take_refs(table, entry)
-        entry.proto = proto
+            raw = self._canonical_entry(table, key, msg, args).SerializeToString()
         if existing is None:
-            table.engine.add(entry)
-            self.journal.record(lambda: self._drop_entry(table, entry))
+            entry = Entry(key, priority, table.handles.allocate(), action_id, args, member_id, group_id, raw)
+            if table.profile is not None:
+                self._take_refs(table, entry)
+            engine.add(entry)
+            if journal.active:
+                journal.record(self._drop_entry, table, entry)
+            return
+        self._release_refs(table, existing)
+        if journal.active:
+            old = (existing.action_id, existing.args, existing.member_id, existing.group_id, existing.raw)
+            journal.record(self._restore_action, table, existing, old)
+        existing.action_id, existing.args, existing.member_id, existing.group_id = (
+            action_id,
+            args,
+            member_id,
+            group_id,
+        )
+        existing.raw = raw
+        self._take_refs(table, existing)
 
     def _restore_entry(self, table: TableState, entry: Entry) -> None:
         table.engine.add(entry)
@@ -215,19 +234,24 @@ class TargetState:
 
     def _restore_action(self, table: TableState, entry: Entry, old: tuple[Any, ...]) -> None:
         self._release_refs(table, entry)
-        entry.action_id, entry.args, entry.member_id, entry.group_id, entry.proto = old
+        entry.action_id, entry.args, entry.member_id, entry.group_id, entry.raw = old
         self._take_refs(table, entry)
 
-    def _table_action(self, table: TableState, action: Any) -> tuple[int, tuple[int, ...], int, int]:
-        """(action id, args, member id, group id) of a TableAction, checked against the table kind."""
+    def _table_action(
+        self, table: TableState, action: Any
+    ) -> tuple[tuple[int, tuple[int, ...], int, int], bool]:
+        """(action id, args, member id, group id) of a TableAction, checked against the table kind,
+        and whether the action is in the form a read answers."""
         info = table.info
         which = action.WhichOneof("type")
-        where = f"table {info.name!r}"
+        where = info.where
         if which == "action":
             if table.profile is not None:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"{where} is indirect: give a member or group id")
-            aid, args = parse_action(self.index, info.actions, action.action, where, as_default=False)
-            return aid, args, 0, 0
+            (aid, args), canon = parse_action(
+                self.index, info.actions, action.action, where, as_default=False
+            )
+            return (aid, args, 0, 0), canon
         if which in ("action_profile_member_id", "action_profile_group_id"):
             profile = table.profile
             if profile is None:
@@ -236,7 +260,7 @@ class TargetState:
                 mid = action.action_profile_member_id
                 if mid not in profile.members:
                     raise P4RuntimeError(code_pb2.NOT_FOUND, f"{where}: member {mid} does not exist")
-                return 0, (), mid, 0
+                return (0, (), mid, 0), True
             gid = action.action_profile_group_id
             if not profile.info.with_selector:
                 raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: profile has no selector, no groups")
@@ -247,7 +271,7 @@ class TargetState:
                 # packet does on an empty group to the target ("Constraints on action selector
                 # programming"); bmv2 makes it a hit that runs no action.
                 raise P4RuntimeError(code_pb2.FAILED_PRECONDITION, f"{where}: group {gid} is empty")
-            return 0, (), 0, gid
+            return (0, (), 0, gid), True
         if which == "action_profile_action_set":
             raise P4RuntimeError(code_pb2.UNIMPLEMENTED, f"{where}: one-shot action selector programming")
         raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: empty action")
@@ -284,10 +308,10 @@ class TargetState:
         elif msg.action.WhichOneof("type") != "action":
             raise P4RuntimeError(INVALID_ARGUMENT, f"{where}: a direct table's default needs an action")
         else:
-            new = parse_action(self.index, info.actions, msg.action.action, where, as_default=True)
+            new, _ = parse_action(self.index, info.actions, msg.action.action, where, as_default=True)
         old = table.default
         table.default = new
-        self.journal.record(lambda: setattr(table, "default", old))
+        self.journal.record(setattr, table, "default", old)
 
     def _write_counter(self, kind: int, msg: Any) -> None:
         if msg.counter_id not in self.counters:
@@ -329,7 +353,10 @@ class TargetState:
             raise P4RuntimeError(code_pb2.OUT_OF_RANGE, f"{what}: index {i} outside 0..{size - 1}")
         return range(i, i + 1)
 
-    def _canonical_entry(self, table: TableState, key: tuple[KeyPart, ...], msg: Any) -> Any:
+    def _canonical_entry(
+        self, table: TableState, key: tuple[KeyPart, ...], msg: Any, args: tuple[int, ...]
+    ) -> Any:
+        """The entry as reads answer it, built from its parsed key and action arguments."""
         out = p4runtime.TableEntry(table_id=table.info.id, priority=msg.priority)
         out.metadata = msg.metadata
         out.controller_metadata = msg.controller_metadata
@@ -353,20 +380,16 @@ class TargetState:
         action = msg.action
         which = action.WhichOneof("type")
         if which == "action":
-            self._fill_action(out.action.action, action.action.action_id, None, action.action)
+            self._fill_action(out.action.action, action.action.action_id, args)
         elif which == "action_profile_member_id":
             out.action.action_profile_member_id = action.action_profile_member_id
         else:
             out.action.action_profile_group_id = action.action_profile_group_id
         return out
 
-    def _fill_action(self, out: Any, action_id: int, args: tuple[int, ...] | None, given: Any = None) -> None:
+    def _fill_action(self, out: Any, action_id: int, args: tuple[int, ...]) -> None:
         out.action_id = action_id
-        params = self.index.actions[action_id].params
-        if args is None:
-            values = {p.param_id: int.from_bytes(p.value, "big") for p in given.params}
-            args = tuple(values[pid] for pid in params)
-        for pid, value in zip(params, args, strict=True):
+        for pid, value in zip(self.index.actions[action_id].param_ids, args, strict=True):
             out.params.add(param_id=pid, value=canonical(value))
 
     # ---- reads --------------------------------------------------------------------------------
@@ -375,33 +398,42 @@ class TargetState:
         """Entities matching one read request (spec §"Read RPC"); 0 ids and unset fields are
         wildcards (§"Wildcard Reads"). Kinds this program has none of (meters, direct resources,
         PRE sessions, value sets, digests, externs) read as empty, or NOT_FOUND for a given id."""
+        return [p4runtime.Entity.FromString(e) for e in self.read_encoded(entity)]
+
+    def read_encoded(self, entity: Any) -> list[bytes]:
+        """`read`, each Entity serialized (the server frames them into responses, `p4rt.wire`)."""
+        name, found = self.select(entity)
+        return [entity_field(name, raw) for raw in found]
+
+    def select(self, entity: Any) -> tuple[str, list[bytes]]:
+        """What `read` answers: the Entity field the results go in, and each result serialized."""
         which = entity.WhichOneof("entity")
         if which == "table_entry":
-            return [p4runtime.Entity(table_entry=e) for e in self._read_table_entries(entity.table_entry)]
+            return which, list(self._read_table_entries(entity.table_entry))
         if which == "action_profile_member":
             f = entity.action_profile_member
-            return [
-                p4runtime.Entity(action_profile_member=m.proto)
+            return which, [
+                m.raw
                 for p in self._profiles_for(f.action_profile_id)
                 for m in sorted(p.members.values(), key=lambda m: m.id)
                 if f.member_id in (0, m.id)
             ]
         if which == "action_profile_group":
             g = entity.action_profile_group
-            return [
-                p4runtime.Entity(action_profile_group=grp.proto)
+            return which, [
+                grp.raw
                 for p in self._profiles_for(g.action_profile_id)
                 for grp in sorted(p.groups.values(), key=lambda grp: grp.id)
                 if g.group_id in (0, grp.id)
             ]
         if which == "counter_entry":
-            return list(self._read_counters(entity.counter_entry))
+            return which, [c.SerializeToString() for c in self._read_counters(entity.counter_entry)]
         if which == "register_entry":
-            return list(self._read_registers(entity.register_entry))
+            return which, [r.SerializeToString() for r in self._read_registers(entity.register_entry)]
         if which is None:
             raise P4RuntimeError(INVALID_ARGUMENT, "the entity oneof is not set (Wildcard Reads)")
         self._none_of(which, getattr(entity, which))
-        return []
+        return which, []
 
     def _none_of(self, which: str, f: Any) -> None:
         """A read of a kind this state holds nothing of: an id names something that does not exist."""
@@ -436,7 +468,7 @@ class TargetState:
     def _profiles_for(self, profile_id: int) -> list[ProfileStore]:
         return list(self.profiles.values()) if profile_id == 0 else [self._profile(profile_id)]
 
-    def _read_table_entries(self, f: Any) -> Iterator[Any]:
+    def _read_table_entries(self, f: Any) -> Iterator[bytes]:
         """Spec §"TableEntry" / "Wildcard Reads": table_id, match, action (a direct action's id),
         priority, controller_metadata, metadata and is_default_action filter; table_id 0 reads
         every table and allows no other filter; the direct-resource flags need a table with that
@@ -454,6 +486,8 @@ class TargetState:
             if f.HasField(flag):
                 where = f"table {tables[0].info.name!r}" if f.table_id else "no table"
                 raise P4RuntimeError(INVALID_ARGUMENT, f"{flag} asked for, but {where} has that resource")
+        # No filter but the table: every entry, without testing each.
+        plain = not (len(f.match) or f.priority or action_id or f.controller_metadata or f.metadata)
         for table in tables:
             if f.is_default_action:
                 if len(f.match) or f.priority:
@@ -462,23 +496,25 @@ class TargetState:
                 if table.default[0]:
                     self._fill_action(out.action.action, table.default[0], table.default[1])
                 if action_id in (0, table.default[0]):
-                    yield out
+                    yield out.SerializeToString()
                 continue
-            key = parse_match(table.info, f.match) if len(f.match) else None
+            if plain:
+                yield from (e.raw for e in sorted(table.engine.entries(), key=_handle))
+                continue
+            key = parse_match(table.info, f.match)[0] if len(f.match) else None
             if key is not None and (f.priority or not table.info.needs_priority):
                 found = table.engine.find(key, f.priority)  # the key identifies one entry
                 candidates = [found] if found is not None else []
             else:
-                candidates = sorted(table.engine.entries(), key=lambda e: e.handle)
+                candidates = sorted(table.engine.entries(), key=_handle)
             for entry in candidates:
                 if (
                     (key is None or entry.key == key)
                     and f.priority in (0, entry.priority)
                     and action_id in (0, entry.action_id)
-                    and f.controller_metadata in (0, entry.proto.controller_metadata)
-                    and f.metadata in (b"", entry.proto.metadata)
+                    and _metadata_matches(f, entry.raw)
                 ):
-                    yield entry.proto
+                    yield entry.raw
 
     @staticmethod
     def _action_filter(f: Any) -> int:
@@ -502,7 +538,7 @@ class TargetState:
                 entry = p4runtime.CounterEntry(counter_id=cid)
                 entry.index.index = i
                 entry.data.packet_count, entry.data.byte_count = packets[i], octets[i]
-                yield p4runtime.Entity(counter_entry=entry)
+                yield entry
 
     def _read_registers(self, f: Any) -> Iterator[Any]:
         ids = sorted(self.registers) if f.register_id == 0 else [f.register_id]
@@ -514,7 +550,19 @@ class TargetState:
                 entry = p4runtime.RegisterEntry(register_id=rid)
                 entry.index.index = i
                 entry.data.bitstring = canonical(cells[i])
-                yield p4runtime.Entity(register_entry=entry)
+                yield entry
+
+
+def _metadata_matches(f: Any, raw: bytes) -> bool:
+    """A read filter's controller_metadata and metadata (unset: any) against a stored entry."""
+    if not f.controller_metadata and not f.metadata:
+        return True
+    stored = p4runtime.TableEntry.FromString(raw)
+    return f.controller_metadata in (0, stored.controller_metadata) and f.metadata in (b"", stored.metadata)
+
+
+def _handle(entry: Entry) -> int:
+    return entry.handle
 
 
 def _restorer(cells: list[int], start: int, old: list[int]) -> Any:
@@ -524,7 +572,19 @@ def _restorer(cells: list[int], start: int, old: list[int]) -> Any:
     return restore
 
 
-def _copy(msg: Any) -> Any:
-    out = type(msg)()
-    out.CopyFrom(msg)
-    return out
+_READ_FIELDS = ("table_id", "match", "action", "priority", "metadata", "controller_metadata")
+# The TableEntry fields a read never answers (those of resources no table here has), as
+# (name, is a message): set in a write, they make the stored entry be rebuilt without them.
+# is_const and is_default_action are false by then (checked first).
+_UNKEPT = tuple(
+    (f.name, f.message_type is not None)
+    for f in p4runtime.TableEntry.DESCRIPTOR.fields
+    if f.name not in (*_READ_FIELDS, "is_const", "is_default_action")
+)
+
+
+def _has_unkept_fields(msg: Any) -> bool:
+    for name, is_message in _UNKEPT:  # noqa: SIM110 (a loop, not a generator: one per write)
+        if msg.HasField(name) if is_message else getattr(msg, name):
+            return True
+    return False
