@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.bundle.model import Bundle, ProfileGroup, ProfileMember, TableEntry
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
 from k8s_offload.compiler.engine.core import Engine, Node, Stats
 from k8s_offload.compiler.errors import ManifestErrors
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.loader import KubeObject
 from k8s_offload.compiler.frontend.model import ObjectKey, by_key
 from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
@@ -189,7 +189,7 @@ class Compilation:
         self._ir = None
         self.config.dumps.clear()
         try:
-            with gc_paused():
+            with gcpause.paused():
                 self.engine.run()
         except BaseException:
             if self.track:

@@ -13,11 +13,11 @@ from typing import Any
 
 from google.protobuf import text_format
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.bundle.model import ActionCall, Bundle, Match
 from k8s_offload.compiler.bundle.p4rt import write_request
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.bundle.values import format_match, json_value, match_formatter, value_formatter
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 
 FORMATS = ("text", "json", "p4rt-text", "p4rt-bin")
 
@@ -207,7 +207,7 @@ def render(schema: Schema, bundle: Bundle, fmt: str) -> bytes:
     thousands of acyclic tuples and dicts (the text form's line parts and origin cache, the JSON
     form's tree), and a full collection they trigger rescans the whole compilation still in
     memory (about 2 s at size M, for nothing)."""
-    with gc_paused():
+    with gcpause.paused():
         return _render(schema, bundle, fmt)
 
 

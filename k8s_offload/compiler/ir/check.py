@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.errors import IRVerificationError
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.model import IPAddress, IPFamily, ObjectKey
 from k8s_offload.compiler.ir.model import (
     Backend,
@@ -26,9 +26,9 @@ T = TypeVar("T")
 def check_ir(ir: ClusterIR) -> None:
     """Raise IRVerificationError naming every broken invariant; return None when the IR is sound.
 
-    The cyclic GC is paused as in building (frontend/gc_pause.py): the checks make hundreds of
+    The cyclic GC is paused as in building (k8s_offload/gcpause.py): the checks make hundreds of
     thousands of short-lived keys while the whole IR is alive, and its rescans cost more than them."""
-    with gc_paused():
+    with gcpause.paused():
         _check(ir)
 
 

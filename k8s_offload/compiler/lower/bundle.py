@@ -92,7 +92,7 @@ def check_counts(schema: Schema, counts: Mapping[str, int]) -> None:
 def lower(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> Lowered:
     """The lowering units (docs/engine.md) run once on an IR built elsewhere; `config` picks the
     passes and target profile (None: every pass, bmv2). The cyclic GC is paused as in loading
-    (frontend/gc_pause.py)."""
+    (k8s_offload/gcpause.py)."""
     from k8s_offload.compiler.compilation import Compilation
 
     c = Compilation(schema, None if ir.node is DEFAULT_NODE_FACTS else ir.node, config, track=False, ir=ir)
