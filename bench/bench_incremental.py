@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.synth import SIZES, cluster
+from bench.synth import SIZES, TEAMS, cluster
 from k8s_offload.cluster.watch import WatchConfig
 from k8s_offload.loader.daemon import Loader, LoaderConfig
 from k8s_offload.loader.plan import make_plan
@@ -134,7 +134,7 @@ class Bench:
             )
         return latency, self.last.updates, minimal, phases
 
-    # ---- the three event kinds ----------------------------------------------------------------
+    # ---- the event kinds ----------------------------------------------------------------
 
     def endpoint_change(self) -> None:
         raw = self.rng.choice(self.m["endpointslices"])
@@ -180,6 +180,15 @@ class Bench:
         obj["spec"] = spec
         self.server.apply(obj)
 
+    def namespace_label_change(self) -> None:
+        """A random namespace's `team` label set to another team: every namespaceSelector peer
+        naming either team gains or loses that namespace's pods (issue 21 item 5)."""
+        raw = self.rng.choice(self.m["namespaces"])
+        obj = self.server.get("Namespace", "", raw["metadata"]["name"])
+        labels = obj["metadata"]["labels"]
+        labels["team"] = self.rng.choice([t for t in TEAMS if t != labels.get("team")])
+        self.server.apply(obj)
+
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -187,6 +196,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--verbose", action="store_true", help="one line per sample on stderr")
+    p.add_argument(
+        "--events",
+        default="endpoint,pod,policy,namespace",
+        help="comma-separated, of endpoint, pod, policy, namespace",
+    )
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(args.size, args.seed, Path(tmp))
@@ -196,11 +210,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"size {args.size}: first list on the device in {startup:.1f} s, {entities} entities")
             print("| event | samples | no-op | p50 ms | p99 ms | max ms | updates/event | amplification |")
             print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-            for name, fn in (
-                ("endpoint change", bench.endpoint_change),
-                ("pod label change (local pod)", bench.pod_label_change),
-                ("policy change", bench.policy_change),
-            ):
+            events = {
+                "endpoint": ("endpoint change", bench.endpoint_change),
+                "pod": ("pod label change (local pod)", bench.pod_label_change),
+                "policy": ("policy change", bench.policy_change),
+                "namespace": ("namespace label change (team)", bench.namespace_label_change),
+            }
+            for name, fn in (events[e] for e in args.events.split(",")):
                 phase_sum: dict[str, list[float]] = {}
                 lat: list[float] = []
                 upd: list[int] = []

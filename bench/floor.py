@@ -29,10 +29,10 @@ from bench.synth import SIZES, cluster, write
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _child_usage(cmd: list[str]) -> tuple[float, float, int]:
+def _child_usage(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """(CPU seconds, wall seconds, peak RSS in MB) of one child process run to completion."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -71,16 +71,23 @@ def _updates_in(path: Path) -> int:
     return len(req.updates)
 
 
-def run_size(size: str, repeat: int, workdir: Path, root: Path = ROOT) -> dict[str, Any]:
-    """`root`: the source tree whose compiler runs (another checkout gives a baseline in the same run)."""
+def run_size(
+    size: str, repeat: int, workdir: Path, root: Path = ROOT, bytecode: bool = True
+) -> dict[str, Any]:
+    """`root`: the source tree whose compiler runs (another checkout gives a baseline in the same
+    run). `bytecode`: both children read and write cached bytecode (in the workdir), as an
+    installed program does; without it they inherit the environment, and where that sets
+    PYTHONDONTWRITEBYTECODE (a development shell) every run compiles the tree's sources again."""
     d = workdir / f"{size}-1"
     if not (d / "node.yaml").exists():
         write(cluster(SIZES[size], 1), d)
     files = sorted(str(p) for p in d.glob("*.json"))
     out = d / "bundle.p4rt-bin"
+    # The console script's function (`entry`: exits without freeing the result) where the tree
+    # has one, else `main` as older trees' scripts called it.
     launch = (
-        "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-        "from k8s_offload.cli.main import main; sys.exit(main())"
+        "import sys; sys.path.insert(0, sys.argv.pop(1)); import k8s_offload.cli.main as m; "
+        "sys.exit(m.entry() if hasattr(m, 'entry') else m.main())"
     )
     compile_cmd = [
         sys.executable,
@@ -96,14 +103,19 @@ def run_size(size: str, repeat: int, workdir: Path, root: Path = ROOT) -> dict[s
         "-o",
         str(out),
     ]
-    _child_usage(compile_cmd)  # warm the page cache; also gives the update count
+    env = None
+    if bytecode:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")  # mirrors each source path
+    _child_usage(compile_cmd, env)  # warm the page cache (and bytecode); also gives the update count
     n = _updates_in(out)
     floor_cmd = [sys.executable, "-m", "bench.floor", "--floor-child", str(n)]
+    _child_usage(floor_cmd, env)
     compiles: list[tuple[float, float, int]] = []
     floors: list[tuple[float, float, int]] = []
     for _ in range(repeat):
-        compiles.append(_child_usage(compile_cmd))
-        floors.append(_child_usage(floor_cmd))
+        compiles.append(_child_usage(compile_cmd, env))
+        floors.append(_child_usage(floor_cmd, env))
     c_cpu = statistics.median(c[0] for c in compiles)
     f_cpu = statistics.median(f[0] for f in floors)
     ratios = [c[0] / f[0] for c, f in zip(compiles, floors, strict=True)]
@@ -117,6 +129,7 @@ def run_size(size: str, repeat: int, workdir: Path, root: Path = ROOT) -> dict[s
         "ratio_of_medians": round(c_cpu / f_cpu, 2),
         "ratio_median": round(statistics.median(ratios), 2),
         "peak_mb": max(c[2] for c in compiles),
+        "bytecode": "cached" if bytecode else "as the environment says",
         "load_avg": round(os.getloadavg()[0], 2),
     }
 
@@ -132,6 +145,11 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help="also measure the compiler of this checkout (e.g. a git archive of main)",
     )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run the children with the environment's bytecode settings (see run_size)",
+    )
     parser.add_argument("--floor-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.floor_child is not None:
@@ -142,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         trees = [("this tree", ROOT)] + ([("baseline", args.baseline)] if args.baseline else [])
         for size in args.sizes.split(","):
             for label, root in trees:
-                row = run_size(size.strip(), args.repeat, workdir, root)
+                row = run_size(size.strip(), args.repeat, workdir, root, not args.no_bytecode_cache)
                 row["tree"] = label
                 if args.json:
                     print(json.dumps(row))

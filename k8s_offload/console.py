@@ -17,9 +17,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from typing import Protocol, TextIO
-
-import shtab
+from typing import Any, Protocol, TextIO
 
 from k8s_offload.version import add_version_argument
 
@@ -75,8 +73,30 @@ def finish_cli(
     if not any("--version" in a.option_strings for a in parser._actions):
         add_version_argument(parser)
     if not any("--print-completion" in a.option_strings for a in parser._actions):
-        shtab.add_argument_to(parser, "--print-completion", help="print a completion script for this shell")
+        parser.add_argument(
+            "--print-completion",
+            choices=COMPLETION_SHELLS,
+            default=None,
+            action=_PrintCompletion,
+            help="print a completion script for this shell",
+        )
     return parser
+
+
+COMPLETION_SHELLS = ("bash", "zsh", "tcsh")
+
+
+class _PrintCompletion(argparse.Action):
+    """`--print-completion SHELL`: the shtab script for the parser. shtab (and the
+    importlib.metadata it loads, about 25 ms) is imported only when asked, not on every run."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Any = None
+    ) -> None:
+        import shtab
+
+        print(shtab.complete(parser, values))
+        parser.exit(0)
 
 
 class JsonFormatter(logging.Formatter):

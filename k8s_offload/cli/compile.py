@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from k8s_offload.compiler.bundle.render import FORMATS, render
 from k8s_offload.compiler.bundle.schema import BundleError
@@ -17,12 +18,14 @@ from k8s_offload.compiler.frontend.loader import Manifests
 from k8s_offload.compiler.frontend.sources import SourceError, read_stdin
 from k8s_offload.compiler.ir.dump import dump
 from k8s_offload.compiler.ir.dump_rules import dump_rules
-from k8s_offload.compiler.ir.parse import ParsedIR, load_ir
 from k8s_offload.compiler.ir.rules import PodIsolation, PolicyIR
 from k8s_offload.compiler.lower.bundle import lower
 from k8s_offload.compiler.passes.pipeline import LB_MODES, PASS_NAMES, STEP_NAMES, PassConfig, list_pipeline
 from k8s_offload.compiler.passes.range_encoding import PROFILES
 from k8s_offload.console import Progress
+
+if TYPE_CHECKING:
+    from k8s_offload.compiler.ir.parse import ParsedIR
 
 EXIT_OK = 0
 EXIT_DOES_NOT_FIT = 1
@@ -93,6 +96,8 @@ def compile_ir(path: str, passes: PassConfig) -> CompileResult:
     """`--from-ir`: the cluster IR of the file lowered as `compile_sources` lowers one built from
     manifests. Rule lines are derived data: they must equal what the lowering resolves (with the
     same passes), so an edit there is reported rather than silently ignored."""
+    from k8s_offload.compiler.ir.parse import load_ir  # lark: loaded only for --from-ir
+
     text = None
     if path == "-":
         try:
@@ -207,4 +212,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     if not args.quiet:
         print(summary(result, args.from_ir), file=sys.stderr)
+    keep = getattr(args, "keep", None)
+    if keep is not None:  # the console script exits without freeing it (main.entry)
+        keep += (result, data)
     return EXIT_OK

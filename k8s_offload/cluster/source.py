@@ -23,11 +23,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
+from k8s_offload import gcpause
 from k8s_offload.cluster.watch import ClusterWatch, Event, Listed, WatchConfig
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.compilation import Change, Compilation
 from k8s_offload.compiler.errors import Location, ManifestError
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.loader import KubeObject, parse_object
 from k8s_offload.compiler.frontend.model import ObjectKey
 from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
@@ -205,8 +205,8 @@ class ClusterSource:
         try:
             if self.ready:
                 delta = self.compiler.apply(changes)
-            else:  # the first lists: millions of long-lived, acyclic objects (frontend/gc_pause.py)
-                with gc_paused():
+            else:  # the first lists: millions of long-lived, acyclic objects (k8s_offload/gcpause.py)
+                with gcpause.paused():
                     delta = self.compiler.apply(changes)
         except Exception as err:  # the last good desired state stays; the next change retries
             self.error = str(err)

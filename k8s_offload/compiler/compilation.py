@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.bundle.model import Bundle, ProfileGroup, ProfileMember, TableEntry
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
 from k8s_offload.compiler.engine.core import Engine, Node, Stats
 from k8s_offload.compiler.errors import ManifestErrors
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.loader import KubeObject
 from k8s_offload.compiler.frontend.model import ObjectKey, by_key
 from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
@@ -27,7 +28,7 @@ from k8s_offload.compiler.ir.build import KINDS, ir_inputs
 from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
 from k8s_offload.compiler.ir.rules import PodIsolation, PolicyIR, check_policy_ir
-from k8s_offload.compiler.lower.bundle import check_counts, entry_sort_key
+from k8s_offload.compiler.lower.bundle import check_counts, sort_entries
 from k8s_offload.compiler.lower.services import check_selector
 from k8s_offload.compiler.passes.pipeline import PIPELINE, POLICY_PASSES, Build, PassConfig, check_entries
 
@@ -188,7 +189,7 @@ class Compilation:
         self._ir = None
         self.config.dumps.clear()
         try:
-            with gc_paused():
+            with gcpause.paused():
                 self.engine.run()
         except BaseException:
             if self.track:
@@ -265,16 +266,16 @@ class Compilation:
         groups: list[ProfileGroup] = []
         entries: list[TableEntry] = []
         for e in items:
-            if isinstance(e, TableEntry):
+            kind = type(e)
+            if kind is TableEntry:
                 entries.append(e)
-            elif isinstance(e, ProfileMember):
+            elif kind is ProfileMember:
                 members.append(e)
             else:
                 groups.append(e)
-        order = {name: i for i, name in enumerate(self.schema.table_order)}
-        entries.sort(key=lambda e: entry_sort_key(self.schema, order, e))
-        members.sort(key=lambda m: m.member_id)
-        groups.sort(key=lambda g: g.group_id)
+        entries = sort_entries(self.schema, entries)
+        members.sort(key=attrgetter("member_id"))
+        groups.sort(key=attrgetter("group_id"))
         return Bundle(tuple(members), tuple(groups), tuple(entries))
 
     def _values(self, name: str) -> Iterable[Any]:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.compilation import compile_objects
 from k8s_offload.compiler.contract import default_schema
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.loader import Manifests, load_inputs
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
 from k8s_offload.compiler.lower.bundle import Lowered
@@ -45,11 +45,11 @@ def compile_sources(
     the PIPELINE's units run once (compiler/compilation.py).
 
     The cyclic GC stays paused for the whole compile rather than per stage: each stage that
-    re-enabled it paid a collection over everything the earlier stages had built (frontend/gc_pause.py).
+    re-enabled it paid a collection over everything the earlier stages had built (k8s_offload/gcpause.py).
     `progress` is called after each stage with what it made (k8s_offload.console.Progress).
     """
     report = progress or _silent
-    with gc_paused():
+    with gcpause.paused():
         manifests, facts = load_inputs(sources, node, stdin=stdin)
         report("load", len(manifests.objects), "objects")
         schema = schema or default_schema()

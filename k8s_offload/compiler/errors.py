@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from k8s_offload.compiler.records import fast_init
+
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 MAX_PART_CHARS = 400
@@ -36,6 +38,7 @@ class CompilerError(Exception):
     """Base class so the CLI can catch everything it should report instead of a traceback."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Location:
     """Where an object came from: the file (or `<stdin>`), the 1-based document, the List item."""

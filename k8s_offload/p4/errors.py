@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from k8s_offload.p4.ast import SourceLoc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # an annotation only: catching this error must not load the whole front end
+    from k8s_offload.p4.ast import SourceLoc
 
 
 class P4FrontendError(Exception):

@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TypeVar
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.errors import ManifestError, ManifestErrors
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.loader import KubeObject
 from k8s_offload.compiler.frontend.model import (
     Endpoints,
@@ -52,7 +52,7 @@ def build_ir(objects: Iterable[KubeObject], node_facts: NodeFacts | None = None)
 
     Input order does not matter: every collection is sorted by key before use.
     """
-    with gc_paused():
+    with gcpause.paused():
         return _build(objects, node_facts)
 
 

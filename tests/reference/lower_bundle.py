@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.bundle.model import Bundle, TableEntry, match_values
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
 from k8s_offload.compiler.ir.rules import PolicyIR, check_policy_ir
 from tests.reference.lower_node import lower_node
@@ -62,10 +62,10 @@ def check_counts(schema: Schema, counts: Mapping[str, int]) -> None:
 
 def lower(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> Lowered:
     """`config` picks the optimization passes and target profile (k8s_offload/compiler/passes/pipeline.py);
-    None runs every pass for bmv2. The cyclic GC is paused as in loading (frontend/gc_pause.py):
+    None runs every pass for bmv2. The cyclic GC is paused as in loading (k8s_offload/gcpause.py):
     the lowering builds hundreds of thousands of acyclic entries, and rescanning them cost more
     than half its time at size M (docs/benchmarks.md)."""
-    with gc_paused():
+    with gcpause.paused():
         return _lower(ir, schema, config or PassConfig())
 
 

@@ -4,30 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from k8s_offload.compiler.records import fast_init
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Exact:
     value: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Lpm:
     value: int
     prefix_len: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Ternary:
     value: int
     mask: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Range:
     low: int
     high: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Optional:
     value: int
@@ -36,6 +43,7 @@ class Optional:
 Match = Exact | Lpm | Ternary | Range | Optional
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ActionCall:
     """An action by P4Info name with its parameters in declaration order."""
@@ -44,6 +52,7 @@ class ActionCall:
     params: tuple[tuple[str, int], ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TableEntry:
     """One table entry. Don't-care fields are absent from `match`, as P4Runtime requires.
@@ -62,6 +71,7 @@ class TableEntry:
     origin: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ProfileMember:
     profile: str
@@ -70,6 +80,7 @@ class ProfileMember:
     origin: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ProfileGroup:
     profile: str

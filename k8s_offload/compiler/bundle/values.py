@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
+from functools import cache
 
 from k8s_offload.compiler.bundle.model import Exact, Lpm, Match, Optional, Range, Ternary
 
@@ -35,33 +37,76 @@ def _is_address(name: str) -> bool:
 
 
 def format_value(name: str, width: int, value: int) -> str:
-    short = name.rsplit(".", 1)[-1]
-    if width == 128 and _is_address(name):
-        return str(unmapped(value))
-    if width == 32 and _is_address(name):
-        return str(ipaddress.IPv4Address(value))
-    if width == 48:
-        return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
-    if short in ("l4_proto", "protocol") and value in PROTOCOLS:
-        return PROTOCOLS[value]
-    if short.endswith("rules") and width == 64:
-        return f"0x{value:x}"
-    return str(value)
+    return value_formatter(name, width)(value)
 
 
 def format_match(name: str, width: int, m: Match) -> str:
-    if isinstance(m, Exact | Optional):
-        return format_value(name, width, m.value)
-    if isinstance(m, Lpm):
-        shown = m.prefix_len
-        if width == 128 and _is_address(name) and m.value >> 32 == 0xFFFF and m.prefix_len >= 96:
-            shown = m.prefix_len - 96
-        return f"{format_value(name, width, m.value)}/{shown}"
-    if isinstance(m, Ternary):
-        return f"0x{m.value:x}&&&0x{m.mask:x}"
-    if isinstance(m, Range):
-        return f"{format_value(name, width, m.low)}..{format_value(name, width, m.high)}"
-    raise TypeError(m)
+    return match_formatter(name, width)(m)
+
+
+def _v4_text(value: int) -> str:
+    """`str(IPv4Address(value))` without building the address (the text renderer's commonest value)."""
+    return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
+
+
+def _key_address_text(value: int) -> str:
+    if value >> 32 == 0xFFFF:
+        return _v4_text(value & 0xFFFFFFFF)
+    return str(ipaddress.IPv6Address(value))
+
+
+def _mac_text(value: int) -> str:
+    return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
+
+
+def _protocol_text(value: int) -> str:
+    return PROTOCOLS.get(value) or str(value)
+
+
+def _hex_text(value: int) -> str:
+    return f"0x{value:x}"
+
+
+@cache
+def value_formatter(name: str, width: int) -> Callable[[int], str]:
+    """How a value of field or parameter `name` (`width` bits) reads: chosen once per name, since
+    the text renderer formats hundreds of thousands of values of a few dozen names."""
+    short = name.rsplit(".", 1)[-1]
+    if width == 128 and _is_address(name):
+        return _key_address_text
+    if width == 32 and _is_address(name):
+        return _v4_text
+    if width == 48:
+        return _mac_text
+    if short in ("l4_proto", "protocol"):
+        return _protocol_text
+    if short.endswith("rules") and width == 64:
+        return _hex_text
+    return str
+
+
+@cache
+def match_formatter(name: str, width: int) -> Callable[[Match], str]:
+    """How a match on field `name` reads (`value_formatter` for its numbers)."""
+    text = value_formatter(name, width)
+    mapped_key = width == 128 and _is_address(name)
+
+    def fmt(m: Match) -> str:
+        kind = type(m)
+        if kind is Exact or kind is Optional:
+            return text(m.value)  # type: ignore[union-attr]
+        if kind is Lpm:
+            shown = m.prefix_len  # type: ignore[union-attr]
+            if mapped_key and m.value >> 32 == 0xFFFF and shown >= 96:  # type: ignore[union-attr]
+                shown -= 96
+            return f"{text(m.value)}/{shown}"  # type: ignore[union-attr]
+        if kind is Ternary:
+            return f"0x{m.value:x}&&&0x{m.mask:x}"  # type: ignore[union-attr]
+        if kind is Range:
+            return f"{text(m.low)}..{text(m.high)}"  # type: ignore[union-attr]
+        raise TypeError(m)
+
+    return fmt
 
 
 def json_value(name: str, width: int, value: int) -> str | int:

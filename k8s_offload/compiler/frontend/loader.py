@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.errors import (
     ErrorList,
     Location,
@@ -19,7 +20,6 @@ from k8s_offload.compiler.errors import (
 from k8s_offload.compiler.frontend.common import subject_of, unsupported
 from k8s_offload.compiler.frontend.fast import fast_endpoint_slice, fast_pod
 from k8s_offload.compiler.frontend.fields import Checker, Raw, shown
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.limits import MAX_ERRORS, MAX_OBJECTS
 from k8s_offload.compiler.frontend.model import (
     Endpoints,
@@ -101,7 +101,7 @@ def load_inputs(
     naming its file, so one run shows everything to fix."""
     errors = ErrorList(MAX_ERRORS)
     facts: NodeFacts | None = None
-    with gc_paused():
+    with gcpause.paused():
         try:
             manifests = _collect(read_objects(sources, errors, stdin), errors)
             if node is not None:

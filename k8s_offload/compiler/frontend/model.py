@@ -11,8 +11,10 @@ import ipaddress
 import operator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from k8s_offload.compiler.errors import Location
+from k8s_offload.compiler.records import fast_init
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -51,9 +53,12 @@ def net_sort_key(network: IPNetwork) -> tuple[int, int, int]:
     return (network.version, int(network.network_address), network.prefixlen)
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ObjectKey:
-    """Identity of a Kubernetes object; every IR node says which objects it was derived from."""
+class ObjectKey(NamedTuple):
+    """Identity of a Kubernetes object; every IR node says which objects it was derived from.
+
+    A named tuple rather than a frozen dataclass: keys are hashed and compared millions of times
+    per compile (every table of the engine is keyed by them), and a tuple does both in C, where
+    the dataclass ran generated Python (`__hash__` alone was about 5 % of a size-M compile)."""
 
     kind: str
     namespace: str
@@ -67,8 +72,8 @@ class ObjectKey:
         return f"{self.kind} {self.ref}"
 
 
-by_key = operator.attrgetter("key.kind", "key.namespace", "key.name")
-"""Sort key for objects and nodes: plain tuples compare in C, generated dataclass `__lt__` does not."""
+by_key = operator.attrgetter("key")
+"""Sort key for objects and nodes (by their `ObjectKey`, which compares in C)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class Namespace:
     location: Location = field(compare=False, repr=False)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, order=True)
 class ContainerPort:
     name: str
@@ -85,6 +91,7 @@ class ContainerPort:
     protocol: Protocol
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Pod:
     key: ObjectKey
@@ -146,6 +153,7 @@ class Service:
     """Annotation service.kubernetes.io/topology-mode (or the older topology-aware-hints)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TargetRef:
     kind: str
@@ -162,6 +170,7 @@ class EndpointConditions:
     terminating: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     addresses: tuple[IPAddress, ...]
@@ -173,6 +182,7 @@ class Endpoint:
     target_ref: TargetRef | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EndpointPort:
     name: str
@@ -182,6 +192,7 @@ class EndpointPort:
     app_protocol: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EndpointSlice:
     key: ObjectKey

@@ -33,6 +33,7 @@ from k8s_offload.compiler.frontend.syntax import (
     load_yaml,
 )
 from k8s_offload.compiler.frontend.syntax import Path as FieldPath
+from k8s_offload.compiler.records import fast_init
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_NAME = "<stdin>"
@@ -46,6 +47,7 @@ class SourceError(Exception):
     """A path that cannot be read as a manifest source; the message is the reason."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RawObject:
     location: Location

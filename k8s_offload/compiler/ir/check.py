@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Any, TypeVar
 
+from k8s_offload import gcpause
 from k8s_offload.compiler.errors import IRVerificationError
-from k8s_offload.compiler.frontend.gc_pause import gc_paused
 from k8s_offload.compiler.frontend.model import IPAddress, IPFamily, ObjectKey
 from k8s_offload.compiler.ir.model import (
     Backend,
@@ -24,9 +26,9 @@ T = TypeVar("T")
 def check_ir(ir: ClusterIR) -> None:
     """Raise IRVerificationError naming every broken invariant; return None when the IR is sound.
 
-    The cyclic GC is paused as in building (frontend/gc_pause.py): the checks make hundreds of
+    The cyclic GC is paused as in building (k8s_offload/gcpause.py): the checks make hundreds of
     thousands of short-lived keys while the whole IR is alive, and its rescans cost more than them."""
-    with gc_paused():
+    with gcpause.paused():
         _check(ir)
 
 
@@ -48,21 +50,30 @@ def _check(ir: ClusterIR) -> None:
     for i, ns in enumerate(ir.namespaces):
         _labels_sorted(problems, f"namespaces[{i}] ({ns.key})", ns.labels)
     local_ports: dict[int, ObjectKey] = {}
+    sound_labels: dict[int, Sequence[tuple[str, str]]] = {}
+    """Label tuples found sorted, by identity: the front end shares one tuple among the pods
+    with equal labels, so most pods need no look at theirs."""
     for i, pod in enumerate(ir.pods):
-        where = f"pods[{i}] ({pod.key})"
-        _labels_sorted(problems, where, pod.labels)
-        if pod.key.namespace not in namespaces:
-            problems.append(f"{where}: dangling reference to Namespace {pod.key.namespace}")
-        if pod.ipv4 is not None and pod.ipv4.version != 4:
-            problems.append(f"{where}: ipv4 holds an IPv6 address {pod.ipv4}")
-        if pod.ipv6 is not None and pod.ipv6.version != 6:
-            problems.append(f"{where}: ipv6 holds an IPv4 address {pod.ipv6}")
-        if pod.local != (pod.port is not None) or pod.local != (pod.mac is not None):
-            problems.append(f"{where}: local={pod.local} but port={pod.port} mac={pod.mac}")
-        if pod.port is not None:
-            other = local_ports.setdefault(pod.port, pod.key)
+        # The location text is built only for a problem (see the frontends below).
+        labels = pod.labels
+        if sound_labels.get(id(labels)) is not labels:
+            if _labels_ok(labels):
+                sound_labels[id(labels)] = labels
+            else:
+                _labels_sorted(problems, f"pods[{i}] ({pod.key})", labels)
+        ipv4, ipv6, port = pod.ipv4, pod.ipv6, pod.port
+        if (
+            pod.key.namespace not in namespaces
+            or (ipv4 is not None and ipv4.version != 4)
+            or (ipv6 is not None and ipv6.version != 6)
+            or pod.local != (port is not None)
+            or pod.local != (pod.mac is not None)
+        ):
+            _check_pod(problems, f"pods[{i}] ({pod.key})", pod, namespaces)
+        if port is not None:
+            other = local_ports.setdefault(port, pod.key)
             if other != pod.key:
-                problems.append(f"{where}: device port {pod.port} is also the port of {other}")
+                problems.append(f"pods[{i}] ({pod.key}): device port {port} is also the port of {other}")
 
     for i, svc in enumerate(ir.services):
         where = f"services[{i}] ({svc.key})"
@@ -103,6 +114,17 @@ def _check(ir: ClusterIR) -> None:
         raise IRVerificationError(
             "IR verification failed:\n" + "\n".join(f"  {p}" for p in problems), problems
         )
+
+
+def _check_pod(problems: list[str], where: str, pod: PodEndpoint, namespaces: set[str]) -> None:
+    if pod.key.namespace not in namespaces:
+        problems.append(f"{where}: dangling reference to Namespace {pod.key.namespace}")
+    if pod.ipv4 is not None and pod.ipv4.version != 4:
+        problems.append(f"{where}: ipv4 holds an IPv6 address {pod.ipv4}")
+    if pod.ipv6 is not None and pod.ipv6.version != 6:
+        problems.append(f"{where}: ipv6 holds an IPv4 address {pod.ipv6}")
+    if pod.local != (pod.port is not None) or pod.local != (pod.mac is not None):
+        problems.append(f"{where}: local={pod.local} but port={pod.port} mac={pod.mac}")
 
 
 def _check_frontend(
@@ -187,7 +209,9 @@ def _sorted_unique(
     def text(item: T) -> str:
         return what(item) if what else str(key(item))
 
-    keys = [key(item) for item in items]
+    keys = list(map(key, items))
+    if all(map(operator.lt, keys, islice(keys, 1, None))):  # strictly increasing: sorted and unique
+        return
     for i in range(1, len(keys)):
         before, current = keys[i - 1], keys[i]
         if current == before:
@@ -197,9 +221,13 @@ def _sorted_unique(
 
 
 def _labels_sorted(problems: list[str], where: str, labels: Sequence[tuple[str, str]]) -> None:
-    keys = [k for k, _ in labels]
-    if keys != sorted(set(keys)):
+    if not _labels_ok(labels):
         problems.append(f"{where}: labels must be sorted by key and unique")
+
+
+def _labels_ok(labels: Sequence[tuple[str, str]]) -> bool:
+    keys = [k for k, _ in labels]
+    return keys == sorted(set(keys))
 
 
 def _frontend_text(fe: ServiceFrontend) -> str:

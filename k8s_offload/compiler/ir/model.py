@@ -23,6 +23,7 @@ from k8s_offload.compiler.frontend.model import (
 )
 from k8s_offload.compiler.frontend.nodefacts import NodeFacts
 from k8s_offload.compiler.frontend.policy import NetworkPolicy
+from k8s_offload.compiler.records import fast_init
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """Set by the API server on every Namespace; NetworkPolicy namespaceSelectors rely on it."""
@@ -49,6 +50,7 @@ class NamespaceInfo:
     """False when no Namespace object was given and the node only exists because objects live in it."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PodEndpoint:
     key: ObjectKey
@@ -106,6 +108,7 @@ class FrontendKind(StrEnum):
     LoadBalancer = "LoadBalancer"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, order=True)
 class BackendSetKey:
     """A Service port in one address family: the unit kube-proxy load-balances over."""
@@ -118,6 +121,7 @@ class BackendSetKey:
         return f"{self.service.ref}:{self.port_name or '-'}/{self.family}"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ServiceFrontend:
     """One (VIP, protocol, port) the data plane must catch and translate."""
@@ -144,6 +148,7 @@ class ServiceFrontend:
         return (ip_sort_key(self.vip), self.protocol.value, self.port)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Backend:
     address: IPAddress
@@ -165,6 +170,7 @@ class Backend:
         return (ip_sort_key(self.address), self.port)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BackendSet:
     key: BackendSetKey

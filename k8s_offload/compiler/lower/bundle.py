@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from k8s_offload.compiler.bundle.model import Bundle, TableEntry, match_values
-from k8s_offload.compiler.bundle.schema import BundleError, Schema
+from k8s_offload.compiler.bundle.model import Bundle, Exact, Lpm, TableEntry, match_values
+from k8s_offload.compiler.bundle.schema import BundleError, FieldInfo, Schema
 from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
 from k8s_offload.compiler.ir.rules import PolicyIR
@@ -24,13 +24,46 @@ class Lowered:
     policy: PolicyIR
 
 
-def entry_sort_key(
-    schema: Schema, order: dict[str, int], e: TableEntry
-) -> tuple[int, bool, tuple[tuple[int, ...], ...]]:
-    """Entries grouped by table in pipeline order, defaults last, then by key value."""
-    info = schema.table(e.table)
-    key = tuple((info.field(name).id, *match_values(m)) for name, m in e.match)
-    return (order[e.table], e.is_default, key)
+def sort_entries(schema: Schema, entries: Iterable[TableEntry]) -> list[TableEntry]:
+    """Entries grouped by table in pipeline order, defaults last, then by key value (field id and
+    the match's numbers, field by field). Sorted table by table: one key function per table looks
+    its field ids up once, where a key per entry over the whole bundle cost 0.65 s at size M."""
+    by_table: dict[str, list[TableEntry]] = {}
+    for e in entries:
+        found = by_table.get(e.table)
+        if found is None:
+            by_table[e.table] = [e]
+        else:
+            found.append(e)
+    out: list[TableEntry] = []
+    for name in schema.table_order:
+        run = by_table.pop(name, None)
+        if run is not None:
+            run.sort(key=_key_in(schema.table(name).fields))
+            out += run
+    if by_table:
+        raise BundleError(f"table {next(iter(by_table))!r} is not a table of the program")
+    return out
+
+
+def _key_in(fields: Iterable[FieldInfo]) -> Callable[[TableEntry], tuple[int, ...]]:
+    """An entry's place in its table: defaults last, then per match field its id and numbers,
+    concatenated. A field's id fixes how many numbers follow it, so the flat tuple orders like
+    the tuple of per-field tuples it replaced, and compares faster."""
+    ids = {f.name: f.id for f in fields}
+
+    def key(e: TableEntry) -> tuple[int, ...]:
+        out = [int(e.is_default)]
+        for name, m in e.match:
+            if type(m) is Exact:
+                out += (ids[name], m.value)
+            elif type(m) is Lpm:
+                out += (ids[name], m.value, m.prefix_len)
+            else:
+                out += (ids[name], *match_values(m))
+        return tuple(out)
+
+    return key
 
 
 def check_capacity(schema: Schema, bundle: Bundle) -> None:
@@ -59,7 +92,7 @@ def check_counts(schema: Schema, counts: Mapping[str, int]) -> None:
 def lower(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> Lowered:
     """The lowering units (docs/engine.md) run once on an IR built elsewhere; `config` picks the
     passes and target profile (None: every pass, bmv2). The cyclic GC is paused as in loading
-    (frontend/gc_pause.py)."""
+    (k8s_offload/gcpause.py)."""
     from k8s_offload.compiler.compilation import Compilation
 
     c = Compilation(schema, None if ir.node is DEFAULT_NODE_FACTS else ir.node, config, track=False, ir=ir)
