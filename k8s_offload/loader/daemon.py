@@ -144,10 +144,15 @@ class Loader:
         self._entries: dict[str, int] = {}
         self._held: Mapping[Key, Item] | None = None
         self._recheck = False
+        # The first sync after a start compares with what the device holds (a restarted loader
+        # has no compiled state of its own to compare with); later ones compare reloads.
+        self._device_checked = False
+        self._device_held: Mapping[Key, Item] | None = None
         self.metrics.declare(
             "offload_deletion_guard_holds_total",
             "counter",
-            "Source reloads whose deletions exceeded --max-delete-share and waited for a second read",
+            "Source reloads (and first syncs after a start) whose deletions exceeded --max-delete-share and "
+            "waited for a second read of the sources",
         )
         self.metrics.healthy = lambda: (
             time.monotonic() - self._heartbeat < max(30.0, 5 * config.poll_interval)
@@ -244,33 +249,54 @@ class Loader:
         return True
 
     def _deletions_confirmed(self, new: Mapping[Key, Item]) -> bool:
-        """The deletion guard: a reload that would delete more than `max_delete_share` of the
-        entities is applied only when the next read of the sources gives the same entities. A
-        directory caught empty or half-written (a sync tool swapping it, a volume remounted) then
-        costs one poll interval instead of the device's Services, pods and policies."""
+        """The deletion guard on a reload: compared with the last state compiled."""
         old = self.desired
+        if old is None:
+            return True  # the first compile: the first sync compares with the device
+        confirmed, self._held = self._guard(new, old, self._held, "the sources")
+        if not confirmed:
+            self._recheck = True
+        return confirmed
+
+    def _device_confirmed(self, current: Mapping[Key, Item]) -> bool:
+        """The deletion guard on the first sync after a start: compared with what the device
+        holds (a restarted loader reading a directory caught empty must not wipe the device)."""
+        assert self.desired is not None
+        confirmed, self._device_held = self._guard(self.desired, current, self._device_held, "the first sync")
+        if confirmed:
+            self._device_checked = True
+        else:
+            self._recheck = True  # read the sources again before the next try
+        return confirmed
+
+    def _guard(
+        self, new: Mapping[Key, Item], old: Mapping[Key, Item], held: Mapping[Key, Item] | None, what: str
+    ) -> tuple[bool, Mapping[Key, Item] | None]:
+        """(apply?, what to hold): more than `max_delete_share` of `old`'s entities (default
+        entries aside: they always exist) gone from `new` is applied only when the next read of
+        the sources gives the same entities (`held`). A directory caught empty or half-written (a
+        sync tool swapping it, a volume remounted) then costs one poll interval instead of the
+        device's Services, pods and policies."""
         share = self.config.max_delete_share
-        if old is None or share >= 1.0:
-            return True
-        removed = sum(1 for key in old if key not in new)
-        if removed <= share * len(old):
-            self._held = None
-            return True
-        if self._held is not None and self._held.keys() == new.keys():
-            log.warning("a second read confirms deleting %d of %d entities; applying it", removed, len(old))
-            self._held = None
-            return True
-        self._held = new
-        self._recheck = True
+        if share >= 1.0:
+            return True, None
+        total = sum(1 for key in old if key[0] != "default")
+        removed = sum(1 for key in old if key[0] != "default" and key not in new)
+        if removed <= share * total:
+            return True, None
+        if held is not None and held.keys() == new.keys():
+            log.warning("a second read confirms deleting %d of %d entities; applying it", removed, total)
+            return True, None
         self.metrics.inc("offload_deletion_guard_holds_total")
         log.warning(
-            "the sources would delete %d of %d entities (more than %g of them); keeping the device as it "
-            "is until the next read confirms it (--max-delete-share)",
+            "%s would delete %d of %d entities (more than %g of them); keeping the device as it "
+            "is until the next read of the sources confirms it (--max-delete-share)",
+            what,
             removed,
-            len(old),
+            total,
             share,
         )
-        return False
+        return False, new
 
     def _facts(self) -> NodeFacts | None:
         facts = load_node_facts(self.config.node) if self.config.node else None
@@ -400,7 +426,8 @@ class Loader:
         """Reconcile the device with the desired state (None when there is nothing to do it with)."""
         if self.desired is None or self.syncer is None or self.client is None or not self.client.is_primary:
             return None
-        result = self.syncer.sync(self.desired)
+        confirm = None if self._device_checked else self._device_confirmed
+        result = self.syncer.sync(self.desired, confirm)
         if self.config.progress is not None:
             self.config.progress("sync", result.updates, "updates")
         self._entries = dict(result.entries)
@@ -462,6 +489,9 @@ class Loader:
                 log.error("not primary for device %d: another controller holds it", self.config.device_id)
                 return 1
             result = self.sync()
+            if result is not None and result.held:  # the deletion guard: read the sources again
+                self.reload(force=True)
+                result = self.sync()
             ok = result is not None and result.ok and self._pipeline_ok and self.matches()
             return 0 if ok else 1
         except PipelineError as err:

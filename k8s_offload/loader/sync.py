@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import grpc
@@ -70,6 +70,7 @@ class SyncResult:
     # (the Write RPCs, the target's work included).
     phases: dict[str, float] = field(default_factory=dict)
     write_seconds: list[float] = field(default_factory=list)  # per Write RPC, for the histogram
+    held: bool = False  # the caller's `confirm` refused what the device holds: nothing written
 
 
 def applied(op: Op, device: Mapping[Key, Item]) -> bool:
@@ -102,11 +103,20 @@ class Syncer:
     def diff(self, desired: Mapping[Key, Item]) -> Plan:
         return make_plan(self.schema, desired, self.read_device())
 
-    def sync(self, desired: Mapping[Key, Item]) -> SyncResult:
+    def sync(
+        self, desired: Mapping[Key, Item], confirm: Callable[[Mapping[Key, Item]], bool] | None = None
+    ) -> SyncResult:
+        """Read the device, plan, write. `confirm` sees what the device holds before anything is
+        planned; False leaves the device untouched (`held`, not ok): the loader's deletion guard
+        for a device it has not synced since it started."""
         start = time.monotonic()
         result = SyncResult()
         with gcpause.paused():  # every entity read, planned and written: k8s_offload/gcpause.py
             current = self.read_device()
+            if confirm is not None and not confirm(current):
+                result.ok, result.held, result.reason = False, True, "held by the deletion guard"
+                result.duration = time.monotonic() - start
+                return result
             plan = make_plan(self.schema, desired, current)
             result.counts = plan.counts()
             if len(plan):

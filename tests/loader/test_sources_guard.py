@@ -150,3 +150,70 @@ def test_a_directory_becoming_unreadable_is_a_change(tmp_path: Path, monkeypatch
     assert not watcher.changed()
     monkeypatch.undo()
     assert watcher.changed()
+
+
+def _restart_over_emptied_sources(
+    switch: EmbeddedTarget, shop_dir: Path, **kw: Any
+) -> tuple[Loader, int, int]:
+    """A loader synced the shop, then stops; its sources are emptied (all but the node facts) and
+    a new loader starts: it has no compiled state of its own, only the device's."""
+    first = _loader(switch.address, [shop_dir])
+    try:
+        _synced(first)
+        held = len(first.syncer.read_device()) if first.syncer else 0
+    finally:
+        first.close()
+    for f in shop_dir.iterdir():
+        f.unlink()
+    return _loader(switch.address, [shop_dir], **kw), held, switch.servicer.write_count
+
+
+def test_a_restart_over_emptied_sources_keeps_the_device_until_a_second_read(
+    switch: EmbeddedTarget, shop_dir: Path
+) -> None:
+    """The guard's first comparison after a start is with the device (docs/failure-modes.md):
+    without it a loader restarted while its directory is caught empty wipes every entry."""
+    loader, held, writes = _restart_over_emptied_sources(switch, shop_dir)
+    try:
+        loader.step()  # compile + connect
+        loader.step()  # the first sync: held, nothing written
+        assert not loader.in_sync and loader.last_result is not None and loader.last_result.held
+        assert loader.metrics.get("offload_deletion_guard_holds_total") == 1
+        assert switch.servicer.write_count == writes
+        assert loader.syncer is not None and len(loader.syncer.read_device()) == held
+        loader.step()  # the sources read again, still empty: confirmed and applied
+        assert loader.in_sync and loader.matches()
+        assert len(loader.syncer.read_device()) < held / 2
+    finally:
+        loader.close()
+
+
+def test_a_restart_whose_sources_come_back_writes_nothing(switch: EmbeddedTarget, shop_dir: Path) -> None:
+    loader, held, writes = _restart_over_emptied_sources(switch, shop_dir)
+    try:
+        loader.step()
+        loader.step()  # held
+        for f in SHOP.glob("*.yaml"):
+            shutil.copy(f, shop_dir / f.name)  # refilled before the second read
+        loader.step()
+        assert loader.in_sync and loader.matches()
+        assert switch.servicer.write_count == writes
+        assert loader.syncer is not None and len(loader.syncer.read_device()) == held
+    finally:
+        loader.close()
+
+
+def test_run_once_confirms_by_reading_the_sources_again(switch: EmbeddedTarget, shop_dir: Path) -> None:
+    loader, _, _ = _restart_over_emptied_sources(switch, shop_dir)
+    assert loader.run_once() == 0  # an explicit one-shot: the second read is its own
+    assert loader.metrics.get("offload_deletion_guard_holds_total") == 1
+
+
+def test_a_disabled_guard_lets_the_first_sync_delete(switch: EmbeddedTarget, shop_dir: Path) -> None:
+    loader, held, _ = _restart_over_emptied_sources(switch, shop_dir, max_delete_share=1.0)
+    try:
+        _synced(loader)
+        assert loader.metrics.get("offload_deletion_guard_holds_total") == 0
+        assert loader.syncer is not None and len(loader.syncer.read_device()) < held / 2
+    finally:
+        loader.close()
