@@ -444,8 +444,20 @@ def transition_states(
         return None
     for k in changed:
         if k not in phases:
-            now = current.get(k)
-            phases[k] = [now, desired.get(k), desired.get(k), desired.get(k), desired.get(k)]
+            # Keys of a policy stage no transition placed (the other direction) keep the one-step
+            # plan's order across the phases: new entities first, changes with the pods' flip,
+            # removals last. Removed in phase 1 instead, a pod entry leaving one stage (ingress no
+            # longer isolated) let a packet through before the same change isolated it in the
+            # other. Everything else (Services, nodes) changes in phase 1, as one plan would.
+            now, want = current.get(k), desired.get(k)
+            if facts.stage_of(k) is None:
+                phases[k] = [now, want, want, want, want]
+            elif now is None:
+                phases[k] = [now, want, want, want, want]
+            elif want is None:
+                phases[k] = [now, now, now, now, want]
+            else:
+                phases[k] = [now, now, now, want, want]
     return [{k: v[i] for k, v in phases.items() if v[i] is not None} for i in range(5)]  # type: ignore[misc]
 
 
