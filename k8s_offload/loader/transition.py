@@ -450,9 +450,7 @@ def transition_states(
             # longer isolated) let a packet through before the same change isolated it in the
             # other. Everything else (Services, nodes) changes in phase 1, as one plan would.
             now, want = current.get(k), desired.get(k)
-            if facts.stage_of(k) is None:
-                phases[k] = [now, want, want, want, want]
-            elif now is None:
+            if facts.stage_of(k) is None or now is None:
                 phases[k] = [now, want, want, want, want]
             elif want is None:
                 phases[k] = [now, now, now, now, want]
