@@ -78,7 +78,7 @@ def _label(result: CompileResult, key: str) -> str:
 
 def summary(result: CompileResult, from_ir: str | None = None) -> str:
     if from_ir is None:
-        kinds = Counter(type(o).__name__ for o in result.manifests.objects)
+        kinds = Counter(o.key.kind for o in result.manifests.objects)
         listed = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         read = f"{sum(kinds.values())} objects ({listed})"
     else:

@@ -35,11 +35,18 @@ from k8s_offload.compiler.frontend.parse_core import parse_namespace, parse_pod
 from k8s_offload.compiler.frontend.parse_endpoints import parse_endpoint_slice, parse_endpoints
 from k8s_offload.compiler.frontend.parse_policy import parse_network_policy
 from k8s_offload.compiler.frontend.parse_service import parse_service
+from k8s_offload.compiler.frontend.parse_tiers import (
+    parse_admin_network_policy,
+    parse_baseline_admin_network_policy,
+    parse_cluster_network_policy,
+    parse_node,
+)
 from k8s_offload.compiler.frontend.policy import NetworkPolicy
 from k8s_offload.compiler.frontend.sources import RawObject, parse_text, read_objects
+from k8s_offload.compiler.frontend.tiers import ClusterPolicy, Node
 
-KubeObject = Namespace | Pod | Service | EndpointSlice | Endpoints | NetworkPolicy
-K = TypeVar("K", Namespace, Pod, Service, EndpointSlice, Endpoints, NetworkPolicy)
+KubeObject = Namespace | Pod | Service | EndpointSlice | Endpoints | NetworkPolicy | ClusterPolicy | Node
+K = TypeVar("K", Namespace, Pod, Service, EndpointSlice, Endpoints, NetworkPolicy, ClusterPolicy, Node)
 Parser = Callable[[Checker, Raw, Location], KubeObject]
 
 
@@ -57,7 +64,15 @@ KINDS: dict[str, _Kind] = {
     "Endpoints": _Kind("v1", True, parse_endpoints),
     "EndpointSlice": _Kind("discovery.k8s.io/v1", True, parse_endpoint_slice),
     "NetworkPolicy": _Kind("networking.k8s.io/v1", True, parse_network_policy),
+    "AdminNetworkPolicy": _Kind("policy.networking.k8s.io/v1alpha1", False, parse_admin_network_policy),
+    "BaselineAdminNetworkPolicy": _Kind(
+        "policy.networking.k8s.io/v1alpha1", False, parse_baseline_admin_network_policy
+    ),
+    "ClusterNetworkPolicy": _Kind("policy.networking.k8s.io/v1alpha2", False, parse_cluster_network_policy),
+    "Node": _Kind("v1", False, parse_node),
 }
+"""Cluster policy tiers and Nodes have no fast path: they are tens to thousands of objects, where
+the fast path pays for itself at the hundred thousand Pods and EndpointSlices of a large cluster."""
 _FAST: dict[str, Callable[[dict[str, Any], Location], KubeObject | None]] = {
     "Pod": fast_pod,
     "EndpointSlice": fast_endpoint_slice,
@@ -76,6 +91,9 @@ class Manifests:
     endpoints: tuple[Endpoints, ...]
     network_policies: tuple[NetworkPolicy, ...]
     notes: tuple[str, ...]
+    cluster_policies: tuple[ClusterPolicy, ...] = ()
+    """AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy, sorted by key."""
+    nodes: tuple[Node, ...] = ()
 
     @property
     def objects(self) -> tuple[KubeObject, ...]:
@@ -86,6 +104,8 @@ class Manifests:
             *self.endpoint_slices,
             *self.endpoints,
             *self.network_policies,
+            *self.cluster_policies,
+            *self.nodes,
         )
 
 
@@ -206,4 +226,6 @@ def _sorted(objects: list[KubeObject], skipped: Counter[str]) -> Manifests:
         endpoints=_of(by_kind, Endpoints),
         network_policies=_of(by_kind, NetworkPolicy),
         notes=notes,
+        cluster_policies=_of(by_kind, ClusterPolicy),
+        nodes=_of(by_kind, Node),
     )

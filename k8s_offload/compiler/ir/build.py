@@ -38,6 +38,7 @@ from k8s_offload.compiler.frontend.model import (
 )
 from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
 from k8s_offload.compiler.frontend.policy import NetworkPolicy
+from k8s_offload.compiler.frontend.tiers import ANP_KIND, BANP_KIND, CNP_KIND, TIER_KINDS, ClusterPolicy, Node
 from k8s_offload.compiler.ir.model import (
     BackendSet,
     ClusterIR,
@@ -63,6 +64,7 @@ from k8s_offload.compiler.ir.services import (
     service_info,
     service_warnings,
 )
+from k8s_offload.compiler.ir.tiers import tier_notes
 
 if TYPE_CHECKING:
     from k8s_offload.compiler.engine.core import Reads
@@ -122,6 +124,10 @@ KINDS = {
     "Endpoints": Endpoints,
     "Namespace": Namespace,
     "NetworkPolicy": NetworkPolicy,
+    ANP_KIND: ClusterPolicy,
+    BANP_KIND: ClusterPolicy,
+    CNP_KIND: ClusterPolicy,
+    "Node": Node,
 }
 """One input table per kind, named after it."""
 
@@ -343,7 +349,9 @@ def declare_ir(b: Build) -> None:
             e,
             "namespace_objects",
             tuple(ins.values()),
-            lambda k, o: ((k.name if k.kind == "Namespace" else k.namespace, k),),
+            lambda k, o: (
+                ((k.name, k),) if k.kind == "Namespace" else ((k.namespace, k),) if k.namespace else ()
+            ),
         )
     )
 
@@ -354,7 +362,18 @@ def declare_ir(b: Build) -> None:
     b.add(Rule(e, "namespace_ir", ns_info, over=used))
     policies = ins["NetworkPolicy"]
     b.add(Rule(e, "policy_ir", lambda r, k: r(policies, k), over=policies))
+    for kind in TIER_KINDS:
+        b.add(Rule(e, f"{kind}_notes", _tier_notes(ins[kind]), over=ins[kind], out="ir_diagnostics"))
     _declare_local_pods(b)
+
+
+def _tier_notes(tier_input: Any) -> Any:
+    """The notes on one cluster policy kind's objects (a function per kind's input table)."""
+
+    def notes(r: Reads, key: ObjectKey) -> tuple[Diagnostic, ...]:
+        return tier_notes(r(tier_input, key))
+
+    return notes
 
 
 def _declare_local_pods(b: Build) -> None:
