@@ -33,7 +33,8 @@ def domain_names_note(policy: ClusterPolicy) -> Diagnostic | None:
     return Diagnostic(
         policy.key,
         f"domainNames peers cannot be offloaded (the pipeline matches addresses, not DNS names): "
-        f"egress rule{'s' if len(rules) > 1 else ''} {listed}: each domainNames peer matches no traffic (fail closed){extra}",
+        f"egress rule{'s' if len(rules) > 1 else ''} {listed}: "
+        f"each domainNames peer matches no traffic (fail closed){extra}",
     )
 
 
