@@ -19,10 +19,13 @@ from typing import Any
 from k8s_offload.compiler.bundle.values import PROTOCOLS, unmapped
 from k8s_offload.compiler.frontend.model import IPAddress, ObjectKey, Protocol
 from k8s_offload.compiler.frontend.policy import PolicyType
+from k8s_offload.compiler.frontend.tiers import Tier
 from k8s_offload.compiler.ir.dump import conditions
 from k8s_offload.compiler.ir.model import BackendSet, ClusterIR, PodEndpoint, ServiceFrontend
 from k8s_offload.compiler.ir.rules import PodIsolation, RuleSource
+from k8s_offload.compiler.ir.tiers import PodTiers
 from k8s_offload.compiler.lower.bundle import Lowered
+from k8s_offload.compiler.lower.policy import RULE_BITS
 from k8s_offload.target.context import TableEvent
 from k8s_offload.target.interpreter import PacketResult
 
@@ -97,6 +100,10 @@ class NodeView:
     @cached_property
     def isolations(self) -> dict[tuple[ObjectKey, PolicyType], PodIsolation]:
         return {(iso.pod, iso.direction): iso for iso in self.lowered.policy.isolations}
+
+    @cached_property
+    def tiers(self) -> dict[tuple[ObjectKey, PolicyType], PodTiers]:
+        return {(pt.pod, pt.direction): pt for pt in self.lowered.tiers}
 
     @cached_property
     def attachments(self) -> dict[tuple[str, str], int]:
@@ -174,8 +181,12 @@ def explain_hop(
     if nat is not None and nat.hit and frontend_step is not None and frontend_step.fields.get("masquerade"):
         src = unmapped(nat.args[0])
     policy = [
+        _tier(view, events, PolicyType.Egress, Tier.Admin),
         _policy(view, events, PolicyType.Egress, src, peer_dst, packet.protocol, dport),
+        _tier(view, events, PolicyType.Egress, Tier.Baseline),
+        _tier(view, events, PolicyType.Ingress, Tier.Admin),
         _policy(view, events, PolicyType.Ingress, peer_dst, src, packet.protocol, dport),
+        _tier(view, events, PolicyType.Ingress, Tier.Baseline),
     ]
     steps.extend(s for s in policy if s is not None)
     if reply and "eg_pod" not in events and "in_pod" not in events:
@@ -288,6 +299,44 @@ def _names(sources: Iterable[RuleSource], way: str) -> list[Named]:
         if n not in out:
             out.append(n)
     return out
+
+
+TIER_STAGE_TABLES = {Tier.Admin: "admin", Tier.Baseline: "baseline"}
+TIER_VERDICTS = {"tier_allow": "allowed", "tier_deny": "denied", "tier_pass": "passed on"}
+
+
+def _tier(view: NodeView, events: dict[str, TableEvent], direction: PolicyType, tier: Tier) -> Step | None:
+    """The tier's decision, when its table ran: the first rule of the pod's tier set that the
+    flow matches (the entry's priority gives its bit, lower/tiers.py), or none."""
+    prefix = "eg" if direction is PolicyType.Egress else "in"
+    ev = events.get(f"{prefix}_{TIER_STAGE_TABLES[tier]}")
+    pod_ev = events.get(f"{prefix}_tier_pod")
+    if ev is None or pod_ev is None or pod_ev.key is None:
+        return None
+    way = direction.value.lower()
+    stage = f"{way} {tier.value.lower()} tier"
+    pod = view.pods_by_ip.get(unmapped(pod_ev.key[0]))
+    pt = view.tiers.get((pod.key, direction)) if pod is not None else None
+    if pod is None or pt is None:
+        return Step(stage, "a tier entry with no tier rules in the IR", {"verdict": "unknown"})
+    if not ev.hit:
+        text = f"{pod.key.ref}: no {tier.value.lower()} tier rule matches: the next tier decides"
+        return Step(stage, text, {"verdict": "no match", "pod": pod.key.ref})
+    bit = RULE_BITS - ev.priority
+    entries = pt.tier_set.entries
+    if not 0 <= bit < len(entries):
+        return Step(stage, f"{pod.key.ref}: a tier entry of unknown rule bit {bit}", {"verdict": "unknown"})
+    entry = entries[bit]
+    verdict = TIER_VERDICTS.get(ev.action.rsplit(".", 1)[-1].removeprefix(f"{prefix}_"), "unknown")
+    rule = entry.describe(direction)
+    text = f"{pod.key.ref}: {verdict} by {rule}"
+    if verdict == "passed on":
+        text += " (Pass: NetworkPolicy, then the baseline tier decide)" if tier is Tier.Admin else " (Pass)"
+    named = Named(
+        entry.policy.kind, entry.policy.name, f"rule {entry.index + 1} ({way}): {entry.action.value}"
+    )
+    fields = {"verdict": verdict, "pod": pod.key.ref, "rule": rule, "tier": tier.value}
+    return Step(stage, text, fields, (named,))
 
 
 def _policy(

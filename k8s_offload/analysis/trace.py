@@ -398,6 +398,11 @@ class Tracer:
             )
             if result.egress_port is None:
                 verdict.reason = f"{direction} dropped on {node.name}: {hop.drop_reason}"
+                denial = next(
+                    (s for s in hop.steps if s.fields.get("verdict") == "denied" and "tier" in s.fields), None
+                )
+                if denial is not None:  # "DENIED by AdminNetworkPolicy sre-guardrails rule 2 (egress)"
+                    verdict.reason = f"by {denial.fields['rule']}: {verdict.reason}"
                 return None
             if error is not None and result.egress_port == port:
                 # Answered where it came from: the pipeline rejected it (kube-proxy's REJECT).
@@ -512,7 +517,7 @@ def render_text(verdicts: list[Verdict]) -> str:
         if v.backend:
             head += f" (backend {v.backend})"
         if not v.allowed:
-            head += f": {v.reason}"
+            head += f" {v.reason}" if v.reason.startswith("by ") else f": {v.reason}"
         if v.as_expected is False:
             head += f" [EXPECTED {p.expect.upper() if p.expect else ''}]"
         lines.append(head)

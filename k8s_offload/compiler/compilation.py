@@ -19,7 +19,7 @@ from typing import Any
 from k8s_offload import gcpause
 from k8s_offload.compiler.bundle.model import Bundle, ProfileGroup, ProfileMember, TableEntry
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
-from k8s_offload.compiler.engine.core import Engine, Node, Stats
+from k8s_offload.compiler.engine.core import Engine, Index, Node, Stats
 from k8s_offload.compiler.errors import ManifestErrors
 from k8s_offload.compiler.frontend.loader import KubeObject
 from k8s_offload.compiler.frontend.model import ObjectKey, by_key
@@ -28,6 +28,7 @@ from k8s_offload.compiler.ir.build import KINDS, ir_inputs
 from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
 from k8s_offload.compiler.ir.rules import PodIsolation, PolicyIR, check_policy_ir
+from k8s_offload.compiler.ir.tiers import PodTiers
 from k8s_offload.compiler.lower.bundle import check_counts, sort_entries
 from k8s_offload.compiler.lower.services import check_selector
 from k8s_offload.compiler.passes.pipeline import PIPELINE, POLICY_PASSES, Build, PassConfig, check_entries
@@ -284,6 +285,15 @@ class Compilation:
             return ()
         return (v for v in node.values.values() if v is not None)  # type: ignore[attr-defined]
 
+    def _group(self, name: str, group: str) -> Iterable[Any]:
+        node = self.b.t.get(name)
+        found = node.get(group) if node is not None else None
+        return found.values() if found else ()
+
+    def _keys(self, name: str) -> list[ObjectKey]:
+        node = self.b.t.get(name)
+        return list(node.keys()) if isinstance(node, Index) else []
+
     def ir(self) -> ClusterIR:
         """The cluster IR of the current objects (as `build_ir` gives it)."""
         if self.from_ir is not None:
@@ -300,6 +310,9 @@ class Compilation:
                 backend_sets=tuple(sorted(self._values("backend_set_ir"), key=lambda s: s.key)),
                 network_policies=tuple(sorted(self._values("policy_ir"), key=by_key)),
                 diagnostics=tuple(sorted(set(notes))),
+                cluster_policies=tuple(sorted(self._group("tier_policies", "all"), key=by_key)),
+                nodes=tuple(sorted(self._group("tier_nodes", "all"), key=by_key)),
+                host_network_pods=tuple(sorted(self._keys("host_network_pods"))),
             )
         return self._ir
 
@@ -309,6 +322,11 @@ class Compilation:
         isolations: list[PodIsolation] = list(self._values(table))
         isolations.sort(key=lambda iso: (iso.direction.value, iso.pod))
         return PolicyIR(tuple(isolations))
+
+    def tiers(self) -> tuple[PodTiers, ...]:
+        """Per local pod and direction, its cluster policy tier rules."""
+        found: list[PodTiers] = list(self._values("tier_isolation"))
+        return tuple(sorted(found, key=lambda pt: (pt.direction.value, pt.pod)))
 
     def diagnostics(self) -> tuple[Diagnostic, ...]:
         c = self.engine.collections

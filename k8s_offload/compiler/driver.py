@@ -54,7 +54,7 @@ def compile_sources(
         report("load", len(manifests.objects), "objects")
         schema = schema or default_schema()
         c = compile_objects(manifests.objects, facts, schema, passes)
-        lowered = Lowered(c.bundle(), c.lowering_diagnostics(), c.policy())
+        lowered = Lowered(c.bundle(), c.lowering_diagnostics(), c.policy(), c.tiers())
         ir = c.ir()
         c.release()
         records = len(ir.pods) + len(ir.services) + len(ir.frontends) + len(ir.backend_sets)

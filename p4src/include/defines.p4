@@ -55,7 +55,15 @@ const bit<8> DROP_NAT_COLLISION   = 8;   /* a masqueraded flow's reply slot is h
 const bit<8> DROP_NO_LOCAL_ENDPOINT = 9; /* traffic policy Local, endpoints only on other nodes */
 const bit<8> DROP_UNPARSED        = 10;  /* neither ARP nor IPv4/IPv6: another ethertype, a VLAN tag */
 const bit<8> DROP_PARSER_ERROR    = 11;  /* a header cut short (truncated frame) */
+const bit<8> DROP_EGRESS_TIER     = 12;  /* denied by an admin or baseline tier rule (egress) */
+const bit<8> DROP_INGRESS_TIER    = 13;  /* denied by an admin or baseline tier rule (ingress) */
 const bit<32> DROP_REASON_COUNT   = 16;
+
+/* The decision of a cluster policy tier for a new flow (meta.eg_tier, meta.in_tier). */
+const bit<2> TIER_NONE  = 0;   /* no rule of the tier matches: the next tier decides */
+const bit<2> TIER_ALLOW = 1;   /* Allow / Accept: final */
+const bit<2> TIER_DENY  = 2;
+const bit<2> TIER_PASS  = 3;   /* admin tier: on to NetworkPolicy; baseline tier: allowed */
 
 /* Connection-tracking slot kinds (stored in the flow cache). */
 const bit<2> CT_KIND_EMPTY = 0;
@@ -95,6 +103,11 @@ const bit<32> POLICY_PEER_SIZE    = 131072;
 const bit<32> POLICY_PEER_HOST_SIZE = 131072;
 const bit<32> POLICY_RULE_SIZE    = 131072;
 const bit<32> POLICY_PORT_SIZE    = 65536;
+const bit<32> TIER_POD_SIZE       = 65536;
+const bit<32> TIER_PEER_SIZE      = 65536;
+const bit<32> TIER_RULE_SIZE      = 65536;
+const bit<32> TIER_PORT_SIZE      = 65536;
+const bit<32> TIER_DECIDE_SIZE    = 65536;
 const bit<32> FORWARD_TABLE_SIZE  = 131072;
 const bit<32> CT_SLOTS            = 65536;
 const bit<32> AFFINITY_MEMBERS    = 131072;

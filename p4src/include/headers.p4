@@ -198,6 +198,16 @@ struct local_metadata_t {
     bit<64> in_any_port_rules;
     bit<64> in_peer_rules;
     bit<64> in_port_rules;
+
+    /* Cluster policy tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy).
+     * Their lookups reuse the NetworkPolicy fields above (peer class, rule masks), which the
+     * NetworkPolicy tables overwrite after the admin decision; only these outlive it. */
+    bit<16> eg_tier_set;
+    bit<64> eg_tier_hits;    /* the tier rules the flow matches: bit i = rule i of the pod's set */
+    bit<2>  eg_tier;         /* TIER_NONE / ALLOW / DENY / PASS: the admin tier's, then the baseline's */
+    bit<16> in_tier_set;
+    bit<64> in_tier_hits;
+    bit<2>  in_tier;
 }
 
 #endif

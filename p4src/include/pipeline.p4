@@ -344,7 +344,9 @@ control RestoreClient(inout headers_t hdr, inout local_metadata_t meta) {
     }
 }
 
-/* Stage 7: egress NetworkPolicy of the local pod that sent a new flow (after DNAT).
+/* Stage 7: egress policy of the local pod that sent a new flow (after DNAT): its admin tier,
+ * then NetworkPolicy (isolated and allowed / isolated and not allowed / not isolated), then, for
+ * a pod no NetworkPolicy isolates, its baseline tier; nothing decided: allowed.
  * A rule is one bit: the flow is allowed when some rule matches both its peer and its port.
  * Entries grow with peers + ports, not peers x ports (see README, "Policy classification"). */
 control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
@@ -447,23 +449,193 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = eg_no_port_rules();
         size = POLICY_PORT_SIZE;
     }
+    /* Cluster policy tiers (p4src/README.md, "Policy tiers"): the pod's tier set, the rules
+     * its peer and port match (with the NetworkPolicy stage's machinery and fields), then the first
+     * matching rule of the admin tier (eg_admin) or, after NetworkPolicy, of the baseline tier. */
+    @id(0x01000e01)
+    action eg_tier_subject(bit<16> set_id, bit<64> any_peer_rules, bit<64> any_port_rules) {
+        meta.eg_tier_set = set_id;
+        meta.eg_any_peer_rules = any_peer_rules;
+        meta.eg_any_port_rules = any_port_rules;
+    }
+    @id(0x01000e02)
+    action eg_tier_none() {
+        meta.eg_tier_set = 0;
+    }
+    @id(0x02000e01)
+    table eg_tier_pod {
+        key = {
+            meta.src_addr : exact @format(IPV6_ADDRESS);
+        }
+        actions = {
+            eg_tier_subject;
+            @defaultonly eg_tier_none;
+        }
+        default_action = eg_tier_none();
+        size = TIER_POD_SIZE;
+    }
+    @id(0x01000e03)
+    action eg_tier_set_peer_class(bit<16> peer_class) {
+        meta.eg_peer_class = peer_class;
+    }
+    @id(0x01000e04)
+    action eg_tier_no_peer_class() {
+        meta.eg_peer_class = 0;
+    }
+    @id(0x02000e02)
+    table eg_tier_peer_host {
+        key = {
+            meta.dst_addr : exact @format(IPV6_ADDRESS);
+        }
+        actions = {
+            eg_tier_set_peer_class;
+            @defaultonly eg_tier_no_peer_class;
+        }
+        default_action = eg_tier_no_peer_class();
+        size = TIER_PEER_SIZE;
+    }
+    @id(0x02000e03)
+    table eg_tier_peer_class {
+        key = {
+            meta.dst_addr : lpm @format(IPV6_ADDRESS);
+        }
+        actions = {
+            eg_tier_set_peer_class;
+            @defaultonly eg_tier_no_peer_class;
+        }
+        default_action = eg_tier_no_peer_class();
+        size = TIER_PEER_SIZE;
+    }
+    @id(0x01000e05)
+    action eg_tier_set_peer_rules(bit<64> rules) {
+        meta.eg_peer_rules = rules;
+    }
+    @id(0x01000e06)
+    action eg_tier_no_peer_rules() {
+        meta.eg_peer_rules = 0;
+    }
+    @id(0x02000e04)
+    table eg_tier_peer_rules {
+        key = {
+            meta.eg_tier_set   : exact;
+            meta.eg_peer_class : exact;
+        }
+        actions = {
+            eg_tier_set_peer_rules;
+            @defaultonly eg_tier_no_peer_rules;
+        }
+        default_action = eg_tier_no_peer_rules();
+        size = TIER_RULE_SIZE;
+    }
+    @id(0x01000e07)
+    action eg_tier_set_port_rules(bit<64> rules) {
+        meta.eg_port_rules = rules;
+    }
+    @id(0x01000e08)
+    action eg_tier_no_port_rules() {
+        meta.eg_port_rules = 0;
+    }
+    @id(0x02000e05)
+    table eg_tier_port_rules {
+        key = {
+            meta.eg_tier_set : exact;
+            meta.l4_proto     : exact;
+            meta.dport        : range;
+        }
+        actions = {
+            eg_tier_set_port_rules;
+            @defaultonly eg_tier_no_port_rules;
+        }
+        default_action = eg_tier_no_port_rules();
+        size = TIER_PORT_SIZE;
+    }
+    @id(0x01000e09)
+    action eg_tier_allow() {
+        meta.eg_tier = TIER_ALLOW;
+    }
+    @id(0x01000e0a)
+    action eg_tier_deny() {
+        meta.eg_tier = TIER_DENY;
+    }
+    @id(0x01000e0b)
+    action eg_tier_pass() {
+        meta.eg_tier = TIER_PASS;
+    }
+    @id(0x01000e0c)
+    action eg_tier_no_match() {
+        meta.eg_tier = TIER_NONE;
+    }
+    @id(0x02000e06)
+    table eg_admin {
+        key = {
+            meta.eg_tier_set  : exact;
+            meta.eg_tier_hits : ternary;
+        }
+        actions = {
+            eg_tier_allow;
+            eg_tier_deny;
+            eg_tier_pass;
+            @defaultonly eg_tier_no_match;
+        }
+        default_action = eg_tier_no_match();
+        size = TIER_DECIDE_SIZE;
+    }
+    @id(0x02000e07)
+    table eg_baseline {
+        key = {
+            meta.eg_tier_set  : exact;
+            meta.eg_tier_hits : ternary;
+        }
+        actions = {
+            eg_tier_allow;
+            eg_tier_deny;
+            eg_tier_pass;
+            @defaultonly eg_tier_no_match;
+        }
+        default_action = eg_tier_no_match();
+        size = TIER_DECIDE_SIZE;
+    }
     apply {
-        if (eg_pod.apply().hit) {
-            if (!eg_peer_host.apply().hit) {
-                eg_peer_class.apply();
+        meta.eg_tier = TIER_NONE;
+        bool tiered = eg_tier_pod.apply().hit;
+        if (tiered) {
+            if (!eg_tier_peer_host.apply().hit) {
+                eg_tier_peer_class.apply();
             }
-            eg_peer_rules.apply();
-            eg_port_rules.apply();
-            if (((meta.eg_peer_rules | meta.eg_any_peer_rules)
-                    & (meta.eg_port_rules | meta.eg_any_port_rules)) == 0) {
-                meta.drop = true;
-                meta.drop_reason = DROP_EGRESS_POLICY;
+            eg_tier_peer_rules.apply();
+            eg_tier_port_rules.apply();
+            meta.eg_tier_hits = (meta.eg_peer_rules | meta.eg_any_peer_rules)
+                & (meta.eg_port_rules | meta.eg_any_port_rules);
+            eg_admin.apply();
+        }
+        if (meta.eg_tier == TIER_DENY) {
+            meta.drop = true;
+            meta.drop_reason = DROP_EGRESS_TIER;
+        } else if (meta.eg_tier != TIER_ALLOW) {
+            if (eg_pod.apply().hit) {
+                if (!eg_peer_host.apply().hit) {
+                    eg_peer_class.apply();
+                }
+                eg_peer_rules.apply();
+                eg_port_rules.apply();
+                if (((meta.eg_peer_rules | meta.eg_any_peer_rules)
+                        & (meta.eg_port_rules | meta.eg_any_port_rules)) == 0) {
+                    meta.drop = true;
+                    meta.drop_reason = DROP_EGRESS_POLICY;
+                }
+            } else if (tiered) {
+                eg_baseline.apply();
+                if (meta.eg_tier == TIER_DENY) {
+                    meta.drop = true;
+                    meta.drop_reason = DROP_EGRESS_TIER;
+                }
             }
         }
     }
 }
 
-/* Stage 8: ingress NetworkPolicy of the local pod a new flow is addressed to (after DNAT). */
+/* Stage 8: ingress policy of the local pod a new flow is addressed to (after DNAT), in the
+ * same three tiers as stage 7. */
 control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000901)
     action in_isolate(bit<16> set_id, bit<64> any_peer_rules, bit<64> any_port_rules) {
@@ -564,17 +736,186 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = in_no_port_rules();
         size = POLICY_PORT_SIZE;
     }
+    /* Cluster policy tiers (p4src/README.md, "Policy tiers"): the pod's tier set, the rules
+     * its peer and port match (with the NetworkPolicy stage's machinery and fields), then the first
+     * matching rule of the admin tier (in_admin) or, after NetworkPolicy, of the baseline tier. */
+    @id(0x01000f01)
+    action in_tier_subject(bit<16> set_id, bit<64> any_peer_rules, bit<64> any_port_rules) {
+        meta.in_tier_set = set_id;
+        meta.in_any_peer_rules = any_peer_rules;
+        meta.in_any_port_rules = any_port_rules;
+    }
+    @id(0x01000f02)
+    action in_tier_none() {
+        meta.in_tier_set = 0;
+    }
+    @id(0x02000f01)
+    table in_tier_pod {
+        key = {
+            meta.dst_addr : exact @format(IPV6_ADDRESS);
+        }
+        actions = {
+            in_tier_subject;
+            @defaultonly in_tier_none;
+        }
+        default_action = in_tier_none();
+        size = TIER_POD_SIZE;
+    }
+    @id(0x01000f03)
+    action in_tier_set_peer_class(bit<16> peer_class) {
+        meta.in_peer_class = peer_class;
+    }
+    @id(0x01000f04)
+    action in_tier_no_peer_class() {
+        meta.in_peer_class = 0;
+    }
+    @id(0x02000f02)
+    table in_tier_peer_host {
+        key = {
+            meta.src_addr : exact @format(IPV6_ADDRESS);
+        }
+        actions = {
+            in_tier_set_peer_class;
+            @defaultonly in_tier_no_peer_class;
+        }
+        default_action = in_tier_no_peer_class();
+        size = TIER_PEER_SIZE;
+    }
+    @id(0x02000f03)
+    table in_tier_peer_class {
+        key = {
+            meta.src_addr : lpm @format(IPV6_ADDRESS);
+        }
+        actions = {
+            in_tier_set_peer_class;
+            @defaultonly in_tier_no_peer_class;
+        }
+        default_action = in_tier_no_peer_class();
+        size = TIER_PEER_SIZE;
+    }
+    @id(0x01000f05)
+    action in_tier_set_peer_rules(bit<64> rules) {
+        meta.in_peer_rules = rules;
+    }
+    @id(0x01000f06)
+    action in_tier_no_peer_rules() {
+        meta.in_peer_rules = 0;
+    }
+    @id(0x02000f04)
+    table in_tier_peer_rules {
+        key = {
+            meta.in_tier_set   : exact;
+            meta.in_peer_class : exact;
+        }
+        actions = {
+            in_tier_set_peer_rules;
+            @defaultonly in_tier_no_peer_rules;
+        }
+        default_action = in_tier_no_peer_rules();
+        size = TIER_RULE_SIZE;
+    }
+    @id(0x01000f07)
+    action in_tier_set_port_rules(bit<64> rules) {
+        meta.in_port_rules = rules;
+    }
+    @id(0x01000f08)
+    action in_tier_no_port_rules() {
+        meta.in_port_rules = 0;
+    }
+    @id(0x02000f05)
+    table in_tier_port_rules {
+        key = {
+            meta.in_tier_set : exact;
+            meta.l4_proto     : exact;
+            meta.dport        : range;
+        }
+        actions = {
+            in_tier_set_port_rules;
+            @defaultonly in_tier_no_port_rules;
+        }
+        default_action = in_tier_no_port_rules();
+        size = TIER_PORT_SIZE;
+    }
+    @id(0x01000f09)
+    action in_tier_allow() {
+        meta.in_tier = TIER_ALLOW;
+    }
+    @id(0x01000f0a)
+    action in_tier_deny() {
+        meta.in_tier = TIER_DENY;
+    }
+    @id(0x01000f0b)
+    action in_tier_pass() {
+        meta.in_tier = TIER_PASS;
+    }
+    @id(0x01000f0c)
+    action in_tier_no_match() {
+        meta.in_tier = TIER_NONE;
+    }
+    @id(0x02000f06)
+    table in_admin {
+        key = {
+            meta.in_tier_set  : exact;
+            meta.in_tier_hits : ternary;
+        }
+        actions = {
+            in_tier_allow;
+            in_tier_deny;
+            in_tier_pass;
+            @defaultonly in_tier_no_match;
+        }
+        default_action = in_tier_no_match();
+        size = TIER_DECIDE_SIZE;
+    }
+    @id(0x02000f07)
+    table in_baseline {
+        key = {
+            meta.in_tier_set  : exact;
+            meta.in_tier_hits : ternary;
+        }
+        actions = {
+            in_tier_allow;
+            in_tier_deny;
+            in_tier_pass;
+            @defaultonly in_tier_no_match;
+        }
+        default_action = in_tier_no_match();
+        size = TIER_DECIDE_SIZE;
+    }
     apply {
-        if (in_pod.apply().hit) {
-            if (!in_peer_host.apply().hit) {
-                in_peer_class.apply();
+        meta.in_tier = TIER_NONE;
+        bool tiered = in_tier_pod.apply().hit;
+        if (tiered) {
+            if (!in_tier_peer_host.apply().hit) {
+                in_tier_peer_class.apply();
             }
-            in_peer_rules.apply();
-            in_port_rules.apply();
-            if (((meta.in_peer_rules | meta.in_any_peer_rules)
-                    & (meta.in_port_rules | meta.in_any_port_rules)) == 0) {
-                meta.drop = true;
-                meta.drop_reason = DROP_INGRESS_POLICY;
+            in_tier_peer_rules.apply();
+            in_tier_port_rules.apply();
+            meta.in_tier_hits = (meta.in_peer_rules | meta.in_any_peer_rules)
+                & (meta.in_port_rules | meta.in_any_port_rules);
+            in_admin.apply();
+        }
+        if (meta.in_tier == TIER_DENY) {
+            meta.drop = true;
+            meta.drop_reason = DROP_INGRESS_TIER;
+        } else if (meta.in_tier != TIER_ALLOW) {
+            if (in_pod.apply().hit) {
+                if (!in_peer_host.apply().hit) {
+                    in_peer_class.apply();
+                }
+                in_peer_rules.apply();
+                in_port_rules.apply();
+                if (((meta.in_peer_rules | meta.in_any_peer_rules)
+                        & (meta.in_port_rules | meta.in_any_port_rules)) == 0) {
+                    meta.drop = true;
+                    meta.drop_reason = DROP_INGRESS_POLICY;
+                }
+            } else if (tiered) {
+                in_baseline.apply();
+                if (meta.in_tier == TIER_DENY) {
+                    meta.drop = true;
+                    meta.drop_reason = DROP_INGRESS_TIER;
+                }
             }
         }
     }

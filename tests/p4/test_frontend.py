@@ -54,8 +54,10 @@ def test_our_program_parses() -> None:
     all_actions = [a for c in program.controls for a in c.actions]
     # Issue 21: svc_frontend (the selector table), svc_frontend_internal, svc_options, aff_backend;
     # no svc_backend, backend_nat, rev_nat, svc_split, svc_affinity. Exact peer tables *_peer_host.
-    assert len(all_tables) == 18
-    assert len(all_actions) == 36
+    # Issue 20: per direction the tier tables *_tier_pod, *_tier_peer_host, *_tier_peer_class,
+    # *_tier_peer_rules, *_tier_port_rules, *_admin, *_baseline (7) and their 12 actions.
+    assert len(all_tables) == 18 + 2 * 7
+    assert len(all_actions) == 36 + 2 * 12
     assert len(program.headers) == 12  # + icmp_error_t
     assert [i.name for i in pipe.ingress.instances][:2] == ["port_classify", "flow_key"]
 

@@ -31,9 +31,24 @@ def by_name(items: Any, name: str) -> Any:
 
 def test_package_and_counts(info: Any) -> None:
     assert info.pkg_info.arch == "v1model"
-    assert len(info.tables) == 18  # + eg_peer_host, in_peer_host
-    assert len(info.actions) == 36
+    assert len(info.tables) == 18 + 2 * 7  # + eg_peer_host, in_peer_host; issue 20: 7 tier tables a direction
+    assert len(info.actions) == 36 + 2 * 12
     assert [p.preamble.name for p in info.action_profiles] == ["K8sIngress.svc_selector"]
+
+
+def test_tier_decision_tables(info: Any) -> None:
+    """The admin and baseline tables: (tier set, matched rule bits) ternary, first rule by priority."""
+    for name, table_id in (
+        ("egress_policy.eg_admin", 0x02000E06),
+        ("ingress_policy.in_baseline", 0x02000F07),
+    ):
+        t = by_name(info.tables, f"K8sIngress.{name}")
+        assert t.preamble.id == table_id
+        prefix = name.split(".")[1][:2]
+        assert [(f.name, f.bitwidth, f.match_type) for f in t.match_fields] == [
+            (f"meta.{prefix}_tier_set", 16, p4info.MatchField.EXACT),
+            (f"meta.{prefix}_tier_hits", 64, p4info.MatchField.TERNARY),
+        ]
 
 
 def test_port_class_table(info: Any) -> None:

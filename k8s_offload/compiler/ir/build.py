@@ -73,6 +73,9 @@ if TYPE_CHECKING:
 IR_TABLES = ("pod_ir", "service_ir", "frontend_ir", "backend_set_ir", "namespace_ir", "policy_ir")
 """The tables the lowering reads: units here, or inputs set from a `ClusterIR` (`ir_inputs`)."""
 
+TIER_IR_INPUTS = ("cluster_policy_inputs", "node_inputs", "host_network_inputs")
+"""With an IR built elsewhere: the inputs behind `_declare_tier_indexes` (`ir_inputs` fills them)."""
+
 _KINDS = list(FrontendKind)
 
 
@@ -364,7 +367,28 @@ def declare_ir(b: Build) -> None:
     b.add(Rule(e, "policy_ir", lambda r, k: r(policies, k), over=policies))
     for kind in TIER_KINDS:
         b.add(Rule(e, f"{kind}_notes", _tier_notes(ins[kind]), over=ins[kind], out="ir_diagnostics"))
+    _declare_tier_indexes(b, tuple(ins[kind] for kind in TIER_KINDS), ins["Node"], ins["Pod"])
     _declare_local_pods(b)
+
+
+def _declare_tier_indexes(b: Build, policies: tuple[Any, ...], nodes: Any, pods: Any) -> None:
+    """What tier resolution reads besides the IR: `tier_policies["all"]` (every cluster policy),
+    `tier_nodes["all"]` (every Node) and `host_network_pods[pod key]` (non-empty for a
+    host-network pod, which is never a subject or a namespaces/pods peer). From the object inputs,
+    or from the inputs `ir_inputs` fills."""
+    from k8s_offload.compiler.engine.core import Index
+
+    e = b.engine
+    b.add(Index(e, "tier_policies", policies, lambda k, pol: (("all", pol),)))
+    b.add(Index(e, "tier_nodes", nodes, lambda k, node: (("all", node),)))
+    b.add(
+        Index(
+            e,
+            "host_network_pods",
+            pods,
+            lambda k, p: ((k, True),) if p is True or getattr(p, "host_network", False) else (),
+        )
+    )
 
 
 def _tier_notes(tier_input: Any) -> Any:
@@ -410,6 +434,8 @@ def declare_ir_inputs(b: Build) -> None:
     for name in IR_TABLES:
         b.add(Input(b.engine, name))
     _declare_local_pods(b)
+    inputs = [b.add(Input(b.engine, name)) for name in TIER_IR_INPUTS]
+    _declare_tier_indexes(b, (inputs[0],), inputs[1], inputs[2])
 
 
 def ir_inputs(b: Build, ir: ClusterIR) -> None:
@@ -427,6 +453,13 @@ def ir_inputs(b: Build, ir: ClusterIR) -> None:
         t["namespace_ir"].set(ns.key.name, ns)  # type: ignore[attr-defined]
     for pol in ir.network_policies:
         t["policy_ir"].set(pol.key, pol)  # type: ignore[attr-defined]
+    policies, nodes, host_network = (t[name] for name in TIER_IR_INPUTS)
+    for cpol in ir.cluster_policies:
+        policies.set(cpol.key, cpol)  # type: ignore[attr-defined]
+    for node in ir.nodes:
+        nodes.set(node.key, node)  # type: ignore[attr-defined]
+    for key in ir.host_network_pods:
+        host_network.set(key, True)  # type: ignore[attr-defined]
 
 
 class _PodsByIp(Mapping[IPAddress, PodEndpoint]):

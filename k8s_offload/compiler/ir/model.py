@@ -23,6 +23,7 @@ from k8s_offload.compiler.frontend.model import (
 )
 from k8s_offload.compiler.frontend.nodefacts import NodeFacts
 from k8s_offload.compiler.frontend.policy import NetworkPolicy
+from k8s_offload.compiler.frontend.tiers import ClusterPolicy, Node
 from k8s_offload.compiler.records import fast_init
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -206,3 +207,9 @@ class ClusterIR:
     backend_sets: tuple[BackendSet, ...]
     network_policies: tuple[NetworkPolicy, ...]
     diagnostics: tuple[Diagnostic, ...]
+    cluster_policies: tuple[ClusterPolicy, ...] = ()
+    """AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy objects, by key."""
+    nodes: tuple[Node, ...] = ()
+    """Node objects (labels, addresses): what `nodes` peers select."""
+    host_network_pods: tuple[ObjectKey, ...] = ()
+    """Pods with hostNetwork, by key: never subjects or namespaces/pods peers of a tier."""

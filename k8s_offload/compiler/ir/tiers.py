@@ -3,13 +3,67 @@ BaselineAdminNetworkPolicy, ClusterNetworkPolicy) before they reach the pipeline
 
 from __future__ import annotations
 
-from k8s_offload.compiler.frontend.tiers import ClusterPolicy, PeerKind, TierAction
-from k8s_offload.compiler.ir.model import Diagnostic
+from dataclasses import dataclass
+from functools import lru_cache
 
-NOT_OFFLOADED = (
-    "cluster policy tiers are read and validated but not offloaded yet (issue 20): "
-    "the device does not enforce this policy"
-)
+from k8s_offload.compiler.frontend.model import IPAddress, ObjectKey
+from k8s_offload.compiler.frontend.policy import PolicyType
+from k8s_offload.compiler.frontend.tiers import ClusterPolicy, PeerKind, Tier, TierAction
+from k8s_offload.compiler.ir.model import Diagnostic
+from k8s_offload.compiler.ir.rules import Rule
+
+
+@dataclass(frozen=True, slots=True)
+class TierEntry:
+    """One match of a tier rule, resolved: traffic whose peer and port `rule` admits gets
+    `action`. An API rule resolves to one entry, or several (egress named ports: one per port
+    number), always adjacent and with one action, so their order among themselves is moot."""
+
+    rule: Rule
+    action: TierAction
+    tier: Tier
+    policy: ObjectKey
+    index: int
+    """The API rule's 0-based position in the policy's spec.ingress / spec.egress."""
+
+    def describe(self, direction: PolicyType) -> str:
+        """`AdminNetworkPolicy sre-guardrails rule 2 (egress)`: how trace names the deciding rule."""
+        return f"{self.policy.kind} {self.policy.name} rule {self.index + 1} ({direction.value.lower()})"
+
+
+@dataclass(frozen=True, slots=True)
+class TierSet:
+    """A local pod's tier rules in one direction, in evaluation order: the admin tier's, then the
+    baseline tier's; the first that matches decides within its tier (Pass: on to the next tier)."""
+
+    entries: tuple[TierEntry, ...]
+
+    @property
+    def identity(self) -> str:
+        return _identity(self.entries)
+
+    @property
+    def admin(self) -> tuple[TierEntry, ...]:
+        return tuple(e for e in self.entries if e.tier is Tier.Admin)
+
+    @property
+    def baseline(self) -> tuple[TierEntry, ...]:
+        return tuple(e for e in self.entries if e.tier is Tier.Baseline)
+
+
+@lru_cache(maxsize=4096)
+def _identity(entries: tuple[TierEntry, ...]) -> str:
+    return ";".join(f"{e.tier.value}:{e.action.value}:{e.policy}#{e.index}:{e.rule}" for e in entries)
+
+
+@dataclass(frozen=True, slots=True)
+class PodTiers:
+    """A local pod that some cluster policy's subject selects, in one direction."""
+
+    pod: ObjectKey
+    direction: PolicyType
+    addresses: tuple[IPAddress, ...]
+    tier_set: TierSet
 
 
 def domain_names_note(policy: ClusterPolicy) -> Diagnostic | None:
@@ -41,8 +95,5 @@ def domain_names_note(policy: ClusterPolicy) -> Diagnostic | None:
 def tier_notes(policy: ClusterPolicy | None) -> tuple[Diagnostic, ...]:
     if policy is None:
         return ()
-    notes = [Diagnostic(policy.key, NOT_OFFLOADED)]
     note = domain_names_note(policy)
-    if note is not None:
-        notes.append(note)
-    return tuple(notes)
+    return () if note is None else (note,)

@@ -10,6 +10,7 @@ from k8s_offload.compiler.bundle.schema import BundleError, FieldInfo, Schema
 from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
 from k8s_offload.compiler.ir.rules import PolicyIR
+from k8s_offload.compiler.ir.tiers import PodTiers
 from k8s_offload.compiler.passes.pipeline import PassConfig
 
 
@@ -22,6 +23,8 @@ class Lowered:
     bundle: Bundle
     diagnostics: tuple[Diagnostic, ...]
     policy: PolicyIR
+    tiers: tuple[PodTiers, ...] = ()
+    """Per local pod and direction, its cluster policy tier rules (what trace names)."""
 
 
 def sort_entries(schema: Schema, entries: Iterable[TableEntry]) -> list[TableEntry]:
@@ -97,6 +100,6 @@ def lower(ir: ClusterIR, schema: Schema, config: PassConfig | None = None) -> Lo
 
     c = Compilation(schema, None if ir.node is DEFAULT_NODE_FACTS else ir.node, config, track=False, ir=ir)
     c.run()
-    out = Lowered(c.bundle(), c.lowering_diagnostics(), c.policy())
+    out = Lowered(c.bundle(), c.lowering_diagnostics(), c.policy(), c.tiers())
     c.release()
     return out

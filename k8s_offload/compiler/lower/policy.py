@@ -464,8 +464,16 @@ class PeerLpm:
     class of the longest such network holding it), which the program looks up before the LPM,
     and ORTC treats those addresses as don't care."""
 
-    def __init__(self, schema: Schema, t: _Tables, compress: bool, track: bool, hosts: bool = False) -> None:
-        self.schema, self.t = schema, t
+    def __init__(
+        self,
+        schema: Schema,
+        t: _Tables,
+        compress: bool,
+        track: bool,
+        hosts: bool = False,
+        origin: tuple[str, ...] = PEERS_ORIGIN,
+    ) -> None:
+        self.schema, self.t, self.origin = schema, t, origin
         self.ortc = Ortc(WIDTH, track) if compress else None
         self.hosts = hosts
         self.entries: dict[Prefix3, TableEntry] = {}
@@ -555,12 +563,12 @@ class PeerLpm:
                 {t.peer_key: Lpm(value, plen) if full_key else Lpm(0, WIDTH)},
                 f"{t.prefix}_set_peer_class",
                 {"peer_class": label},
-                origin=PEERS_ORIGIN,
+                origin=self.origin,
             )
             self.calls[label] = proto
         ((field, _),) = proto.match
         match = ((field, Lpm(value, plen)),) if plen or full_key else ()  # a /0 is don't care
-        return TableEntry(proto.table, match, proto.action, origin=PEERS_ORIGIN)
+        return TableEntry(proto.table, match, proto.action, origin=self.origin)
 
     def _host_entry(self, address: int, label: int) -> TableEntry:
         """As `_entry`, for the exact table: checked once per label, then shared."""
@@ -572,10 +580,10 @@ class PeerLpm:
                 {t.peer_key: Exact(address)},
                 f"{t.prefix}_set_peer_class",
                 {"peer_class": label},
-                origin=PEERS_ORIGIN,
+                origin=self.origin,
             )
         ((field, _),) = proto.match
-        return TableEntry(proto.table, ((field, Exact(address)),), proto.action, origin=PEERS_ORIGIN)
+        return TableEntry(proto.table, ((field, Exact(address)),), proto.action, origin=self.origin)
 
 
 Prefix3 = tuple[int, int, int]

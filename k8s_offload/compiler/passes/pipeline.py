@@ -186,6 +186,18 @@ def _declare_policy(b: Build) -> None:
     declare_policy(b)
 
 
+def _declare_tier_resolution(b: Build) -> None:
+    from k8s_offload.compiler.passes.resolve_tiers import declare_tier_resolution
+
+    declare_tier_resolution(b)
+
+
+def _declare_tiers(b: Build) -> None:
+    from k8s_offload.compiler.lower.tiers import declare_tiers
+
+    declare_tiers(b)
+
+
 def check_rules(rules: tuple[Rule, ...]) -> None:
     """`check_policy_ir` on one rule set."""
     from k8s_offload.compiler.frontend.model import ObjectKey
@@ -243,9 +255,21 @@ PIPELINE: tuple[Step, ...] = (
     ),
     Step("isolation", "stage", "each local pod's rule sets after the policy passes", _declare_isolation),
     Step("check_policy_ir", "check", "rule sets sorted, unique, canonical"),
+    Step(
+        "resolve_tiers",
+        "stage",
+        "cluster policy tiers to ordered rules per local pod and direction",
+        _declare_tier_resolution,
+    ),
     Step("lower_node", "stage", "node facts and local pods: port classes, steering, routes", _declare_node),
     Step("lower_services", "stage", "frontends, groups, members, NAT, affinity", _declare_services),
     Step("lower_policy", "stage", "set ids, pod, peer-class, peer-rule, port entries", _declare_policy),
+    Step(
+        "lower_tiers",
+        "stage",
+        "tier set ids, pod, peer-class, peer-rule, port, decision entries",
+        _declare_tiers,
+    ),
     Step(
         "lpm_compress",
         "pass",

@@ -23,7 +23,7 @@ from k8s_offload.compiler.bundle.model import ActionCall, Match, Range, TableEnt
 from k8s_offload.compiler.passes.ortc import MISS, blocks, compress
 
 WIDTH = 16
-PORT_TABLES = ("eg_port_rules", "in_port_rules")
+PORT_TABLES = ("eg_port_rules", "in_port_rules", "eg_tier_port_rules", "in_tier_port_rules")
 PROFILES = ("bmv2", "dpdk")
 
 
