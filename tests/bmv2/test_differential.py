@@ -4,8 +4,9 @@ counters equal at the end of each case (tests/differential/harness.py).
 
 Cases: the shop example and golden cases that cover NodePort (both traffic policies), external and
 load-balancer IPs, session affinity, rejecting Services, dual stack, UDP and SCTP, topology,
-split and Maglev groups and NetworkPolicy. Each case starts from a fresh pipeline
-(VERIFY_AND_COMMIT clears tables, registers and counters on both targets).
+split and Maglev groups, NetworkPolicy and the cluster policy tiers (admin and baseline stages).
+Each case starts from a fresh pipeline (VERIFY_AND_COMMIT clears tables, registers and counters
+on both targets).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from tests.p4ref import tool
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "compiler" / "golden"
 UNKNOWN_PORTS = (4, 9)
+TIER_DROPS = (12, 13)
+"""DROP_EGRESS_TIER, DROP_INGRESS_TIER (p4src/include/defines.p4)."""
 CASES = {
     "shop": (REPO / "examples" / "shop" / "cluster", REPO / "examples" / "shop" / "node.yaml", "hash"),
     **{
@@ -60,6 +63,7 @@ CASES = {
             "topology",
             "internal-local",
             "policy-selectors",
+            "tiers",
             "svc-600-endpoints",
             "terminating-fallback",
         )
@@ -132,6 +136,7 @@ def _scenario(result: CompileResult, seed: int, ports: tuple[int, ...]) -> Scena
     rng = random.Random(seed)
     ir = result.ir
     yield from frames.services_and_pods(ir, rng)
+    yield from frames.tiers(ir, rng)
     yield from frames.neighbours(ir)
     yield from frames.malformed(ir, UNKNOWN_PORTS)
     yield from frames.random_frames(ir, rng, 150, ports)
@@ -155,6 +160,9 @@ def test_bmv2_and_the_interpreter_agree(rig: Rig, name: str) -> None:
     TOTALS.add(report)
     print(f"{name}: {report.frames} frames ({report.forwarded} forwarded, {report.dropped} dropped)")
     _check(report, 150)
+    if name == "tiers":  # both tier drop reasons were taken (DROP_EGRESS_TIER, DROP_INGRESS_TIER)
+        counts = ours.drop_counts()
+        assert counts[TIER_DROPS[0]][0] > 0 and counts[TIER_DROPS[1]][0] > 0, counts
 
 
 def test_flow_cache_and_affinity_ageing(rig: Rig, tmp_path: Path) -> None:

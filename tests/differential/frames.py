@@ -27,6 +27,7 @@ from scapy.layers.sctp import SCTP
 from scapy.packet import Packet, Raw
 
 from k8s_offload.compiler.frontend.model import Protocol
+from k8s_offload.compiler.frontend.tiers import TierRule
 from k8s_offload.compiler.ir.model import ClusterIR
 from tests.differential.harness import Outcome, Scenario, Send, Wait
 
@@ -169,6 +170,46 @@ def services_and_pods(ir: ClusterIR, rng: random.Random, limit: int = 400) -> Sc
             frame(client.mac, gw, client.ip, dst, l4(proto, sport, dport)),
             f"{kind}-repeat:request",
         )
+
+
+def _tier_ports(rule: TierRule) -> list[tuple[Protocol, int]]:
+    """A rule's port edges and just past them (every protocol on two ports when it has none)."""
+    if rule.ports is None:
+        return [(Protocol.TCP, 80), (Protocol.UDP, 53), (Protocol.SCTP, 7000)]
+    out: list[tuple[Protocol, int]] = []
+    for p in rule.ports:
+        if p.protocol is None:  # a named port: the pods' container ports are targets already
+            continue
+        out += [(p.protocol, n) for n in (p.low - 1, p.low, p.high, p.high + 1) if 1 <= n <= 65535]
+    return out
+
+
+def tiers(ir: ClusterIR, rng: random.Random, limit: int = 300) -> Scenario:
+    """Frames for the tier stages: local pods and the outside to every pod, network and node peer
+    of a cluster policy rule, on the rule's port edges (so the admin and baseline tables, the tier
+    peer classes and port ranges are all looked up with and without a match)."""
+    node = ir.node
+    addresses: set[IPAddress] = {ip for pod in ir.pods for ip in pod.ips}
+    ports: set[tuple[Protocol, int]] = set()
+    for pol in ir.cluster_policies:
+        for rule in (*pol.ingress, *pol.egress):
+            ports.update(_tier_ports(rule))
+            for peer in rule.peers:
+                for net in peer.networks:
+                    addresses.add(net.network_address + (1 if net.num_addresses > 1 else 0))
+                    addresses.add(net.broadcast_address)
+                if peer.nodes is not None:
+                    addresses.update(a for n in ir.nodes for a in n.addresses)
+    outside = [Endpoint(node.ports.uplink, EXTERNAL_MAC, ip) for ip in (EXTERNAL4, EXTERNAL6)]
+    clients = [*pods_of(ir), *outside]
+    targets = sorted(((ip, proto, port) for ip in addresses for proto, port in ports), key=str)
+    pairs = [(c, t) for c in clients for t in targets if c.ip.version == t[0].version and c.ip != t[0]]
+    if len(pairs) > limit:
+        pairs = rng.sample(pairs, limit)
+    sport = 45000
+    for client, (dst, proto, dport) in pairs:
+        sport += 1
+        yield from conversation("tier", client, node.gateway.mac, dst, proto, sport, dport)
 
 
 def neighbours(ir: ClusterIR) -> Scenario:
