@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(render_report(equiv, "equivalence"))
     reports = [equiv]
     for label, bundle in zip(labels, (off, on), strict=True):
-        sem = verifier.semantics(bundle, result.lowered.policy)
+        sem = verifier.semantics(bundle, result.lowered.policy, tiers=result.lowered.tiers)
         sem.labels = ("policy rules", label)
         sys.stdout.write(render_report(sem, "semantics"))
         reports.append(sem)

@@ -14,7 +14,7 @@ pod (an IPv4 packet carries two IPv4-mapped addresses, an IPv6 packet none).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from k8s_offload.analysis.verify.bdd import BDDNode, Space, short
@@ -44,8 +44,24 @@ from k8s_offload.compiler.bundle.model import Bundle, TableEntry
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.bundle.values import format_value
 from k8s_offload.compiler.ir.rules import PolicyIR
+from k8s_offload.compiler.ir.tiers import PodTiers
 
-POLICY_TABLES = ("pod", "peer_host", "peer_class", "peer_rules", "port_rules")
+POLICY_TABLES = (
+    "pod",
+    "peer_host",
+    "peer_class",
+    "peer_rules",
+    "port_rules",
+    "tier_pod",
+    "tier_peer_host",
+    "tier_peer_class",
+    "tier_peer_rules",
+    "tier_port_rules",
+    "admin",
+    "baseline",
+)
+"""Per direction: the tables compared only composed (`compose_policy`), not one by one: their
+internal numbering (set ids, peer classes, rule bits) may differ between equal bundles."""
 WIDTHS = {"src_addr": 128, "dst_addr": 128, "l4_proto": 8, "dport": 16}
 
 
@@ -213,9 +229,12 @@ class Verifier:
                             & space.exact("dport", key["dport"])
                         )
             if d.name == "ingress":
-                for e in by_table.get(schema.table("eg_pod").name, []):
-                    if not e.is_default:
-                        u |= space.exact("src_addr", getattr(e.match[0][1], "value", 0))
+                for t in ("eg_pod", "eg_tier_pod"):
+                    if not schema.has_table(t):
+                        continue
+                    for e in by_table.get(schema.table(t).name, []):
+                        if not e.is_default:
+                            u |= space.exact("src_addr", getattr(e.match[0][1], "value", 0))
         return u
 
     def _compare_policy(
@@ -262,10 +281,15 @@ class Verifier:
 
     # -- bundle vs intent --------------------------------------------------------------------
     def semantics(
-        self, bundle: Bundle, policy: PolicyIR, pod_names: Mapping[int, str] | None = None
+        self,
+        bundle: Bundle,
+        policy: PolicyIR,
+        pod_names: Mapping[int, str] | None = None,
+        tiers: Sequence[PodTiers] = (),
     ) -> Report:
         """For each local pod and direction: the compiled policy stages allow exactly what the
-        resolved rules allow. Outcome A is the intent, B the compiled bundle."""
+        resolved rules allow, NetworkPolicy and the cluster policy tiers in the API's order
+        (`intended`). Outcome A is the intent, B the compiled bundle."""
         start = time.perf_counter()
         space, schema = self.space, self.schema
         report = Report(("policy rules", "compiled"), widths=dict(space.widths))
@@ -274,7 +298,7 @@ class Verifier:
         for d in DIRECTIONS:
             compiled, fns = compose_policy(space, schema, bundle, d)
             report.ambiguities.extend(("compiled", amb) for fn in fns for amb in fn.ambiguities)
-            intent = intended(space, policy, d)
+            intent = intended(space, policy, d, tiers)
             pods = sorted(set(intent) | set(compiled.pods))
             result = StageResult(f"{d.name} policy", True, f"{len(pods)} pod addresses")
             for pod in pods:
@@ -316,8 +340,10 @@ def verify(a: Bundle, b: Bundle, schema: Schema, *, replay: bool = True) -> Repo
     return Verifier(schema, replay=replay).compare(a, b)
 
 
-def check_semantics(bundle: Bundle, policy: PolicyIR, schema: Schema, *, replay: bool = True) -> Report:
-    return Verifier(schema, replay=replay).semantics(bundle, policy)
+def check_semantics(
+    bundle: Bundle, policy: PolicyIR, schema: Schema, *, replay: bool = True, tiers: Sequence[PodTiers] = ()
+) -> Report:
+    return Verifier(schema, replay=replay).semantics(bundle, policy, tiers=tiers)
 
 
 def render_report(report: Report, title: str) -> str:

@@ -133,8 +133,9 @@ class Replayer:
         for sim in self._sims():
             r = sim.process(port, data)
             reason = drop_reason(r)
-            verdicts.append(reason != d.drop_reason)
-            notes.append("dropped by " + d.name + " policy" if reason == d.drop_reason else _fate(r))
+            denied = reason in (d.drop_reason, d.tier_drop_reason)
+            verdicts.append(not denied)
+            notes.append("dropped by " + d.name + " policy" if denied else _fate(r))
         what = f"{address_text(src)} -> {address_text(dst)} proto {proto} dport {dport} on port {port}"
         return verdicts, f"{what}: " + " | ".join(notes)
 

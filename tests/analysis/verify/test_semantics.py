@@ -33,12 +33,12 @@ def test_there_are_policy_cases() -> None:
 @pytest.mark.parametrize("case", GOOD_CASES)
 def test_golden_case_matches_its_policy(verifier: Verifier, case: str) -> None:
     result = compiled(case)
-    report = verifier.semantics(result.lowered.bundle, result.lowered.policy)
+    report = verifier.semantics(result.lowered.bundle, result.lowered.policy, tiers=result.lowered.tiers)
     assert report.ok, render_report(report, case)
     for stage, direction in zip(report.stages, ("Egress", "Ingress"), strict=True):
         addresses = {
             a for i in result.lowered.policy.isolations if i.direction.value == direction for a in i.addresses
-        }
+        } | {a for t in result.lowered.tiers if t.direction.value == direction for a in t.addresses}
         assert stage.detail == f"{len(addresses)} pod addresses"
 
 
