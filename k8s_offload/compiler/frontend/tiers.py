@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from k8s_offload.compiler.errors import Location
 from k8s_offload.compiler.frontend.model import IPAddress, IPNetwork, Labels, ObjectKey, Protocol
@@ -116,3 +117,86 @@ class Node:
     labels: Labels
     addresses: tuple[IPAddress, ...]
     location: Location = field(compare=False, repr=False)
+
+
+API_VERSIONS = {
+    ANP_KIND: "policy.networking.k8s.io/v1alpha1",
+    BANP_KIND: "policy.networking.k8s.io/v1alpha1",
+    CNP_KIND: "policy.networking.k8s.io/v1alpha2",
+}
+
+
+def _selector(sel: LabelSelector) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if sel.match_labels:
+        out["matchLabels"] = dict(sel.match_labels)
+    if sel.match_expressions:
+        out["matchExpressions"] = [
+            {"key": r.key, "operator": r.operator.value, **({"values": list(r.values)} if r.values else {})}
+            for r in sel.match_expressions
+        ]
+    return out
+
+
+def _subject(sel: TierSelector) -> dict[str, Any]:
+    if sel.pods is None:
+        return {"namespaces": _selector(sel.namespaces)}
+    return {"pods": {"namespaceSelector": _selector(sel.namespaces), "podSelector": _selector(sel.pods)}}
+
+
+def _peer(peer: TierPeer) -> dict[str, Any]:
+    if peer.selector is not None:
+        return _subject(peer.selector)
+    if peer.nodes is not None:
+        return {"nodes": _selector(peer.nodes)}
+    if peer.kind is PeerKind.networks:
+        return {"networks": [str(n) for n in peer.networks]}
+    return {"domainNames": list(peer.domain_names)}
+
+
+def _port(kind: str, p: TierPort) -> dict[str, Any]:
+    if kind == CNP_KIND:
+        if p.name is not None:
+            return {"destinationNamedPort": p.name}
+        assert p.protocol is not None
+        dport = {"number": p.low} if p.low == p.high else {"range": {"start": p.low, "end": p.high}}
+        return {p.protocol.value.lower(): {"destinationPort": dport}}
+    if p.name is not None:
+        return {"namedPort": p.name}
+    assert p.protocol is not None
+    if p.low == p.high:
+        return {"portNumber": {"protocol": p.protocol.value, "port": p.low}}
+    return {"portRange": {"protocol": p.protocol.value, "start": p.low, "end": p.high}}
+
+
+def to_manifest(policy: ClusterPolicy) -> dict[str, Any]:
+    """The object in its API form: what the front end reads back into an equal `ClusterPolicy`
+    (the textual IR carries cluster policies so, docs/ir.md)."""
+    kind = policy.key.kind
+    accept = "Accept" if kind == CNP_KIND else "Allow"
+
+    def rules(items: tuple[TierRule, ...], peers_key: str) -> list[dict[str, Any]]:
+        out = []
+        for r in items:
+            rule: dict[str, Any] = {"name": r.name} if r.name else {}
+            rule["action"] = accept if r.action is TierAction.Allow else r.action.value
+            rule[peers_key] = [_peer(p) for p in r.peers]
+            if r.ports is not None:
+                rule["protocols" if kind == CNP_KIND else "ports"] = [_port(kind, p) for p in r.ports]
+            out.append(rule)
+        return out
+
+    spec: dict[str, Any] = {}
+    if kind == CNP_KIND:
+        spec["tier"] = policy.tier.value
+    if kind != BANP_KIND:
+        spec["priority"] = policy.priority
+    spec["subject"] = _subject(policy.subject)
+    if policy.ingress:
+        spec["ingress"] = rules(policy.ingress, "from")
+    if policy.egress:
+        spec["egress"] = rules(policy.egress, "to")
+    meta: dict[str, Any] = {"name": policy.key.name}
+    if policy.labels:
+        meta["labels"] = dict(policy.labels)
+    return {"apiVersion": API_VERSIONS[kind], "kind": kind, "metadata": meta, "spec": spec}

@@ -21,6 +21,7 @@ from k8s_offload.compiler.frontend.policy import (
     PolicyPort,
     PolicyRule,
 )
+from k8s_offload.compiler.frontend.tiers import to_manifest
 from k8s_offload.compiler.ir.model import (
     Backend,
     BackendSet,
@@ -66,6 +67,12 @@ def dump(ir: ClusterIR) -> str:
     lines.extend(_frontend(fe) for fe in ir.frontends)
     lines.extend(_backend_set(bs) for bs in ir.backend_sets)
     lines.extend(_policy(np) for np in ir.network_policies)
+    lines.extend(f"tier {json.dumps(to_manifest(cp), sort_keys=True)}" for cp in ir.cluster_policies)
+    lines.extend(
+        f"k8snode {word(n.key.name)} labels={_labels(n.labels)} addrs={addresses(n.addresses)}"
+        for n in ir.nodes
+    )
+    lines.extend(f"hostnetwork {ref(key)}" for key in ir.host_network_pods)
     lines.extend(_diagnostic(d) for d in ir.diagnostics)
     return "\n".join(lines) + "\n"
 

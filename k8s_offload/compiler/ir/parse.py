@@ -26,6 +26,7 @@ from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput
 
 from k8s_offload.compiler.errors import IRVerificationError, Location, ManifestError, ManifestErrors
 from k8s_offload.compiler.frontend import validation
+from k8s_offload.compiler.frontend.fields import Checker
 from k8s_offload.compiler.frontend.model import (
     ContainerPort,
     EndpointConditions,
@@ -38,6 +39,11 @@ from k8s_offload.compiler.frontend.model import (
     ServiceType,
 )
 from k8s_offload.compiler.frontend.nodefacts import CPU_PORT, Gateway, NodeFacts, PodAttachment, SpecialPorts
+from k8s_offload.compiler.frontend.parse_tiers import (
+    parse_admin_network_policy,
+    parse_baseline_admin_network_policy,
+    parse_cluster_network_policy,
+)
 from k8s_offload.compiler.frontend.policy import (
     IPBlock,
     LabelSelector,
@@ -50,6 +56,14 @@ from k8s_offload.compiler.frontend.policy import (
     SelectorRequirement,
 )
 from k8s_offload.compiler.frontend.sources import SourceError, read_path
+from k8s_offload.compiler.frontend.tiers import (
+    ANP_KIND,
+    API_VERSIONS,
+    BANP_KIND,
+    CNP_KIND,
+    ClusterPolicy,
+    Node,
+)
 from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import (
     Backend,
@@ -75,6 +89,11 @@ from k8s_offload.compiler.ir.rules import (
 )
 
 E = TypeVar("E", bound=StrEnum)
+_TIER_PARSERS = {
+    ANP_KIND: parse_admin_network_policy,
+    BANP_KIND: parse_baseline_admin_network_policy,
+    CNP_KIND: parse_cluster_network_policy,
+}
 
 SECTIONS = (
     "node",
@@ -85,6 +104,9 @@ SECTIONS = (
     "frontend",
     "backends",
     "policy",
+    "tier",
+    "k8snode",
+    "hostnetwork",
     "diagnostic",
     "isolation",
 )
@@ -96,6 +118,9 @@ _COLLECTIONS = {
     "frontend": "frontends",
     "backends": "backend_sets",
     "policy": "network_policies",
+    "tier": "cluster_policies",
+    "k8snode": "nodes",
+    "hostnetwork": "host_network_pods",
     "diagnostic": "diagnostics",
 }
 """Line kind -> the `ClusterIR` field its nodes go to (the names `check_ir` reports)."""
@@ -539,6 +564,29 @@ class _ToIR(Transformer[Token, Any]):
                            Location(self.location))  # fmt: skip
         return "policy", np
 
+    def tier(self, tok: Token) -> tuple[str, ClusterPolicy]:
+        """The object through the front end's own parser and checks (frontend/parse_tiers.py)."""
+        try:
+            raw = json.loads(str(tok))
+        except ValueError:
+            raise _Error(tok, "a tier line holds one JSON object (the policy's manifest)") from None
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        parse = _TIER_PARSERS.get(kind) if isinstance(kind, str) else None
+        if parse is None or not isinstance(kind, str) or raw.get("apiVersion") != API_VERSIONS[kind]:
+            raise _Error(tok, f"not a cluster policy manifest: kind {kind!r}")
+        errors: list[ManifestError] = []
+        c = Checker(Location(self.location), f"{kind}", errors)
+        policy = parse(c, raw, Location(self.location))
+        if errors:
+            raise _Error(tok, "; ".join(f"{e.path}: {e.reason}" for e in errors))
+        return "tier", policy
+
+    def k8snode(self, name: Token, labels: Labels, addrs: tuple[IPAddress, ...]) -> tuple[str, Node]:
+        return "k8snode", Node(ObjectKey("Node", "", str(name)), labels, addrs, Location(self.location))
+
+    def hostnetwork(self, pod: _Ref) -> tuple[str, ObjectKey]:
+        return "hostnetwork", pod.key("Pod")
+
     def diagnostic(self, severity: Token, kind: Token, subject: _Ref, message: Token) -> Any:
         if severity not in _SEVERITIES:
             raise _Error(severity, f"severity must be one of {', '.join(_SEVERITIES)}, got {str(severity)!r}")
@@ -651,7 +699,7 @@ def parse(text: str, source: str = "<ir>") -> ParsedIR:
         if kind == "node" and items["node"]:
             fail(number, column, "a second node line: there is one node per IR")
             continue
-        if kind != "node" and kind in SECTIONS[1:9] and not items["node"]:
+        if kind != "node" and kind in SECTIONS[1:12] and not items["node"]:
             fail(number, column, f"a {kind} line before the node line: the cluster IR starts with it")
             continue
         where[(_COLLECTIONS.get(kind, kind + "s") if kind != "node" else "node", len(items[kind]))] = number
@@ -663,7 +711,7 @@ def parse(text: str, source: str = "<ir>") -> ParsedIR:
         facts: NodeFacts = items["node"][0]
         node = NodeFacts(facts.node_name, facts.node_ips, facts.gateway, facts.ports, tuple(items["attach"]),
                          facts.zone)  # fmt: skip
-        cluster = ClusterIR(node, *(tuple(items[kind]) for kind in SECTIONS[2:9]))
+        cluster = ClusterIR(node, **{_COLLECTIONS[kind]: tuple(items[kind]) for kind in SECTIONS[2:12]})
     policy = None
     if items["isolation"]:
         per_set: list[list[Rule]] = [[] for _ in items["isolation"]]

@@ -322,7 +322,7 @@ BAD = [
     (
         "widget a\n",
         "x:1:1: unexpected 'widget'; expected 'attach', 'backends', 'diagnostic', 'frontend', "
-        "'isolation', 'namespace', 'node', 'pod'",
+        "'hostnetwork', 'isolation', 'k8snode', 'namespace'",
     ),
     (
         NODE + "pod a/p ipv4=- ipv6=10.0.0.1 node=- remote labels={} ports=[]\n",
@@ -354,6 +354,13 @@ BAD = [
         "x:2:30: the range's end must be between 9 and 65535, got 8",
     ),
     ("  rule 0 peers=any ports=any\n", "x:1:3: a rule line must follow an isolation line"),
+    (
+        NODE + 'tier {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", '
+        '"metadata": {"name": "p"}, "spec": {"priority": 1001, "subject": {"namespaces": {}}}}\n',
+        "x:2:6: spec.priority: must be between 0 and 1000, got 1001",
+    ),
+    (NODE + 'tier {"kind": "Pod"}\n', "x:2:6: not a cluster policy manifest: kind 'Pod'"),
+    (NODE + "tier {nope}\n", "x:2:6: a tier line holds one JSON object (the policy's manifest)"),
 ]
 
 
