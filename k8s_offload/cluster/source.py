@@ -32,6 +32,7 @@ from k8s_offload.compiler.frontend.loader import KubeObject, parse_object
 from k8s_offload.compiler.frontend.model import ObjectKey
 from k8s_offload.compiler.frontend.nodefacts import DEFAULT_NODE_FACTS, NodeFacts
 from k8s_offload.compiler.frontend.sources import RawObject
+from k8s_offload.compiler.frontend.tiers import TIER_KINDS
 from k8s_offload.compiler.ir.model import Diagnostic
 from k8s_offload.compiler.passes.pipeline import PassConfig
 from k8s_offload.loader.delta import apply_delta
@@ -41,9 +42,12 @@ from k8s_offload.loader.transition import Facts
 log = logging.getLogger(__name__)
 
 
+CLUSTER_SCOPED = frozenset(("Namespace", "Node", *TIER_KINDS))
+
+
 def object_key(kind: str, body: Mapping[str, Any]) -> ObjectKey:
     meta = body.get("metadata") or {}
-    namespace = "" if kind == "Namespace" else str(meta.get("namespace") or "default")
+    namespace = "" if kind in CLUSTER_SCOPED else str(meta.get("namespace") or "default")
     return ObjectKey(kind, namespace, str(meta.get("name", "")))
 
 

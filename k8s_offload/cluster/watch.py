@@ -14,6 +14,7 @@ them as it does manifests, and no time goes into the client's model classes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -39,6 +40,17 @@ class Resource:
     api_version: str
     api: str  # the client's API class
     method: str  # its cluster-wide list method
+    args: tuple[str, ...] = ()
+    """Leading arguments of the method (a custom resource's group, version and plural)."""
+    optional: bool = False
+    """A CustomResourceDefinition that may not be installed: a 404 means "not served" (said once;
+    the kind is then known empty and asked again at the longest backoff), not a failure."""
+
+
+def _crd(kind: str, version: str, plural: str) -> Resource:
+    group = "policy.networking.k8s.io"
+    return Resource(kind, f"{group}/{version}", "CustomObjectsApi", "list_cluster_custom_object",
+                    (group, version, plural), optional=True)  # fmt: skip
 
 
 RESOURCES = (
@@ -51,10 +63,15 @@ RESOURCES = (
     Resource(
         "NetworkPolicy", "networking.k8s.io/v1", "NetworkingV1Api", "list_network_policy_for_all_namespaces"
     ),
+    Resource("Node", "v1", "CoreV1Api", "list_node"),
+    _crd("AdminNetworkPolicy", "v1alpha1", "adminnetworkpolicies"),
+    _crd("BaselineAdminNetworkPolicy", "v1alpha1", "baselineadminnetworkpolicies"),
+    _crd("ClusterNetworkPolicy", "v1alpha2", "clusternetworkpolicies"),
     Resource("Endpoints", "v1", "CoreV1Api", "list_endpoints_for_all_namespaces"),
 )
 """Endpoints last: the compiler uses them only for a Service without any EndpointSlice. The loader
-watches one of EndpointSlice and Endpoints, never both (`watched_kinds`)."""
+watches one of EndpointSlice and Endpoints, never both (`watched_kinds`). Nodes give `nodes` peers
+of the cluster policy tiers their addresses; the tiers' CRDs are watched where they are served."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +176,11 @@ class ResourceWatch:
         self.out = out
         self.config = config
         self.stop = stop
-        self.list_fn: Callable[..., Any] = getattr(getattr(k8s, resource.api)(api_client), resource.method)
+        self.list_fn: Callable[..., Any] = functools.partial(
+            getattr(getattr(k8s, resource.api)(api_client), resource.method), *resource.args
+        )
+        self.not_served = False
+        """An optional resource the server answered 404 for (said once in the log)."""
         self.resource_version: str | None = None
         self.lists = 0
         self.watches = 0
@@ -193,6 +214,7 @@ class ResourceWatch:
                 break
         self.resource_version = str(meta.get("resourceVersion", ""))
         self.lists += 1
+        self.not_served = False
         self.out.put(Listed(self.resource.kind, items, self.resource_version))
 
     def watch(self) -> None:
@@ -244,9 +266,27 @@ class ResourceWatch:
                 if err.status == 410:
                     self.resource_version = None
                     continue
+                if err.status == 404 and self.resource.optional:
+                    self._not_served()
+                    continue
                 attempt = self._fail(attempt, err)
             except Exception as err:  # connection refused, reset, read timeout, bad JSON
                 attempt = self._fail(attempt, err)
+
+    def _not_served(self) -> None:
+        """The CRD is not installed: the kind is empty (a list of nothing, so the source gets
+        ready and forgets what it had), said once; asked again at the longest backoff, so a CRD
+        installed later is picked up."""
+        if not self.not_served:
+            self.not_served = True
+            log.warning(
+                "%s (%s) is not served by the API server (its CRD is not installed): running without it",
+                self.resource.kind,
+                self.resource.api_version,
+            )
+            self.out.put(Listed(self.resource.kind, [], ""))
+        self.resource_version = None
+        self.stop.wait(self.config.backoff_max)
 
     def _fail(self, attempt: int, err: BaseException) -> int:
         if self.stop.is_set():

@@ -1,6 +1,6 @@
 """A loopback HTTP server speaking the Kubernetes list/watch protocol, as the API server does.
 
-What it implements, for the six kinds the loader may watch:
+What it implements, for the kinds the loader may watch (the policy tier CRDs optionally served):
 - discovery of discovery.k8s.io/v1 (the loader asks whether EndpointSlices are served);
 - list: `{"kind": "PodList", "metadata": {"resourceVersion", "continue"}, "items": [...]}` with
   items lacking kind/apiVersion (as the real server sends them), `limit`/`continue` pagination;
@@ -39,7 +39,12 @@ PATHS = {
     "/api/v1/endpoints": "Endpoints",
     "/apis/discovery.k8s.io/v1/endpointslices": "EndpointSlice",
     "/apis/networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
+    "/api/v1/nodes": "Node",
+    "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies": "AdminNetworkPolicy",
+    "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies": "BaselineAdminNetworkPolicy",
+    "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies": "ClusterNetworkPolicy",
 }
+TIER_KINDS = ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy")
 API_VERSIONS = {
     "Namespace": "v1",
     "Pod": "v1",
@@ -48,6 +53,9 @@ API_VERSIONS = {
     "EndpointSlice": "discovery.k8s.io/v1",
     "NetworkPolicy": "networking.k8s.io/v1",
     "Node": "v1",
+    "AdminNetworkPolicy": "policy.networking.k8s.io/v1alpha1",
+    "BaselineAdminNetworkPolicy": "policy.networking.k8s.io/v1alpha1",
+    "ClusterNetworkPolicy": "policy.networking.k8s.io/v1alpha2",
 }
 GET_PATHS = {"/api/v1/nodes/": "Node"}  # get of one cluster-scoped object by name
 
@@ -94,6 +102,7 @@ class FakeApiServer:
         tls: tuple[str, str] | None = None,
         token: str | None = None,
         serves_endpointslices: bool = True,
+        serves_tiers: bool = True,
     ) -> None:
         """`tls`: (certificate, key) PEM files to serve HTTPS with; `token`: the bearer token every
         request must carry; `serves_endpointslices=False`: a server before discovery.k8s.io/v1
@@ -101,6 +110,8 @@ class FakeApiServer:
         self.bookmark_interval = bookmark_interval
         self.token = token
         self.serves_endpointslices = serves_endpointslices
+        self.serves_tiers = serves_tiers
+        """False: the policy.networking.k8s.io CRDs are not installed (404 for their lists)."""
         self.discovery_requests = 0
         self.lock = threading.Condition()
         self.rv = 100
@@ -220,6 +231,8 @@ class FakeApiServer:
                     return
                 kind = PATHS.get(url.path)
                 if kind == "EndpointSlice" and not server.serves_endpointslices:
+                    kind = None
+                if kind in TIER_KINDS and not server.serves_tiers:
                     kind = None
                 prefix = next((p for p in GET_PATHS if url.path.startswith(p)), None)
                 if kind is None and prefix is None:

@@ -42,7 +42,13 @@ K8S_VERSION = "1.30"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 IMAGE = f"ghcr.io/k8s-offload/k8s-offload:{VERSION}"
 DEVICE_LABEL = "offload.k8s-offload.dev/device"
-GROUPS = {"v1": "", "discovery.k8s.io/v1": "discovery.k8s.io", "networking.k8s.io/v1": "networking.k8s.io"}
+GROUPS = {
+    "v1": "",
+    "discovery.k8s.io/v1": "discovery.k8s.io",
+    "networking.k8s.io/v1": "networking.k8s.io",
+    "policy.networking.k8s.io/v1alpha1": "policy.networking.k8s.io",
+    "policy.networking.k8s.io/v1alpha2": "policy.networking.k8s.io",
+}
 PLURALS = {
     "Namespace": "namespaces",
     "Pod": "pods",
@@ -50,6 +56,10 @@ PLURALS = {
     "Endpoints": "endpoints",
     "EndpointSlice": "endpointslices",
     "NetworkPolicy": "networkpolicies",
+    "Node": "nodes",
+    "AdminNetworkPolicy": "adminnetworkpolicies",
+    "BaselineAdminNetworkPolicy": "baselineadminnetworkpolicies",
+    "ClusterNetworkPolicy": "clusternetworkpolicies",
 }
 # What each container may add to a dropped-ALL capability set, and why (docs/deploy.md).
 CAPABILITIES = {
