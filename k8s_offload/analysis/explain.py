@@ -356,6 +356,9 @@ def _policy(
         return None
     if not ev.hit or ev.key is None:
         pod = view.pods_by_ip.get(own)
+        if pod is not None and pod.key in view.ir.host_network_pods:
+            text = f"{pod.key.ref} is a host-network pod: no NetworkPolicy or cluster policy selects it"
+            return Step(stage, text, {"verdict": "host network", "pod": pod.key.ref})
         if pod is not None and pod.local:
             text = f"{pod.key.ref}: no NetworkPolicy selects it for {way}: not isolated, allowed"
             named = (Named("Pod", pod.key.ref, f"not isolated for {way}"),)

@@ -237,7 +237,11 @@ class Tracer:
         self.main = _Node(ir.node.node_name or "node", ir, lowered or lower(ir, schema), sim, True)
         self.nodes: dict[str, _Node] = {self.main.name: self.main}
         self.pods = {p.key.ref: p for p in ir.pods}
-        self.pod_by_ip: dict[IPAddress, PodEndpoint] = {ip: p for p in ir.pods for ip in p.ips}
+        self.host_network = set(ir.host_network_pods)
+        """Host-network pods: they send and receive on their node's host port with its address."""
+        self.pod_by_ip: dict[IPAddress, PodEndpoint] = {
+            ip: p for p in ir.pods if p.key not in self.host_network for ip in p.ips
+        }
         self.clock = 1_000_000
         self.next_port = FIRST_CLIENT_PORT
 
@@ -253,7 +257,8 @@ class Tracer:
 
     # -- nodes -------------------------------------------------------------------------------
     def node_of(self, pod: PodEndpoint) -> _Node:
-        if pod.local:
+        here = self.main.ir.node.node_name
+        if pod.local or (pod.key in self.host_network and (here is None or pod.node_name == here)):
             return self.main
         name = pod.node_name or "unscheduled"
         if name not in self.nodes:
@@ -288,7 +293,7 @@ class Tracer:
         request = _frame(
             attached.mac or "02:00:00:00:00:ff", src_ip, dst_ip, probe.protocol, sport, dst_port, syn=True
         )
-        delivered = self._carry(verdict, "request", src_node, _port_of(attached), request)
+        delivered = self._carry(verdict, "request", src_node, self._port_for(src_node, attached), request)
         if delivered is None:
             return verdict
         node, receiver, data = delivered
@@ -301,7 +306,7 @@ class Tracer:
         reply_src, reply_dst = ipaddress.ip_address(ip.dst), ipaddress.ip_address(ip.src)
         reply = _frame(pkt[Ether].dst, reply_src, reply_dst, probe.protocol, l4.dport, l4.sport, syn=False)
         if receiver is not None:
-            back = self._carry(verdict, "reply", node, _port_of(receiver), reply)
+            back = self._carry(verdict, "reply", node, self._port_for(node, receiver), reply, src)
         else:  # a non-pod target answers from beyond the uplink
             back = self._carry(verdict, "reply", node, node.ir.node.ports.uplink, reply)
         if back is None:
@@ -371,8 +376,20 @@ class Tracer:
         )
         return ip, probe.port, frontend
 
+    def _port_for(self, node: _Node, pod: PodEndpoint) -> int:
+        """A pod's device port; a host-network pod's traffic uses its node's host port."""
+        if pod.key in self.host_network:
+            return node.ir.node.ports.host
+        return _port_of(pod)
+
     def _carry(
-        self, verdict: Verdict, direction: str, node: _Node, port: int, frame: bytes
+        self,
+        verdict: Verdict,
+        direction: str,
+        node: _Node,
+        port: int,
+        frame: bytes,
+        want: PodEndpoint | None = None,
     ) -> tuple[_Node, PodEndpoint | None, bytes] | None:
         """Move a frame through nodes until a pod port takes it (or it leaves the cluster)."""
         for _ in range(MAX_HOPS):
@@ -416,6 +433,12 @@ class Tracer:
             ip = _ip_layer(pkt)
             dst = ipaddress.ip_address(ip.dst) if ip is not None else None
             owner = self.pod_by_ip.get(dst) if dst is not None else None
+            if result.egress_port == node.ir.node.ports.host and dst is not None:
+                # Out of the host port to a host-network pod of this node: it has the node's
+                # address (several may share it: the one the probe expects, else any).
+                here = [p for p in self.host_pods.get(dst, ()) if self._on(p, node)]
+                if here:
+                    return node, want if want in here else here[0], result.data
             host = self.main if dst is not None and dst in self.main.ir.node.node_ips else None
             if result.egress_port == node.ir.node.ports.uplink and host is not None and host is not node:
                 # Addressed to another node itself (a masqueraded flow's reply): into its pipeline.
@@ -436,6 +459,16 @@ class Tracer:
             return None
         verdict.reason = f"{direction} did not arrive after {MAX_HOPS} nodes"
         return None
+
+    @cached_property
+    def host_pods(self) -> dict[IPAddress, list[PodEndpoint]]:
+        """Host-network pods by address (their node's)."""
+        out: dict[IPAddress, list[PodEndpoint]] = {}
+        for p in self.main.ir.pods:
+            if p.key in self.host_network:
+                for ip in p.ips:
+                    out.setdefault(ip, []).append(p)
+        return out
 
     def _on(self, pod: PodEndpoint, node: _Node) -> bool:
         return self.node_of(pod) is node

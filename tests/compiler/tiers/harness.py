@@ -4,6 +4,8 @@ with real frames through the interpreter (Tracer), every pod local (default plac
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -102,11 +104,36 @@ def pod_peer(team: str, app: str) -> Obj:
     }
 
 
+def node_facts(node_ips: tuple[str, ...], pods: tuple[str, ...]) -> Obj:
+    """Node node-a with these node IPs and device ports for these pods (NS/NAME)."""
+    return {
+        "apiVersion": "offload.k8s-offload.dev/v1alpha1",
+        "kind": "NodeFacts",
+        "nodeName": "node-a",
+        "nodeIPs": list(node_ips),
+        "gateway": {"ipv4": "169.254.1.1", "ipv6": "fe80::1", "mac": "02:00:00:00:00:01"},
+        "ports": {"arpProxy": 1, "host": 2, "uplink": 3},
+        "pods": [
+            {
+                "namespace": ref.split("/")[0],
+                "name": ref.split("/")[1],
+                "port": 10 + i,
+                "mac": f"02:00:00:00:00:{10 + i:02x}",
+            }
+            for i, ref in enumerate(pods)
+        ],
+    }
+
+
 class Cluster:
-    def __init__(self, objects: list[Obj]) -> None:
-        self.result: CompileResult = compile_sources(
-            ["-"], None, stdin=io.StringIO(yaml.safe_dump_all(objects))
-        )
+    def __init__(self, objects: list[Obj], facts: Obj | None = None) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            node = None
+            if facts is not None:
+                node = Path(tmp) / "node.yaml"
+                node.write_text(yaml.safe_dump(facts))
+            text = io.StringIO(yaml.safe_dump_all(objects))
+            self.result: CompileResult = compile_sources(["-"], node, stdin=text)
         sim = interpreter_with(self.result.schema, self.result.lowered.bundle)
         self.tracer = Tracer(
             self.result.manifests, self.result.ir, self.result.schema, sim, self.result.lowered

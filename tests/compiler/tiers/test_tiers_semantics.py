@@ -19,6 +19,7 @@ from tests.compiler.tiers.harness import (
     base,
     cnp,
     netpol,
+    node_facts,
     ns_subject,
     pod_peer,
 )
@@ -289,3 +290,48 @@ def test_more_rules_than_bits_is_a_capacity_error() -> None:
         BundleError, match="cluster policy tiers give 65 resolved rules; the pipeline holds 64"
     ):
         Cluster([*base(), anp("many", 1, ns_subject("b"), ingress=rules)])
+
+
+def test_host_network_pods_in_trace_use_the_host_port_and_node_address() -> None:
+    """A host-network pod sends and receives on the node's host port with the node's address: a
+    `nodes` peer matches it, a `namespaces` peer does not, and no tier applies to its own traffic."""
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "node-a", "labels": {"role": "w"}},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.2.2"}]},
+    }
+    by_namespace = anp(
+        "ns",
+        1,
+        ns_subject("a"),
+        egress=[
+            {
+                "action": "Deny",
+                "to": [{"namespaces": {"matchLabels": {"team": "b"}}}],
+                "ports": [{"portNumber": {"port": 80}}],
+            }
+        ],
+    )
+    by_node = anp(
+        "node",
+        2,
+        ns_subject("a"),
+        egress=[
+            {
+                "action": "Deny",
+                "to": [{"nodes": {"matchLabels": {"role": "w"}}}],
+                "ports": [{"portNumber": {"port": 81}}],
+            }
+        ],
+    )
+    quiet = banp(ns_subject("b"), egress=[{"action": "Deny", "to": [ALL_NS]}])
+    facts = node_facts(("10.0.2.2",), ("x/a", "x/b", "y/a"))
+    c = Cluster([*base(host_network=("y/b",)), node, by_namespace, by_node, quiet], facts)
+    assert c.allowed("x/a", "y/b", 80)  # not a namespaces peer
+    v = c.probe("x/a", "y/b", 81)
+    assert not v.allowed and v.reason.startswith("by AdminNetworkPolicy node rule 1 (egress)")
+    assert not c.allowed("x/a", "y/a", 80)
+    out = c.probe("y/b", "x/a", 80)  # never a subject: the baseline's egress deny does not apply
+    assert out.allowed and out.path[0].ingress_port == c.result.ir.node.ports.host
+    assert not c.allowed("y/a", "x/a", 80)
