@@ -93,6 +93,29 @@ def test_network_policy_cuts_guest_keeps_client(lab: Running) -> None:
     assert lab.get("guest", url)[1] in WEB
 
 
+def test_guardrail_cuts_a_connection_the_network_policy_allows(lab: Running) -> None:
+    """An AdminNetworkPolicy (examples/lab/policies/guardrail.yaml) denies demo/client's egress to
+    the web pods: the admin tier comes before NetworkPolicy, so web-from-client's allow no longer
+    counts (docs/tiers.md); guest, which the guardrail does not select, is still cut by the
+    NetworkPolicy, and removing the guardrail gives client its connection back."""
+    url = f"http://{VIP4}/"
+    lab.change("web-from-client.yaml", (REPO / "examples/lab/policies/web-from-client.yaml").read_text())
+    try:
+        assert lab.get("client", url)[1] in WEB
+        lab.change("guardrail.yaml", (REPO / "examples/lab/policies/guardrail.yaml").read_text())
+        try:
+            lab.lab.flush_flows(lab.state)  # no earlier connection of client survives
+            code, out = lab.curl("client", url, max_time=2)
+            assert code == 28, out  # the SYN is dropped by the client's egress admin tier
+            assert lab.curl("client", f"http://[{WEB['demo/web-a'][1]}]:8080/", max_time=2)[0] == 28
+            assert lab.curl("guest", url, max_time=2)[0] == 28  # the NetworkPolicy still applies
+        finally:
+            lab.change("guardrail.yaml", None)
+        assert lab.get("client", url)[1] in WEB
+    finally:
+        lab.change("web-from-client.yaml", None)
+
+
 def _without_endpoint(text: str, pod: str) -> str:
     docs = list(yaml.safe_load_all(text))
     for doc in docs:
