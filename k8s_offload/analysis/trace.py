@@ -268,12 +268,17 @@ class Tracer:
     def _other_node(self, name: str) -> _Node:
         """A node we only know from the manifests: default gateway and ports, its pods attached
         in the same deterministic order the compiler uses without node facts."""
-        pods = [p for p in self.main.ir.pods if p.node_name == name and p.ips]
+        pods = [
+            p for p in self.main.ir.pods if p.node_name == name and p.ips and p.key not in self.host_network
+        ]
         attachments = tuple(
             PodAttachment(p.key.namespace, p.key.name, port, default_mac(port))
             for port, p in enumerate(sorted(pods, key=lambda p: p.key), start=FIRST_DEFAULT_POD_PORT)
         )
-        facts = NodeFacts(name, (), DEFAULT_GATEWAY, DEFAULT_PORTS, attachments)
+        # Its addresses from its Node object, when the manifests have one: its own traffic (and
+        # its host-network pods') goes to its host port.
+        node_ips = next((n.addresses for n in self.main.ir.nodes if n.key.name == name), ())
+        facts = NodeFacts(name, node_ips, DEFAULT_GATEWAY, DEFAULT_PORTS, attachments)
         ir = build_ir(self.manifests.objects, facts)
         lowered = lower(ir, self.schema)
         return _Node(name, ir, lowered, interpreter_with(self.schema, lowered.bundle), False)
@@ -440,6 +445,12 @@ class Tracer:
                 if here:
                     return node, want if want in here else here[0], result.data
             host = self.main if dst is not None and dst in self.main.ir.node.node_ips else None
+            far = [p for p in self.host_pods.get(dst, ()) if not self._on(p, node)] if dst is not None else []
+            if result.egress_port == node.ir.node.ports.uplink and far:
+                # To a host-network pod of another node (its node's address): into that node.
+                there = self.node_of(want if want in far else far[0])
+                node, port, frame = there, there.ir.node.ports.uplink, result.data
+                continue
             if result.egress_port == node.ir.node.ports.uplink and host is not None and host is not node:
                 # Addressed to another node itself (a masqueraded flow's reply): into its pipeline.
                 node, port, frame = host, host.ir.node.ports.uplink, result.data

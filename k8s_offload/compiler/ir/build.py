@@ -380,6 +380,7 @@ def _declare_tier_indexes(b: Build, policies: tuple[Any, ...], nodes: Any, pods:
 
     e = b.engine
     b.add(Index(e, "tier_policies", policies, lambda k, pol: (("all", pol),)))
+    b.add(Index(e, "tier_policy", policies, lambda k, pol: ((k, pol),)))
     b.add(Index(e, "tier_nodes", nodes, lambda k, node: (("all", node),)))
     b.add(
         Index(

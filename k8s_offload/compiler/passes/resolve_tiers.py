@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from k8s_offload.compiler.frontend.model import IPAddress, IPNetwork, ObjectKey, Protocol
-from k8s_offload.compiler.frontend.policy import PolicyType
+from k8s_offload.compiler.frontend.model import ContainerPort, IPAddress, IPNetwork, ObjectKey, Protocol
+from k8s_offload.compiler.frontend.policy import PolicyPeer, PolicyType
 from k8s_offload.compiler.frontend.tiers import (
     TIER_KINDS,
     ClusterPolicy,
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from k8s_offload.compiler.engine.core import Reads
     from k8s_offload.compiler.passes.pipeline import Build
 
+RuleKey = tuple[ObjectKey, PolicyType, int, tuple[ContainerPort, ...]]
+"""(policy, direction, rule index, the local pod's container ports for ingress)."""
 Selected = tuple[PodTiers, tuple[Diagnostic, ...]]
 """A local pod's tier rules in one direction and the equal-priority warnings about them."""
 _TIER_ORDER = {Tier.Admin: 0, Tier.Baseline: 1}
@@ -83,13 +85,10 @@ class TierView:
         return sel.pods is None or matches(sel.pods, pod.labels)
 
     def selected_pods(self, sel: TierSelector) -> Iterable[PodEndpoint]:
-        r, v = self.view.r, self.view
-        for ns in r.keys(v.by_ns):
-            if not matches(sel.namespaces, v.namespace_labels(ns)):
-                continue
-            for pod in r.group(v.by_ns, ns).values():
-                if (sel.pods is None or matches(sel.pods, pod.labels)) and not self.host_network(pod.key):
-                    yield pod
+        """NetworkPolicy's peer selection (namespaces by label, pods through the label index),
+        without host-network pods."""
+        peer = PolicyPeer(pod_selector=sel.pods, namespace_selector=sel.namespaces, ip_block=None)
+        return (p for p in self.view.peer_pods("", peer) if not self.host_network(p.key))
 
     def host_network(self, key: ObjectKey) -> bool:
         return bool(self.view.r.group(self.pods, key))
@@ -107,21 +106,30 @@ class TierView:
         return [], []  # domainNames: matches no address
 
 
-def resolve_rule(
-    tv: TierView, rule: TierRule, direction: PolicyType, local: PodEndpoint
-) -> tuple[TierAction, list[Rule]]:
-    """One API rule as (action, rules): the peers' address set times the ports; egress named
-    ports per number, on the destination pods that name the port so."""
-    action = rule.action
-    if any(p.kind is PeerKind.domain_names for p in rule.peers) and action is not TierAction.Allow:
-        return TierAction.Deny, [Rule(None, None)]  # fail closed: "Deny all"
+def peer_set(tv: TierView, peers: tuple[TierPeer, ...]) -> AddressSet:
+    """The addresses one rule's peers match (domainNames: none)."""
     nets: list[IPNetwork] = []
     hosts: list[IPAddress] = []
-    for peer in rule.peers:
+    for peer in peers:
         n, h = tv.peer_addresses(peer)
         nets += n
         hosts += h
-    peers = address_set(nets, hosts)
+    return address_set(nets, hosts)
+
+
+def resolve_rule(
+    tv: TierView,
+    rule: TierRule,
+    direction: PolicyType,
+    local_ports: tuple[ContainerPort, ...],
+    peers: AddressSet,
+) -> tuple[TierAction, list[Rule]]:
+    """One API rule as (action, rules): the peers' address set times the ports; ingress named
+    ports on the local pod (`local_ports`), egress ones per number, on the destination pods that
+    name the port so."""
+    action = rule.action
+    if any(p.kind is PeerKind.domain_names for p in rule.peers) and action is not TierAction.Allow:
+        return TierAction.Deny, [Rule(None, None)]  # fail closed: "Deny all"
     if not peers:
         return action, []
     if rule.ports is None:
@@ -133,7 +141,7 @@ def resolve_rule(
             continue
         if direction is PolicyType.Ingress:
             seen: set[Protocol] = set()
-            for cp in local.container_ports:
+            for cp in local_ports:
                 if cp.name == p.name and cp.protocol not in seen:
                     seen.add(cp.protocol)
                     numeric.append(PortRange(cp.protocol, cp.port, cp.port))
@@ -195,7 +203,30 @@ def declare_tier_resolution(b: Build) -> None:
 
     e, t = b.engine, b.t
     policies: Any = t["tier_policies"]
+    policy_by_key: Any = t["tier_policy"]
     iso_keys: Any = t["isolation_keys"]
+    interned: dict[AddressSet, AddressSet] = b.cache.setdefault("interned peer sets", {})
+
+    def peers_of(r: Reads, peers: tuple[TierPeer, ...]) -> AddressSet:
+        """One rule's peer addresses, shared by every rule (of any policy) with the same peers."""
+        found = peer_set(TierView(r, t), peers)
+        return interned.setdefault(found, found)
+
+    peer_sets = b.add(Table(e, "tier_peer_set", peers_of))
+
+    def rule_result(r: Reads, key: RuleKey) -> tuple[TierAction, tuple[Rule, ...]]:
+        """One API rule resolved, shared by every local pod the policy selects (per ingress
+        named-port shape, as NetworkPolicy's `rule_result`)."""
+        pol_key, direction, index, local_ports = key
+        pol = r.group(policy_by_key, pol_key).get(pol_key)
+        api = () if pol is None else rules_of(pol, direction)
+        if index >= len(api):  # the policy changed under a reader about to drop this unit
+            return TierAction.Deny, ()
+        rule = api[index]
+        action, rules = resolve_rule(TierView(r, t), rule, direction, local_ports, r(peer_sets, rule.peers))
+        return action, tuple(rules)
+
+    results = b.add(Table(e, "tier_rule_result", rule_result))
 
     def selection(r: Reads, key: tuple[PolicyType, ObjectKey]) -> Selected | None:
         direction, pod_key = key
@@ -214,9 +245,10 @@ def declare_tier_resolution(b: Build) -> None:
         if not selecting:
             return None
         entries: list[TierEntry] = []
+        local_ports = tuple(pod.container_ports) if direction is PolicyType.Ingress else ()
         for pol in selecting:
             for rule in rules_of(pol, direction):
-                action, rules = resolve_rule(tv, rule, direction, pod)
+                action, rules = r(results, (pol.key, direction, rule.index, local_ports))
                 entries += (TierEntry(x, action, pol.tier, pol.key, rule.index) for x in rules)
         notes = conflicts(entries, {pol.key: pol for pol in selecting})
         return PodTiers(pod_key, direction, pod.ips, TierSet(tuple(entries))), tuple(notes)

@@ -335,3 +335,42 @@ def test_host_network_pods_in_trace_use_the_host_port_and_node_address() -> None
     out = c.probe("y/b", "x/a", 80)  # never a subject: the baseline's egress deny does not apply
     assert out.allowed and out.path[0].ingress_port == c.result.ir.node.ports.host
     assert not c.allowed("y/a", "x/a", 80)
+
+
+def test_host_network_pod_of_another_node_is_reached_through_that_nodes_host_port() -> None:
+    """As upstream's node-peer conformance tests probe it: a client on the compiled node to the
+    InternalIP of another node, where a host-network pod listens; allowed, the request crosses
+    the uplink into the other node's pipeline and out of its host port; a `nodes` peer denies it."""
+    nodes = [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": {"role": role}},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}]},
+        }
+        for name, role, ip in (("node-a", "w", "192.168.10.11"), ("node-b", "infra", "192.168.10.12"))
+    ]
+    centaur = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "centaur", "namespace": "y", "labels": {"app": "centaur"}},
+        "spec": {"nodeName": "node-b", "hostNetwork": True, "containers": [{"name": "c"}]},
+        "status": {"phase": "Running", "podIPs": [{"ip": "192.168.10.12"}]},
+    }
+    facts = node_facts(("192.168.10.11",), ("x/a", "x/b", "y/a", "y/b"))
+    objects = [*base(), *nodes, centaur]
+    c = Cluster(objects, facts)
+    v = c.probe("x/a", "192.168.10.12", 34345)
+    assert v.allowed, v.reason
+    assert [h.node for h in v.path] == ["node-a", "node-b", "node-b", "node-a"]
+    assert v.path[1].delivered_to == "y/centaur" or v.path[1].egress_port == 2
+    deny = anp(
+        "infra",
+        1,
+        ns_subject("a"),
+        egress=[{"action": "Deny", "to": [{"nodes": {"matchLabels": {"role": "infra"}}}]}],
+    )
+    v = Cluster([*objects, deny], facts).probe("x/a", "192.168.10.12", 34345)
+    assert not v.allowed and v.reason.startswith("by AdminNetworkPolicy infra rule 1 (egress)")
+    back = c.probe("y/centaur", "x/a", 80)
+    assert back.allowed, back.reason
