@@ -257,8 +257,8 @@ class Tracer:
 
     # -- nodes -------------------------------------------------------------------------------
     def node_of(self, pod: PodEndpoint) -> _Node:
-        here = self.main.ir.node.node_name
-        if pod.local or (pod.key in self.host_network and (here is None or pod.node_name == here)):
+        here = self.main.ir.node.node_name  # None without node facts: host pods on their own nodes
+        if pod.local or (pod.key in self.host_network and here is not None and pod.node_name == here):
             return self.main
         name = pod.node_name or "unscheduled"
         if name not in self.nodes:
