@@ -41,6 +41,9 @@ def _check(ir: ClusterIR) -> None:
     _sorted_unique(problems, "backend_sets", ir.backend_sets, lambda b: b.key)
     _sorted_unique(problems, "network_policies", ir.network_policies, lambda p: p.key)
     _sorted_unique(problems, "diagnostics", ir.diagnostics, lambda d: d)
+    _sorted_unique(problems, "cluster_policies", ir.cluster_policies, lambda p: p.key)
+    _sorted_unique(problems, "nodes", ir.nodes, lambda n: n.key)
+    _sorted_unique(problems, "host_network_pods", ir.host_network_pods, lambda k: k)
 
     namespaces = {ns.key.name for ns in ir.namespaces}
     pods = {pod.key: pod for pod in ir.pods}
@@ -109,6 +112,11 @@ def _check(ir: ClusterIR) -> None:
                 f"network_policies[{i}] ({policy.key}): dangling reference to Namespace "
                 f"{policy.key.namespace}"
             )
+
+    for i, key in enumerate(ir.host_network_pods):
+        attached = pods.get(key)
+        if attached is not None and attached.local:
+            problems.append(f"host_network_pods[{i}] ({key}): a host-network pod is never attached to a port")
 
     if problems:
         raise IRVerificationError(

@@ -134,3 +134,13 @@ def test_all_problems_are_reported_together() -> None:
     ir = sample()
     bad = dataclasses.replace(ir, pods=tuple(reversed(ir.pods)), namespaces=())
     assert problems(bad).count("\n") >= 3
+
+
+def test_tier_collections_sorted_and_host_network_pods_unattached() -> None:
+    ir = sample()
+    web1 = ir.pods[0].key
+    bad = dataclasses.replace(ir, host_network_pods=(web1, web1))
+    found = problems(bad)
+    assert "host_network_pods[1]: duplicate Pod shop/web-1" in found, found
+    assert ir.pods[0].local
+    assert "host_network_pods[0] (Pod shop/web-1): a host-network pod is never attached to a port" in found
