@@ -71,6 +71,16 @@ LINKS = (
     # so an address can move into an existing class or into a new one in the same delta.
     Link("eg_set_peer_class", "peer_class", "eg_peer_rules", "eg_peer_class"),
     Link("in_set_peer_class", "peer_class", "in_peer_rules", "in_peer_class"),
+    # The cluster policy tier stages (docs/tiers.md), built the same way: a pod's tier set (its
+    # rule, port and decision entries) before the pod entry names it, a class's rule entries
+    # before the classifier names the class.
+    *(
+        Link(f"{p}_tier_subject", "set_id", f"{p}_{table}", f"{p}_tier_set")
+        for p in ("eg", "in")
+        for table in ("tier_peer_rules", "tier_port_rules", "admin", "baseline")
+    ),
+    Link("eg_tier_set_peer_class", "peer_class", "eg_tier_peer_rules", "eg_peer_class"),
+    Link("in_tier_set_peer_class", "peer_class", "in_tier_peer_rules", "in_peer_class"),
 )
 
 

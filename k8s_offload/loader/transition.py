@@ -79,8 +79,23 @@ STAGES: list[ClassedStage] = [
         (f"{p}_peer_rules", f"{p}_port_rules"),
     )
     for p in ("eg", "in")
+] + [
+    ClassedStage(
+        f"{p}_tier_pod",
+        f"{p}_tier_subject",
+        (f"{p}_tier_peer_host", f"{p}_tier_peer_class"),
+        f"{p}_tier_set_peer_class",
+        f"{p}_tier_peer_rules",
+        f"{p}_tier_set_peer_rules",
+        f"{p}_tier_set",
+        f"{p}_peer_class",
+        (f"{p}_tier_peer_rules", f"{p}_tier_port_rules", f"{p}_admin", f"{p}_baseline"),
+    )
+    for p in ("eg", "in")
 ]
-"""The NetworkPolicy stages; other stages built the same way add theirs."""
+"""The NetworkPolicy stages and the cluster policy tier stages (docs/tiers.md), whose rule tables
+include the ternary decision tables keyed by the same tier set; other stages built the same way
+add theirs."""
 
 
 @dataclass(slots=True)

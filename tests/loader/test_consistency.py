@@ -202,17 +202,27 @@ def _short(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
+def _stage_of(table: str) -> str:
+    """The classified stage a table belongs to: "eg"/"in" (NetworkPolicy) or "eg_tier"/"in_tier"
+    (the cluster policy tiers, whose decision tables are `*_admin`, `*_baseline`)."""
+    short = _short(table)
+    way = short[:2]
+    if short.startswith(f"{way}_tier_") or short in (f"{way}_admin", f"{way}_baseline"):
+        return f"{way}_tier"
+    return way if short.startswith(f"{way}_") else ""
+
+
 def _ids(bundle: Bundle, prefix: str) -> tuple[set[int], set[int]]:
-    """The set ids and class ids of one direction's policy stages."""
+    """The set ids and class ids of one classified stage (`_stage_of`)."""
     sets: set[int] = set()
     classes: set[int] = set()
     for e in bundle.entries:
-        if e.is_default or not _short(e.table).startswith(prefix + "_"):
+        if e.is_default or _stage_of(e.table) != prefix:
             continue
         for name, m in e.match:
             if isinstance(m, Exact) and _short(name) == f"{prefix}_set":
                 sets.add(m.value)
-            elif isinstance(m, Exact) and _short(name) == f"{prefix}_peer_class":
+            elif isinstance(m, Exact) and _short(name) == f"{prefix[:2]}_peer_class":
                 classes.add(m.value)
         params = dict(e.action.params) if e.action is not None else {}
         if "set_id" in params:
@@ -223,9 +233,9 @@ def _ids(bundle: Bundle, prefix: str) -> tuple[set[int], set[int]]:
 
 
 def _map_ids(e: TableEntry, prefix: str, sets: dict[int, int], classes: dict[int, int]) -> TableEntry:
-    if not _short(e.table).startswith(prefix + "_"):
+    if _stage_of(e.table) != prefix:
         return e
-    by_field = {f"{prefix}_set": sets, f"{prefix}_peer_class": classes}
+    by_field = {f"{prefix}_set": sets, f"{prefix[:2]}_peer_class": classes}
     match = tuple(
         (
             n,
@@ -248,7 +258,7 @@ def _renumber(bundle: Bundle, before: Bundle, rng: random.Random) -> Bundle:
     longer does, as the id spaces do when one event removes a set or class and adds another: the
     same verdicts, so only the transition can go wrong."""
     entries = list(bundle.entries)
-    for prefix in ("eg", "in"):
+    for prefix in ("eg", "in", "eg_tier", "in_tier"):
         old, new = _ids(before, prefix), _ids(bundle, prefix)
         maps = []
         for kind in (0, 1):
@@ -497,3 +507,70 @@ def test_a_regroup_needs_the_transition(tmp_path: Path) -> None:
     assert len(plan.stages) > len(plain.stages)
     for seed in range(8):
         assert not mixes(_shuffled(plan, random.Random(seed)))
+
+
+TIER_GUARD = {
+    "apiVersion": "policy.networking.k8s.io/v1alpha1",
+    "kind": "AdminNetworkPolicy",
+    "metadata": {"name": "client-guard"},
+    "spec": {
+        "priority": 1,
+        "subject": {"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "client"}}}},
+        "egress": [
+            {
+                "action": "Allow",
+                "to": [{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "db"}}}}],
+                "ports": [{"portNumber": {"port": 5}}],
+            },
+            {"action": "Deny", "to": [{"namespaces": {}}]},
+        ],
+    },
+}
+TIER_DB_IN = {
+    "apiVersion": "policy.networking.k8s.io/v1alpha2",
+    "kind": "ClusterNetworkPolicy",
+    "metadata": {"name": "db-in"},
+    "spec": {
+        "tier": "Baseline",
+        "priority": 1,
+        "subject": {"pods": {"podSelector": {"matchLabels": {"app": "db"}}}},
+        "ingress": [
+            {"action": "Accept", "from": [{"pods": {"podSelector": {"matchLabels": {"app": "client"}}}}]},
+            {"action": "Deny", "from": [{"namespaces": {}}]},
+        ],
+    },
+}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    apps=st.lists(st.sampled_from(APPS), min_size=2, max_size=6),
+    flips=st.sets(st.integers(0, 5), min_size=1, max_size=2),
+    ingress=st.booleans(),
+    reuse=st.booleans(),
+    seed=st.integers(0, 1 << 16),
+)
+def test_randomized_tier_regroups_show_no_mix(
+    tmp_path_factory: pytest.TempPathFactory,
+    apps: list[str],
+    flips: set[int],
+    ingress: bool,
+    reuse: bool,
+    seed: int,
+) -> None:
+    """The same regroups under the cluster policy tiers (docs/tiers.md), whose stages the loader's
+    transition handles as the NetworkPolicy ones (transition.STAGES): the client's admin tier
+    allows the `db` pods and denies the rest, and (if `ingress`) the `db` pods' baseline tier
+    admits only the client; one or two pods of the row join or leave `db`."""
+    rows = [_pod(f"p{i}", f"10.0.0.{2 + i}", app) for i, app in enumerate(apps)]
+    objs = [REGROUP_BEFORE[0], REGROUP_BEFORE[1], *rows, TIER_GUARD]
+    if ingress:
+        objs.append(TIER_DB_IN)
+    flipped = [
+        {**o, "metadata": {**o["metadata"], "labels": {"app": APPS[o["metadata"]["labels"]["app"] == "db"]}}}
+        if i in flips
+        else o
+        for i, o in enumerate(rows)
+    ]
+    after = [REGROUP_BEFORE[0], REGROUP_BEFORE[1], *flipped, *objs[2 + len(rows) :]]
+    _no_mix(objs, after, tmp_path_factory.mktemp("tier-regroup"), reuse, seed)
