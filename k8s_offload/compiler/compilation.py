@@ -28,7 +28,7 @@ from k8s_offload.compiler.ir.build import KINDS, ir_inputs
 from k8s_offload.compiler.ir.check import check_ir
 from k8s_offload.compiler.ir.model import ClusterIR, Diagnostic
 from k8s_offload.compiler.ir.rules import PodIsolation, PolicyIR, check_policy_ir
-from k8s_offload.compiler.ir.tiers import PodTiers
+from k8s_offload.compiler.ir.tiers import PodTiers, tier_lines
 from k8s_offload.compiler.lower.bundle import check_counts, sort_entries
 from k8s_offload.compiler.lower.services import check_selector
 from k8s_offload.compiler.passes.pipeline import PIPELINE, POLICY_PASSES, Build, PassConfig, check_entries
@@ -358,6 +358,8 @@ class Compilation:
             return dump_rules(self._policy_after(step))
         if step in ("isolation", "check_policy_ir"):
             return dump_rules(self.policy())
+        if step == "resolve_tiers":
+            return "".join(f"{line}\n" for pt in self.tiers() for line in tier_lines(pt))
         wanted = _DUMPED.get(step, ("",))
         return "".join(
             f"{e}\n"
@@ -393,6 +395,15 @@ _DUMPED = {
         "aff_backend",
     ),
     "lower_policy": ("_pod", "_peer_host", "_peer_class", "_peer_rules", "_port_rules"),
+    "lower_tiers": (
+        "_tier_pod",
+        "_tier_peer_host",
+        "_tier_peer_class",
+        "_tier_peer_rules",
+        "_tier_port_rules",
+        "_admin",
+        "_baseline",
+    ),
     "lpm_compress": ("_peer_class",),
     "exact_hosts": ("_peer_host", "_peer_class"),
     "range_encoding": ("_port_rules",),

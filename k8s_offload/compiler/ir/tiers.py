@@ -97,3 +97,14 @@ def tier_notes(policy: ClusterPolicy | None) -> tuple[Diagnostic, ...]:
         return ()
     note = domain_names_note(policy)
     return () if note is None else (note,)
+
+
+def tier_lines(pt: PodTiers) -> list[str]:
+    """`--dump-after resolve_tiers`: a pod's tier rules, bit by bit, in evaluation order."""
+    addrs = ",".join(str(a) for a in pt.addresses)
+    out = [f"tiers {pt.direction.value.lower()} {pt.pod.ref} addrs=[{addrs}]"]
+    out += [
+        f"  bit {i} {e.tier.value.lower()} {e.action.value} {e.describe(pt.direction)}: {e.rule}"
+        for i, e in enumerate(pt.tier_set.entries)
+    ]
+    return out
