@@ -374,3 +374,31 @@ def test_host_network_pod_of_another_node_is_reached_through_that_nodes_host_por
     assert not v.allowed and v.reason.startswith("by AdminNetworkPolicy infra rule 1 (egress)")
     back = c.probe("y/centaur", "x/a", 80)
     assert back.allowed, back.reason
+
+
+def test_dump_after_resolve_tiers(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--dump-after resolve_tiers`: each pod's tier rules in evaluation order, bit by bit."""
+    from pathlib import Path
+
+    from k8s_offload.cli.main import main
+
+    case = Path(__file__).resolve().parents[1] / "golden" / "tiers"
+    code = main(
+        [
+            str(case / "manifests.yaml"),
+            "--node",
+            str(case / "node.yaml"),
+            "--dump-after",
+            "resolve_tiers",
+            "--quiet",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 0
+    lines = err.splitlines()
+    start = lines.index("tiers egress prod/client addrs=[10.244.0.20,fd00:244::20]")
+    assert lines[start + 1] == (
+        "  bit 0 admin Allow AdminNetworkPolicy sre-guardrails rule 1 (egress): "
+        "peers=10.96.0.10/32,fd00:96::10/128 ports=udp/53"
+    )
+    assert lines[start + 3].startswith("  bit 2 admin Pass AdminNetworkPolicy sre-guardrails rule 3 (egress)")
