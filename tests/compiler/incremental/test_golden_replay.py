@@ -15,6 +15,7 @@ from k8s_offload.compiler.compilation import Change, Compilation, compile_object
 from k8s_offload.compiler.contract import default_schema
 from k8s_offload.compiler.frontend.loader import load_manifests
 from k8s_offload.compiler.frontend.nodefacts import load_node_facts
+from k8s_offload.compiler.frontend.tiers import TIER_KINDS
 from k8s_offload.compiler.passes.pipeline import PassConfig
 from tests.reference import compile_reference
 
@@ -43,8 +44,11 @@ def test_replay_one_by_one_ends_in_the_full_bundle(case: Path, order: str) -> No
     node = case / "node.yaml"
     facts = load_node_facts(node) if node.exists() else None
     config = _config(case)
-    expected = compile_reference(objects, facts, SCHEMA, config).bundle
-    assert compile_objects(objects, facts, SCHEMA, config).bundle() == expected
+    expected = compile_objects(objects, facts, SCHEMA, config).bundle()
+    if not any(o.key.kind in TIER_KINDS for o in objects):
+        # The frozen oracle predates the cluster policy tiers (issue 20); their stages are checked
+        # against a reference evaluation by verify (tests/analysis/verify/test_tiers_semantics.py).
+        assert compile_reference(objects, facts, SCHEMA, config).bundle == expected
     if order == "random":
         random.Random(case.name).shuffle(objects)
     c = Compilation(SCHEMA, facts, config)
