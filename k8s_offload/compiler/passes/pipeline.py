@@ -261,6 +261,13 @@ PIPELINE: tuple[Step, ...] = (
         "cluster policy tiers to ordered rules per local pod and direction",
         _declare_tier_resolution,
     ),
+    Step(
+        "drop_shadowed",
+        "pass",
+        "drop tier rules inside an earlier rule of the same tier (inside resolve_tiers)",
+        None,
+        _enabled("drop_shadowed"),
+    ),
     Step("lower_node", "stage", "node facts and local pods: port classes, steering, routes", _declare_node),
     Step("lower_services", "stage", "frontends, groups, members, NAT, affinity", _declare_services),
     Step("lower_policy", "stage", "set ids, pod, peer-class, peer-rule, port entries", _declare_policy),

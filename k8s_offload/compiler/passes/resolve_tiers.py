@@ -41,6 +41,7 @@ from k8s_offload.compiler.ir.model import Diagnostic, PodEndpoint
 from k8s_offload.compiler.ir.rules import AddressSet, PortRange, Rule
 from k8s_offload.compiler.ir.tiers import PodTiers, TierEntry, TierSet
 from k8s_offload.compiler.passes.cidr import address_set
+from k8s_offload.compiler.passes.drop_shadowed import drop_shadowed
 from k8s_offload.compiler.passes.merge_rules import canonical_ports
 from k8s_offload.compiler.passes.resolve_policy import _intersect, _View
 from k8s_offload.compiler.passes.selectors import matches
@@ -205,6 +206,7 @@ def declare_tier_resolution(b: Build) -> None:
     policies: Any = t["tier_policies"]
     policy_by_key: Any = t["tier_policy"]
     iso_keys: Any = t["isolation_keys"]
+    shadowed = "drop_shadowed" in b.config.enabled
     interned: dict[AddressSet, AddressSet] = b.cache.setdefault("interned peer sets", {})
 
     def peers_of(r: Reads, peers: tuple[TierPeer, ...]) -> AddressSet:
@@ -251,7 +253,8 @@ def declare_tier_resolution(b: Build) -> None:
                 action, rules = r(results, (pol.key, direction, rule.index, local_ports))
                 entries += (TierEntry(x, action, pol.tier, pol.key, rule.index) for x in rules)
         notes = conflicts(entries, {pol.key: pol for pol in selecting})
-        return PodTiers(pod_key, direction, pod.ips, TierSet(tuple(entries))), tuple(notes)
+        kept = drop_shadowed(tuple(entries)) if shadowed else tuple(entries)
+        return PodTiers(pod_key, direction, pod.ips, TierSet(kept)), tuple(notes)
 
     selections = b.add(Table(e, "tier_selection", selection, over=iso_keys))
     b.add(

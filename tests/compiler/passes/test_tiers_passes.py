@@ -89,3 +89,36 @@ def test_pass_keeps_tier_verdicts(
         sem = VERIFIER.semantics(on.bundle(), on.policy(), tiers=on.tiers())
         assert sem.ok, render_report(sem, "semantics")
     event(f"tier pod addresses: {min(len(on.tiers()), 3)}")
+
+
+def test_drop_shadowed_frees_the_bits_of_rules_that_never_match_first() -> None:
+    """Rule 2 (Deny TCP/80 to team t1) lies inside rule 1 (Allow everything to any namespace) of
+    the same tier: never the first match, so dropped; the baseline's egress rule 1 (the same
+    Deny) is not shadowed by the admin tier's rule 1 (another tier) and stays."""
+    deny80 = {"action": "Deny", "peer": ("namespaces", "t1", None), "ports": [{"portNumber": {"port": 80}}]}
+    allow_all = {"action": "Allow", "peer": ("namespaces", None, None), "ports": None}
+    pol = admin("a0", 1, None, [], False)
+    pol["spec"]["egress"] = [
+        {"action": "Allow", "to": [{"namespaces": {}}]},
+        {
+            "action": "Deny",
+            "to": [{"namespaces": {"matchLabels": {"team": "t1"}}}],
+            "ports": [{"portNumber": {"port": 80}}],
+        },
+    ]
+    base = baseline(None, [allow_all, allow_all, deny80])
+    objs = [
+        gen.parse(b) for b in (pol, base, gen.namespace("a", "t1"), gen.pod("a", "p0", "x", "10.0.0.1", "n0"))
+    ]
+    on = compile_objects(objs, None, SCHEMA, PassConfig(frozenset({"drop_shadowed"}), check=True))
+    off = compile_objects(objs, None, SCHEMA, PassConfig(frozenset(), check=True))
+    (pt_on,) = [pt for pt in on.tiers() if pt.direction.value == "Egress"]
+    (pt_off,) = [pt for pt in off.tiers() if pt.direction.value == "Egress"]
+    assert [(e.policy.name, e.index) for e in pt_off.tier_set.entries] == [
+        ("a0", 0),
+        ("a0", 1),
+        ("default", 0),
+    ]
+    assert [(e.policy.name, e.index) for e in pt_on.tier_set.entries] == [("a0", 0), ("default", 0)]
+    report = VERIFIER.compare(off.bundle(), on.bundle(), ("passes off", "passes on"))
+    assert report.ok, render_report(report, "drop_shadowed")
