@@ -452,17 +452,17 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     /* Cluster policy tiers (p4src/README.md, "Policy tiers"): the pod's tier set, the rules
      * its peer and port match (with the NetworkPolicy stage's machinery and fields), then the first
      * matching rule of the admin tier (eg_admin) or, after NetworkPolicy, of the baseline tier. */
-    @id(0x01000e01)
+    @id(0x01001001)
     action eg_tier_subject(bit<16> set_id, bit<64> any_peer_rules, bit<64> any_port_rules) {
         meta.eg_tier_set = set_id;
         meta.eg_any_peer_rules = any_peer_rules;
         meta.eg_any_port_rules = any_port_rules;
     }
-    @id(0x01000e02)
+    @id(0x01001002)
     action eg_tier_none() {
         meta.eg_tier_set = 0;
     }
-    @id(0x02000e01)
+    @id(0x02001001)
     table eg_tier_pod {
         key = {
             meta.src_addr : exact @format(IPV6_ADDRESS);
@@ -474,15 +474,15 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = eg_tier_none();
         size = TIER_POD_SIZE;
     }
-    @id(0x01000e03)
+    @id(0x01001003)
     action eg_tier_set_peer_class(bit<16> peer_class) {
         meta.eg_peer_class = peer_class;
     }
-    @id(0x01000e04)
+    @id(0x01001004)
     action eg_tier_no_peer_class() {
         meta.eg_peer_class = 0;
     }
-    @id(0x02000e02)
+    @id(0x02001002)
     table eg_tier_peer_host {
         key = {
             meta.dst_addr : exact @format(IPV6_ADDRESS);
@@ -494,7 +494,7 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = eg_tier_no_peer_class();
         size = TIER_PEER_SIZE;
     }
-    @id(0x02000e03)
+    @id(0x02001003)
     table eg_tier_peer_class {
         key = {
             meta.dst_addr : lpm @format(IPV6_ADDRESS);
@@ -506,15 +506,15 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = eg_tier_no_peer_class();
         size = TIER_PEER_SIZE;
     }
-    @id(0x01000e05)
+    @id(0x01001005)
     action eg_tier_set_peer_rules(bit<64> rules) {
         meta.eg_peer_rules = rules;
     }
-    @id(0x01000e06)
+    @id(0x01001006)
     action eg_tier_no_peer_rules() {
         meta.eg_peer_rules = 0;
     }
-    @id(0x02000e04)
+    @id(0x02001004)
     table eg_tier_peer_rules {
         key = {
             meta.eg_tier_set   : exact;
@@ -527,15 +527,15 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = eg_tier_no_peer_rules();
         size = TIER_RULE_SIZE;
     }
-    @id(0x01000e07)
+    @id(0x01001007)
     action eg_tier_set_port_rules(bit<64> rules) {
         meta.eg_port_rules = rules;
     }
-    @id(0x01000e08)
+    @id(0x01001008)
     action eg_tier_no_port_rules() {
         meta.eg_port_rules = 0;
     }
-    @id(0x02000e05)
+    @id(0x02001005)
     table eg_tier_port_rules {
         key = {
             meta.eg_tier_set : exact;
@@ -549,23 +549,23 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = eg_tier_no_port_rules();
         size = TIER_PORT_SIZE;
     }
-    @id(0x01000e09)
+    @id(0x01001009)
     action eg_tier_allow() {
         meta.eg_tier = TIER_ALLOW;
     }
-    @id(0x01000e0a)
+    @id(0x0100100a)
     action eg_tier_deny() {
         meta.eg_tier = TIER_DENY;
     }
-    @id(0x01000e0b)
+    @id(0x0100100b)
     action eg_tier_pass() {
         meta.eg_tier = TIER_PASS;
     }
-    @id(0x01000e0c)
+    @id(0x0100100c)
     action eg_tier_no_match() {
         meta.eg_tier = TIER_NONE;
     }
-    @id(0x02000e06)
+    @id(0x02001006)
     table eg_admin {
         key = {
             meta.eg_tier_set  : exact;
@@ -580,7 +580,7 @@ control EgressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = eg_tier_no_match();
         size = TIER_DECIDE_SIZE;
     }
-    @id(0x02000e07)
+    @id(0x02001007)
     table eg_baseline {
         key = {
             meta.eg_tier_set  : exact;
@@ -739,17 +739,17 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
     /* Cluster policy tiers (p4src/README.md, "Policy tiers"): the pod's tier set, the rules
      * its peer and port match (with the NetworkPolicy stage's machinery and fields), then the first
      * matching rule of the admin tier (in_admin) or, after NetworkPolicy, of the baseline tier. */
-    @id(0x01000f01)
+    @id(0x01001101)
     action in_tier_subject(bit<16> set_id, bit<64> any_peer_rules, bit<64> any_port_rules) {
         meta.in_tier_set = set_id;
         meta.in_any_peer_rules = any_peer_rules;
         meta.in_any_port_rules = any_port_rules;
     }
-    @id(0x01000f02)
+    @id(0x01001102)
     action in_tier_none() {
         meta.in_tier_set = 0;
     }
-    @id(0x02000f01)
+    @id(0x02001101)
     table in_tier_pod {
         key = {
             meta.dst_addr : exact @format(IPV6_ADDRESS);
@@ -761,15 +761,15 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = in_tier_none();
         size = TIER_POD_SIZE;
     }
-    @id(0x01000f03)
+    @id(0x01001103)
     action in_tier_set_peer_class(bit<16> peer_class) {
         meta.in_peer_class = peer_class;
     }
-    @id(0x01000f04)
+    @id(0x01001104)
     action in_tier_no_peer_class() {
         meta.in_peer_class = 0;
     }
-    @id(0x02000f02)
+    @id(0x02001102)
     table in_tier_peer_host {
         key = {
             meta.src_addr : exact @format(IPV6_ADDRESS);
@@ -781,7 +781,7 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = in_tier_no_peer_class();
         size = TIER_PEER_SIZE;
     }
-    @id(0x02000f03)
+    @id(0x02001103)
     table in_tier_peer_class {
         key = {
             meta.src_addr : lpm @format(IPV6_ADDRESS);
@@ -793,15 +793,15 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = in_tier_no_peer_class();
         size = TIER_PEER_SIZE;
     }
-    @id(0x01000f05)
+    @id(0x01001105)
     action in_tier_set_peer_rules(bit<64> rules) {
         meta.in_peer_rules = rules;
     }
-    @id(0x01000f06)
+    @id(0x01001106)
     action in_tier_no_peer_rules() {
         meta.in_peer_rules = 0;
     }
-    @id(0x02000f04)
+    @id(0x02001104)
     table in_tier_peer_rules {
         key = {
             meta.in_tier_set   : exact;
@@ -814,15 +814,15 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = in_tier_no_peer_rules();
         size = TIER_RULE_SIZE;
     }
-    @id(0x01000f07)
+    @id(0x01001107)
     action in_tier_set_port_rules(bit<64> rules) {
         meta.in_port_rules = rules;
     }
-    @id(0x01000f08)
+    @id(0x01001108)
     action in_tier_no_port_rules() {
         meta.in_port_rules = 0;
     }
-    @id(0x02000f05)
+    @id(0x02001105)
     table in_tier_port_rules {
         key = {
             meta.in_tier_set : exact;
@@ -836,23 +836,23 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = in_tier_no_port_rules();
         size = TIER_PORT_SIZE;
     }
-    @id(0x01000f09)
+    @id(0x01001109)
     action in_tier_allow() {
         meta.in_tier = TIER_ALLOW;
     }
-    @id(0x01000f0a)
+    @id(0x0100110a)
     action in_tier_deny() {
         meta.in_tier = TIER_DENY;
     }
-    @id(0x01000f0b)
+    @id(0x0100110b)
     action in_tier_pass() {
         meta.in_tier = TIER_PASS;
     }
-    @id(0x01000f0c)
+    @id(0x0100110c)
     action in_tier_no_match() {
         meta.in_tier = TIER_NONE;
     }
-    @id(0x02000f06)
+    @id(0x02001106)
     table in_admin {
         key = {
             meta.in_tier_set  : exact;
@@ -867,7 +867,7 @@ control IngressPolicy(inout headers_t hdr, inout local_metadata_t meta) {
         default_action = in_tier_no_match();
         size = TIER_DECIDE_SIZE;
     }
-    @id(0x02000f07)
+    @id(0x02001107)
     table in_baseline {
         key = {
             meta.in_tier_set  : exact;

@@ -37,10 +37,12 @@ def test_package_and_counts(info: Any) -> None:
 
 
 def test_tier_decision_tables(info: Any) -> None:
-    """The admin and baseline tables: (tier set, matched rule bits) ternary, first rule by priority."""
+    """The admin and baseline tables: (tier set, matched rule bits) ternary, first rule by priority.
+    Ids in stages 0x10 (egress tiers) and 0x11 (ingress tiers): 0x0e and 0x0f are the PNA
+    program's (branch pna, k8s_dp_pna.p4)."""
     for name, table_id in (
-        ("egress_policy.eg_admin", 0x02000E06),
-        ("ingress_policy.in_baseline", 0x02000F07),
+        ("egress_policy.eg_admin", 0x02001006),
+        ("ingress_policy.in_baseline", 0x02001107),
     ):
         t = by_name(info.tables, f"K8sIngress.{name}")
         assert t.preamble.id == table_id
