@@ -56,7 +56,7 @@ def test_our_program_parses() -> None:
     # no svc_backend, backend_nat, rev_nat, svc_split, svc_affinity. Exact peer tables *_peer_host.
     assert len(all_tables) == 18
     assert len(all_actions) == 36
-    assert len(program.headers) == 12  # + icmp_error_t
+    assert len(program.headers) == 13  # + icmp_error_t, ipv6_words_t (arch.p4, used on PNA only)
     assert [i.name for i in pipe.ingress.instances][:2] == ["port_classify", "flow_key"]
 
 
