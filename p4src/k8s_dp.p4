@@ -144,7 +144,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     @id(0x01000b05)
     action set_backend4(@format(IPV4_ADDRESS) ipv4_addr_t addr, bit<16> port) {
         meta.lb = true;
-        meta.be_addr = IPV4_MAPPED_PREFIX ++ addr;
+        meta.be_addr = (bit<128>)(IPV4_MAPPED_PREFIX32 ++ addr);
         meta.be_port = port;
     }
     @id(0x01000b06)

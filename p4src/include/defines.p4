@@ -34,6 +34,9 @@ const bit<8> ICMPV6_REDIRECT         = 137;
 /* IPv4 addresses are carried in 128-bit metadata as IPv4-mapped IPv6 addresses
  * (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2), so one table serves both families. */
 const bit<96> IPV4_MAPPED_PREFIX = 0xffff;
+/* The same prefix as the 32 bits above an IPv4 address: (bit<128>)(IPV4_MAPPED_PREFIX32 ++ a) is the
+ * mapped address, written so for targets without constants wider than 64 bits (arch.p4). */
+const bit<32> IPV4_MAPPED_PREFIX32 = 0xffff;
 
 /* What sits behind a device port (table port_class). */
 const bit<3> PORT_KIND_UNKNOWN   = 0;

@@ -3,6 +3,8 @@
 #ifndef K8S_DP_HEADERS_P4
 #define K8S_DP_HEADERS_P4
 
+#include "arch.p4"
+
 typedef bit<48>  mac_addr_t;
 typedef bit<32>  ipv4_addr_t;
 typedef bit<128> ipv6_addr_t;
@@ -70,6 +72,16 @@ header ipv6_t {
     ipv6_addr_t dst_addr;
 }
 
+/* The IPv6 header as 64-bit words, for targets that cannot slice 128-bit fields (arch.p4: the
+ * PNA parser fills it with lookahead; it is never emitted). */
+header ipv6_words_t {
+    bit<64> first;
+    bit<64> src_hi;
+    bit<64> src_lo;
+    bit<64> dst_hi;
+    bit<64> dst_lo;
+}
+
 /* ICMP and ICMPv6 share the first four bytes. */
 header icmp_t {
     bit<8>  icmp_type;
@@ -135,6 +147,7 @@ struct headers_t {
     tcp_t        tcp;
     udp_t        udp;
     sctp_t       sctp;
+    ARCH_HEADERS
 }
 
 struct local_metadata_t {
@@ -208,6 +221,7 @@ struct local_metadata_t {
     bit<16> in_tier_set;
     bit<64> in_tier_hits;
     bit<2>  in_tier;
+    ARCH_METADATA
 }
 
 #endif

@@ -46,15 +46,15 @@ control FlowKey(inout headers_t hdr, inout local_metadata_t meta) {
             meta.drop_reason = DROP_PARSER_ERROR;
         } else if (hdr.arp.isValid()) {
             meta.is_neigh_query = true;
-            meta.neigh_target = IPV4_MAPPED_PREFIX ++ hdr.arp.tpa;
+            meta.neigh_target = (bit<128>)(IPV4_MAPPED_PREFIX32 ++ hdr.arp.tpa);
         } else if (hdr.ipv4.isValid()) {
             meta.is_ip = true;
-            meta.src_addr = IPV4_MAPPED_PREFIX ++ hdr.ipv4.src_addr;
-            meta.dst_addr = IPV4_MAPPED_PREFIX ++ hdr.ipv4.dst_addr;
+            meta.src_addr = (bit<128>)(IPV4_MAPPED_PREFIX32 ++ hdr.ipv4.src_addr);
+            meta.dst_addr = (bit<128>)(IPV4_MAPPED_PREFIX32 ++ hdr.ipv4.dst_addr);
             meta.l4_proto = hdr.ipv4.protocol;
             meta.l4_len = hdr.ipv4.total_len - 16w20;
         } else if (hdr.ipv6.isValid()) {
-            if (hdr.ipv6.src_addr[127:32] == IPV4_MAPPED_PREFIX || hdr.ipv6.dst_addr[127:32] == IPV4_MAPPED_PREFIX) {
+            if (IPV6_HAS_MAPPED_ADDRESS) {
                 /* Mapped addresses never appear on the wire (RFC 4291 2.5.5.2); they would alias IPv4 entries. */
                 meta.drop = true;
                 meta.drop_reason = DROP_MAPPED_ADDRESS;
@@ -247,9 +247,10 @@ control AffinityCheck(inout headers_t hdr, inout local_metadata_t meta) {
 control BackendNat(inout headers_t hdr, inout local_metadata_t meta) {
     apply {
         meta.fe_addr = meta.dst_addr;
+        SAVE_FE_ADDR4
         meta.fe_port = meta.dport;
         if (hdr.ipv4.isValid()) {
-            hdr.ipv4.dst_addr = meta.be_addr[31:0];
+            hdr.ipv4.dst_addr = BE_ADDR4;
         } else if (hdr.ipv6.isValid()) {
             hdr.ipv6.dst_addr = meta.be_addr;
         }
@@ -271,7 +272,7 @@ control BackendNat(inout headers_t hdr, inout local_metadata_t meta) {
 control ReverseNat(inout headers_t hdr, inout local_metadata_t meta) {
     apply {
         if (hdr.ipv4.isValid()) {
-            hdr.ipv4.src_addr = meta.fe_addr[31:0];
+            hdr.ipv4.src_addr = FE_ADDR4;
         } else if (hdr.ipv6.isValid()) {
             hdr.ipv6.src_addr = meta.fe_addr;
         }
@@ -294,8 +295,9 @@ control ReverseNat(inout headers_t hdr, inout local_metadata_t meta) {
  * is not its own), a node IP towards everything else. No entry: the flow keeps its source. */
 control NatSource(inout headers_t hdr, inout local_metadata_t meta) {
     @id(0x01000d01)
-    action set_nat_source(@format(IPV6_ADDRESS) addr_t addr) {
+    action set_nat_source(@format(IPV6_ADDRESS) addr_t addr NAT_SOURCE_ADDR4_PARAM) {
         meta.masq_addr = addr;
+        SET_MASQ_ADDR4
     }
     @id(0x01000d02)
     action no_nat_source() {
@@ -322,7 +324,7 @@ control NatSource(inout headers_t hdr, inout local_metadata_t meta) {
 control SourceNat(inout headers_t hdr, inout local_metadata_t meta) {
     apply {
         if (hdr.ipv4.isValid()) {
-            hdr.ipv4.src_addr = meta.masq_addr[31:0];
+            hdr.ipv4.src_addr = MASQ_ADDR4;
         } else if (hdr.ipv6.isValid()) {
             hdr.ipv6.src_addr = meta.masq_addr;
         }
@@ -335,7 +337,7 @@ control SourceNat(inout headers_t hdr, inout local_metadata_t meta) {
 control RestoreClient(inout headers_t hdr, inout local_metadata_t meta) {
     apply {
         if (hdr.ipv4.isValid()) {
-            hdr.ipv4.dst_addr = meta.client_addr[31:0];
+            hdr.ipv4.dst_addr = CLIENT_ADDR4;
         } else if (hdr.ipv6.isValid()) {
             hdr.ipv6.dst_addr = meta.client_addr;
         }
@@ -976,8 +978,8 @@ control RejectReply(inout headers_t hdr, inout local_metadata_t meta) {
         } else if (hdr.ipv4.isValid() && (hdr.ipv4.src_addr[31:28] >= 4w14 || hdr.ipv4.src_addr[31:24] == 0
                        || hdr.ipv4.src_addr[31:24] == 127 || hdr.ipv4.dst_addr[31:28] >= 4w14)) {
             meta.reject = false;
-        } else if (hdr.ipv6.isValid() && (hdr.ipv6.src_addr[127:120] == 0xff || hdr.ipv6.src_addr == 0
-                       || hdr.ipv6.dst_addr[127:120] == 0xff)) {
+        } else if (hdr.ipv6.isValid() && (IPV6_SRC_IS_MULTICAST || IPV6_SRC_IS_UNSPECIFIED
+                       || IPV6_DST_IS_MULTICAST)) {
             meta.reject = false;
         } else {
             mac = hdr.ethernet.dst_addr;

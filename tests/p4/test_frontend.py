@@ -58,7 +58,7 @@ def test_our_program_parses() -> None:
     # *_tier_peer_rules, *_tier_port_rules, *_admin, *_baseline (7) and their 12 actions.
     assert len(all_tables) == 18 + 2 * 7
     assert len(all_actions) == 36 + 2 * 12
-    assert len(program.headers) == 12  # + icmp_error_t
+    assert len(program.headers) == 13  # + icmp_error_t, ipv6_words_t (arch.p4, used on PNA only)
     assert [i.name for i in pipe.ingress.instances][:2] == ["port_classify", "flow_key"]
 
 
