@@ -71,7 +71,7 @@ def rules_of(pol: ClusterPolicy, direction: PolicyType) -> tuple[TierRule, ...]:
 
 class TierView:
     """What tier resolution reads of the cluster: NetworkPolicy's view (namespaces, pods by
-    namespace and label, named-port sets), the raw Pods (hostNetwork) and the Nodes."""
+    namespace and label, named-port sets), the host-network pods and the Nodes."""
 
     __slots__ = ("nodes", "pods", "view")
 
