@@ -7,8 +7,14 @@ families, gets upstream's `shouldConnect` from the reference evaluator.
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.policy.reference import Cluster, Endpoint
+from tests.policy.strategies import PROTOCOLS, clusters, tiered_clusters
 from tests.policy.tiers.cases import UPSTREAM, UpstreamTest, pod_ip, pod_object, states
 from tests.policy.tiers.extra import EXTRA, ExtraCase, address, find_pod, server_address
 from tests.policy.tiers_reference import TierCluster
@@ -83,3 +89,50 @@ def test_extra_cases_cover_the_brief() -> None:
     assert all(
         any(not p.expected for p in c.probes) for c in EXTRA if c.id != "networks-ipv4-only-leave-ipv6"
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(objects=clusters(), protocol=st.sampled_from(PROTOCOLS), port=st.integers(1, 36))
+def test_reference_without_tier_policies_is_networkpolicy(
+    objects: list[dict[str, Any]], protocol: str, port: int
+) -> None:
+    """With no tier policy, the three-tier evaluator is the NetworkPolicy evaluator of
+    tests/policy/reference.py on both sides (the tiers add nothing; default allow stays)."""
+    tiers = TierCluster(objects)
+    np = Cluster(objects)
+    for src in np.pods:
+        for dst in np.pods:
+            if src is dst:
+                continue
+            s_ip, d_ip = src["status"]["podIPs"][0]["ip"], dst["status"]["podIPs"][0]["ip"]
+            expected = np.allows(src, "Egress", Endpoint(d_ip, dst), protocol, port) and np.allows(
+                dst, "Ingress", Endpoint(s_ip, src), protocol, port
+            )
+            assert tiers.allows(src, s_ip, d_ip, protocol, port) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(objects=tiered_clusters(), protocol=st.sampled_from(PROTOCOLS), port=st.integers(1, 36))
+def test_reference_decisions_name_existing_rules(
+    objects: list[dict[str, Any]], protocol: str, port: int
+) -> None:
+    """On the random tier mixes the property test uses, every decision is well formed: the default
+    allows, and a tier decision names a policy of that tier and a rule of the right direction
+    whose action it carries (so the property test compares against something meaningful)."""
+    ref = TierCluster(objects)
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in ref.admin + ref.baseline}
+    for src in ref.pods:
+        for dst in ref.pods:
+            if src is dst:
+                continue
+            s_ip, d_ip = src["status"]["podIPs"][0]["ip"], dst["status"]["podIPs"][0]["ip"]
+            egress, ingress = ref.connection(src, s_ip, d_ip, protocol, port)
+            for decision, field in ((egress, "egress"), (ingress, "ingress")):
+                if decision.tier == "default":
+                    assert decision.allowed
+                elif decision.tier in ("admin", "baseline"):
+                    pol = by_name[(decision.kind, decision.policy)]
+                    rule = pol["spec"][field][decision.rule - 1]
+                    assert (rule["action"] in ("Allow", "Accept")) == decision.allowed
+                else:
+                    assert decision.tier == "networkpolicy"
