@@ -170,6 +170,7 @@ def node_objects(draw: st.DrawFn) -> list[Obj]:
 
 def tier_subject() -> st.SearchStrategy[Obj]:
     return st.one_of(
+        st.just({"namespaces": {}}),  # every pod: random selectors alone rarely meet random labels
         selector().map(lambda s: {"namespaces": s}),
         st.tuples(selector(), selector()).map(
             lambda t: {"pods": {"namespaceSelector": t[0], "podSelector": t[1]}}
@@ -181,6 +182,8 @@ def tier_subject() -> st.SearchStrategy[Obj]:
 def tier_peer(draw: st.DrawFn, egress: bool) -> Obj:
     kinds = ["namespaces", "pods"] + (["networks", "nodes"] if egress else [])
     kind = draw(st.sampled_from(kinds))
+    if draw(st.integers(0, 3)) == 0 and kind in ("namespaces", "nodes"):
+        return {kind: {}}  # every namespace's pods, every node
     if kind == "namespaces":
         return {"namespaces": draw(selector())}
     if kind == "pods":
@@ -198,7 +201,7 @@ def tier_ports(draw: st.DrawFn, version: str) -> Obj:
     for _ in range(draw(st.integers(1, 2))):
         form = draw(st.sampled_from(("number", "range", "named")))
         proto = draw(st.sampled_from(PROTOCOLS))
-        low = draw(st.integers(1, 30))
+        low = draw(st.integers(1, 12))  # near the probes' ports, so that port-scoped rules match
         high = low + draw(st.integers(1, 5))
         name = draw(st.sampled_from(PORT_NAMES))
         if version == "v1alpha1":
@@ -251,7 +254,7 @@ def tier_policies(draw: st.DrawFn) -> list[Obj]:
     version = draw(st.sampled_from(("v1alpha1", "v1alpha2")))
     group = f"policy.networking.k8s.io/{version}"
     out: list[Obj] = []
-    admin_prios = draw(st.lists(st.integers(0, 1000), max_size=3, unique=True))
+    admin_prios = draw(st.lists(st.integers(0, 1000), min_size=1, max_size=3, unique=True))
     if version == "v1alpha1":
         for i, prio in enumerate(admin_prios):
             spec = {"priority": prio, **draw(tier_spec(version, ("Allow", "Deny", "Pass")))}

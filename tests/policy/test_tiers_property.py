@@ -14,7 +14,7 @@ import ipaddress
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from k8s_offload.analysis.trace import Probe, Tracer
@@ -25,9 +25,9 @@ from tests.policy.strategies import NODE_ADDRESSES, OUTSIDE_ADDRESSES, PROTOCOLS
 from tests.policy.tiers_reference import TierCluster
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    objects=tiered_clusters(), protocol=st.sampled_from(PROTOCOLS), port=st.integers(1, 36), data=st.data()
+    objects=tiered_clusters(), protocol=st.sampled_from(PROTOCOLS), port=st.integers(1, 16), data=st.data()
 )
 def test_trace_matches_three_tier_reference(
     tmp_path_factory: Any, objects: list[dict[str, Any]], protocol: str, port: int, data: st.DataObject
@@ -56,4 +56,6 @@ def test_trace_matches_three_tier_reference(
         verdict = tracer.run(Probe(src_ref, dst_ip, port, Protocol(protocol)))
         egress, ingress = ref.connection(src, src_ips[0], dst_ip, protocol, port)
         expected = egress.allowed and ingress.allowed
+        event(f"egress {egress.tier} {'allow' if egress.allowed else 'deny'}")
+        event(f"ingress {ingress.tier} {'allow' if ingress.allowed else 'deny'}")
         assert verdict.allowed == expected, (src_ref, dst_ip, protocol, port, egress, ingress, verdict.reason)
