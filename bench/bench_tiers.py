@@ -91,7 +91,9 @@ def rule_stats(size: str, seed: int) -> dict[str, Any]:
 def compile_figures(size: str, seed: int, profile: str, workdir: Path) -> dict[str, Any]:
     d = cluster_dir(size, seed, workdir)
     cmd = [sys.executable, "-m", "bench.run", "--child", str(d), "--profile", profile]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"compiling {d} failed:\n{proc.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 

@@ -22,6 +22,7 @@ In code: `cluster(SIZES["S"], seed=1)` returns the manifests as dicts; `write(..
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import random
 from dataclasses import dataclass
@@ -347,14 +348,10 @@ def _policy(
 
 
 def _node(k: int) -> dict[str, Any]:
-    """Node k: its InternalIP 192.168.(k >> 8).(k & 255) + 10 (node-0 is 192.168.0.10, the node
-    facts' address), every third an `infra` node."""
-    node = _obj(
-        "Node",
-        "v1",
-        f"node-{k}",
-        status={"addresses": [{"type": "InternalIP", "address": f"192.168.{k >> 8}.{(k & 255) + 10}"}]},
-    )
+    """Node k: its InternalIP 192.168.0.10 + k (node-0's is the node facts' address), every third
+    an `infra` node."""
+    address = str(ipaddress.ip_address("192.168.0.10") + k)
+    node = _obj("Node", "v1", f"node-{k}", status={"addresses": [{"type": "InternalIP", "address": address}]})
     node["metadata"]["labels"] = {
         "kubernetes.io/os": "linux",
         "node-role": "infra" if k % 3 == 0 else "worker",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from bench.synth import SIZES, cluster
 
 
@@ -22,8 +24,11 @@ def test_tier_size_is_its_base_plus_tier_policies() -> None:
 
 def test_tier_policies_follow_the_crd() -> None:
     """Actions per tier, at most 25 rules per direction, and no destinationNamedPort in a rule
-    with networks or nodes peers (the v1alpha2 CRD's validation rule)."""
-    for pol in cluster(SIZES["MT"], 1)["tiers"]:
+    with networks or nodes peers (the v1alpha2 CRD's validation rule); Node addresses are IPs."""
+    m = cluster(SIZES["MT"], 1)
+    addresses = [a["address"] for n in m["nodes"] for a in n["status"]["addresses"]]
+    assert len({ipaddress.ip_address(a) for a in addresses}) == len(addresses) == len(m["nodes"])
+    for pol in m["tiers"]:
         spec = pol["spec"]
         allowed = {"Accept", "Deny", "Pass"} if spec["tier"] == "Admin" else {"Accept", "Deny"}
         for field, side in (("ingress", "from"), ("egress", "to")):
