@@ -34,8 +34,9 @@ class ExtraCase:
     objects: tuple[Obj, ...]
     probes: tuple[ExtraProbe, ...]
 
-    def cluster(self) -> list[Obj]:
-        return cluster_objects(Topology(self.family, False)) + [dict(o) for o in self.objects]
+    def cluster(self, multi_node: bool = False) -> list[Obj]:
+        """The model's objects (x on node-a, y on node-b, z on node-c when `multi_node`) and the case's."""
+        return cluster_objects(Topology(self.family, multi_node)) + [dict(o) for o in self.objects]
 
 
 def load() -> list[ExtraCase]:

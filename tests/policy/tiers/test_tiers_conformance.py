@@ -21,7 +21,7 @@ import pytest
 
 from k8s_offload.analysis.trace import Probe, Tracer, Verdict, render_text
 from k8s_offload.compiler.frontend.model import Protocol
-from tests.policy.conformance.model import FLOW_EXPIRY_US, manifests, tracer_for
+from tests.policy.conformance.model import FLOW_EXPIRY_US, Topology, manifests, node_facts, tracer_for
 from tests.policy.tiers.cases import UPSTREAM, UpstreamTest, namespace, pod_ip, pod_object, states
 from tests.policy.tiers.extra import EXTRA, ExtraCase, address, find_pod, server_address, tracer_target
 from tests.policy.tiers_reference import Decision, TierCluster
@@ -108,10 +108,13 @@ def test_upstream_conformance(test: UpstreamTest, family: int) -> None:
     assert not failures, f"{test.version} {test.name} ({test.source})\n" + "\n".join(failures)
 
 
+@pytest.mark.parametrize("multi_node", (False, True), ids=("1node", "3nodes"))
 @pytest.mark.parametrize("case", EXTRA, ids=lambda c: c.id)
-def test_our_cases(case: ExtraCase) -> None:
-    objects = case.cluster()
-    tracer = tracer_for(manifests(objects), None)
+def test_our_cases(case: ExtraCase, multi_node: bool) -> None:
+    """One node holding every pod, or x on the compiled node (with node facts) and y, z on two
+    others, so that each side's tier stages run on its own node."""
+    objects = case.cluster(multi_node)
+    tracer = tracer_for(manifests(objects), node_facts(Topology(case.family, multi_node)))
     tracer.clock += FLOW_EXPIRY_US
     ref = TierCluster(objects)
     failures: list[str] = []
