@@ -12,8 +12,10 @@ SCTP 34351, 34352), so each sits on its own node and its podIP is that node's ad
 Upstream's namespaces and pods do not map onto tests/policy/conformance/model.py (x, y, z with a,
 b, c): the policies select by `conformance-house` and by namespace name, and the node-peer tests
 need host-network pods, so the upstream cluster is built here as a second model, as it is. Nodes
-(node-a, node-b) are labelled `kubernetes.io/os: linux` like every Linux node; the regular pods run
-on node-a, centaur-0 on node-a and centaur-1 on node-b (their host ports cannot share a node).
+(node-a, node-b) are labelled `kubernetes.io/os: linux` like every Linux node; centaur-0 runs on
+node-a and centaur-1 on node-b (their host ports cannot share a node); the regular pods all on
+node-a, or spread as a scheduler would (the -0 pods on node-a, compiled with its node facts, the
+-1 pods on node-b) so that the two sides of a connection are decided on different nodes.
 Pods and nodes are dual-stack; `family` chooses the addresses the probes use (upstream probes
 `status.podIP`, the first of the pod's addresses in a single-stack cluster of either family).
 """
@@ -50,8 +52,13 @@ def namespace(house: str) -> str:
     return PREFIX + house
 
 
-def node_of(ref: str) -> str:
-    return "node-b" if ref == f"{HOST_NETWORK_HOUSE}/centaur-1" else "node-a"
+def node_of(ref: str, spread: bool = False) -> str:
+    """centaur-1 on node-b, the other host-network pod on node-a; the regular pods on node-a, or,
+    `spread`, the -1 pods on node-b (then node-a is compiled with its node facts)."""
+    house, name = ref.split("/")
+    if house == HOST_NETWORK_HOUSE or spread:
+        return "node-b" if name.endswith("-1") else "node-a"
+    return "node-a"
 
 
 def pod_ips(ref: str) -> tuple[str, str]:
@@ -85,7 +92,7 @@ def _containers(house: str, name: str) -> list[Obj]:
     return out
 
 
-def base_objects() -> list[Obj]:
+def base_objects(spread: bool = False) -> list[Obj]:
     """Namespaces, Nodes and Pods of conformance/base/manifests.yaml (StatefulSets expanded)."""
     out: list[Obj] = []
     for house in HOUSES:
@@ -115,7 +122,7 @@ def base_objects() -> list[Obj]:
     for ref in PODS:
         house, pod = ref.split("/")
         name = HOUSES[house]
-        spec: Obj = {"nodeName": node_of(ref), "containers": _containers(house, name)}
+        spec: Obj = {"nodeName": node_of(ref, spread), "containers": _containers(house, name)}
         if house == HOST_NETWORK_HOUSE:
             spec["hostNetwork"] = True
         ips = pod_ips(ref)
@@ -133,7 +140,7 @@ def base_objects() -> list[Obj]:
                     "phase": "Running",
                     "podIP": ips[0],
                     "podIPs": [{"ip": ip} for ip in ips],
-                    "hostIP": NODES[node_of(ref)][0],
+                    "hostIP": NODES[node_of(ref, spread)][0],
                 },
             }
         )
@@ -235,9 +242,36 @@ def apply(objects: list[Obj], mutation: Obj, family: int) -> None:
         raise ValueError(f"unknown mutation {op!r}")
 
 
-def states(test: UpstreamTest, family: int) -> list[tuple[Step, list[Obj]]]:
+def node_facts(spread: bool) -> str | None:
+    """node-a's facts when the pods are spread (its regular pods on ports 10.., host-network pods
+    have no device port), else None (every pod on the compiled node, default placements)."""
+    if not spread:
+        return None
+    local = [r for r in PODS if node_of(r, True) == "node-a" and not r.startswith(HOST_NETWORK_HOUSE)]
+    pods = [
+        {
+            "namespace": namespace(r.split("/")[0]),
+            "name": r.split("/")[1],
+            "port": 10 + i,
+            "mac": f"02:00:00:00:01:{10 + i:02x}",
+        }
+        for i, r in enumerate(local)
+    ]
+    facts = {
+        "apiVersion": "offload.k8s-offload.dev/v1alpha1",
+        "kind": "NodeFacts",
+        "nodeName": "node-a",
+        "nodeIPs": list(NODES["node-a"]),
+        "gateway": {"ipv4": "169.254.1.1", "ipv6": "fe80::1", "mac": "02:00:00:00:00:01"},
+        "ports": {"arpProxy": 1, "host": 2, "uplink": 3},
+        "pods": pods,
+    }
+    return yaml.safe_dump(facts)
+
+
+def states(test: UpstreamTest, family: int, spread: bool = False) -> list[tuple[Step, list[Obj]]]:
     """Each step with the cluster's objects as that step probes them (mutations accumulate)."""
-    objects = base_objects() + [copy.deepcopy(o) for o in test.objects]
+    objects = base_objects(spread) + [copy.deepcopy(o) for o in test.objects]
     out = []
     for step in test.steps:
         for m in step.mutations:

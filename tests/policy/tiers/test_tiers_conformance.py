@@ -23,6 +23,7 @@ from k8s_offload.analysis.trace import Probe, Tracer, Verdict, render_text
 from k8s_offload.compiler.frontend.model import Protocol
 from tests.policy.conformance.model import FLOW_EXPIRY_US, Topology, manifests, node_facts, tracer_for
 from tests.policy.tiers.cases import UPSTREAM, UpstreamTest, namespace, pod_ip, pod_object, states
+from tests.policy.tiers.cases import node_facts as upstream_facts
 from tests.policy.tiers.extra import EXTRA, ExtraCase, address, find_pod, server_address, tracer_target
 from tests.policy.tiers_reference import Decision, TierCluster
 
@@ -79,12 +80,13 @@ def check(
     return out
 
 
+@pytest.mark.parametrize("spread", (False, True), ids=("1node", "2nodes"))
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"ipv{f}")
 @pytest.mark.parametrize("test", UPSTREAM, ids=lambda t: t.id)
-def test_upstream_conformance(test: UpstreamTest, family: int) -> None:
+def test_upstream_conformance(test: UpstreamTest, family: int, spread: bool) -> None:
     failures: list[str] = []
-    for n, (step, objects) in enumerate(states(test, family), 1):
-        tracer = tracer_for(manifests(objects), None)
+    for n, (step, objects) in enumerate(states(test, family, spread), 1):
+        tracer = tracer_for(manifests(objects), upstream_facts(spread))
         tracer.clock += FLOW_EXPIRY_US
         ref = TierCluster(objects)
         for p in step.probes:
