@@ -1,7 +1,7 @@
 """Packet-level policy tiers: `trace` verdicts (compiled bundle in the interpreter, request and
 reply as real frames) equal the three-tier reference evaluator's (tests/policy/tiers_reference.py)
 on random clusters mixing AdminNetworkPolicy/BaselineAdminNetworkPolicy (v1alpha1) or
-ClusterNetworkPolicy (v1alpha2) with NetworkPolicies, Nodes and outside addresses.
+ClusterNetworkPolicy (v1alpha2) with NetworkPolicies, Nodes, outside addresses and a Service.
 
 Reference: network-policy-api v1alpha1/v1alpha2 type documentation (admin tier -> NetworkPolicy ->
 baseline tier -> default allow; Pass; a connection needs the client's egress and the server's
@@ -32,6 +32,10 @@ from tests.policy.tiers_reference import TierCluster
 def test_trace_matches_three_tier_reference(
     tmp_path_factory: Any, objects: list[dict[str, Any]], protocol: str, port: int, data: st.DataObject
 ) -> None:
+    """Probes to pods, to node and outside addresses, and through a Service onto one pod (policy
+    applies to the backend after DNAT, the Service port being the target port)."""
+    backend = data.draw(st.sampled_from([o for o in objects if o["kind"] == "Pod"]))
+    objects = objects + service_onto(backend, protocol, port)
     path = tmp_path_factory.mktemp("cluster") / "cluster.yaml"
     path.write_text(yaml.safe_dump_all(objects))
     result = compile_sources([str(path)])
@@ -41,11 +45,19 @@ def test_trace_matches_three_tier_reference(
     ref = TierCluster(objects)
     pods = ref.pods
     others = [ip for ips in NODE_ADDRESSES.values() for ip in ips] + list(OUTSIDE_ADDRESSES)
-    targets: list[tuple[dict[str, Any], str]] = []
+    backend_ip = backend["status"]["podIPs"][0]["ip"]
+    service = f"svc:{backend['metadata']['namespace']}/{SERVICE}"
+    targets: list[tuple[dict[str, Any], str, str]] = []
     for src in pods:
-        targets += [(src, dst["status"]["podIPs"][0]["ip"]) for dst in pods if dst is not src]
-        targets += [(src, ip) for ip in others]
-    for src, dst_ip in data.draw(st.lists(st.sampled_from(targets), min_size=1, max_size=4)):
+        targets += [
+            (src, d["status"]["podIPs"][0]["ip"], d["status"]["podIPs"][0]["ip"])
+            for d in pods
+            if d is not src
+        ]
+        targets += [(src, ip, ip) for ip in others]
+        if src is not backend:
+            targets.append((src, service, backend_ip))
+    for src, target, dst_ip in data.draw(st.lists(st.sampled_from(targets), min_size=1, max_size=4)):
         family = ipaddress.ip_address(dst_ip).version
         src_ips = [
             e["ip"] for e in src["status"]["podIPs"] if ipaddress.ip_address(e["ip"]).version == family
@@ -53,9 +65,51 @@ def test_trace_matches_three_tier_reference(
         if not src_ips:
             continue  # a single-stack pod cannot reach the other family
         src_ref = f"{src['metadata']['namespace']}/{src['metadata']['name']}"
-        verdict = tracer.run(Probe(src_ref, dst_ip, port, Protocol(protocol)))
+        verdict = tracer.run(Probe(src_ref, target, port, Protocol(protocol)))
         egress, ingress = ref.connection(src, src_ips[0], dst_ip, protocol, port)
         expected = egress.allowed and ingress.allowed
+        event("through the Service" if target.startswith("svc:") else "to an address")
         event(f"egress {egress.tier} {'allow' if egress.allowed else 'deny'}")
         event(f"ingress {ingress.tier} {'allow' if ingress.allowed else 'deny'}")
-        assert verdict.allowed == expected, (src_ref, dst_ip, protocol, port, egress, ingress, verdict.reason)
+        assert verdict.allowed == expected, (src_ref, target, protocol, port, egress, ingress, verdict.reason)
+
+
+SERVICE = "tiers-svc"
+
+
+def service_onto(pod: dict[str, Any], protocol: str, port: int) -> list[dict[str, Any]]:
+    """A ClusterIP Service without selector and its EndpointSlice holding `pod` (IPv4), port ->
+    the same target port."""
+    ns = pod["metadata"]["namespace"]
+    ports = [{"name": "p", "protocol": protocol, "port": port}]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": SERVICE, "namespace": ns},
+            "spec": {
+                "clusterIP": "10.96.0.10",
+                "clusterIPs": ["10.96.0.10"],
+                "ports": [{**ports[0], "targetPort": port}],
+            },
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{SERVICE}-1",
+                "namespace": ns,
+                "labels": {"kubernetes.io/service-name": SERVICE},
+            },
+            "addressType": "IPv4",
+            "ports": ports,
+            "endpoints": [
+                {
+                    "addresses": [pod["status"]["podIPs"][0]["ip"]],
+                    "conditions": {"ready": True},
+                    "nodeName": pod["spec"]["nodeName"],
+                    "targetRef": {"kind": "Pod", "namespace": ns, "name": pod["metadata"]["name"]},
+                }
+            ],
+        },
+    ]
