@@ -55,9 +55,13 @@ def test_trace_matches_three_tier_reference(
             if d is not src
         ]
         targets += [(src, ip, ip) for ip in others]
-        if src is not backend:
-            targets.append((src, service, backend_ip))
-    for src, target, dst_ip in data.draw(st.lists(st.sampled_from(targets), min_size=1, max_size=4)):
+    via_service = [(src, service, backend_ip) for src in pods if src is not backend]
+    choice = (
+        st.one_of(st.sampled_from(targets), st.sampled_from(via_service))
+        if via_service
+        else st.sampled_from(targets)
+    )
+    for src, target, dst_ip in data.draw(st.lists(choice, min_size=1, max_size=4)):
         family = ipaddress.ip_address(dst_ip).version
         src_ips = [
             e["ip"] for e in src["status"]["podIPs"] if ipaddress.ip_address(e["ip"]).version == family
