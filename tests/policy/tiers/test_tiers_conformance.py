@@ -27,9 +27,14 @@ from tests.policy.tiers.cases import node_facts as upstream_facts
 from tests.policy.tiers.extra import EXTRA, ExtraCase, address, find_pod, server_address, tracer_target
 from tests.policy.tiers_reference import Decision, TierCluster
 
-# The upstream suite probes status.podIP: IPv4 by default; TIERS_CONFORMANCE_IPV6=1 adds IPv6
-# (the same probes over the pods' and nodes' IPv6 addresses, about as long again).
-FAMILIES = (4, 6) if os.environ.get("TIERS_CONFORMANCE_IPV6") else (4,)
+# The upstream suite probes status.podIP. By default IPv4 with every pod on one node and IPv6 with
+# the pods spread over two (as tests/policy/test_conformance.py splits its variants);
+# TIERS_CONFORMANCE_ALL=1 runs all four family x layout combinations (about twice as long).
+LAYOUTS = (
+    tuple((f, spread) for f in (4, 6) for spread in (False, True))
+    if os.environ.get("TIERS_CONFORMANCE_ALL")
+    else ((4, False), (6, True))
+)
 
 
 def full_ref(ref: str) -> str:
@@ -80,10 +85,10 @@ def check(
     return out
 
 
-@pytest.mark.parametrize("spread", (False, True), ids=("1node", "2nodes"))
-@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"ipv{f}")
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda t: f"ipv{t[0]}-{'2nodes' if t[1] else '1node'}")
 @pytest.mark.parametrize("test", UPSTREAM, ids=lambda t: t.id)
-def test_upstream_conformance(test: UpstreamTest, family: int, spread: bool) -> None:
+def test_upstream_conformance(test: UpstreamTest, layout: tuple[int, bool]) -> None:
+    family, spread = layout
     failures: list[str] = []
     for n, (step, objects) in enumerate(states(test, family, spread), 1):
         tracer = tracer_for(manifests(objects), upstream_facts(spread))
