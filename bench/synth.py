@@ -22,6 +22,7 @@ In code: `cluster(SIZES["S"], seed=1)` returns the manifests as dicts; `write(..
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import random
 from dataclasses import dataclass
@@ -43,6 +44,13 @@ class Size:
     policies: int
     local_pods: int = 110
     namespaces: int = 50
+    admin_policies: int = 0
+    """ClusterNetworkPolicies of the Admin tier (issue 20)."""
+    baseline_policies: int = 0
+    """ClusterNetworkPolicies of the Baseline tier."""
+    base: str = ""
+    """The size whose cluster this one is, tier policies added: its random stream is used, so the
+    namespaces, pods, Services and NetworkPolicies are exactly that size's."""
 
 
 SIZES = {
@@ -51,6 +59,11 @@ SIZES = {
     "S": Size("S", services=1_000, endpoints=10_000, policies=100),
     "M": Size("M", services=10_000, endpoints=100_000, policies=1_000),
     "L": Size("L", services=10_000, endpoints=100_000, policies=6_000),
+    # M with cluster-wide policy tiers (issue 20): 50 Admin and 20 Baseline ClusterNetworkPolicies.
+    "MT": Size("MT", 10_000, 100_000, 1_000, admin_policies=50, baseline_policies=20, base="M"),
+    "XST": Size(
+        "XST", 50, 400, 20, local_pods=30, namespaces=5, admin_policies=5, baseline_policies=2, base="XS"
+    ),
 }
 
 
@@ -87,7 +100,7 @@ class _App:
 def cluster(size: Size, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
     """Manifests by kind: `namespaces`, `pods`, `services`, `endpointslices`, `policies`, and
     `node` (a one-element list holding the node facts)."""
-    rng = random.Random(f"{size.name}/{seed}")
+    rng = random.Random(f"{size.base or size.name}/{seed}")
     namespaces = [f"ns-{i}" for i in range(size.namespaces)]
     ns_objs = [
         _obj(
@@ -223,14 +236,26 @@ def cluster(size: Size, seed: int = 1) -> dict[str, list[dict[str, Any]]]:
     local_apps = [a for a in apps if a.pods[0] < size.local_pods]
     policies = [_policy(rng, i, namespaces, apps, local_apps, size.policies) for i in range(size.policies)]
     node = node_facts("node-0", local_facts)
-    return {
+    out = {
         "namespaces": ns_objs,
         "pods": pods,
         "services": services,
         "endpointslices": slices,
         "policies": policies,
-        "node": [node],
     }
+    if size.admin_policies or size.baseline_policies:
+        # A stream of its own: the base size's objects above stay exactly as they are.
+        trng = random.Random(f"{size.base or size.name}/{seed}/tiers")
+        n_nodes = _place(max(0, next_pod - 1), size.local_pods)[0] + 1
+        out["nodes"] = [_node(k) for k in range(n_nodes)]
+        out["tiers"] = [
+            _tier_policy(trng, "Admin", i, namespaces, apps, local_apps) for i in range(size.admin_policies)
+        ] + [
+            _tier_policy(trng, "Baseline", i, namespaces, apps, local_apps)
+            for i in range(size.baseline_policies)
+        ]
+    out["node"] = [node]
+    return out
 
 
 def node_facts(node_name: str, pods: list[dict[str, Any]]) -> dict[str, Any]:
@@ -320,6 +345,108 @@ def _policy(
             rules.append(rule)
         spec[t.lower()] = rules
     return _obj("NetworkPolicy", "networking.k8s.io/v1", f"np-{i}", ns, spec=spec)
+
+
+def _node(k: int) -> dict[str, Any]:
+    """Node k: its InternalIP 192.168.0.10 + k (node-0's is the node facts' address), every third
+    an `infra` node."""
+    address = str(ipaddress.ip_address("192.168.0.10") + k)
+    node = _obj("Node", "v1", f"node-{k}", status={"addresses": [{"type": "InternalIP", "address": address}]})
+    node["metadata"]["labels"] = {
+        "kubernetes.io/os": "linux",
+        "node-role": "infra" if k % 3 == 0 else "worker",
+    }
+    return node
+
+
+def _tier_peer(rng: random.Random, namespaces: list[str], apps: list[_App], egress: bool) -> dict[str, Any]:
+    kind = rng.random()
+    if kind < 0.3:
+        return {"namespaces": {"matchLabels": {"team": rng.choice(TEAMS)}}}
+    if kind < 0.45:
+        return {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": rng.choice(namespaces)}}}
+    if kind < 0.7 or not egress:
+        return {
+            "pods": {
+                "namespaceSelector": {"matchLabels": {"env": rng.choice(ENVS)}},
+                "podSelector": {"matchLabels": {"app": rng.choice(apps).name.split("-alias")[0]}},
+            }
+        }
+    if kind < 0.8:
+        return {"nodes": {"matchLabels": {"node-role": rng.choice(("infra", "worker"))}}}
+    nets = rng.choice(
+        (
+            ["0.0.0.0/0"],
+            [f"10.{rng.randrange(4)}.0.0/16"],
+            [f"192.168.{rng.randrange(256)}.0/24", f"172.16.{rng.randrange(256)}.0/24"],
+            [f"203.0.113.{rng.randrange(0, 256, 8)}/29"],
+        )
+    )
+    return {"networks": nets}
+
+
+def _tier_protocols(rng: random.Random) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for _ in range(rng.randint(1, 3)):
+        r = rng.random()
+        if r < 0.3:
+            out.append({"destinationNamedPort": rng.choice(("http", "metrics", "grpc"))})
+        elif r < 0.7:
+            proto = rng.choice(("tcp", "udp"))
+            out.append({proto: {"destinationPort": {"number": rng.choice((53, 80, 443, 5432, 6379))}}})
+        else:
+            low = rng.randrange(1024, 60000)
+            out.append(
+                {
+                    "tcp": {
+                        "destinationPort": {"range": {"start": low, "end": low + rng.choice((9, 99, 1000))}}
+                    }
+                }
+            )
+    return out
+
+
+def _tier_policy(
+    rng: random.Random, tier: str, i: int, namespaces: list[str], apps: list[_App], local_apps: list[_App]
+) -> dict[str, Any]:
+    """A ClusterNetworkPolicy (v1alpha2) of `tier`, shaped like cluster guardrails: subjects are
+    teams or environments (or one app, often on the device's node), 1 to 4 rules per direction
+    mixing Accept/Deny (and Pass in the Admin tier), peers of every kind, a third of the rules
+    port-scoped. Priorities are distinct within a tier."""
+    r = rng.random()
+    if r < 0.35:
+        subject: dict[str, Any] = {"namespaces": {"matchLabels": {"team": rng.choice(TEAMS)}}}
+    elif r < 0.55:
+        subject = {"namespaces": {"matchLabels": {"env": rng.choice(ENVS)}}}
+    else:
+        app = rng.choice(local_apps) if local_apps and rng.random() < 0.5 else rng.choice(apps)
+        subject = {
+            "pods": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": app.namespace}},
+                "podSelector": {"matchLabels": {"app": app.name.split("-alias")[0]}},
+            }
+        }
+    actions = ("Accept", "Deny", "Pass") if tier == "Admin" else ("Accept", "Deny")
+    spec: dict[str, Any] = {"tier": tier, "priority": 10 * (i + 1), "subject": subject}
+    for field, side in (("ingress", "from"), ("egress", "to")):
+        if rng.random() < 0.25:
+            continue
+        rules = []
+        for k in range(rng.randint(1, 4)):
+            egress = field == "egress"
+            peers = [_tier_peer(rng, namespaces, apps, egress) for _ in range(rng.randint(1, 2))]
+            rule: dict[str, Any] = {"name": f"{field}-{k}", "action": rng.choice(actions), side: peers}
+            pods_only = all(key in ("namespaces", "pods") for p in peers for key in p)
+            if rng.random() < 0.35:
+                protocols = _tier_protocols(rng)
+                if not pods_only:  # the CRD forbids named ports next to networks and nodes peers
+                    protocols = [p for p in protocols if "destinationNamedPort" not in p] or [
+                        {"tcp": {"destinationPort": {"number": 443}}}
+                    ]
+                rule["protocols"] = protocols
+            rules.append(rule)
+        spec[field] = rules
+    return _obj("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", f"{tier.lower()}-{i}", spec=spec)
 
 
 def write(manifests: dict[str, list[dict[str, Any]]], outdir: Path) -> list[Path]:

@@ -147,3 +147,156 @@ def clusters(draw: st.DrawFn) -> list[Obj]:
     pods = [draw(pod(i)) for i in range(n_pods)]
     pols = [draw(policy(i)) for i in range(n_pols)]
     return ns_objs + pods + pols
+
+
+# -- Policy tiers (AdminNetworkPolicy / BaselineAdminNetworkPolicy v1alpha1, ClusterNetworkPolicy
+# v1alpha2): random tier policies over the clusters above, plus Nodes for `nodes` peers.
+
+NODE_ADDRESSES = {"node-a": ("10.0.0.100", "fd00::64"), "node-b": ("10.0.0.101", "fd00::65")}
+OUTSIDE_ADDRESSES = ("10.0.0.200", "192.0.2.1", "fd00::c8")
+
+
+def node_objects(draw: st.DrawFn) -> list[Obj]:
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": draw(labels())},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip} for ip in ips]},
+        }
+        for name, ips in NODE_ADDRESSES.items()
+    ]
+
+
+def tier_subject() -> st.SearchStrategy[Obj]:
+    return st.one_of(
+        st.just({"namespaces": {}}),  # every pod: random selectors alone rarely meet random labels
+        selector().map(lambda s: {"namespaces": s}),
+        st.tuples(selector(), selector()).map(
+            lambda t: {"pods": {"namespaceSelector": t[0], "podSelector": t[1]}}
+        ),
+    )
+
+
+@st.composite
+def tier_peer(draw: st.DrawFn, egress: bool) -> Obj:
+    kinds = ["namespaces", "pods"] + (["networks", "nodes"] if egress else [])
+    kind = draw(st.sampled_from(kinds))
+    if draw(st.integers(0, 3)) == 0 and kind in ("namespaces", "nodes"):
+        return {kind: {}}  # every namespace's pods, every node
+    if kind == "namespaces":
+        return {"namespaces": draw(selector())}
+    if kind == "pods":
+        return {"pods": {"namespaceSelector": draw(selector()), "podSelector": draw(selector())}}
+    if kind == "nodes":
+        return {"nodes": draw(selector())}
+    nets = {str(ipaddress.ip_network(draw(ip_block())["cidr"])) for _ in range(draw(st.integers(1, 2)))}
+    return {"networks": sorted(nets)}
+
+
+@st.composite
+def tier_ports(draw: st.DrawFn, version: str) -> Obj:
+    """`ports` (v1alpha1) or `protocols` (v1alpha2): numbers, ranges or names of the pods' ports."""
+    out = []
+    for _ in range(draw(st.integers(1, 2))):
+        form = draw(st.sampled_from(("number", "range", "named")))
+        proto = draw(st.sampled_from(PROTOCOLS))
+        low = draw(st.integers(1, 12))  # near the probes' ports, so that port-scoped rules match
+        high = low + draw(st.integers(1, 5))
+        name = draw(st.sampled_from(PORT_NAMES))
+        if version == "v1alpha1":
+            if form == "number":
+                out.append({"portNumber": {"protocol": proto, "port": low}})
+            elif form == "range":
+                out.append({"portRange": {"protocol": proto, "start": low, "end": high}})
+            else:
+                out.append({"namedPort": name})
+        elif form == "named":
+            out.append({"destinationNamedPort": name})
+        else:
+            dest = {"number": low} if form == "number" else {"range": {"start": low, "end": high}}
+            out.append({proto.lower(): {"destinationPort": dest}})
+    return {"ports" if version == "v1alpha1" else "protocols": out}
+
+
+@st.composite
+def tier_rule(draw: st.DrawFn, version: str, actions: tuple[str, ...], egress: bool, index: int) -> Obj:
+    peers = draw(st.lists(tier_peer(egress), min_size=1, max_size=2))
+    rule: Obj = {
+        "name": f"r{index}",
+        "action": draw(st.sampled_from(actions)),
+        "to" if egress else "from": peers,
+    }
+    # The v1alpha2 CRD forbids destinationNamedPort next to networks/nodes peers; keep that valid.
+    plain = all(k in ("namespaces", "pods") for p in peers for k in p)
+    if draw(st.booleans()):
+        ports = draw(tier_ports(version))
+        named = any("namedPort" in p or "destinationNamedPort" in p for v in ports.values() for p in v)
+        if plain or not named:
+            rule.update(ports)
+    return rule
+
+
+@st.composite
+def tier_spec(draw: st.DrawFn, version: str, actions: tuple[str, ...]) -> Obj:
+    spec: Obj = {"subject": draw(tier_subject())}
+    for field, egress in (("ingress", False), ("egress", True)):
+        n = draw(st.integers(0, 3))
+        if n:
+            spec[field] = [draw(tier_rule(version, actions, egress, i)) for i in range(n)]
+    return spec
+
+
+@st.composite
+def tier_policies(draw: st.DrawFn) -> list[Obj]:
+    """Tier policies of one API version (the API does not order v1alpha1 against v1alpha2), with
+    distinct priorities within a tier (equal ones may apply in either order, by the API's text)."""
+    version = draw(st.sampled_from(("v1alpha1", "v1alpha2")))
+    group = f"policy.networking.k8s.io/{version}"
+    out: list[Obj] = []
+    admin_prios = draw(st.lists(st.integers(0, 1000), min_size=1, max_size=3, unique=True))
+    if version == "v1alpha1":
+        for i, prio in enumerate(admin_prios):
+            spec = {"priority": prio, **draw(tier_spec(version, ("Allow", "Deny", "Pass")))}
+            out.append(
+                {
+                    "apiVersion": group,
+                    "kind": "AdminNetworkPolicy",
+                    "metadata": {"name": f"anp{i}"},
+                    "spec": spec,
+                }
+            )
+        if draw(st.booleans()):
+            spec = draw(tier_spec(version, ("Allow", "Deny")))
+            out.append(
+                {
+                    "apiVersion": group,
+                    "kind": "BaselineAdminNetworkPolicy",
+                    "metadata": {"name": "default"},
+                    "spec": spec,
+                }
+            )
+        return out
+    base_prios = draw(st.lists(st.integers(0, 1000), max_size=2, unique=True))
+    for tier, prios, actions in (
+        ("Admin", admin_prios, ("Accept", "Deny", "Pass")),
+        ("Baseline", base_prios, ("Accept", "Deny")),
+    ):
+        for i, prio in enumerate(prios):
+            spec = {"tier": tier, "priority": prio, **draw(tier_spec(version, actions))}
+            name = f"{tier.lower()}{i}"
+            out.append(
+                {
+                    "apiVersion": group,
+                    "kind": "ClusterNetworkPolicy",
+                    "metadata": {"name": name},
+                    "spec": spec,
+                }
+            )
+    return out
+
+
+@st.composite
+def tiered_clusters(draw: st.DrawFn) -> list[Obj]:
+    """A random cluster with NetworkPolicies (clusters()), Nodes and tier policies."""
+    return draw(clusters()) + node_objects(draw) + draw(tier_policies())
