@@ -214,6 +214,8 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
      * the reply tuple taken compares digests (no 128-bit comparison). */
     bit<32> assoc;
     bit<32> stored_assoc;
+    bool l4_update;
+    bit<16> l4_checksum;
 
     @id(0x01000b05)
     action set_backend4(@format(IPV4_ADDRESS) ipv4_addr_t addr, bit<16> port) {
@@ -412,14 +414,36 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     }
 
     apply {
+        /* PNA leaves user metadata undefined at the start of a pass (the SWX pipeline keeps the
+         * previous packet's), where the stages expect v1model's zeroes: what some path reads
+         * before writing starts explicitly. */
+        meta.drop = false;
+        meta.drop_reason = DROP_NONE;
+        meta.reject = false;
+        meta.is_ip = false;
+        meta.is_nd = false;
+        meta.is_neigh_query = false;
+        meta.sport = 0;
+        meta.dport = 0;
+        meta.ct_state = CT_STATE_NEW;
+        meta.masq = false;
+        meta.aff_id = 0;
+        meta.fe_internal = 0;
+        meta.fe_split = 0;
+        meta.fe_bucket = 0;
+        meta.lb = false;
+        meta.l4_rewritten = false;
+        meta.ingress_port = (bit<9>)(bit<32>)istd.input_port;
+        meta.parse_failed = istd.parser_error != error.NoError;
+        tcp_closing = false;
+        port_classify.apply(hdr, meta);
+        if (!meta.drop) {
+            flow_key.apply(hdr, meta);
+        }
         if (hdr.ct_commit.isValid()) {
             /* Second pass of a new flow: commit its ORIG entry (key: the original tuple), its
              * REPLY entry (key: the translated tuple reversed, from the packet as translated) and
              * its affinity memory, then send it where the first pass decided. */
-            meta.drop = false;
-            meta.parse_failed = false;
-            flow_key.apply(hdr, meta);
-            tcp_closing = false;
             hdr.ct_okey.setValid();
             hdr.ct_okey.proto = hdr.ct_commit.proto;
             hdr.ct_okey.src_addr = hdr.ct_commit.src_addr;
@@ -466,12 +490,6 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                 port_out.apply();
             }
         } else {
-            meta.ingress_port = (bit<9>)(bit<32>)istd.input_port;
-            meta.parse_failed = istd.parser_error != error.NoError;
-            port_classify.apply(hdr, meta);
-            if (!meta.drop) {
-                flow_key.apply(hdr, meta);
-            }
             old_src4 = hdr.ipv4.src_addr;
             old_dst4 = hdr.ipv4.dst_addr;
             old_sport = meta.sport;
@@ -487,7 +505,6 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                 be_lo = 0;
                 tcp_syn = hdr.tcp.isValid() && (hdr.tcp.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
                 tcp_closing = hdr.tcp.isValid() && (hdr.tcp.flags & (TCP_FIN | TCP_RST)) != 0;
-                meta.ct_state = CT_STATE_NEW;
                 hdr.ct_okey.setValid();
                 hdr.ct_okey.proto = meta.l4_proto;
                 hdr.ct_okey.src_addr = meta.src_addr;
@@ -599,46 +616,56 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
             hdr.ct_rkey.setInvalid();
             hdr.aff_key.setInvalid();
             if (meta.l4_rewritten) {
-                /* Incremental L4 checksum update (RFC 1624): the checksum, minus the addresses and
-                 * ports as received, plus the ones leaving. IPv6 addresses enter as 64-bit words:
-                 * the received ones from hdr.ipv6w, the new ones with the whole IPv6 header, whose
-                 * other fields were also subtracted with hdr.ipv6w. */
-                if (hdr.tcp.isValid()) {
-                    ck.clear();
-                    ck.subtract(hdr.tcp.checksum);
-                    ck.subtract({ old_sport, old_dport });
-                    ck.add({ hdr.tcp.src_port, hdr.tcp.dst_port });
-                    if (hdr.ipv4.isValid()) {
-                        ck.subtract({ old_src4, old_dst4 });
-                        ck.add({ hdr.ipv4.src_addr, hdr.ipv4.dst_addr });
-                    } else {
-                        ck.subtract({ hdr.ipv6w.first, hdr.ipv6w.src_hi, hdr.ipv6w.src_lo,
-                                      hdr.ipv6w.dst_hi, hdr.ipv6w.dst_lo });
-                        ck.add(hdr.ipv6);
-                    }
-                    hdr.tcp.checksum = ck.get();
-                } else if (hdr.udp.isValid() && (hdr.ipv6.isValid() || hdr.udp.checksum != 0)) {
-                    /* An IPv4 UDP checksum of zero means "none" (RFC 768) and stays zero. */
-                    ck.clear();
-                    ck.subtract(hdr.udp.checksum);
-                    ck.subtract({ old_sport, old_dport });
-                    ck.add({ hdr.udp.src_port, hdr.udp.dst_port });
-                    if (hdr.ipv4.isValid()) {
-                        ck.subtract({ old_src4, old_dst4 });
-                        ck.add({ hdr.ipv4.src_addr, hdr.ipv4.dst_addr });
-                    } else {
-                        ck.subtract({ hdr.ipv6w.first, hdr.ipv6w.src_hi, hdr.ipv6w.src_lo,
-                                      hdr.ipv6w.dst_hi, hdr.ipv6w.dst_lo });
-                        ck.add(hdr.ipv6);
-                    }
-                    hdr.udp.checksum = ck.get();
-                }
+                /* Incremental updates (RFC 1624): the checksum, minus the addresses and ports as
+                 * received, plus the ones leaving, one field per call (p4c-dpdk copies a list's
+                 * elements into a pseudo-header through metadata). IPv6 addresses enter as 64-bit
+                 * words: the received ones from hdr.ipv6w, the new ones with the whole IPv6 header
+                 * (DPDK's ckadd takes a header), whose other fields hdr.ipv6w.first cancels. */
                 if (hdr.ipv4.isValid()) {
                     ck.clear();
                     ck.subtract(hdr.ipv4.hdr_checksum);
-                    ck.subtract({ old_src4, old_dst4 });
-                    ck.add({ hdr.ipv4.src_addr, hdr.ipv4.dst_addr });
+                    ck.subtract(old_src4);
+                    ck.subtract(old_dst4);
+                    ck.add(hdr.ipv4.src_addr);
+                    ck.add(hdr.ipv4.dst_addr);
                     hdr.ipv4.hdr_checksum = ck.get();
+                }
+                l4_update = false;
+                ck.clear();
+                if (hdr.tcp.isValid()) {
+                    l4_update = true;
+                    ck.subtract(hdr.tcp.checksum);
+                    ck.add(hdr.tcp.src_port);
+                    ck.add(hdr.tcp.dst_port);
+                } else if (hdr.udp.isValid() && (hdr.ipv6.isValid() || hdr.udp.checksum != 0)) {
+                    /* An IPv4 UDP checksum of zero means "none" (RFC 768) and stays zero. */
+                    l4_update = true;
+                    ck.subtract(hdr.udp.checksum);
+                    ck.add(hdr.udp.src_port);
+                    ck.add(hdr.udp.dst_port);
+                }
+                if (l4_update) {
+                    ck.subtract(old_sport);
+                    ck.subtract(old_dport);
+                    if (hdr.ipv4.isValid()) {
+                        ck.subtract(old_src4);
+                        ck.subtract(old_dst4);
+                        ck.add(hdr.ipv4.src_addr);
+                        ck.add(hdr.ipv4.dst_addr);
+                    } else {
+                        ck.subtract(hdr.ipv6w.first);
+                        ck.subtract(hdr.ipv6w.src_hi);
+                        ck.subtract(hdr.ipv6w.src_lo);
+                        ck.subtract(hdr.ipv6w.dst_hi);
+                        ck.subtract(hdr.ipv6w.dst_lo);
+                        ck.add(hdr.ipv6);
+                    }
+                    l4_checksum = ck.get();
+                    if (hdr.tcp.isValid()) {
+                        hdr.tcp.checksum = l4_checksum;
+                    } else {
+                        hdr.udp.checksum = l4_checksum;
+                    }
                 }
             }
             if (meta.drop) {
