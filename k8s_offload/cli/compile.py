@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from k8s_offload.compiler.bundle.p4rtctl import DEFAULT_BRIDGE
 from k8s_offload.compiler.bundle.render import FORMATS, render
 from k8s_offload.compiler.bundle.schema import BundleError
 from k8s_offload.compiler.contract import default_schema
@@ -43,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "node facts; its policy rule lines, if any, must be what its policies resolve to (docs/ir.md)",
     )
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format of entries")
+    parser.add_argument(
+        "--bridge",
+        default=DEFAULT_BRIDGE,
+        metavar="NAME",
+        help=f"the SWITCH argument of --format p4rt-ctl lines (default {DEFAULT_BRIDGE})",
+    )
     parser.add_argument(
         "--emit", choices=("entries", "ir", "p4info"), default="entries", help="what to print"
     )
@@ -203,7 +210,11 @@ def run(args: argparse.Namespace) -> int:
     if args.emit == "ir":
         data = (dump(result.ir) + dump_rules(result.lowered.policy)).encode()
     else:
-        data = render(result.schema, result.lowered.bundle, args.format)
+        try:
+            data = render(result.schema, result.lowered.bundle, args.format, bridge=args.bridge)
+        except BundleError as err:  # a form that cannot say what the bundle holds (p4rt-ctl)
+            print(f"error: --format {args.format}: {err}", file=sys.stderr)
+            return EXIT_DOES_NOT_FIT
     progress("render", len(data), "bytes")
     if args.output:
         Path(args.output).write_bytes(data)

@@ -1,4 +1,5 @@
-"""Bundle output formats: `text` (one readable line per entity), `json`, `p4rt-text`, `p4rt-bin`.
+"""Bundle output formats: `text` (one readable line per entity), `json`, `p4rt-text`, `p4rt-bin`,
+`p4rt-ctl` (IPDK's p4rt-ctl command lines, p4rtctl.py).
 
 All are deterministic: the same bundle gives the same bytes.
 """
@@ -16,10 +17,11 @@ from google.protobuf import text_format
 from k8s_offload import gcpause
 from k8s_offload.compiler.bundle.model import ActionCall, Bundle, Match
 from k8s_offload.compiler.bundle.p4rt import write_request
+from k8s_offload.compiler.bundle.p4rtctl import DEFAULT_BRIDGE, to_p4rt_ctl
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.bundle.values import format_match, json_value, match_formatter, value_formatter
 
-FORMATS = ("text", "json", "p4rt-text", "p4rt-bin")
+FORMATS = ("text", "json", "p4rt-text", "p4rt-bin", "p4rt-ctl")
 
 
 class _Text:
@@ -202,22 +204,24 @@ def to_json_obj(schema: Schema, bundle: Bundle) -> dict[str, Any]:
     }
 
 
-def render(schema: Schema, bundle: Bundle, fmt: str) -> bytes:
+def render(schema: Schema, bundle: Bundle, fmt: str, *, bridge: str = DEFAULT_BRIDGE) -> bytes:
     """The bundle in `fmt`. The cyclic GC is paused meanwhile: a rendering allocates hundreds of
     thousands of acyclic tuples and dicts (the text form's line parts and origin cache, the JSON
     form's tree), and a full collection they trigger rescans the whole compilation still in
-    memory (about 2 s at size M, for nothing)."""
+    memory (about 2 s at size M, for nothing). `bridge` is p4rt-ctl's SWITCH argument."""
     with gcpause.paused():
-        return _render(schema, bundle, fmt)
+        return _render(schema, bundle, fmt, bridge)
 
 
-def _render(schema: Schema, bundle: Bundle, fmt: str) -> bytes:
+def _render(schema: Schema, bundle: Bundle, fmt: str, bridge: str) -> bytes:
     if fmt == "text":
         return to_text(schema, bundle).encode()
     if fmt == "json":
         return (json.dumps(to_json_obj(schema, bundle), indent=2, sort_keys=False) + "\n").encode()
     if fmt == "p4rt-text":
         return text_format.MessageToString(write_request(schema, bundle)).encode()
+    if fmt == "p4rt-ctl":
+        return to_p4rt_ctl(schema, bundle, bridge).encode()
     if fmt == "p4rt-bin":
         data: bytes = write_request(schema, bundle).SerializeToString(deterministic=True)
         return data
