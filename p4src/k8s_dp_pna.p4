@@ -80,9 +80,11 @@ const bit<8> CT_PROFILE_CLOSING = 0;   /* 10 s: after a FIN or RST */
 const bit<8> CT_PROFILE_OTHER   = 3;   /* 120 s: UDP, SCTP, ICMP */
 const bit<8> CT_PROFILE_TCP     = 5;   /* 43,200 s: TCP (v1model: 7,200 units, about 2 h 6 min) */
 
-/* Selector groups (p4c-dpdk: the ActionSelector's size is the number of groups, its output width
- * the log2 of the members per group). */
-const bit<32> SELECTOR_GROUPS = 16384;
+/* The selector as the compiler's dpdk profile models it (k8s_offload/compiler/lower/ecmp.py):
+ * p4c-dpdk reads the ActionSelector's size as the number of groups and 2^(output width) as the
+ * slots of each group, and DPDK's selector table also rejects member ids at or above that, so
+ * 2^16 is the number of distinct members too (memory: groups x slots x 4 bytes = 256 MiB). */
+const bit<32> SELECTOR_GROUPS = 1024;
 const bit<32> LEARNER_SIZE    = 65536;
 
 #include "include/headers.p4"
@@ -191,7 +193,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     Counter<bit<64>, bit<32>>(DROP_REASON_COUNT, PNA_CounterType_t.PACKETS) drop_reasons;
 
     @id(0x11000001) @max_group_size(512)
-    ActionSelector(PNA_HashAlgorithm_t.CRC16, SELECTOR_GROUPS, 32w9) svc_selector;
+    ActionSelector(PNA_HashAlgorithm_t.CRC16, SELECTOR_GROUPS, 32w16) svc_selector;
 
     Hash<bit<32>>(PNA_HashAlgorithm_t.CRC32) split_hasher;
     Hash<bit<32>>(PNA_HashAlgorithm_t.CRC32) assoc_hasher;

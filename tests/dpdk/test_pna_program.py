@@ -16,6 +16,7 @@ import pytest
 from google.protobuf import text_format
 
 from k8s_offload.compiler.contract import read_p4info
+from k8s_offload.compiler.lower.ecmp import DPDK_SELECTOR_GROUPS, DPDK_SELECTOR_OUTPUT_WIDTH
 from k8s_offload.p4rt.proto import p4info as p4i
 from tests.dpdk.swx_spec import OPERAND_WINDOW_BYTES, operand_window
 from tests.p4ref import tool
@@ -58,8 +59,10 @@ def test_p4c_dpdk_compiles_the_pna_program_without_errors(dpdk_build: DpdkBuild)
     # The flow cache and the affinity memory are learner tables, the backends one selector.
     assert text.count("\nlearner ") == 3
     assert "\nselector svc_selector_sel {" in text
-    # p4c-dpdk: the selector's size is its groups, 2^(output width) its members per group.
-    assert "n_members_per_group_max 0x200" in text
+    # p4c-dpdk: the selector's size is its groups, 2^(output width) its slots per group, which
+    # DPDK also makes the bound of member ids: the compiler's dpdk model (lower/ecmp.py).
+    assert f"n_groups_max {DPDK_SELECTOR_GROUPS:#x}" in text
+    assert f"n_members_per_group_max {1 << DPDK_SELECTOR_OUTPUT_WIDTH:#x}" in text
 
 
 def test_the_committed_pna_p4info_is_p4c_dpdks(dpdk_build: DpdkBuild) -> None:
