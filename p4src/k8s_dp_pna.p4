@@ -453,7 +453,7 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
             hdr.ct_okey.sport = hdr.ct_commit.sport;
             hdr.ct_okey.dport = hdr.ct_commit.dport;
             hdr.ct_rkey.setValid();
-            hdr.ct_rkey.proto = meta.l4_proto;
+            hdr.ct_rkey.proto = hdr.ct_commit.proto;
             hdr.ct_rkey.src_addr = meta.dst_addr;
             hdr.ct_rkey.dst_addr = meta.src_addr;
             hdr.ct_rkey.sport = meta.dport;
@@ -515,11 +515,13 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                 hdr.ct_okey.dport = meta.dport;
                 if (!ct_orig.apply().hit) {
                     hdr.ct_rkey.setValid();
-                    hdr.ct_rkey.proto = meta.l4_proto;
-                    hdr.ct_rkey.src_addr = meta.src_addr;
-                    hdr.ct_rkey.dst_addr = meta.dst_addr;
-                    hdr.ct_rkey.sport = meta.sport;
-                    hdr.ct_rkey.dport = meta.dport;
+                    /* From ct_okey, not meta: p4c-dpdk would propagate the metadata into the key
+                     * and copy all of it to metadata (37 bytes inside the operand window). */
+                    hdr.ct_rkey.proto = hdr.ct_okey.proto;
+                    hdr.ct_rkey.src_addr = hdr.ct_okey.src_addr;
+                    hdr.ct_rkey.dst_addr = hdr.ct_okey.dst_addr;
+                    hdr.ct_rkey.sport = hdr.ct_okey.sport;
+                    hdr.ct_rkey.dport = hdr.ct_okey.dport;
                     ct_reply.apply();
                 }
 
