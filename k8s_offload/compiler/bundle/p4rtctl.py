@@ -4,10 +4,11 @@ clients/p4rt-ctl), replayable in order: members, then groups, then entries and d
 p4rt-ctl reads a flow as comma-separated `field=value` pairs and takes each pair's match kind
 from the switch's P4Info: `v` exact, `v/len` LPM (a decimal length), `v/mask` ternary, and for a
 range field `low/high`; `priority=N` comes after the key and before `action=NAME(p,...)`
-(positional parameters, in declaration order), or `member_id=N` / `group_id=N` for a table with
-an action profile (which takes no priority). Default actions are `set-default-entry SWITCH TABLE
-NAME(p,...)`. Every number is written in hex (`0x...`, which p4rt-ctl reads for keys and
-parameters alike) so that no value is mistaken for a decimal prefix length or an address form.
+(positional parameters, in declaration order; a bare `NAME` without any), or `member_id=N` /
+`group_id=N` for a table with an action profile (which takes no priority). Default actions are
+`set-default-entry SWITCH TABLE NAME(p,...)`. Every number is written in hex (`0x...`, which
+p4rt-ctl reads for keys and parameters alike) so that no value is mistaken for a decimal prefix
+length or an address form.
 
 What p4rt-ctl cannot say is refused (BundleError, exit 1 at the command line) rather than
 written wrongly: member weights other than 1 (it has no weight syntax), member or group id 0 (it
@@ -56,6 +57,8 @@ def _action(schema: Schema, call: ActionCall) -> str:
     missing = [n for n in declared if n not in values]
     if missing:
         raise BundleError(f"action {call.name}: no value for parameter(s) {', '.join(missing)}")
+    if not declared:  # p4rt-ctl reads `NAME()` as one empty parameter and fails on it
+        return call.name
     return f"{call.name}({','.join(_hex(values[n]) for n in declared)})"
 
 

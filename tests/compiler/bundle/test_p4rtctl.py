@@ -113,6 +113,14 @@ def test_each_kind_of_line(schema: Schema) -> None:
     ]
 
 
+def test_an_action_without_parameters_is_its_bare_name(schema: Schema) -> None:
+    # p4rt-ctl's parse_action turns `NAME()` into one empty parameter and fails converting it.
+    e = TableEntry(P + "forward.fwd", (), ActionCall(P + "forward.no_route"), is_default=True)
+    assert to_p4rt_ctl(schema, Bundle(entries=(e,))) == (
+        'p4rt-ctl set-default-entry br0 K8sIngress.forward.fwd "K8sIngress.forward.no_route"\n'
+    )
+
+
 def test_ternary_keys_are_value_and_mask(schema: Schema) -> None:
     # No table of ours has a ternary key; the form is p4rt-ctl's `v/mask` with a hex mask, never
     # all digits (which p4rt-ctl would read as a prefix length).
@@ -199,8 +207,9 @@ def _value(text: str) -> int:
 
 
 def _params(action: str) -> tuple[str, list[int]]:
-    name, _, rest = action.partition("(")
-    args = rest.rstrip(")")
+    name, paren, rest = action.partition("(")
+    args = rest.removesuffix(")")
+    assert not paren or args, f"{action}: p4rt-ctl fails on empty parentheses"
     return name, [_value(a) for a in args.split(",")] if args else []
 
 
