@@ -199,7 +199,6 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
     Hash<bit<32>>(PNA_HashAlgorithm_t.CRC32) assoc_hasher;
     InternetChecksum() ck;
 
-    bool tcp_syn;
     bool tcp_closing;
     bit<8> ct_flags;
     bit<8> ct_expire;
@@ -505,7 +504,6 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
             } else if (meta.is_ip) {
                 be_hi = 0;
                 be_lo = 0;
-                tcp_syn = hdr.tcp.isValid() && (hdr.tcp.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
                 tcp_closing = hdr.tcp.isValid() && (hdr.tcp.flags & (TCP_FIN | TCP_RST)) != 0;
                 hdr.ct_okey.setValid();
                 hdr.ct_okey.proto = meta.l4_proto;
@@ -672,7 +670,8 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
                     }
                 }
             }
-            if (meta.drop) {
+            if (meta.drop && !hdr.ct_commit.isValid()) {
+                /* A flow committed and then dropped (no route) is counted in its second pass. */
                 drop_reasons.count((bit<32>)meta.drop_reason);
             }
             if (hdr.ct_commit.isValid()) {
