@@ -8,6 +8,7 @@ strict xfail: the SWX operand window (tests/dpdk/swx_spec.py, docs/architectures
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +16,20 @@ from pathlib import Path
 import pytest
 from google.protobuf import text_format
 
+from k8s_offload.compiler.bundle.model import Exact
 from k8s_offload.compiler.contract import read_p4info
+from k8s_offload.compiler.driver import compile_sources
 from k8s_offload.compiler.lower.ecmp import DPDK_SELECTOR_GROUPS, DPDK_SELECTOR_OUTPUT_WIDTH
+from k8s_offload.compiler.passes.pipeline import PassConfig
 from k8s_offload.p4rt.proto import p4info as p4i
+from tests.dpdk.swx_entries import swx_script
 from tests.dpdk.swx_spec import OPERAND_WINDOW_BYTES, operand_window
 from tests.p4ref import tool
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAM = REPO / "p4src" / "k8s_dp_pna.p4"
 COMMITTED_P4INFO = REPO / "p4src" / "build" / "k8s_dp_pna.p4info.txtpb"
+SHOP = REPO / "examples" / "shop"
 EAL = ["--no-huge", "-m", "2048", "--no-pci", "--no-shconf", "-l", "0"]
 
 
@@ -159,3 +165,33 @@ def test_operand_window_counts_only_8_bit_offsets_past_256_bytes() -> None:
 def test_operand_window_rejects_what_is_not_a_spec() -> None:
     with pytest.raises(ValueError, match="not an SWX spec"):
         operand_window("struct x {\n}\n")
+
+
+def test_the_shop_bundle_loads_into_the_pna_pipeline(dpdk_build: DpdkBuild) -> None:
+    """Every member, group and entry of the shop example (dpdk profile) is accepted by the SWX
+    pipeline built from k8s_dp_pna.p4 (names, key widths, value/mask forms, action arguments),
+    through tests/dpdk/swx_entries.py: the entry half of issue 19's differential test."""
+    result = compile_sources([SHOP / "cluster"], SHOP / "node.yaml", passes=PassConfig(profile="dpdk"))
+    bundle = result.lowered.bundle
+    context = json.loads((dpdk_build.workdir / "k8s_dp_pna.context.json").read_text())
+    ports = sorted(
+        {
+            m.value
+            for e in bundle.entries
+            for f, m in e.match
+            if f == "meta.ingress_port" and isinstance(m, Exact)
+        }
+    )
+    script = swx_script(context, bundle, ports)
+    commands = dpdk_build.workdir / "shop.script"
+    commands.write_text("\n".join(script.lines) + "\n")
+    ran = subprocess.run(
+        [str(tool("swx-run")), *EAL, "--file-prefix", f"swxshop{id(script)}", "--",
+         "-d", str(dpdk_build.workdir / "shop"), str(dpdk_build.spec), str(commands)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    groups = [line.split()[2] for line in ran.stdout.splitlines() if line.startswith("GROUP ")]
+    assert groups == [str(i) for i in range(len(bundle.groups))]  # the ids swx_script assumed
+    assert len(script.lines) > len(bundle.entries) > 50
+    assert {e.table.rsplit(".", 1)[-1] for e in script.defaults} == {"neigh_steer", "nat_source", "fwd"}
