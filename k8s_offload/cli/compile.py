@@ -47,8 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bridge",
         default=DEFAULT_BRIDGE,
-        metavar="NAME",
-        help=f"the SWITCH argument of --format p4rt-ctl lines (default {DEFAULT_BRIDGE})",
+        help="the bridge `--format p4rt-ctl` commands name (IPDK's infrap4d; default %(default)s)",
     )
     parser.add_argument(
         "--emit", choices=("entries", "ir", "p4info"), default="entries", help="what to print"
@@ -211,9 +210,9 @@ def run(args: argparse.Namespace) -> int:
         data = (dump(result.ir) + dump_rules(result.lowered.policy)).encode()
     else:
         try:
-            data = render(result.schema, result.lowered.bundle, args.format, bridge=args.bridge)
-        except BundleError as err:  # a form that cannot say what the bundle holds (p4rt-ctl)
-            print(f"error: --format {args.format}: {err}", file=sys.stderr)
+            data = render(result.schema, result.lowered.bundle, args.format, args.bridge)
+        except BundleError as err:  # an entity the format cannot express (p4rt-ctl)
+            print(f"error: {err}", file=sys.stderr)
             return EXIT_DOES_NOT_FIT
     progress("render", len(data), "bytes")
     if args.output:

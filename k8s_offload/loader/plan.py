@@ -395,13 +395,23 @@ def make_plan(
 ) -> Plan:
     """The ordered updates that turn `current` into `desired`. Default entries are only modified
     (they always exist), and only for tables the desired state sets a default for. Entities that
-    must be replaced (`_replaced`) are deleted first, referrers before what they refer to, then
-    inserted with the other INSERTs. `refs`: `References` over both states' items, if the caller
-    has it already. When a peer class of some address changes or a rule-set id is reused, the plan
-    goes through the intermediate states of `transition.py`; `facts`: the parsed policy stages
-    of `desired`, if the caller keeps them (else parsed here when needed)."""
+    must be replaced (`_replaced`) are deleted first, referrers before what they refer to; the rest
+    is the plan from the device without them (they are inserted with the other INSERTs). `refs`:
+    `References` over both states' items, if the caller has it already. When a peer class of some
+    address changes or a rule-set id is reused, the plan goes through the intermediate states of
+    `transition.py`; `facts`: the parsed policy stages of `desired`, if the caller keeps them
+    (else parsed here when needed)."""
     if refs is None:
         refs = References(schema, itertools.chain(desired.values(), current.values()))
+    replaced = _replaced(desired, current, refs)
+    if replaced:
+        # Withdraw the replaced entities first; the rest (their inserts among it) is the plan
+        # from the device without them, through the policy transition when one is needed.
+        plan = Plan(_delete_stages([Op(DELETE, current[k]) for k in replaced], refs))
+        kept = {k: it for k, it in current.items() if k not in replaced}
+        plan.stages += make_plan(schema, desired, kept, refs, facts).stages
+        plan.stages = [s for s in plan.stages if s]
+        return plan
     plan = _plain_plan(schema, desired, current, refs)
     changed = list(dict.fromkeys(op.item.key for op in plan.ops()))  # in plan order (member handles)
     if not any(k[0] == "table" for k in changed):
@@ -413,8 +423,6 @@ def make_plan(
         for k, item in desired.items():
             if facts.stage_of(k) is not None:
                 facts.add(item)
-    if _replaced(desired, current, refs):
-        return plan  # a replaced group's untouched referrers are rewritten too: one plan
     states = transition_states(schema, facts, desired, current, changed)
     return plan if states is None else phased(schema, states)
 

@@ -497,3 +497,99 @@ def test_a_regroup_needs_the_transition(tmp_path: Path) -> None:
     assert len(plan.stages) > len(plain.stages)
     for seed in range(8):
         assert not mixes(_shuffled(plan, random.Random(seed)))
+
+
+def _deny_all(name: str, app: str, direction: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": "x"},
+        "spec": {"podSelector": {"matchLabels": {"app": app}}, "policyTypes": [direction]},
+    }
+
+
+def test_other_direction_keeps_one_step_order(tmp_path: Path) -> None:
+    """One event isolates s's egress and drops t's ingress isolation, while an egress regroup
+    (REGROUP_BEFORE -> REGROUP_AFTER) gives the egress stage a phased transition. s -> t is
+    denied before (t's ingress) and after (s's egress). s's new egress entry flips with the pods
+    in phase 2; t's ingress entry, which no transition places, must not go before that (it used
+    to go in phase 1, letting s -> t through in between). Every order within the plan's stages
+    keeps s -> t dropped."""
+    extra = [_pod("s", "10.0.0.20", "src"), _pod("t", "10.0.0.21", "target")]
+    before_objs = [*REGROUP_BEFORE, *extra, _deny_all("t-in", "target", "Ingress")]
+    after_objs = [*REGROUP_AFTER, *extra, _deny_all("s-out", "src", "Egress")]
+    before = _compile(before_objs, tmp_path / "before.yaml")
+    after = _compile(after_objs, tmp_path / "after.yaml")
+    schema = before.schema
+    b0, b1 = before.lowered.bundle, after.lowered.bundle
+    frames = _frames(b0)
+    s_to_t = [i for i, f in enumerate(frames) if f[1][26:34] == bytes([10, 0, 0, 20, 10, 0, 0, 21])]
+    assert s_to_t
+    old = _outcomes(interpreter_with(schema, b0), frames)
+    new = _outcomes(interpreter_with(schema, b1), frames)
+    assert all(old[i] is None and new[i] is None for i in s_to_t)
+    plan = make_plan(schema, bundle_items(schema, b1), bundle_items(schema, b0))
+    assert len(plan.stages) > len(
+        _plain_plan(schema, bundle_items(schema, b1), bundle_items(schema, b0)).stages
+    )
+    for seed in range(6):
+        sim = interpreter_with(schema, b0)
+        for op in _shuffled(plan, random.Random(seed)):
+            sim.state.apply(op.update())
+            seen = _outcomes(sim, [frames[i] for i in s_to_t])
+            assert seen == [None] * len(s_to_t), f"s -> t let through after {op}"
+    (tmp_path / "mix").mkdir()
+    _no_mix(before_objs, after_objs, tmp_path / "mix", False, 0)
+
+
+DB_SERVICE = [
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "db", "namespace": "x"},
+        "spec": {
+            "clusterIP": "10.96.0.10",
+            "ports": [{"port": 5, "protocol": "TCP"}],
+            "selector": {"app": "db"},
+        },
+    },
+    {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "db-1", "namespace": "x", "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ("10.0.0.1", "10.0.0.3")],
+        "ports": [{"port": 5, "protocol": "TCP"}],
+    },
+]
+
+
+def test_a_regroup_with_a_replaced_group_keeps_the_transition(tmp_path: Path) -> None:
+    """A sync that both regroups a peer class and replaces a selector group (its max_size changes,
+    which P4Runtime cannot MODIFY): the group and its referrers are withdrawn first, and the rest
+    still goes through the policy transition, so a -> c stays allowed in every order (the one-step
+    plan drops it, `test_a_regroup_needs_the_transition`)."""
+    before = _compile(REGROUP_BEFORE + DB_SERVICE, tmp_path / "before.yaml")
+    after = _compile(REGROUP_AFTER + DB_SERVICE, tmp_path / "after.yaml")
+    schema = before.schema
+    b0, b1 = before.lowered.bundle, after.lowered.bundle
+    frames = _frames(b0)
+    a_to_c = next(
+        i for i, f in enumerate(frames) if f[1][26:34] == bytes([10, 0, 0, 1, 10, 0, 0, 3]) and f[1][23] == 6
+    )
+    current = bundle_items(schema, b0)
+    desired = dict(bundle_items(schema, b1))
+    group = min(k for k in desired if k[0] == "group")
+    entity = desired[group].entity.__class__()
+    entity.CopyFrom(desired[group].entity)
+    entity.action_profile_group.max_size = 4 if entity.action_profile_group.max_size != 4 else 8
+    desired[group] = replace(desired[group], entity=entity)
+    plan = make_plan(schema, desired, current)
+    ops = [(op.type, op.item.key) for op in plan.ops()]
+    assert ops.index((DELETE, group)) < ops.index((INSERT, group))
+    assert len(plan.stages) > len(_plain_plan(schema, desired, current).stages)
+    for seed in range(6):
+        sim = interpreter_with(schema, b0)
+        for op in _shuffled(plan, random.Random(seed)):
+            sim.state.apply(op.update())
+            assert _outcomes(sim, [frames[a_to_c]])[0] is not None, f"a -> c dropped after {op}"

@@ -1,112 +1,149 @@
-"""`--format p4rt-ctl`: the bundle as the command lines of IPDK's `p4rt-ctl` (networking recipe,
-clients/p4rt-ctl), replayable in order: members, then groups, then entries and defaults.
+"""The `p4rt-ctl` form of a bundle: the command lines IPDK's networking recipe uses to program
+infrap4d (clients/p4rt-ctl/p4rt-ctl.in of ipdk-io/networking-recipe), one per entity, in the
+bundle's dependency order (members, groups, then table entries), so the file replays as a shell
+script against a bridge whose pipeline is already set (`p4rt-ctl set-pipe`).
 
-p4rt-ctl reads a flow as comma-separated `field=value` pairs and takes each pair's match kind
-from the switch's P4Info: `v` exact, `v/len` LPM (a decimal length), `v/mask` ternary, and for a
-range field `low/high`; `priority=N` comes after the key and before `action=NAME(p,...)`
-(positional parameters, in declaration order; a bare `NAME` without any), or `member_id=N` /
-`group_id=N` for a table with an action profile (which takes no priority). Default actions are
-`set-default-entry SWITCH TABLE NAME(p,...)`. Every number is written in hex (`0x...`, which
-p4rt-ctl reads for keys and parameters alike) so that no value is mistaken for a decimal prefix
-length or an address form.
+What the tool accepts, and therefore what is written here:
+- names are the P4Info full names (`p4rt-ctl` looks tables and action parameters up by full name
+  only); values are hexadecimal (`0x..`), which the tool encodes at the field's full width
+  whatever the field (dotted IPv4 text would be four bytes, wrong for our 128-bit keys);
+- exact `field=V`, LPM `field=V/LEN`, ternary `field=V/MASK`, range `field=LOW/HIGH` (the
+  tool reads any `a/b` as a pair and encodes it by the field's match kind), then `priority=N`
+  for entries that have one, then `action=NAME(P1,...)` with every parameter, in P4Info order,
+  or `member_id=N` / `group_id=N` for tables with an action profile;
+- `add-action-profile-member BR PROFILE "action=NAME(..),member_id=N"`,
+  `add-action-profile-group BR PROFILE "group_id=N,reference_members=(a,b),max_size=K"` and
+  `set-default-entry BR TABLE "NAME(..)"`.
 
-What p4rt-ctl cannot say is refused (BundleError, exit 1 at the command line) rather than
-written wrongly: member weights other than 1 (it has no weight syntax), member or group id 0 (it
-rejects them), an entry with no key field at all (its parser needs one before `priority=` or
-`action=`), `optional` keys, and a priority on a table with an action profile.
+What the tool cannot express is refused (exit 1, naming the entity and its Kubernetes objects)
+rather than written wrong: an entry with no key fields (the tool requires one), `optional` keys,
+a range key in an entry without a ternary one (the tool sets the priority only when a ternary
+field is present, and a range entry without priority is invalid, P4Runtime §9.1), a priority
+with a member or group (the tool rejects it), weighted group members, and id 0.
 """
 
 from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
 
 from k8s_offload.compiler.bundle.model import (
     ActionCall,
     Bundle,
     Exact,
     Lpm,
-    Match,
+    Optional,
+    ProfileGroup,
+    ProfileMember,
     Range,
     TableEntry,
     Ternary,
 )
 from k8s_offload.compiler.bundle.schema import BundleError, Schema
-
-__all__ = ["DEFAULT_BRIDGE", "to_p4rt_ctl"]
+from k8s_offload.compiler.errors import one_line
 
 DEFAULT_BRIDGE = "br0"
 
 
-def _hex(value: int) -> str:
-    return f"0x{value:x}"
+def _origin(origin: tuple[str, ...]) -> str:
+    """The objects behind an entity, as a shell comment."""
+    return f"  # {one_line(', '.join(origin))}" if origin else ""
 
 
-def _match(table: str, field: str, m: Match) -> str:
-    if isinstance(m, Exact):
-        return f"{field}={_hex(m.value)}"
-    if isinstance(m, Lpm):
-        return f"{field}={_hex(m.value)}/{m.prefix_len}"
-    if isinstance(m, Ternary):
-        return f"{field}={_hex(m.value)}/{_hex(m.mask)}"
-    if isinstance(m, Range):
-        return f"{field}={_hex(m.low)}/{_hex(m.high)}"
-    raise BundleError(f"table {table}: p4rt-ctl has no syntax for the {type(m).__name__.lower()} key {field}")
+def _where(kind: str, name: str, origin: tuple[str, ...]) -> str:
+    return f"p4rt-ctl cannot express this {kind} of {name} (from {', '.join(origin) or 'no object'})"
 
 
-def _action(schema: Schema, call: ActionCall) -> str:
-    values = dict(call.params)
-    declared = [p.name for p in schema.action(call.name).params]
-    missing = [n for n in declared if n not in values]
+def _action(schema: Schema, call: ActionCall, where: str) -> str:
+    """`NAME(P1,...)` with every parameter in P4Info order (the tool takes them by position)."""
+    act = schema.action(call.name)
+    given = dict(call.params)
+    missing = [p.name for p in act.params if p.name not in given]
     if missing:
-        raise BundleError(f"action {call.name}: no value for parameter(s) {', '.join(missing)}")
-    if not declared:  # p4rt-ctl reads `NAME()` as one empty parameter and fails on it
-        return call.name
-    return f"{call.name}({','.join(_hex(values[n]) for n in declared)})"
+        raise BundleError(f"{where}: action {act.name} lacks parameters {', '.join(missing)}")
+    if not act.params:
+        return act.name  # `NAME()` would hand the tool one empty parameter
+    return f"{act.name}({','.join(f'0x{given[p.name]:x}' for p in act.params)})"
 
 
-def _entry(schema: Schema, bridge: str, e: TableEntry) -> str:
+def _member(schema: Schema, m: ProfileMember, br: str) -> str:
+    where = _where("member", m.profile, m.origin)
+    if m.member_id == 0:
+        raise BundleError(f"{where}: member id 0")
+    prof = schema.profile(m.profile)
+    flow = f"action={_action(schema, m.action, where)},member_id={m.member_id}"
+    return f'add-action-profile-member {br} {prof.name} "{flow}"{_origin(m.origin)}'
+
+
+def _group(schema: Schema, g: ProfileGroup, br: str) -> str:
+    where = _where("group", g.profile, g.origin)
+    if g.group_id == 0:
+        raise BundleError(f"{where}: group id 0")
+    weighted = [mid for mid, w in g.members if w != 1]
+    if weighted:
+        raise BundleError(f"{where}: members {weighted} have weights (the tool sends weight 1)")
+    prof = schema.profile(g.profile)
+    members = ",".join(str(mid) for mid, _ in g.members)
+    flow = f"group_id={g.group_id},reference_members=({members}),max_size={g.max_size}"
+    return f'add-action-profile-group {br} {prof.name} "{flow}"{_origin(g.origin)}'
+
+
+def _entry(schema: Schema, e: TableEntry, br: str) -> str:
+    info = schema.table(e.table)
+    where = _where("entry", info.name, e.origin)
     if e.is_default:
         if e.action is None:
-            raise BundleError(f"table {e.table}: a default entry needs an action")
-        return f'p4rt-ctl set-default-entry {bridge} {e.table} "{_action(schema, e.action)}"\n'
+            raise BundleError(f"{where}: a default entry without an action")
+        return f'set-default-entry {br} {info.name} "{_action(schema, e.action, where)}"{_origin(e.origin)}'
     if not e.match:
-        raise BundleError(f"table {e.table}: p4rt-ctl cannot write an entry without a key field")
-    parts = [_match(e.table, field, m) for field, m in e.match]
+        raise BundleError(f"{where}: an entry with every key field don't-care (the tool needs a key)")
+    parts: list[str] = []
+    ternary = False
+    ranged = False
+    for name, m in e.match:
+        f = info.field(name)
+        if type(m) is Exact:
+            parts.append(f"{f.name}=0x{m.value:x}")
+        elif type(m) is Lpm:
+            parts.append(f"{f.name}=0x{m.value:x}/{m.prefix_len}")
+        elif type(m) is Ternary:
+            ternary = True
+            parts.append(f"{f.name}=0x{m.value:x}/0x{m.mask:x}")
+        elif type(m) is Range:
+            ranged = True
+            parts.append(f"{f.name}=0x{m.low:x}/0x{m.high:x}")
+        else:
+            assert isinstance(m, Optional)
+            raise BundleError(f"{where}: key {f.name} is optional (the tool has no optional match)")
+    if ranged and not ternary:
+        raise BundleError(
+            f"{where}: a range key without a ternary one (the tool would drop the priority); "
+            "compile for a program whose ranges are ternary keys"
+        )
+    if e.priority:
+        if e.action is None:
+            raise BundleError(f"{where}: a priority with a member or group (the tool rejects it)")
+        parts.append(f"priority={e.priority}")
     if e.action is not None:
-        if e.priority:
-            parts.append(f"priority={e.priority}")
-        parts.append(f"action={_action(schema, e.action)}")
+        parts.append(f"action={_action(schema, e.action, where)}")
+    elif e.member_id is not None:
+        parts.append(f"member_id={e.member_id}")
     else:
-        if e.priority:
-            raise BundleError(f"table {e.table}: p4rt-ctl takes no priority with a member or group")
-        ref = ("member_id", e.member_id) if e.member_id is not None else ("group_id", e.group_id)
-        if not ref[1]:
-            raise BundleError(f"table {e.table}: p4rt-ctl rejects {ref[0]} 0")
-        parts.append(f"{ref[0]}={ref[1]}")
-    return f'p4rt-ctl add-entry {bridge} {e.table} "{",".join(parts)}"\n'
+        parts.append(f"group_id={e.group_id}")
+    return f'add-entry {br} {info.name} "{",".join(parts)}"{_origin(e.origin)}'
+
+
+def _lines(schema: Schema, bundle: Bundle, br: str) -> Iterator[str]:
+    for m in bundle.members:
+        yield _member(schema, m, br)
+    for g in bundle.groups:
+        yield _group(schema, g, br)
+    for e in bundle.entries:
+        yield _entry(schema, e, br)
 
 
 def to_p4rt_ctl(schema: Schema, bundle: Bundle, bridge: str = DEFAULT_BRIDGE) -> str:
-    """One `p4rt-ctl` command per line, in the bundle's dependency order."""
-    lines: list[str] = []
-    for m in bundle.members:
-        if m.member_id == 0:
-            raise BundleError(f"action profile {m.profile}: p4rt-ctl rejects member_id 0")
-        lines.append(
-            f"p4rt-ctl add-action-profile-member {bridge} {m.profile} "
-            f'"action={_action(schema, m.action)},member_id={m.member_id}"\n'
-        )
-    for g in bundle.groups:
-        if g.group_id == 0:
-            raise BundleError(f"action profile {g.profile}: p4rt-ctl rejects group_id 0")
-        weighted = [f"{mid}x{w}" for mid, w in g.members if w != 1]
-        if weighted:
-            raise BundleError(
-                f"action profile {g.profile} group {g.group_id}: p4rt-ctl has no member weights "
-                f"({', '.join(weighted)})"
-            )
-        members = ",".join(str(mid) for mid, _ in g.members)
-        lines.append(
-            f"p4rt-ctl add-action-profile-group {bridge} {g.profile} "
-            f'"group_id={g.group_id},reference_members=({members}),max_size={g.max_size}"\n'
-        )
-    lines.extend(_entry(schema, bridge, e) for e in bundle.entries)
-    return "".join(lines)
+    """The bundle as `p4rt-ctl` command lines for `bridge`; raises BundleError (naming the entity
+    and its objects) for what the tool cannot express."""
+    head = "# k8s-offload bundle as p4rt-ctl commands: run after `p4rt-ctl set-pipe`, in this order\n"
+    return head + "".join(f"p4rt-ctl {line}\n" for line in _lines(schema, bundle, shlex.quote(bridge)))

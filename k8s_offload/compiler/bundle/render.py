@@ -1,5 +1,5 @@
 """Bundle output formats: `text` (one readable line per entity), `json`, `p4rt-text`, `p4rt-bin`,
-`p4rt-ctl` (IPDK's p4rt-ctl command lines, p4rtctl.py).
+`p4rt-ctl` (IPDK's command lines, compiler/bundle/p4rtctl.py).
 
 All are deterministic: the same bundle gives the same bytes.
 """
@@ -204,11 +204,11 @@ def to_json_obj(schema: Schema, bundle: Bundle) -> dict[str, Any]:
     }
 
 
-def render(schema: Schema, bundle: Bundle, fmt: str, *, bridge: str = DEFAULT_BRIDGE) -> bytes:
+def render(schema: Schema, bundle: Bundle, fmt: str, bridge: str = DEFAULT_BRIDGE) -> bytes:
     """The bundle in `fmt`. The cyclic GC is paused meanwhile: a rendering allocates hundreds of
     thousands of acyclic tuples and dicts (the text form's line parts and origin cache, the JSON
     form's tree), and a full collection they trigger rescans the whole compilation still in
-    memory (about 2 s at size M, for nothing). `bridge` is p4rt-ctl's SWITCH argument."""
+    memory (about 2 s at size M, for nothing)."""
     with gcpause.paused():
         return _render(schema, bundle, fmt, bridge)
 
