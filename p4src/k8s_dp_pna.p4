@@ -435,7 +435,9 @@ control K8sIngress(inout headers_t hdr, inout local_metadata_t meta,
         meta.lb = false;
         meta.l4_rewritten = false;
         meta.ingress_port = (bit<9>)(bit<32>)istd.input_port;
-        meta.parse_failed = istd.parser_error != error.NoError;
+        /* p4c-dpdk 1.2.4 reads istd.parser_error from a metadata field nothing writes (SWX's
+         * extract checks no length): a frame cut short is not detected on PNA. */
+        meta.parse_failed = false;
         tcp_closing = false;
         port_classify.apply(hdr, meta);
         if (!meta.drop) {

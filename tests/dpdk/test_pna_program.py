@@ -121,7 +121,7 @@ def test_shared_tables_have_the_v1model_programs_names_ids_and_shapes(dpdk_build
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 19 blocker: p4c-dpdk puts all metadata in one struct (829 bytes) and DPDK SWX "
+    reason="issue 19 blocker: p4c-dpdk puts all metadata in one struct (827 bytes) and DPDK SWX "
     "addresses instruction operands with 8-bit byte offsets (docs/architectures.md)",
 )
 def test_every_instruction_operand_is_within_the_swx_operand_window(dpdk_build: DpdkBuild) -> None:
