@@ -93,3 +93,24 @@ def operand_window(text: str) -> WindowReport:
                 if offsets[token[2:]] >= OPERAND_WINDOW_BYTES:
                     outside[token[2:]] += 1
     return WindowReport(bits // 8, uses, outside)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.dpdk.swx_spec SPEC...`: the window report of each spec (how the numbers in
+    docs/architectures.md were measured)."""
+    for path in argv:
+        with open(path, encoding="utf-8") as f:
+            report = operand_window(f.read())
+        print(
+            f"{path}: metadata {report.metadata_bytes} bytes, {report.operand_uses} operand uses, "
+            f"{report.outside_uses} past byte {OPERAND_WINDOW_BYTES - 1} in {len(report.outside)} fields"
+        )
+        for name, count in report.outside.most_common(10):
+            print(f"  {count:4d} {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
