@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint types pytest p4info bench lab clean finsy-venv p4sh-venv cni-shim
+.PHONY: demo test lint types pytest p4info p4info-pna bench lab clean finsy-venv p4sh-venv cni-shim
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test: lint types pytest
 
 p4info: $(STAMP)
 	$(BIN)/offload-compile p4info --format text -o p4src/build/k8s_dp.p4info.txtpb
+
+# The PNA program's P4Info comes from p4c-dpdk (our front end reads v1model only, issue 19).
+p4info-pna:
+	@test -n "$(K8S_OFFLOAD_P4REF)" || { echo "p4info-pna: export K8S_OFFLOAD_P4REF (the P4 reference toolchain)" >&2; exit 2; }
+	tmp=$$(mktemp -d) && $(K8S_OFFLOAD_P4REF)/bin/p4c-dpdk --arch pna \
+	    --p4runtime-files p4src/build/k8s_dp_pna.p4info.txtpb -o $$tmp/k8s_dp_pna.spec p4src/k8s_dp_pna.p4 \
+	    && rm -rf $$tmp
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --sizes $(or $(SIZES),S)

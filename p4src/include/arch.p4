@@ -16,8 +16,10 @@
 
 #ifdef TARGET_DPDK_PNA
 
-/* headers_t: the IPv6 header again, as 64-bit words (never emitted). */
-#define ARCH_HEADERS ipv6_words_t ipv6w;
+/* headers_t: the IPv6 header again, as 64-bit words (never emitted), and the PNA flow cache's
+ * scratch headers (k8s_dp_pna.p4: learner keys, and the commit record a new flow carries into
+ * its second pass). */
+#define ARCH_HEADERS ipv6_words_t ipv6w; ct_commit_t ct_commit; flow_key_t ct_okey; flow_key_t ct_rkey; aff_key_t aff_key;
 /* local_metadata_t: 32-bit copies of the IPv4 addresses the NAT stages write. */
 #define ARCH_METADATA ipv4_addr_t be_addr4; ipv4_addr_t fe_addr4; ipv4_addr_t masq_addr4; ipv4_addr_t client_addr4;
 

@@ -37,7 +37,7 @@ MAGLEV_SLOTS_PER_BACKEND = 10
 """M >= 10 B: each backend owns floor(M/B) or ceil(M/B) >= 10 slots, a share imbalance <= 1.1.
 The paper suggests M >= 100 B for near-minimal disruption; 10 keeps the member cost down."""
 
-# The dpdk profile: a PNA top level (p4src/README.md) declares `ActionSelector(hash, 1024, 16)`.
+# The dpdk profile: the PNA top level (p4src/k8s_dp_pna.p4) declares `ActionSelector(hash, 1024, 16)`.
 # p4c-dpdk turns it into a DPDK SWX selector with n_groups_max = the size argument and
 # n_members_per_group_max = 2^outputWidth (SplitActionSelectorTable in backends/dpdk); the DPDK
 # selector table (rte_swx_table_selector) rejects member ids >= n_members_per_group_max, so that
