@@ -14,7 +14,7 @@ import hashlib
 import ipaddress
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from k8s_offload.compiler.bundle.model import Exact, Lpm, Range, TableEntry
 from k8s_offload.compiler.bundle.schema import Schema
 from k8s_offload.compiler.bundle.values import MAPPED_PREFIX, PROTOCOL_NUMBERS, mapped, mapped_prefix_len
-from k8s_offload.compiler.frontend.model import IPNetwork, ObjectKey
+from k8s_offload.compiler.frontend.model import IPAddress, IPNetwork, ObjectKey
 from k8s_offload.compiler.frontend.policy import PolicyType
 from k8s_offload.compiler.ir.rules import PORT_MAX, PORT_MIN, AddressSet, PodIsolation, RuleSet
 from k8s_offload.compiler.lower.ids import IdAllocator, IdSpace, stable_ids
@@ -30,6 +30,7 @@ from k8s_offload.compiler.passes.ortc import DONT_CARE, MISS, Ortc
 
 if TYPE_CHECKING:
     from k8s_offload.compiler.engine.core import Reads
+    from k8s_offload.compiler.ir.rules import Rule as PolicyRule
     from k8s_offload.compiler.passes.pipeline import Build
 
 WIDTH = 128
@@ -88,6 +89,27 @@ def _classes(addr_sets: list[AddressSet]) -> dict[Prefix, frozenset[int]]:
         out[nkey] = member
         stack.append((version, value + (1 << ((32 if version == 4 else 128) - plen)) - 1, member))
     return out
+
+
+def pod_stage_entries(
+    schema: Schema,
+    t: _Tables,
+    action: str,
+    set_id: int,
+    rules: Sequence[PolicyRule],
+    addresses: Iterable[IPAddress],
+    origin: tuple[str, ...],
+) -> tuple[TableEntry, ...]:
+    """A local pod's entries in a classified stage (`t.pod`, one per address): its set, and the
+    masks of its rules without a peer or a port restriction (they match whatever the classifiers
+    say). The NetworkPolicy stages (action `isolate`) and the tier stages (`subject`) share it."""
+    any_peer = sum(1 << i for i, x in enumerate(rules) if x.peers is None)
+    any_port = sum(1 << i for i, x in enumerate(rules) if x.ports is None)
+    params = {"set_id": set_id, "any_peer_rules": any_peer, "any_port_rules": any_port}
+    return tuple(
+        schema.entry(t.pod, {t.pod_key: Exact(mapped(ip))}, f"{t.prefix}_{action}", params, origin=origin)
+        for ip in addresses
+    )
 
 
 def _port_entries(
@@ -682,21 +704,9 @@ def declare_policy(b: Build) -> None:
         if len(rs.rules) > RULE_BITS:
             return ()
         tables = _TABLES[iso.direction]
-        any_peer = sum(1 << i for i, x in enumerate(rs.rules) if x.peers is None)
-        any_port = sum(1 << i for i, x in enumerate(rs.rules) if x.ports is None)
         origin = (str(iso.pod), *(str(k) for k in iso.policies))
         sid = r(set_ids[iso.direction], rs.identity)
-        params = {"set_id": sid, "any_peer_rules": any_peer, "any_port_rules": any_port}
-        return tuple(
-            schema.entry(
-                tables.pod,
-                {tables.pod_key: Exact(mapped(ip))},
-                f"{tables.prefix}_isolate",
-                params,
-                origin=origin,
-            )
-            for ip in iso.addresses
-        )
+        return pod_stage_entries(schema, tables, "isolate", sid, rs.rules, iso.addresses, origin)
 
     b.add(Rule(e, "policy_pod", pod_entries, over=isolations, out="entities"))
 

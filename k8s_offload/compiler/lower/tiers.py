@@ -17,7 +17,6 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from k8s_offload.compiler.bundle.model import Exact, TableEntry, Ternary
-from k8s_offload.compiler.bundle.values import mapped
 from k8s_offload.compiler.frontend.model import ObjectKey
 from k8s_offload.compiler.frontend.policy import PolicyType
 from k8s_offload.compiler.frontend.tiers import Tier, TierAction
@@ -31,6 +30,7 @@ from k8s_offload.compiler.lower.policy import (
     PeerLpm,
     _port_entries,
     _Tables,
+    pod_stage_entries,
 )
 
 if TYPE_CHECKING:
@@ -163,21 +163,11 @@ def declare_tiers(b: Build) -> None:
         ts = pt.tier_set
         if len(ts.entries) > RULE_BITS:
             return ()
-        tables = TIER_TABLES[pt.direction]
-        any_peer = sum(1 << i for i, x in enumerate(ts.entries) if x.rule.peers is None)
-        any_port = sum(1 << i for i, x in enumerate(ts.entries) if x.rule.ports is None)
         origin = (str(pt.pod), *sorted({str(x.policy) for x in ts.entries}))
         sid = r(set_ids[pt.direction], ts.identity)
-        params = {"set_id": sid, "any_peer_rules": any_peer, "any_port_rules": any_port}
-        return tuple(
-            schema.entry(
-                tables.pod,
-                {tables.pod_key: Exact(mapped(ip))},
-                f"{tables.prefix}_subject",
-                params,
-                origin=origin,
-            )
-            for ip in pt.addresses
+        rules = [x.rule for x in ts.entries]
+        return pod_stage_entries(
+            schema, TIER_TABLES[pt.direction], "subject", sid, rules, pt.addresses, origin
         )
 
     b.add(Rule(e, "tier_pod", pod_entries, over=pods, out="entities"))
