@@ -78,7 +78,7 @@ from k8s_offload.compiler.ir.model import (
 from k8s_offload.compiler.ir.rules import interval_blocks, merge_intervals
 from k8s_offload.compiler.lower.services import cluster_backends, is_local, local_backends
 from k8s_offload.compiler.passes.cidr import subtract
-from k8s_offload.compiler.passes.resolve_policy import _named_in, _View
+from k8s_offload.compiler.passes.resolve_policy import ResolutionView, named_port_number
 from k8s_offload.compiler.passes.selectors import matches
 
 POLICY_MAP_MAX = 16_384
@@ -167,11 +167,11 @@ def _rule_views(
 
 def policy_views(ir: ClusterIR) -> list[PolicyView]:
     """The policies of `ir` that select a local pod, with every peer's pods chosen by our own
-    resolver (`resolve_policy._View.peer_pods`, the one definition of peer selection), read once
+    resolver (`resolve_policy.ResolutionView.peer_pods`, the one definition of peer selection), read once
     from a compilation of `ir` run up to policy resolution."""
     c = Compilation(None, None, track=False, ir=ir, until="resolve_policy")  # type: ignore[arg-type]
     c.run()
-    resolver = _View(Reads(c.engine, None), c.b.t)
+    resolver = ResolutionView(Reads(c.engine, None), c.b.t)
     try:
         return _policy_views(ir, resolver.peer_pods)
     finally:
@@ -217,7 +217,7 @@ def port_blocks(port: PolicyPort) -> list[tuple[int, int]]:
 def resolve_port(port: PolicyPort, pod: PodEndpoint) -> PolicyPort:
     """A named port as `pod` numbers it; the port unchanged when numeric or unknown to the pod."""
     if isinstance(port.port, str):
-        number = _named_in(pod.container_ports, port.port, port.protocol)
+        number = named_port_number(pod.container_ports, port.port, port.protocol)
         if number is not None:
             return PolicyPort(port.protocol, number, None)
     return port
@@ -541,7 +541,9 @@ def _cilium_port_keys(
         if isinstance(port.port, str):
             if direction is PolicyType.Ingress:
                 numbers: Iterable[int] = (
-                    [n] if (n := _named_in(endpoint.container_ports, port.port, port.protocol)) else []
+                    [n]
+                    if (n := named_port_number(endpoint.container_ports, port.port, port.protocol))
+                    else []
                 )
             else:
                 numbers = sorted(named.get((port.port, port.protocol), ()))
@@ -767,7 +769,9 @@ def _calico_rule_cost(ports: list[PolicyPort] | None, peer: PeerView | None) -> 
 def _named_members(pods: Iterable[PodEndpoint], port: PolicyPort) -> int:
     """Members of a named-port IP set: (address, number) of each pod that names the port."""
     assert isinstance(port.port, str)
-    return sum(len(p.ips) for p in pods if _named_in(p.container_ports, port.port, port.protocol) is not None)
+    return sum(
+        len(p.ips) for p in pods if named_port_number(p.container_ports, port.port, port.protocol) is not None
+    )
 
 
 def calico_policy(

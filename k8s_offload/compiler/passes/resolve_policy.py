@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-class _View:
+class ResolutionView:
     """What resolution reads of the cluster, through a unit's reads: namespaces' labels, pods by
     namespace and by label (pods with addresses only), and the named-port address sets."""
 
@@ -99,7 +99,7 @@ class _View:
         return self.r(self.named, (name, protocol))  # type: ignore[no-any-return]
 
 
-def _intersect(a: Intervals, b: Intervals) -> Intervals:
+def intersect_intervals(a: Intervals, b: Intervals) -> Intervals:
     """The common part of two canonical interval sequences (sorted, disjoint, non-adjacent), in
     canonical form: each interval of the shorter one is looked up in the other by bisection."""
     if len(a) > len(b):
@@ -119,7 +119,7 @@ def _intersect(a: Intervals, b: Intervals) -> Intervals:
 _IPS = attrgetter("ips")
 
 
-def _peer_set(view: _View, policy_ns: str, peers: Sequence[PolicyPeer]) -> AddressSet | None:
+def _peer_set(view: ResolutionView, policy_ns: str, peers: Sequence[PolicyPeer]) -> AddressSet | None:
     """The addresses one rule's peers allow (None: any); ipBlocks minus their excepts, and the
     selected pods' addresses."""
     if not peers:
@@ -152,7 +152,7 @@ resolved rules depend on the local pod only through its ports, and only for ingr
 
 
 def _rule_rules(
-    view: _View,
+    view: ResolutionView,
     rule: PolicyRule,
     direction: PolicyType,
     local_ports: tuple[ContainerPort, ...],
@@ -169,14 +169,16 @@ def _rule_rules(
         if not isinstance(p.port, str):
             continue
         if direction is PolicyType.Ingress:
-            number = _named_in(local_ports, p.port, p.protocol)
+            number = named_port_number(local_ports, p.port, p.protocol)
             if number is not None:
                 numeric.append(PortRange(p.protocol, number, number))
             continue
         # Egress: the destination pod names the port; only pod addresses inside the peer set count.
         for number, named in view.named_sets(p.port, p.protocol):
             if peers is not None:
-                named = AddressSet(v4=_intersect(named.v4, peers.v4), v6=_intersect(named.v6, peers.v6))
+                named = AddressSet(
+                    v4=intersect_intervals(named.v4, peers.v4), v6=intersect_intervals(named.v6, peers.v6)
+                )
                 if not named:
                     continue
             out.append(Rule(named, (PortRange(p.protocol, number, number),)))
@@ -227,7 +229,7 @@ def declare_resolution(b: Build) -> None:
     b.add(Table(e, "named_port_sets", named_sets))
 
     def peer_set(r: Reads, key: PeerKey) -> AddressSet | None:
-        found = _peer_set(_View(r, t), *key)
+        found = _peer_set(ResolutionView(r, t), *key)
         return found if found is None else interned.setdefault(found, found)
 
     peer_sets = b.add(Table(e, "peer_set", peer_set))
@@ -239,7 +241,7 @@ def declare_resolution(b: Build) -> None:
         if i >= len(api):  # the policy changed under a reader about to drop this unit
             return ()
         peers = r(peer_sets, (pol_key.namespace, api[i].peers))
-        found = _rule_rules(_View(r, t), api[i], direction, local_ports, peers)
+        found = _rule_rules(ResolutionView(r, t), api[i], direction, local_ports, peers)
         return tuple(
             x if x.peers is None else Rule(interned.setdefault(x.peers, x.peers), x.ports) for x in found
         )
@@ -318,7 +320,9 @@ def _port_names(
     return [(np, (number, pod.ips)) for np, number in seen.items()]
 
 
-def _named_in(ports: tuple[ContainerPort, ...], name: str, protocol: Protocol) -> int | None:
+def named_port_number(ports: tuple[ContainerPort, ...], name: str, protocol: Protocol) -> int | None:
+    """The number a pod's container ports give `name` for `protocol` (None: not named there);
+    shared with bench/peers.py, which models the peers' named-port sets from the same rule."""
     for cp in ports:
         if cp.name == name and cp.protocol is protocol:
             return cp.port

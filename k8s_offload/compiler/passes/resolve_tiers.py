@@ -43,7 +43,7 @@ from k8s_offload.compiler.ir.tiers import PodTiers, TierEntry, TierSet
 from k8s_offload.compiler.passes.cidr import address_set
 from k8s_offload.compiler.passes.drop_shadowed import drop_shadowed
 from k8s_offload.compiler.passes.merge_rules import canonical_ports
-from k8s_offload.compiler.passes.resolve_policy import _intersect, _View
+from k8s_offload.compiler.passes.resolve_policy import ResolutionView, intersect_intervals
 from k8s_offload.compiler.passes.selectors import matches
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class TierView:
     __slots__ = ("nodes", "pods", "view")
 
     def __init__(self, r: Reads, t: Any) -> None:
-        self.view = _View(r, t)
+        self.view = ResolutionView(r, t)
         self.pods = t["host_network_pods"]
         self.nodes = t["tier_nodes"]
 
@@ -149,7 +149,9 @@ def resolve_rule(
             continue
         for protocol in _PROTOCOLS:
             for number, named in tv.view.named_sets(p.name, protocol):
-                inside = AddressSet(v4=_intersect(named.v4, peers.v4), v6=_intersect(named.v6, peers.v6))
+                inside = AddressSet(
+                    v4=intersect_intervals(named.v4, peers.v4), v6=intersect_intervals(named.v6, peers.v6)
+                )
                 if inside:
                     out.append(Rule(inside, (PortRange(protocol, number, number),)))
     if numeric:
@@ -162,7 +164,7 @@ def _overlap(a: Rule, b: Rule) -> bool:
     if (
         a.peers is not None
         and b.peers is not None
-        and not (_intersect(a.peers.v4, b.peers.v4) or _intersect(a.peers.v6, b.peers.v6))
+        and not (intersect_intervals(a.peers.v4, b.peers.v4) or intersect_intervals(a.peers.v6, b.peers.v6))
     ):
         return False
     if a.ports is None or b.ports is None:
