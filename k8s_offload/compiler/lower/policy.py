@@ -14,8 +14,9 @@ import hashlib
 import ipaddress
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,36 @@ def _classes(addr_sets: list[AddressSet]) -> dict[Prefix, frozenset[int]]:
         out[nkey] = member
         stack.append((version, value + (1 << ((32 if version == 4 else 128) - plen)) - 1, member))
     return out
+
+
+def peer_rule_entries(
+    schema: Schema,
+    t: _Tables,
+    class_field: str,
+    set_id: int,
+    rules: Sequence[PolicyRule],
+    classes_of: Callable[[AddressSet], Iterable[int]],
+    origin: tuple[str, ...],
+) -> list[TableEntry]:
+    """A set's `*_peer_rules` entries: for each peer class, the mask of the rules whose peers
+    contain it (rule i is bit i). `classes_of` gives a peer set's class ids (an engine read, so
+    the entries follow regroups). The NetworkPolicy and the tier stages share it."""
+    masks: dict[int, int] = defaultdict(int)
+    for bit, rule in enumerate(rules):
+        if rule.peers is not None:
+            for cid in classes_of(rule.peers):
+                masks[cid] |= 1 << bit
+    p = t.prefix
+    return [
+        schema.entry(
+            f"{p}_peer_rules",
+            {f"{p}_set": Exact(set_id), class_field: Exact(cid)},
+            f"{p}_set_peer_rules",
+            {"rules": mask},
+            origin=origin,
+        )
+        for cid, mask in sorted(masks.items())
+    ]
 
 
 def pod_stage_entries(
@@ -668,22 +699,10 @@ def declare_policy(b: Build) -> None:
         ) -> tuple[TableEntry, ...]:
             """(set, class) -> the rules whose peers contain the class."""
             rs, origin = r(rule_sets, ident)
-            sid = r(ids, ident)
-            masks: dict[int, int] = defaultdict(int)
-            for bit, rule in enumerate(rs.rules):
-                if rule.peers is not None:
-                    for cid in r(classes, rule.peers):
-                        masks[cid] |= 1 << bit
-            p = tables.prefix
+            classes_of = partial(r, classes)
+            field = f"{tables.prefix}_peer_class"
             return tuple(
-                schema.entry(
-                    f"{p}_peer_rules",
-                    {f"{p}_set": Exact(sid), f"{p}_peer_class": Exact(cid)},
-                    f"{p}_set_peer_rules",
-                    {"rules": mask},
-                    origin=origin,
-                )
-                for cid, mask in sorted(masks.items())
+                peer_rule_entries(schema, tables, field, r(ids, ident), rs.rules, classes_of, origin)
             )
 
         b.add(Rule(e, f"{p}_peer_rules", peer_rules, over=rule_sets, out="entities"))

@@ -13,7 +13,7 @@ their product.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from k8s_offload.compiler.bundle.model import Exact, TableEntry, Ternary
@@ -30,6 +30,7 @@ from k8s_offload.compiler.lower.policy import (
     PeerLpm,
     _port_entries,
     _Tables,
+    peer_rule_entries,
     pod_stage_entries,
 )
 
@@ -126,22 +127,10 @@ def declare_tiers(b: Build) -> None:
             if len(ts.entries) > RULE_BITS:
                 return ()
             sid = r(ids, ident)
-            masks: dict[int, int] = defaultdict(int)
-            for bit, x in enumerate(ts.entries):
-                if x.rule.peers is not None:
-                    for cid in r(classes, x.rule.peers):
-                        masks[cid] |= 1 << bit
-            p = tables.prefix
-            peer_entries = [
-                schema.entry(
-                    f"{p}_peer_rules",
-                    {f"{p}_set": Exact(sid), f"{_SHORT[d]}_peer_class": Exact(cid)},
-                    f"{p}_set_peer_rules",
-                    {"rules": mask},
-                    origin=origin,
-                )
-                for cid, mask in sorted(masks.items())
-            ]
+            rules = [x.rule for x in ts.entries]
+            classes_of = partial(r, classes)
+            field = f"{_SHORT[d]}_peer_class"
+            peer_entries = peer_rule_entries(schema, tables, field, sid, rules, classes_of, origin)
             return (*peer_entries, *decide_entries(schema, d, sid, ts))
 
         b.add(Rule(e, f"{p}_set_entries", set_entries, over=tier_sets, out="entities"))
