@@ -40,3 +40,18 @@ def tool(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} missing from the P4 reference toolchain")
     return path
+
+
+def tool_env() -> dict[str, str]:
+    """The environment the toolchain's `env.sh` sets, derived from the prefix: swx-run and
+    swx-check compile the C they generate from a spec with `pkg-config --cflags libdpdk` and
+    $SWX_CFLAGS (the pipeline's internal headers). CI exports only K8S_OFFLOAD_P4REF, so the
+    tests that run them pass this instead of relying on a sourced env.sh."""
+    root = require()
+    env = dict(os.environ)
+    env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    pkg = env.get("PKG_CONFIG_PATH")
+    env["PKG_CONFIG_PATH"] = str(root / "lib" / "pkgconfig") + (f"{os.pathsep}{pkg}" if pkg else "")
+    env["SWX_CFLAGS"] = f"-I{root / 'share' / 'dpdk-rte' / 'lib' / 'pipeline'}"
+    env["RTE_INSTALL_DIR"] = str(root / "share" / "dpdk-rte")
+    return env

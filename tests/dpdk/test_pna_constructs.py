@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.p4ref import tool
+from tests.p4ref import tool, tool_env
 
 DATA = Path(__file__).resolve().parent / "data"
 EAL = ["--no-huge", "-m", "512", "--no-pci", "--no-shconf", "-l", "0"]
@@ -42,7 +42,7 @@ def test_a_learner_entry_added_in_a_second_pass_is_hit_by_the_next_packet(tmp_pa
     ran = subprocess.run(
         [str(tool("swx-run")), *EAL, "--file-prefix", f"swxlearn{tmp_path.name[-8:]}", "--",
          "-d", str(tmp_path / "work"), str(spec), str(script)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True, text=True, timeout=300, check=False, env=tool_env(),
     )  # fmt: skip
     out = [line.split() for line in ran.stdout.splitlines() if line.startswith("OUT ")]
     assert [(port, data) for _, port, _, data in out] == [

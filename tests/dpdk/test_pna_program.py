@@ -24,7 +24,7 @@ from k8s_offload.compiler.passes.pipeline import PassConfig
 from k8s_offload.p4rt.proto import p4info as p4i
 from tests.dpdk.swx_entries import swx_script
 from tests.dpdk.swx_spec import OPERAND_WINDOW_BYTES, operand_window
-from tests.p4ref import tool
+from tests.p4ref import tool, tool_env
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAM = REPO / "p4src" / "k8s_dp_pna.p4"
@@ -81,7 +81,7 @@ def test_the_dpdk_swx_pipeline_builds_the_spec(dpdk_build: DpdkBuild) -> None:
     done = subprocess.run(
         [str(tool("swx-check")), *EAL, "--file-prefix", f"swxchk{id(dpdk_build)}", "--",
          "-d", str(dpdk_build.workdir / "check"), str(dpdk_build.spec)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True, text=True, timeout=300, check=False, env=tool_env(),
     )  # fmt: skip
     results = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert len(results) == 1, done.stdout + done.stderr
@@ -188,7 +188,7 @@ def test_the_shop_bundle_loads_into_the_pna_pipeline(dpdk_build: DpdkBuild) -> N
     ran = subprocess.run(
         [str(tool("swx-run")), *EAL, "--file-prefix", f"swxshop{id(script)}", "--",
          "-d", str(dpdk_build.workdir / "shop"), str(dpdk_build.spec), str(commands)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True, text=True, timeout=300, check=False, env=tool_env(),
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     groups = [line.split()[2] for line in ran.stdout.splitlines() if line.startswith("GROUP ")]
