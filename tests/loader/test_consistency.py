@@ -459,18 +459,24 @@ def test_randomized_regroups_show_no_mix(
     the row joining or leaving `db`. The client's rule set changes while its other peers stay
     allowed, and their class moves whenever the pod that flips is below them or pairs with one
     (classes are named by their lowest network), as in the example below."""
+    policies = [REGROUP_BEFORE[4], *([DB_IN] if ingress else [])]
+    _row_regroup(apps, flips, policies, tmp_path_factory.mktemp("regroup"), reuse, seed)
+
+
+def _row_regroup(
+    apps: list[str], flips: set[int], policies: list[dict[str, Any]], d: Path, reuse: bool, seed: int
+) -> None:
+    """A row of pods at consecutive addresses (`apps` their labels) under `policies`, and the
+    pods at `flips` joining or leaving `db`: `_no_mix` from before to after."""
     rows = [_pod(f"p{i}", f"10.0.0.{2 + i}", app) for i, app in enumerate(apps)]
-    objs = [REGROUP_BEFORE[0], REGROUP_BEFORE[1], *rows, REGROUP_BEFORE[4]]
-    if ingress:
-        objs.append(DB_IN)
     flipped = [
         {**o, "metadata": {**o["metadata"], "labels": {"app": APPS[o["metadata"]["labels"]["app"] == "db"]}}}
         if i in flips
         else o
         for i, o in enumerate(rows)
     ]
-    after = [REGROUP_BEFORE[0], REGROUP_BEFORE[1], *flipped, *objs[2 + len(rows) :]]
-    _no_mix(objs, after, tmp_path_factory.mktemp("regroup"), reuse, seed)
+    head = [REGROUP_BEFORE[0], REGROUP_BEFORE[1]]
+    _no_mix([*head, *rows, *policies], [*head, *flipped, *policies], d, reuse, seed)
 
 
 def test_a_regroup_needs_the_transition(tmp_path: Path) -> None:
@@ -562,18 +568,8 @@ def test_randomized_tier_regroups_show_no_mix(
     transition handles as the NetworkPolicy ones (transition.STAGES): the client's admin tier
     allows the `db` pods and denies the rest, and (if `ingress`) the `db` pods' baseline tier
     admits only the client; one or two pods of the row join or leave `db`."""
-    rows = [_pod(f"p{i}", f"10.0.0.{2 + i}", app) for i, app in enumerate(apps)]
-    objs = [REGROUP_BEFORE[0], REGROUP_BEFORE[1], *rows, TIER_GUARD]
-    if ingress:
-        objs.append(TIER_DB_IN)
-    flipped = [
-        {**o, "metadata": {**o["metadata"], "labels": {"app": APPS[o["metadata"]["labels"]["app"] == "db"]}}}
-        if i in flips
-        else o
-        for i, o in enumerate(rows)
-    ]
-    after = [REGROUP_BEFORE[0], REGROUP_BEFORE[1], *flipped, *objs[2 + len(rows) :]]
-    _no_mix(objs, after, tmp_path_factory.mktemp("tier-regroup"), reuse, seed)
+    policies = [TIER_GUARD, *([TIER_DB_IN] if ingress else [])]
+    _row_regroup(apps, flips, policies, tmp_path_factory.mktemp("tier-regroup"), reuse, seed)
 
 
 def _deny_all(name: str, app: str, direction: str) -> dict[str, Any]:
